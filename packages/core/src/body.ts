@@ -1,0 +1,202 @@
+/**
+ * `ObjectBody`: the bytes of one object or archive member, as a Node `Readable` with `bytes()`
+ * and `text()` added (as the AWS SDK's own bodies have `transformToByteArray`). Consume it, or
+ * `destroy()` it to let go of the connection. Errors while reading are typed (`S3RequestError`
+ * for an object, `ShardReadError` for an archive member) and are only raised to a reader: a body
+ * nobody reads never crashes the process with an unhandled `'error'` event.
+ *
+ * @example
+ * ```ts
+ * const body = await store.getObject('training/123/samples/file.wav')
+ * console.log(body.key, body.size)          // what it is
+ * const bytes = await body.bytes()          // or: for await (const chunk of body) …, or body.pipe(…)
+ * ```
+ */
+import { Readable } from 'node:stream'
+import { S3ExchangeError } from './errors.js'
+
+/** What is known about a body before reading it. */
+export interface ObjectInfo {
+  /** The key it was read from (a virtual key `archive#member` for archive members). */
+  key: string
+  /** Its length in bytes, when the server or the archive header said. */
+  size?: number | undefined
+  /** The object's ETag, unquoted (loose objects only). */
+  etag?: string | undefined
+  /** The object's Content-Type (loose objects only). */
+  contentType?: string | undefined
+  /** For archive members: the archive's key. */
+  archiveKey?: string | undefined
+  /** For archive members: the member's path inside the archive. */
+  memberPath?: string | undefined
+}
+
+/** The minimal stream surface a body can wrap: Node and streamx readables both have it. */
+export interface ByteSource {
+  on(event: 'data', listener: (chunk: Uint8Array) => void): unknown
+  on(event: 'end', listener: () => void): unknown
+  on(event: 'error', listener: (error: Error) => void): unknown
+  removeListener(event: string, listener: (...args: never[]) => void): unknown
+  pause(): unknown
+  resume(): unknown
+}
+
+/** How a body talks to what it wraps. */
+export interface BodySourceOptions {
+  /** Turns an error of the source into the typed error a reader should see. */
+  wrapError: (error: Error) => Error
+  /**
+   * Called once, when the body has ended or been destroyed: `complete` tells whether every byte
+   * was read. Used to close a connection early, or to skip the rest of an archive member.
+   */
+  release: (complete: boolean) => void
+}
+
+/** A Node `Readable` of one object's bytes, with `bytes()` and `text()`. See the module comment. */
+export class ObjectBody extends Readable implements ObjectInfo {
+  readonly key: string
+  readonly size: number | undefined
+  readonly etag: string | undefined
+  readonly contentType: string | undefined
+  readonly archiveKey: string | undefined
+  readonly memberPath: string | undefined
+
+  #source: ByteSource | undefined
+  #options: BodySourceOptions | undefined
+  #whole: Uint8Array | undefined
+  #pendingError: Error | undefined
+  #waiting = false
+  #ended = false
+  #released = false
+  #abandoned: string | undefined
+
+  private constructor(info: ObjectInfo) {
+    super({ highWaterMark: 64 * 1024 })
+    this.key = info.key
+    this.size = info.size
+    this.etag = info.etag
+    this.contentType = info.contentType
+    this.archiveKey = info.archiveKey
+    this.memberPath = info.memberPath
+  }
+
+  /** A body over bytes already in memory. */
+  static fromBytes(info: ObjectInfo, bytes: Uint8Array): ObjectBody {
+    const body = new ObjectBody({ ...info, size: info.size ?? bytes.byteLength })
+    body.#whole = bytes
+    return body
+  }
+
+  /** A body that streams from `source`, which must be paused or not yet flowing. */
+  static fromSource(info: ObjectInfo, source: ByteSource, options: BodySourceOptions): ObjectBody {
+    const body = new ObjectBody(info)
+    body.#source = source
+    body.#options = options
+    source.on('data', body.#onData)
+    source.on('end', body.#onEnd)
+    source.on('error', body.#onError)
+    source.pause()
+    return body
+  }
+
+  /** True when the whole body is already in memory (prefetched), so reading it costs no I/O. */
+  get buffered(): boolean {
+    return this.#whole !== undefined
+  }
+
+  /** Reads the whole body. */
+  async bytes(): Promise<Uint8Array> {
+    if (this.#abandoned) throw new S3ExchangeError(this.#abandoned)
+    const whole = this.#whole
+    if (whole !== undefined && !this.readableDidRead) {
+      this.#whole = undefined
+      this.#ended = true
+      this.destroy()
+      return whole
+    }
+    const chunks: Uint8Array[] = []
+    for await (const chunk of this) chunks.push(chunk as Uint8Array)
+    return chunks.length === 1 ? (chunks[0] as Uint8Array) : Buffer.concat(chunks)
+  }
+
+  /** Reads the whole body and decodes it as UTF-8. */
+  async text(): Promise<string> {
+    return new TextDecoder().decode(await this.bytes())
+  }
+
+  /**
+   * Ends this body without reading it, because the iteration that produced it moved on: later
+   * reads fail with an error that says so. Does nothing to a body that was read to the end.
+   */
+  abandon(reason: string): void {
+    if (this.#ended || this.destroyed) return
+    this.#abandoned = reason
+    this.destroy()
+  }
+
+  override _read(): void {
+    if (this.#whole !== undefined) {
+      const whole = this.#whole
+      this.#whole = undefined
+      if (whole.byteLength > 0) this.push(whole)
+      this.#ended = true
+      this.push(null)
+      return
+    }
+    if (this.#source === undefined) {
+      this.#ended = true
+      this.push(null)
+      return
+    }
+    if (this.#pendingError) {
+      this.destroy(this.#pendingError)
+      return
+    }
+    this.#waiting = true
+    this.#source.resume()
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    this.#release()
+    if (this.#abandoned && !error) {
+      callback(null)
+      return
+    }
+    callback(error)
+  }
+
+  #onData = (chunk: Uint8Array): void => {
+    this.#waiting = false
+    if (!this.push(chunk)) this.#source?.pause()
+  }
+
+  #onEnd = (): void => {
+    this.#ended = true
+    this.push(null)
+    this.#release()
+  }
+
+  #onError = (error: Error): void => {
+    const typed = this.#options ? this.#options.wrapError(error) : error
+    // Raise it now only if someone is reading; otherwise hold it for the next read, so that an
+    // unread body cannot crash the process with an unhandled 'error' event.
+    if (this.#waiting || this.readableFlowing === true) this.destroy(typed)
+    else this.#pendingError = typed
+  }
+
+  #release(): void {
+    if (this.#released) return
+    this.#released = true
+    const source = this.#source
+    if (source) {
+      source.removeListener('data', this.#onData)
+      source.removeListener('end', this.#onEnd)
+      // Keep swallowing errors of a source we no longer read from.
+      source.removeListener('error', this.#onError)
+      source.on('error', ignore)
+    }
+    this.#options?.release(this.#ended)
+  }
+}
+
+function ignore(): void {}

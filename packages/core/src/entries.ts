@@ -1,0 +1,189 @@
+/**
+ * The wire format: manifest entries, one compact JSON object per line, as Python s3exchange 0.1.x
+ * writes them. Field names are snake_case; unknown fields are kept; `serializeEntry` gives the
+ * same bytes as Python's `json.dumps(entry, separators=(",", ":"))` for entries made of strings,
+ * integers, booleans and nulls (non-ASCII escaped as `\uXXXX`).
+ *
+ * @example
+ * ```ts
+ * import { parseEntry, serializeEntry } from '@s3exchange/core'
+ *
+ * const entry = parseEntry('{"kind":"file","key":"a/ü.wav","id":"ü"}', { key: 'm.jsonl', lineNumber: 1 })
+ * serializeEntry(entry) // '{"kind":"file","key":"a/\\u00fc.wav","id":"\\u00fc"}'
+ * ```
+ */
+import { InvalidManifestError } from './errors.js'
+
+/** Any JSON value. */
+export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue }
+
+/** Free-form metadata attached to an entry. */
+export type Meta = { [key: string]: JsonValue }
+
+/**
+ * A single object: a loose S3 object, or (with `archive_key` and `member_path`) a member of a
+ * shard archive, whose `key` is then the virtual key `archive_key#member_path`.
+ */
+export interface FileEntry {
+  kind: 'file'
+  /** The S3 key, or the virtual key of an archive member. */
+  key: string
+  id?: string | null
+  meta?: Meta | null
+  content_type?: string | null
+  size_bytes?: number | null
+  etag?: string | null
+  /** For archive members: the archive's key. */
+  archive_key?: string
+  /** For archive members: the member's path inside the archive. */
+  member_path?: string
+  /**
+   * Extension, in the internal manifest of a shard this library wrote: byte offset of the
+   * member's data in the uncompressed tar stream.
+   */
+  offset?: number
+  /** Unknown fields are kept as they were read. */
+  [field: string]: unknown
+}
+
+/** A shard archive: a tar (optionally gzip) holding many members and an internal manifest. */
+export interface ShardEntry {
+  kind: 'shard'
+  archive_key: string
+  /** Always `"tar"`. */
+  format?: string
+  /** `"gzip"`, or `null` for a plain tar. **Absent means gzip**, as Python reads it. */
+  compression?: string | null
+  /** Path of the internal manifest inside the archive; default `__manifest__.jsonl`. */
+  internal_manifest_path?: string
+  /** Number of data members. */
+  count?: number | null
+  /** Size of the archive object in bytes. */
+  size_bytes?: number | null
+  /** Python puts `{ "etag": … }` here. */
+  meta?: Meta | null
+  [field: string]: unknown
+}
+
+/** A reference to another manifest, whose entries are inlined when refs are resolved. */
+export interface ManifestRefEntry {
+  kind: 'manifest_ref'
+  key: string
+  [field: string]: unknown
+}
+
+/** One line of a manifest, discriminated by `kind`. */
+export type ManifestEntry = FileEntry | ShardEntry | ManifestRefEntry
+
+/** The kinds of entry this library knows. */
+export const ENTRY_KINDS = ['file', 'shard', 'manifest_ref'] as const
+
+/** Default path of a shard's internal manifest. */
+export const DEFAULT_INTERNAL_MANIFEST_PATH = '__manifest__.jsonl'
+
+/** Where a line came from, for error messages. */
+export interface LineLocation {
+  /** Manifest key. */
+  key?: string
+  /** 1-based line number. */
+  lineNumber?: number
+}
+
+/**
+ * Parses one manifest line. Throws `InvalidManifestError` naming the location on bad JSON, a
+ * value that is not an object, a missing or unknown `kind`, or a missing `key` / `archive_key`.
+ */
+export function parseEntry(line: string, location: LineLocation = {}): ManifestEntry {
+  let value: unknown
+  try {
+    value = JSON.parse(line)
+  } catch (error) {
+    throw new InvalidManifestError(`invalid JSON: ${(error as Error).message}`, { ...location, cause: error })
+  }
+  return validateEntry(value, location)
+}
+
+/** Checks that a parsed JSON value is a manifest entry; see {@link parseEntry}. */
+export function validateEntry(value: unknown, location: LineLocation = {}): ManifestEntry {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new InvalidManifestError(`expected a JSON object, got ${describe(value)}`, location)
+  }
+  const entry = value as Record<string, unknown>
+  const kind: unknown = entry.kind
+  if (kind === undefined) throw new InvalidManifestError("missing 'kind' field", location)
+  switch (kind) {
+    case 'file':
+    case 'manifest_ref':
+      requireString(entry, 'key', kind as string, location)
+      break
+    case 'shard':
+      requireString(entry, 'archive_key', 'shard', location)
+      optionalType(entry, 'compression', ['string', 'null'], location)
+      optionalType(entry, 'internal_manifest_path', ['string'], location)
+      optionalType(entry, 'format', ['string'], location)
+      break
+    default:
+      throw new InvalidManifestError(`unknown entry kind: ${JSON.stringify(kind)}`, location)
+  }
+  optionalType(entry, 'size_bytes', ['number', 'null'], location)
+  return entry as ManifestEntry
+}
+
+function requireString(entry: Record<string, unknown>, field: string, kind: string, location: LineLocation): void {
+  const value = entry[field]
+  if (value === undefined) throw new InvalidManifestError(`${kind} entry missing '${field}'`, location)
+  if (typeof value !== 'string' || value === '') {
+    throw new InvalidManifestError(`${kind} entry has an invalid '${field}': ${describe(value)}`, location)
+  }
+}
+
+function optionalType(entry: Record<string, unknown>, field: string, types: string[], location: LineLocation): void {
+  const value = entry[field]
+  if (value === undefined) return
+  const type = value === null ? 'null' : typeof value
+  if (!types.includes(type)) {
+    throw new InvalidManifestError(`field '${field}' must be ${types.join(' or ')}, got ${describe(value)}`, location)
+  }
+}
+
+function describe(value: unknown): string {
+  if (value === null) return 'null'
+  if (Array.isArray(value)) return 'an array'
+  const text = JSON.stringify(value)
+  return `${typeof value} ${text && text.length > 40 ? `${text.slice(0, 40)}…` : text}`
+}
+
+// Python's json.dumps(ensure_ascii=True) escapes everything outside printable ASCII; DEL included.
+const NON_ASCII = /[\u007f-\uffff]/g
+
+/**
+ * One compact JSON line (no newline), byte for byte what Python's
+ * `json.dumps(entry, separators=(",", ":"))` writes for the same entry: key order kept,
+ * non-ASCII as lowercase `\uXXXX` (surrogate pairs for characters beyond the BMP). Fields whose
+ * value is `undefined` are left out; write `null` to keep a field. Floats may be written
+ * differently from Python (`1.0` is `1` here); integers beyond 2^53 are not representable.
+ */
+export function serializeEntry(entry: ManifestEntry | Record<string, unknown>): string {
+  const json = JSON.stringify(entry)
+  NON_ASCII.lastIndex = 0
+  return NON_ASCII.test(json) ? json.replace(NON_ASCII, escapeChar) : json
+}
+
+function escapeChar(char: string): string {
+  return `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`
+}
+
+/** The compression of a shard entry: `"gzip"` when the field is absent, `null` for a plain tar. */
+export function shardCompression(entry: ShardEntry): string | null {
+  return entry.compression === undefined ? 'gzip' : entry.compression
+}
+
+/** The internal manifest path of a shard entry, `__manifest__.jsonl` by default. */
+export function internalManifestPath(entry: ShardEntry): string {
+  return entry.internal_manifest_path ?? DEFAULT_INTERNAL_MANIFEST_PATH
+}
+
+/** The key of the S3 object an entry names: `key` for files and refs, `archive_key` for shards. */
+export function objectKeyOf(entry: ManifestEntry): string {
+  return entry.kind === 'shard' ? entry.archive_key : entry.key
+}

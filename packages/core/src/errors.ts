@@ -1,0 +1,149 @@
+/**
+ * The typed errors of s3exchange. Every failure a caller can meet while reading or writing is an
+ * {@link S3ExchangeError} subclass that names the key (and the line or member) it is about, with
+ * the underlying error as `cause`. The one exception is cancellation: when the caller's
+ * `AbortSignal` fires, the signal's own reason (an `AbortError`) comes out unchanged.
+ *
+ * @example
+ * ```ts
+ * import { ObjectNotFoundError, S3ExchangeError } from '@s3exchange/core'
+ *
+ * try {
+ *   await store.getObject('missing.wav')
+ * } catch (error) {
+ *   if (error instanceof ObjectNotFoundError) console.log('no such key:', error.key)
+ *   else if (error instanceof S3ExchangeError) console.log('s3exchange failed:', error.message)
+ *   else throw error
+ * }
+ * ```
+ */
+
+/** Base class of every error this library throws on purpose. */
+export class S3ExchangeError extends Error {
+  override name = 'S3ExchangeError'
+}
+
+/** An object (or a member of a shard archive, by virtual key) does not exist. */
+export class ObjectNotFoundError extends S3ExchangeError {
+  override name = 'ObjectNotFoundError'
+  /** The key that was asked for (a virtual key `archive#member` for archive members). */
+  readonly key: string
+
+  constructor(key: string, options?: { cause?: unknown; detail?: string }) {
+    super(`S3 object not found: ${key}${options?.detail ? ` (${options.detail})` : ''}`, options)
+    this.key = key
+  }
+}
+
+/** A manifest (the root, or one named by a `manifest_ref`) does not exist. */
+export class ManifestNotFoundError extends S3ExchangeError {
+  override name = 'ManifestNotFoundError'
+  /** The manifest key. */
+  readonly key: string
+  /** The manifest whose `manifest_ref` named this one, when it was reached through a ref. */
+  readonly referencedFrom: string | undefined
+
+  constructor(key: string, options?: { cause?: unknown; referencedFrom?: string }) {
+    super(`Manifest not found: ${key}${options?.referencedFrom ? ` (referenced from ${options.referencedFrom})` : ''}`, options)
+    this.key = key
+    this.referencedFrom = options?.referencedFrom
+  }
+}
+
+/** A key template names a placeholder for which no value was given. */
+export class MissingPlaceholderError extends S3ExchangeError {
+  override name = 'MissingPlaceholderError'
+  /** The placeholder's name, without braces. */
+  readonly placeholder: string
+  /** The template that holds it. */
+  readonly template: string
+
+  constructor(placeholder: string, template: string) {
+    super(`Missing placeholder '${placeholder}' in template: ${template}`)
+    this.placeholder = placeholder
+    this.template = template
+  }
+}
+
+/** A manifest line that cannot be read: bad JSON or UTF-8, a missing or unknown field, a line too long. */
+export class InvalidManifestError extends S3ExchangeError {
+  override name = 'InvalidManifestError'
+  /** The manifest key (for a shard's internal manifest: `archive_key#internal_manifest_path`). */
+  readonly key: string | undefined
+  /** 1-based line number, counting blank lines. */
+  readonly lineNumber: number | undefined
+  /** What is wrong with the line, without the location. */
+  readonly reason: string
+
+  constructor(reason: string, options: { key?: string; lineNumber?: number; cause?: unknown } = {}) {
+    const where = [options.key, options.lineNumber === undefined ? undefined : `line ${options.lineNumber}`]
+      .filter((part) => part !== undefined)
+      .join(', ')
+    super(where ? `Invalid manifest (${where}): ${reason}` : `Invalid manifest: ${reason}`, options)
+    this.key = options.key
+    this.lineNumber = options.lineNumber
+    this.reason = reason
+  }
+}
+
+/** A shard archive cannot be read: not a tar, truncated, corrupt, or without its internal manifest. */
+export class ShardReadError extends S3ExchangeError {
+  override name = 'ShardReadError'
+  /** The archive's key. */
+  readonly archiveKey: string
+  /** The member being read when it failed, when there was one. */
+  readonly memberPath: string | undefined
+
+  constructor(message: string, options: { archiveKey: string; memberPath?: string; cause?: unknown }) {
+    const where = options.memberPath === undefined ? options.archiveKey : `${options.archiveKey}#${options.memberPath}`
+    super(`Shard read failed (${where}): ${message}`, options)
+    this.archiveKey = options.archiveKey
+    this.memberPath = options.memberPath
+  }
+}
+
+/**
+ * An S3 request failed for a reason other than a missing key (access denied, a server error
+ * after the client's retries, a connection cut mid-body, ...).
+ */
+export class S3RequestError extends S3ExchangeError {
+  override name = 'S3RequestError'
+  /** The key the request was about (or the prefix, for listings). */
+  readonly key: string
+  /** The S3 operation, e.g. `GetObject`. */
+  readonly operation: string
+  /** HTTP status of the response, when there was one. */
+  readonly statusCode: number | undefined
+
+  constructor(operation: string, key: string, cause: unknown) {
+    const statusCode = httpStatusOf(cause)
+    const detail = cause instanceof Error ? cause.message || cause.name : String(cause)
+    super(`${operation} ${key} failed${statusCode ? ` (HTTP ${statusCode})` : ''}: ${detail}`, { cause })
+    this.key = key
+    this.operation = operation
+    this.statusCode = statusCode
+  }
+}
+
+/** Configuration is missing or inconsistent (e.g. `fromEnv()` without a bucket). */
+export class ConfigurationError extends S3ExchangeError {
+  override name = 'ConfigurationError'
+}
+
+/** The HTTP status code carried by an AWS SDK error, if any. */
+export function httpStatusOf(error: unknown): number | undefined {
+  return (error as { $metadata?: { httpStatusCode?: number } } | undefined)?.$metadata?.httpStatusCode
+}
+
+/** True for the SDK's "no such key" answers (GetObject's `NoSuchKey`, HeadObject's bare 404). */
+export function isNotFound(error: unknown): boolean {
+  const name = (error as { name?: string } | undefined)?.name
+  if (name === 'NoSuchBucket') return false
+  return name === 'NoSuchKey' || name === 'NotFound' || httpStatusOf(error) === 404
+}
+
+/** True when the error is a cancellation by an `AbortSignal`. */
+export function isAbort(error: unknown): boolean {
+  const name = (error as { name?: string } | undefined)?.name
+  return name === 'AbortError' || name === 'TimeoutError'
+}

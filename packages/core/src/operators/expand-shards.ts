@@ -1,0 +1,66 @@
+/**
+ * `expandShards(ctx, opts)`: replaces each `shard` entry with its members; other items pass
+ * through unchanged.
+ *
+ * - `{ bodies: false }` (default): the entries of each shard's internal manifest, in its order,
+ *   as Python's `list_manifest_files` gives them. Only the head of each archive is read.
+ * - `{ bodies: true }`: `{ entry, body }` for every regular member, in archive order, as Python's
+ *   `iter_objects` gives them, streamed out of one GET per archive (gzip through node:zlib);
+ *   memory stays flat whatever the archive size. A body not read by the time the next item is
+ *   asked for is skipped (drained), so read it inside the loop.
+ *
+ * @example
+ * ```ts
+ * import { pipe } from 'it-pipe'
+ * import { expandRefs, expandShards, readManifest } from '@s3exchange/core'
+ *
+ * const items = pipe(readManifest(ctx, 'ds/manifest.jsonl'), expandRefs(ctx), expandShards(ctx, { bodies: true }))
+ * for await (const item of items) {
+ *   if ('body' in item) console.log(item.entry.key, (await item.body.bytes()).byteLength) // a shard member
+ *   else console.log('loose:', item.key)                                              // fetch with fetchBodies
+ * }
+ * ```
+ */
+import type { FileEntry, ManifestEntry } from '../entries.js'
+import type { S3Context } from '../s3.js'
+import { type EntryWithBody, readShardEntries, readShardMembers, type ShardReadOptions } from '../shard-reader.js'
+
+/** Options for {@link expandShards}. */
+export interface ExpandShardsOptions extends ShardReadOptions {
+  /** Yield `{ entry, body }` for each member (one streaming GET per archive) instead of entries only. Default false. */
+  bodies?: boolean
+}
+
+/** An item of a pipeline: an entry, or an entry with its body. */
+export type PipelineItem = ManifestEntry | EntryWithBody
+
+/** True for an item that already carries its body. */
+export function hasBody(item: PipelineItem): item is EntryWithBody {
+  return (item as { kind?: unknown }).kind === undefined && (item as { body?: unknown }).body !== undefined
+}
+
+/** Expands shard entries into their members; see the module comment. */
+export function expandShards(
+  ctx: S3Context,
+  options: ExpandShardsOptions & { bodies: true },
+): <I extends PipelineItem>(
+  items: AsyncIterable<I> | Iterable<I>,
+) => AsyncGenerator<Exclude<I, { kind: 'shard' }> | EntryWithBody<FileEntry>, void, undefined>
+export function expandShards(
+  ctx: S3Context,
+  options?: ExpandShardsOptions & { bodies?: false },
+): <I extends PipelineItem>(
+  items: AsyncIterable<I> | Iterable<I>,
+) => AsyncGenerator<Exclude<I, { kind: 'shard' }> | FileEntry, void, undefined>
+export function expandShards(ctx: S3Context, options: ExpandShardsOptions = {}) {
+  return async function* expandShardsStage(items: AsyncIterable<PipelineItem> | Iterable<PipelineItem>) {
+    for await (const item of items) {
+      if (hasBody(item) || item.kind !== 'shard') {
+        yield item
+        continue
+      }
+      if (options.bodies) yield* readShardMembers(ctx, item, options)
+      else yield* readShardEntries(ctx, item, options)
+    }
+  }
+}

@@ -1,0 +1,102 @@
+/**
+ * The S3 calls the operators make, with errors mapped to the typed ones: a missing key becomes
+ * `ObjectNotFoundError`, any other failure `S3RequestError`, and a cancellation stays the
+ * caller's `AbortError`. Every operator takes an {@link S3Context}.
+ *
+ * @example
+ * ```ts
+ * import { S3Client } from '@aws-sdk/client-s3'
+ * import { getObjectBody } from '@s3exchange/core'
+ *
+ * const ctx = { client: new S3Client({}), bucket: 'my-bucket' }
+ * const body = await getObjectBody(ctx, 'training/123/samples/file.wav')
+ * const bytes = await body.bytes()
+ * ```
+ */
+
+import type { Readable } from 'node:stream'
+import {
+  GetObjectCommand,
+  type GetObjectCommandOutput,
+  HeadObjectCommand,
+  type HeadObjectCommandOutput,
+  type S3Client,
+} from '@aws-sdk/client-s3'
+import { ObjectBody } from './body.js'
+import { isAbort, isNotFound, ObjectNotFoundError, S3RequestError } from './errors.js'
+
+/** What every operator needs: a client, a bucket, and optionally a signal to cancel with. */
+export interface S3Context {
+  /** The caller's S3 client; the library never configures it. */
+  client: S3Client
+  /** The bucket every key is in. */
+  bucket: string
+  /** Cancels every request the operator makes, and the iteration itself. */
+  signal?: AbortSignal | undefined
+}
+
+/** Options for {@link getObjectBody}. */
+export interface GetObjectBodyOptions {
+  /** An HTTP range, e.g. `bytes=0-1023`. */
+  range?: string
+  /** Only read the object if its ETag is still this one. */
+  ifMatch?: string
+}
+
+/** Opens a GET of `key` and returns its body as an {@link ObjectBody}. */
+export async function getObjectBody(ctx: S3Context, key: string, options: GetObjectBodyOptions = {}): Promise<ObjectBody> {
+  let response: GetObjectCommandOutput
+  try {
+    response = await ctx.client.send(
+      new GetObjectCommand({ Bucket: ctx.bucket, Key: key, Range: options.range, IfMatch: options.ifMatch }),
+      { abortSignal: ctx.signal },
+    )
+  } catch (error) {
+    throw mapS3Error('GetObject', key, error, ctx.signal)
+  }
+  const stream = response.Body as Readable | undefined
+  const info = {
+    key,
+    size: response.ContentLength,
+    etag: unquoteEtag(response.ETag),
+    contentType: response.ContentType,
+  }
+  if (stream === undefined) return ObjectBody.fromBytes(info, new Uint8Array(0))
+  return ObjectBody.fromSource(info, stream, {
+    wrapError: (error) => (isAbort(error) && ctx.signal?.aborted ? error : new S3RequestError('GetObject', key, error)),
+    release: (complete) => {
+      if (!complete) stream.destroy()
+    },
+  })
+}
+
+/** HEADs `key`; a missing key throws `ObjectNotFoundError`. */
+export async function headObject(ctx: S3Context, key: string): Promise<HeadObjectCommandOutput> {
+  try {
+    return await ctx.client.send(new HeadObjectCommand({ Bucket: ctx.bucket, Key: key }), { abortSignal: ctx.signal })
+  } catch (error) {
+    throw mapS3Error('HeadObject', key, error, ctx.signal)
+  }
+}
+
+/**
+ * The typed error for a failed S3 call: the abort reason when the caller cancelled,
+ * `ObjectNotFoundError` for a missing key, `S3RequestError` otherwise.
+ */
+export function mapS3Error(operation: string, key: string, error: unknown, signal?: AbortSignal): unknown {
+  if (signal?.aborted) return signal.reason ?? error
+  if (isAbort(error)) return error
+  if (isNotFound(error)) return new ObjectNotFoundError(key, { cause: error })
+  return new S3RequestError(operation, key, error)
+}
+
+/** An ETag without its surrounding quotes. */
+export function unquoteEtag(etag: string | undefined): string | undefined {
+  if (etag === undefined) return undefined
+  return etag.length >= 2 && etag.startsWith('"') && etag.endsWith('"') ? etag.slice(1, -1) : etag
+}
+
+/** Throws the signal's reason when it has fired. */
+export function throwIfAborted(signal: AbortSignal | undefined): void {
+  signal?.throwIfAborted()
+}

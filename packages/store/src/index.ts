@@ -1,0 +1,25 @@
+/**
+ * s3exchange: exchange datasets through S3 with JSONL manifests and tar shard archives,
+ * byte-compatible with Python s3exchange 0.1.x. One import serves: the store, `Manifest`,
+ * `Shard`, the entry types, the typed errors, and the core operators for your own pipelines.
+ */
+
+export * from '@s3exchange/core'
+export { clientConfigFor, type EnvSource, type S3Settings, settingsFromEnv } from './env.js'
+export {
+  type CallOptions,
+  type GetKeysOptions,
+  type IterEntriesOptions,
+  type IterObjectsOptions,
+  type ListFilesOptions,
+  Manifest,
+  type ManifestRef,
+} from './manifest.js'
+export { ScopedStore } from './scoped-store.js'
+export { Shard, type ShardIterOptions } from './shard.js'
+export {
+  type FromEnvOptions,
+  type IterObjectsFromKeysOptions,
+  S3ExchangeStore,
+  type S3ExchangeStoreOptions,
+} from './store.js'

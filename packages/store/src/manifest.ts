@@ -1,0 +1,210 @@
+/**
+ * `Manifest`: a manifest backed by an S3 key, by entries in memory, or by a shard's internal
+ * manifest, with Python s3exchange's read methods. Iteration is lazy: nothing is read until a
+ * method is iterated, and every method streams.
+ *
+ * @example
+ * ```ts
+ * import { S3ExchangeStore } from 's3exchange'
+ *
+ * const store = new S3ExchangeStore({ client, bucket: 'my-bucket' })
+ * const manifest = store.getManifest('training/123/samples/manifest.jsonl')
+ * for await (const entry of manifest.iterEntries({ resolveRefs: false })) console.log(entry.kind)
+ * for await (const { entry, body } of manifest.iterObjects({ concurrency: 16 })) {
+ *   console.log(entry.key, (await body.bytes()).byteLength)
+ * }
+ * ```
+ */
+import {
+  type EntryWithBody,
+  expandRefs,
+  expandShards,
+  type FileEntry,
+  fetchBodies,
+  type ManifestEntry,
+  type PipelineItem,
+  readInternalManifest,
+  readManifest,
+  type S3Context,
+  type ShardEntry,
+  take,
+  virtualKey,
+} from '@s3exchange/core'
+import type { S3ExchangeStore } from './store.js'
+
+/** A manifest argument: a key, a `Manifest`, or entries (an array, or any iterable). */
+export type ManifestRef = string | Manifest | Iterable<ManifestEntry> | AsyncIterable<ManifestEntry>
+
+/** Options every call that talks to S3 takes. */
+export interface CallOptions {
+  /** Cancels the call (and the iteration). */
+  signal?: AbortSignal
+}
+
+/** Options for {@link Manifest.iterEntries}. */
+export interface IterEntriesOptions extends CallOptions {
+  /** Inline `manifest_ref` entries, recursively (each manifest read once). Default true. */
+  resolveRefs?: boolean
+  /** Yield at most this many entries. */
+  limit?: number
+}
+
+/** Options for {@link Manifest.iterObjects}. */
+export interface IterObjectsOptions extends CallOptions {
+  /**
+   * Yield each shard's members (streamed out of one GET per archive). When false, yield the
+   * shard entry with the whole archive as its body. Default true.
+   */
+  expandShards?: boolean
+  /** Yield at most this many objects (a shard member counts as one). */
+  limit?: number
+  /** Loose objects fetched at once, ahead of the consumer; output stays in manifest order. Default 16. */
+  concurrency?: number
+  /** Bytes of fetched-ahead small objects held in memory at once. Default 64 MiB. */
+  maxBufferedBytes?: number
+}
+
+/** Options for {@link Manifest.getKeys}. */
+export interface GetKeysOptions extends CallOptions {
+  /** Yield the virtual keys of shard members instead of the archive key. Default true. */
+  expandShards?: boolean
+  /** Inline refs; when false, a ref yields the referenced manifest's key. Default true. */
+  resolveRefs?: boolean
+  /** Yield at most this many keys. */
+  limit?: number
+}
+
+/** Options for {@link Manifest.listFiles}. */
+export interface ListFilesOptions extends CallOptions {
+  /** Replace shard entries by their internal manifest's entries. Default true. */
+  includeShards?: boolean
+}
+
+type Backing =
+  | { kind: 'key'; key: string }
+  | { kind: 'entries'; entries: Iterable<ManifestEntry> | AsyncIterable<ManifestEntry> }
+  | { kind: 'shard'; shard: ShardEntry }
+
+/** A manifest; see the module comment. */
+export class Manifest {
+  readonly store: S3ExchangeStore
+  readonly #backing: Backing
+
+  private constructor(store: S3ExchangeStore, backing: Backing) {
+    this.store = store
+    this.#backing = backing
+  }
+
+  /** A manifest stored at `key`. */
+  static fromKey(store: S3ExchangeStore, key: string): Manifest {
+    return new Manifest(store, { kind: 'key', key })
+  }
+
+  /**
+   * A manifest made of entries in memory. An array (or any re-iterable) can be iterated many
+   * times; a one-shot iterable only once.
+   */
+  static fromEntries(store: S3ExchangeStore, entries: Iterable<ManifestEntry> | AsyncIterable<ManifestEntry>): Manifest {
+    return new Manifest(store, { kind: 'entries', entries })
+  }
+
+  /** The internal manifest of a shard, read from its archive when iterated. */
+  static fromShard(store: S3ExchangeStore, shard: ShardEntry): Manifest {
+    return new Manifest(store, { kind: 'shard', shard })
+  }
+
+  /** A manifest from a key, a `Manifest`, or entries. */
+  static fromRef(store: S3ExchangeStore, ref: ManifestRef): Manifest {
+    if (ref instanceof Manifest) return ref
+    if (typeof ref === 'string') return Manifest.fromKey(store, ref)
+    return Manifest.fromEntries(store, ref)
+  }
+
+  /** The S3 key, or undefined for a manifest in memory or inside a shard. */
+  get key(): string | undefined {
+    return this.#backing.kind === 'key' ? this.#backing.key : undefined
+  }
+
+  /** The entries as stored, refs not followed. */
+  #raw(ctx: S3Context): AsyncIterable<ManifestEntry> | Iterable<ManifestEntry> {
+    const backing = this.#backing
+    if (backing.kind === 'key') return readManifest(ctx, backing.key)
+    if (backing.kind === 'entries') return backing.entries
+    return (async function* () {
+      yield* await readInternalManifest(ctx, backing.shard)
+    })()
+  }
+
+  #entries(ctx: S3Context, resolveRefs: boolean): AsyncIterable<ManifestEntry> {
+    const raw = this.#raw(ctx)
+    return resolveRefs ? expandRefs(ctx)(raw) : toAsync(raw)
+  }
+
+  /** The entries, refs inlined (depth first, each manifest once) unless `resolveRefs: false`. */
+  iterEntries(options: IterEntriesOptions = {}): AsyncIterable<ManifestEntry> {
+    const ctx = this.store.context(options.signal)
+    return take<ManifestEntry>(options.limit)(this.#entries(ctx, options.resolveRefs ?? true))
+  }
+
+  /**
+   * Every object the manifest names, with its body, in manifest order: loose files fetched
+   * `concurrency` at a time ahead of the consumer, shard members streamed out of one GET per
+   * archive. Read each body inside the loop: a shard member's body is skipped once the loop moves on.
+   */
+  iterObjects(options: IterObjectsOptions = {}): AsyncIterable<EntryWithBody> {
+    const ctx = this.store.context(options.signal)
+    const entries = this.#entries(ctx, true)
+    const fetch = fetchBodies(ctx, { concurrency: options.concurrency, maxBufferedBytes: options.maxBufferedBytes })
+    const items = (options.expandShards ?? true) ? expandShards(ctx, { bodies: true })(entries) : entries
+    return fetch(take<PipelineItem>(options.limit)(items))
+  }
+
+  /**
+   * The keys of the objects the manifest names: a file's key, a shard's members' virtual keys
+   * (or its archive key, with `expandShards: false`), a ref's key when refs are not resolved.
+   */
+  getKeys(options: GetKeysOptions = {}): AsyncIterable<string> {
+    const ctx = this.store.context(options.signal)
+    const entries = this.#entries(ctx, options.resolveRefs ?? true)
+    const expanded = (options.expandShards ?? true) ? expandShards(ctx)(entries) : entries
+    return take<string>(options.limit)(keysOf(expanded))
+  }
+
+  /** File entries, with each shard replaced by its internal manifest's entries (unless `includeShards: false`). */
+  listFiles(options: ListFilesOptions = {}): AsyncIterable<FileEntry | ShardEntry> {
+    const ctx = this.store.context(options.signal)
+    const entries = this.#entries(ctx, true) as AsyncIterable<FileEntry | ShardEntry>
+    return (options.includeShards ?? true) ? expandShards(ctx)(entries) : entries
+  }
+
+  /** File entries (shard members included) whose key, or virtual key, starts with `prefix`. */
+  async *filterByPrefix(prefix: string, options: CallOptions = {}): AsyncGenerator<FileEntry | ShardEntry> {
+    for await (const entry of this.listFiles({ ...options, includeShards: true })) {
+      const key =
+        entry.kind === 'file'
+          ? entry.key || virtualKey(entry.archive_key ?? '', entry.member_path ?? '')
+          : virtualKey(entry.archive_key, '')
+      if (key.startsWith(prefix)) yield entry
+    }
+  }
+
+  /** Iterating a manifest iterates its entries, refs resolved. */
+  [Symbol.asyncIterator](): AsyncIterator<ManifestEntry> {
+    return this.iterEntries()[Symbol.asyncIterator]()
+  }
+
+  toString(): string {
+    const backing = this.#backing
+    if (backing.kind === 'key') return `Manifest(key=${backing.key})`
+    if (backing.kind === 'shard') return `Manifest(shard=${backing.shard.archive_key})`
+    return 'Manifest(entries)'
+  }
+}
+
+async function* keysOf(entries: AsyncIterable<ManifestEntry>): AsyncGenerator<string> {
+  for await (const entry of entries) yield entry.kind === 'shard' ? entry.archive_key : entry.key
+}
+
+async function* toAsync<T>(items: Iterable<T> | AsyncIterable<T>): AsyncGenerator<T> {
+  yield* items
+}

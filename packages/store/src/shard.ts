@@ -1,0 +1,137 @@
+/**
+ * `Shard`: a shard archive in S3 (a tar or tar.gz with an internal manifest), with Python
+ * s3exchange's read methods. Unlike Python, nothing is downloaded whole: members stream out of
+ * one GET, and reading the internal manifest reads only the head of the archive.
+ *
+ * @example
+ * ```ts
+ * import { S3ExchangeStore } from 's3exchange'
+ *
+ * const store = new S3ExchangeStore({ client, bucket: 'my-bucket' })
+ * const shard = store.getShard('training/123/samples/shards/shard-00000.tar.gz')
+ * for await (const entry of shard.getManifest()) console.log(entry.key)
+ * for await (const { entry, body } of shard.iterEntries()) console.log(entry.member_path, (await body.bytes()).byteLength)
+ * const one = await shard.getMember('0001.wav')
+ * ```
+ */
+import {
+  type ArchiveFormat,
+  type EntryWithBody,
+  type FileEntry,
+  inferArchiveFormat,
+  internalManifestPath,
+  type ObjectBody,
+  ObjectNotFoundError,
+  openArchiveMember,
+  readShardMembers,
+  type ScannedMember,
+  type ShardEntry,
+  ShardReadError,
+  scanArchive,
+  shardCompression,
+  take,
+  virtualKey,
+} from '@s3exchange/core'
+import { type CallOptions, Manifest } from './manifest.js'
+import type { S3ExchangeStore } from './store.js'
+
+/** Options for {@link Shard.iterEntries} and {@link Shard.iterObjects}. */
+export interface ShardIterOptions extends CallOptions {
+  /** Yield at most this many members. */
+  limit?: number
+}
+
+/** A shard archive; see the module comment. */
+export class Shard {
+  readonly store: S3ExchangeStore
+  /** The shard's manifest entry. */
+  readonly entry: ShardEntry
+
+  constructor(store: S3ExchangeStore, entry: ShardEntry) {
+    this.store = store
+    this.entry = entry
+  }
+
+  /** A shard for an archive key, its format and compression inferred from the extension. */
+  static fromKey(store: S3ExchangeStore, key: string): Shard {
+    const { format, compression } = inferArchiveFormat(key)
+    return new Shard(store, { kind: 'shard', archive_key: key, format, compression })
+  }
+
+  /** A shard for a manifest entry. */
+  static fromEntry(store: S3ExchangeStore, entry: ShardEntry): Shard {
+    return new Shard(store, entry)
+  }
+
+  /** `(format, compression)` from an archive key's extension, as Python infers it. */
+  static inferArchiveFormat(archiveKey: string): ArchiveFormat {
+    return inferArchiveFormat(archiveKey)
+  }
+
+  get archiveKey(): string {
+    return this.entry.archive_key
+  }
+
+  get format(): string {
+    return this.entry.format ?? 'tar'
+  }
+
+  /** `"gzip"` when the entry does not say (as Python reads it), `null` for a plain tar. */
+  get compression(): string | null {
+    return shardCompression(this.entry)
+  }
+
+  get internalManifestPath(): string {
+    return internalManifestPath(this.entry)
+  }
+
+  /** The internal manifest, read from the head of the archive when iterated. */
+  getManifest(): Manifest {
+    return Manifest.fromShard(this.store, this.entry)
+  }
+
+  /**
+   * The data members (all but the internal manifest), in archive order, with their entries
+   * enriched (`archive_key`, `member_path`, virtual `key`) and their bodies, out of one
+   * streaming GET. Read each body inside the loop.
+   */
+  iterEntries(options: ShardIterOptions = {}): AsyncIterable<EntryWithBody<FileEntry>> {
+    const ctx = this.store.context(options.signal)
+    return take<EntryWithBody<FileEntry>>(options.limit)(readShardMembers(ctx, this.entry))
+  }
+
+  /**
+   * Every regular member, the internal manifest included, with a minimal entry
+   * (`kind`, `key`, `member_path`, `size_bytes`), in archive order.
+   */
+  async *iterObjects(options: ShardIterOptions = {}): AsyncGenerator<EntryWithBody<FileEntry>> {
+    const ctx = this.store.context(options.signal)
+    const members = scanArchive(ctx, this.archiveKey, { internalManifestPath: null })
+    for await (const member of take<ScannedMember>(options.limit)(members)) {
+      const entry: FileEntry = {
+        kind: 'file',
+        key: virtualKey(this.archiveKey, member.name),
+        member_path: member.name,
+        size_bytes: member.size,
+      }
+      yield { entry, body: member.body }
+    }
+  }
+
+  /** One member's body, streamed out of the archive. A missing member is `ObjectNotFoundError`. */
+  async getMember(memberPath: string, options: CallOptions = {}): Promise<ObjectBody> {
+    const body = await openArchiveMember(this.store.context(options.signal), this.archiveKey, memberPath)
+    if (body === undefined) {
+      throw new ShardReadError('the archive does not exist', {
+        archiveKey: this.archiveKey,
+        memberPath,
+        cause: new ObjectNotFoundError(this.archiveKey),
+      })
+    }
+    return body
+  }
+
+  toString(): string {
+    return `Shard(archive_key=${this.archiveKey})`
+  }
+}

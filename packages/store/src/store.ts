@@ -1,0 +1,316 @@
+/**
+ * `S3ExchangeStore`: the Python s3exchange API over the streaming operators of
+ * `@s3exchange/core`. Keys are full bucket keys everywhere; `basePrefix` and `defaultVars` only
+ * shape the keys that `resolveKey` and `scope` build. Entries are snake_case (the wire format);
+ * options and reports are camelCase.
+ *
+ * @example
+ * ```ts
+ * import { S3Client } from '@aws-sdk/client-s3'
+ * import { S3ExchangeStore } from 's3exchange'
+ *
+ * const store = new S3ExchangeStore({ client: new S3Client({}), bucket: 'my-bucket' })
+ * for await (const { entry, body } of store.iterObjects('training/123/samples/manifest.jsonl')) {
+ *   console.log(entry.key, (await body.bytes()).byteLength)
+ * }
+ * ```
+ */
+import { type HeadObjectCommandOutput, paginateListObjectsV2, S3Client, type S3ClientConfig } from '@aws-sdk/client-s3'
+import {
+  ConfigurationError,
+  type EntryWithBody,
+  type FileEntry,
+  fetchBodies,
+  headObject,
+  inferId as inferIdFromKey,
+  isArchiveKey,
+  isManifestKey,
+  type ManifestEntry,
+  mapS3Error,
+  normalizeKey,
+  type ObjectBody,
+  ObjectNotFoundError,
+  openObject,
+  resolveTemplate,
+  type S3Context,
+  type ShardEntry,
+  ShardReadError,
+  scanArchive,
+  splitVirtualKey,
+  type TemplateVars,
+} from '@s3exchange/core'
+import { clientConfigFor, type EnvSource, settingsFromEnv } from './env.js'
+import {
+  type CallOptions,
+  type GetKeysOptions,
+  type IterEntriesOptions,
+  type IterObjectsOptions,
+  type ListFilesOptions,
+  Manifest,
+  type ManifestRef,
+} from './manifest.js'
+import { ScopedStore } from './scoped-store.js'
+import { Shard } from './shard.js'
+
+/** Options for the {@link S3ExchangeStore} constructor. */
+export interface S3ExchangeStoreOptions {
+  /** Your S3 client; the store never reconfigures it. */
+  client: S3Client
+  /** The bucket every key is in. */
+  bucket: string
+  /** Prefix that `resolveKey` and `scope` put before the keys they build. Never added to keys you pass. */
+  basePrefix?: string
+  /** Template variables available to every `resolveKey` and `scope`. */
+  defaultVars?: TemplateVars
+  /** Derives an entry's `id` from its key when none is given. Default: the basename without its last extension. */
+  inferId?: (key: string) => string
+}
+
+/** Options for {@link S3ExchangeStore.fromEnv}. */
+export interface FromEnvOptions extends EnvSource, Omit<Partial<S3ExchangeStoreOptions>, 'client'> {
+  /** Extra configuration for the S3 client that is built (retries, timeouts, checksums, ...). */
+  clientConfig?: S3ClientConfig
+}
+
+/** Options for {@link S3ExchangeStore.iterObjectsFromKeys}. */
+export interface IterObjectsFromKeysOptions extends CallOptions {
+  /** Yield at most this many objects. */
+  limit?: number
+  /** Loose objects fetched at once. Default 16. */
+  concurrency?: number
+  /** A key that names nothing: throw `ObjectNotFoundError` (default) or skip it, as Python does. */
+  onMissing?: 'throw' | 'skip'
+}
+
+/** The store; see the module comment. */
+export class S3ExchangeStore {
+  readonly client: S3Client
+  readonly bucket: string
+  readonly basePrefix: string
+  readonly defaultVars: TemplateVars
+  readonly inferId: (key: string) => string
+
+  constructor(options: S3ExchangeStoreOptions) {
+    if (!options?.client) throw new ConfigurationError('S3ExchangeStore needs a client')
+    if (typeof options.bucket !== 'string' || options.bucket === '') {
+      throw new ConfigurationError('S3ExchangeStore needs a bucket name')
+    }
+    this.client = options.client
+    this.bucket = options.bucket
+    this.basePrefix = options.basePrefix ?? ''
+    this.defaultVars = options.defaultVars ?? {}
+    this.inferId = options.inferId ?? inferIdFromKey
+  }
+
+  /**
+   * A store configured from the environment: `S3_*` variables (Python s3exchange's names),
+   * `AWS_*` ones, and a `.env` file when present (see `settingsFromEnv`). The bucket comes from
+   * `options.bucket` or `S3_BUCKET`.
+   */
+  static fromEnv(options: FromEnvOptions = {}): S3ExchangeStore {
+    const settings = settingsFromEnv(options)
+    const bucket = options.bucket ?? settings.bucket
+    if (!bucket) throw new ConfigurationError('no bucket: set S3_BUCKET or pass { bucket }')
+    const client = new S3Client({ ...clientConfigFor(settings), ...options.clientConfig })
+    return new S3ExchangeStore({ ...options, client, bucket })
+  }
+
+  /** The context the core operators take, for composing your own pipelines. */
+  context(signal?: AbortSignal): S3Context {
+    return { client: this.client, bucket: this.bucket, signal }
+  }
+
+  // ---------------------------------------------------------------- keys
+
+  /**
+   * Resolves `{placeholder}`s in `template` with `defaultVars` and `vars` (which win), normalizes
+   * it and puts `basePrefix` before it. A placeholder without a value throws `MissingPlaceholderError`.
+   */
+  resolveKey(template: string, vars: TemplateVars = {}): string {
+    const resolved = resolveTemplate(template, { ...this.defaultVars, ...vars })
+    return this.basePrefix ? normalizeKey(`${this.basePrefix}/${resolved}`) : resolved
+  }
+
+  /** Key resolution with some variables pre-filled. */
+  scope(vars: TemplateVars): ScopedStore {
+    return new ScopedStore(this, vars)
+  }
+
+  /** True for a key that looks like a manifest (`.jsonl`). */
+  isManifest(key: string): boolean {
+    return isManifestKey(key)
+  }
+
+  /** True for a key that looks like a shard archive (`.tar`, `.tar.gz`, `.tgz`, ...). */
+  isShard(key: string): boolean {
+    return isArchiveKey(key)
+  }
+
+  // ---------------------------------------------------------------- objects
+
+  /** A manifest by key; for an archive key, the shard's internal manifest. */
+  getManifest(key: string): Manifest {
+    return this.isShard(key) ? this.getShard(key).getManifest() : Manifest.fromKey(this, key)
+  }
+
+  /** A shard by archive key. */
+  getShard(key: string): Shard {
+    return Shard.fromKey(this, key)
+  }
+
+  /**
+   * Opens an object. A virtual key `archive#member` opens one member of an archive; when no
+   * object exists under the part before the `#`, the whole key is read as an ordinary key.
+   * Missing: `ObjectNotFoundError`.
+   */
+  getObject(key: string, options: CallOptions = {}): Promise<ObjectBody> {
+    return openObject(this.context(options.signal), key)
+  }
+
+  /** The object's metadata (a HEAD). Missing: `ObjectNotFoundError`. */
+  getObjectMetadata(key: string, options: CallOptions = {}): Promise<HeadObjectCommandOutput> {
+    return headObject(this.context(options.signal), key)
+  }
+
+  /** Whether an object exists under `key`. */
+  async exists(key: string, options: CallOptions = {}): Promise<boolean> {
+    try {
+      await this.getObjectMetadata(key, options)
+      return true
+    } catch (error) {
+      if (error instanceof ObjectNotFoundError) return false
+      throw error
+    }
+  }
+
+  /** Every key under `prefix`, across all pages of the listing. */
+  async *listKeys(prefix: string, options: CallOptions = {}): AsyncGenerator<string> {
+    const pages = paginateListObjectsV2({ client: this.client }, { Bucket: this.bucket, Prefix: prefix })
+    const iterator = pages[Symbol.asyncIterator]()
+    for (;;) {
+      let page: Awaited<ReturnType<typeof iterator.next>>
+      try {
+        options.signal?.throwIfAborted()
+        page = await iterator.next()
+      } catch (error) {
+        throw mapS3Error('ListObjectsV2', prefix, error, options.signal)
+      }
+      if (page.done) return
+      for (const object of page.value.Contents ?? []) if (object.Key !== undefined) yield object.Key
+    }
+  }
+
+  // ---------------------------------------------------------------- manifests
+
+  /** A manifest's entries, refs inlined (each manifest read once) unless `resolveRefs: false`. */
+  iterManifestEntries(manifest: ManifestRef, options: IterEntriesOptions = {}): AsyncIterable<ManifestEntry> {
+    return Manifest.fromRef(this, manifest).iterEntries(options)
+  }
+
+  /**
+   * Every object a manifest names, `{ entry, body }`, in manifest order: loose files fetched
+   * `concurrency` at a time ahead of you, shard members streamed out of one GET per archive.
+   * Read each body inside the loop.
+   */
+  iterObjects(manifest: ManifestRef, options: IterObjectsOptions = {}): AsyncIterable<EntryWithBody> {
+    return Manifest.fromRef(this, manifest).iterObjects(options)
+  }
+
+  /** Python's alias of `iterObjects`. */
+  getObjects(manifest: ManifestRef, options: IterObjectsOptions = {}): AsyncIterable<EntryWithBody> {
+    return this.iterObjects(manifest, options)
+  }
+
+  /** The keys a manifest names (virtual keys for shard members). */
+  getKeys(manifest: ManifestRef, options: GetKeysOptions = {}): AsyncIterable<string> {
+    return Manifest.fromRef(this, manifest).getKeys(options)
+  }
+
+  /** A manifest's file entries, shards replaced by their internal manifest's entries (unless `includeShards: false`). */
+  listManifestFiles(manifest: ManifestRef, options: ListFilesOptions = {}): AsyncIterable<FileEntry | ShardEntry> {
+    return Manifest.fromRef(this, manifest).listFiles(options)
+  }
+
+  /** A manifest's file entries (shard members included) whose key starts with `prefixFilter`. */
+  listByManifestPrefix(manifest: ManifestRef, prefixFilter: string, options: CallOptions = {}): AsyncIterable<FileEntry | ShardEntry> {
+    return Manifest.fromRef(this, manifest).filterByPrefix(prefixFilter, options)
+  }
+
+  /**
+   * The objects of a list of keys and virtual keys. Loose keys come first, in order, fetched
+   * `concurrency` at a time; then each archive is read once for all the members asked of it,
+   * in archive order. Entries are built as Python builds them. A key that names nothing throws
+   * `ObjectNotFoundError` (after the rest of its archive, for members) unless `onMissing: 'skip'`.
+   */
+  async *iterObjectsFromKeys(
+    keys: Iterable<string> | AsyncIterable<string>,
+    options: IterObjectsFromKeysOptions = {},
+  ): AsyncGenerator<EntryWithBody<FileEntry>> {
+    const ctx = this.context(options.signal)
+    const limit = options.limit ?? Number.POSITIVE_INFINITY
+    const looseKeys: string[] = []
+    const byArchive = new Map<string, Map<string, string>>()
+    for await (const key of keys) {
+      const virtual = splitVirtualKey(key)
+      if (virtual === undefined) looseKeys.push(key)
+      else {
+        const members = byArchive.get(virtual.archiveKey) ?? new Map<string, string>()
+        byArchive.set(virtual.archiveKey, members)
+        members.set(virtual.memberPath, key)
+      }
+    }
+    let count = 0
+    if (limit <= 0) return
+    for await (const item of this.#fetchLoose(ctx, looseKeys, options)) {
+      yield item
+      if (++count >= limit) return
+    }
+    for (const [archiveKey, members] of byArchive) {
+      const found = new Set<string>()
+      try {
+        for await (const member of scanArchive(ctx, archiveKey, { only: new Set(members.keys()), requireManifest: false })) {
+          const key = members.get(member.name) as string
+          found.add(member.name)
+          const entry: FileEntry = member.listed
+            ? { ...member.listed, archive_key: archiveKey, member_path: member.name, key }
+            : { kind: 'file', key, archive_key: archiveKey, member_path: member.name, id: this.inferId(member.name) }
+          yield { entry, body: member.body }
+          if (++count >= limit) return
+        }
+      } catch (error) {
+        const archiveMissing = error instanceof ShardReadError && error.cause instanceof ObjectNotFoundError && found.size === 0
+        if (!archiveMissing) throw error
+        // No such archive: the keys are ordinary keys that contain '#'.
+        for await (const item of this.#fetchLoose(ctx, [...members.values()], options)) {
+          yield item
+          if (++count >= limit) return
+        }
+        continue
+      }
+      if (options.onMissing !== 'skip') {
+        for (const [memberPath, key] of members) {
+          if (!found.has(memberPath)) throw new ObjectNotFoundError(key, { detail: 'the archive has no such member' })
+        }
+      }
+    }
+  }
+
+  async *#fetchLoose(ctx: S3Context, keys: string[], options: IterObjectsFromKeysOptions): AsyncGenerator<EntryWithBody<FileEntry>> {
+    if (keys.length === 0) return
+    const entries = keys.map((key): FileEntry => ({ kind: 'file', key }))
+    const fetch = fetchBodies(ctx, { concurrency: options.concurrency, onMissing: options.onMissing })
+    for await (const { entry, body } of fetch(entries)) {
+      yield {
+        entry: {
+          kind: 'file',
+          key: entry.key,
+          id: this.inferId(entry.key),
+          size_bytes: body.size ?? null,
+          etag: body.etag ?? null,
+          content_type: body.contentType ?? null,
+        },
+        body,
+      }
+    }
+  }
+}

@@ -1,0 +1,13 @@
+export {
+  clientFor,
+  connectS3,
+  ensureBucket,
+  externalS3FromEnv,
+  type LocalS3,
+  randomBucketName,
+  type S3Connection,
+  type StartLocalS3Options,
+  startLocalS3,
+} from './local-s3.js'
+export { type BuildTarOptions, buildTar, internalManifestFor, type TarMemberSpec } from './archives.js'
+export { countRequests, type RequestCounts, uploadDirectory } from './s3-helpers.js'

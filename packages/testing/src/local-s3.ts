@@ -1,0 +1,172 @@
+/**
+ * A real S3 endpoint for tests, demos and benchmarks: fauxqs started in-process on a random
+ * loopback port, or the external server named by `S3_ENDPOINT_URL` when that is set.
+ *
+ * @example
+ * ```ts
+ * import { startLocalS3 } from '@s3exchange/testing'
+ * import { PutObjectCommand } from '@aws-sdk/client-s3'
+ *
+ * const s3 = await startLocalS3()
+ * const bucket = await s3.createBucket()
+ * await s3.client.send(new PutObjectCommand({ Bucket: bucket, Key: 'hello.txt', Body: 'hi' }))
+ * await s3.stop()
+ * ```
+ */
+import { randomBytes } from 'node:crypto'
+import { CreateBucketCommand, S3Client, type S3ClientConfig } from '@aws-sdk/client-s3'
+
+/** Where and how to reach an S3 server. */
+export interface S3Connection {
+  /** Base URL of the server, e.g. `http://127.0.0.1:40123`. */
+  endpoint: string
+  /** Region to sign requests for. */
+  region: string
+  /** Credentials to sign requests with. */
+  credentials: { accessKeyId: string; secretAccessKey: string; sessionToken?: string }
+  /** Address buckets as `endpoint/bucket` rather than `bucket.endpoint`. */
+  forcePathStyle: boolean
+  /**
+   * A bucket that already exists and that tests should share instead of creating their own
+   * (`S3_BUCKET` when an external server is used). Tests that share it must write under
+   * unique prefixes.
+   */
+  sharedBucket?: string
+}
+
+/** A running (or borrowed) S3 server, with a client for it. */
+export interface LocalS3 extends S3Connection {
+  /** An S3 client for this server. Pass `clientConfig` to `startLocalS3` to tune it. */
+  client: S3Client
+  /** True when this is an external server named by `S3_ENDPOINT_URL`, not the embedded one. */
+  external: boolean
+  /**
+   * Creates a bucket and resolves to its name: `name`, or a fresh random one. With an
+   * external server and `S3_BUCKET` set, resolves to that bucket instead of creating one.
+   */
+  createBucket(name?: string): Promise<string>
+  /** Builds another client for the same server, e.g. with different retry or checksum settings. */
+  createClient(config?: S3ClientConfig): S3Client
+  /** Stops the embedded server (a no-op for an external one) and destroys the client. */
+  stop(): Promise<void>
+}
+
+/** Options for {@link startLocalS3}. */
+export interface StartLocalS3Options {
+  /**
+   * Environment to look for `S3_ENDPOINT_URL` (and `S3_AWS_ACCESS_KEY_ID`,
+   * `S3_AWS_SECRET_ACCESS_KEY`, `S3_REGION`, `S3_BUCKET`) in. Default: `process.env`.
+   * Pass `{}` to always start the embedded server.
+   */
+  env?: Record<string, string | undefined>
+  /** Extra configuration for the client that is returned. */
+  clientConfig?: S3ClientConfig
+  /**
+   * Keep the embedded server's objects as plain files in this folder (fauxqs `s3StorageDir`),
+   * handy for looking at what a demo wrote. Default: in memory.
+   */
+  storageDir?: string
+}
+
+/** The connection described by `S3_ENDPOINT_URL` and its companions, or undefined when unset. */
+export function externalS3FromEnv(env: Record<string, string | undefined> = process.env): S3Connection | undefined {
+  const endpoint = env.S3_ENDPOINT_URL
+  if (!endpoint) return undefined
+  return {
+    endpoint,
+    region: env.S3_REGION || 'us-east-1',
+    credentials: {
+      accessKeyId: env.S3_AWS_ACCESS_KEY_ID ?? env.AWS_ACCESS_KEY_ID ?? 'test',
+      secretAccessKey: env.S3_AWS_SECRET_ACCESS_KEY ?? env.AWS_SECRET_ACCESS_KEY ?? 'test',
+    },
+    forcePathStyle: true,
+    sharedBucket: env.S3_BUCKET || undefined,
+  }
+}
+
+/** Builds an S3 client for a connection. */
+export function clientFor(connection: S3Connection, config: S3ClientConfig = {}): S3Client {
+  return new S3Client({
+    endpoint: connection.endpoint,
+    region: connection.region,
+    credentials: connection.credentials,
+    forcePathStyle: connection.forcePathStyle,
+    ...config,
+  })
+}
+
+/** A bucket name that is valid everywhere (lowercase, 3 to 63 characters) and unlikely to collide. */
+export function randomBucketName(prefix = 's3x-test'): string {
+  return `${prefix}-${randomBytes(6).toString('hex')}`
+}
+
+/** Creates `bucket` on the server behind `client`; an existing bucket of ours is fine. */
+export async function ensureBucket(client: S3Client, bucket: string): Promise<void> {
+  try {
+    await client.send(new CreateBucketCommand({ Bucket: bucket }))
+  } catch (error) {
+    const name = (error as { name?: string }).name
+    if (name !== 'BucketAlreadyOwnedByYou' && name !== 'BucketAlreadyExists') throw error
+  }
+}
+
+/** Connects to an S3 server without starting one: the external one, or an embedded one started elsewhere. */
+export function connectS3(connection: S3Connection, clientConfig?: S3ClientConfig): LocalS3 {
+  const client = clientFor(connection, clientConfig)
+  return {
+    ...connection,
+    client,
+    external: connection.sharedBucket !== undefined || !isLoopback(connection.endpoint),
+    async createBucket(name?: string) {
+      if (connection.sharedBucket && name === undefined) {
+        await ensureBucket(client, connection.sharedBucket)
+        return connection.sharedBucket
+      }
+      const bucket = name ?? randomBucketName()
+      await ensureBucket(client, bucket)
+      return bucket
+    },
+    createClient: (config?: S3ClientConfig) => clientFor(connection, { ...clientConfig, ...config }),
+    async stop() {
+      client.destroy()
+    },
+  }
+}
+
+/**
+ * Starts fauxqs in this process on `127.0.0.1` and a free port, or, when `S3_ENDPOINT_URL` is
+ * set, connects to that server instead. Either way the result has a client and can create buckets.
+ */
+export async function startLocalS3(options: StartLocalS3Options = {}): Promise<LocalS3> {
+  const external = externalS3FromEnv(options.env ?? process.env)
+  if (external) return { ...connectS3(external, options.clientConfig), external: true }
+
+  // fauxqs is ESM-only and needs node:sqlite (Node >= 22.5): load it only when it is used.
+  const { startFauxqs } = await import('fauxqs')
+  const server = await startFauxqs({
+    port: 0,
+    host: '127.0.0.1',
+    logger: false,
+    ...(options.storageDir ? { s3StorageDir: options.storageDir } : {}),
+  })
+  const connection: S3Connection = {
+    endpoint: server.address,
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+    forcePathStyle: true,
+  }
+  const s3 = connectS3(connection, options.clientConfig)
+  return {
+    ...s3,
+    external: false,
+    async stop() {
+      s3.client.destroy()
+      await server.stop()
+    },
+  }
+}
+
+function isLoopback(endpoint: string): boolean {
+  const host = new URL(endpoint).hostname
+  return host === '127.0.0.1' || host === 'localhost' || host === '[::1]' || host === '::1'
+}

@@ -1,0 +1,55 @@
+/**
+ * Helpers for vitest test files that run against the S3 server of the shared global setup.
+ *
+ * @example
+ * ```ts
+ * import { useTestS3 } from '@s3exchange/testing/vitest'
+ *
+ * const s3 = useTestS3()            // one bucket per test file, created in beforeAll
+ * it('writes', async () => {
+ *   await s3.client.send(new PutObjectCommand({ Bucket: s3.bucket, Key: s3.key('a.txt'), Body: 'a' }))
+ * })
+ * ```
+ */
+
+import { randomBytes } from 'node:crypto'
+import type { S3Client } from '@aws-sdk/client-s3'
+import { afterAll, beforeAll, inject } from 'vitest'
+import { connectS3, type LocalS3, type S3Connection } from './local-s3.js'
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    s3: S3Connection
+  }
+}
+
+/** What a test file gets from {@link useTestS3}; fields are set once `beforeAll` has run. */
+export interface TestS3 {
+  /** The shared server. */
+  s3: LocalS3
+  /** A client for it. */
+  client: S3Client
+  /** The bucket of this test file. */
+  bucket: string
+  /** A prefix unique to this test file (so files can share a bucket on an external server). */
+  prefix: string
+  /** `prefix/name`. */
+  key(name: string): string
+}
+
+/** Connects to the shared S3 server and creates a bucket for this test file. */
+export function useTestS3(): TestS3 {
+  const state = {} as TestS3
+  beforeAll(async () => {
+    const s3 = connectS3(inject('s3'))
+    state.s3 = s3
+    state.client = s3.client
+    state.bucket = await s3.createBucket()
+    state.prefix = `t-${randomBytes(4).toString('hex')}`
+    state.key = (name: string) => `${state.prefix}/${name}`
+  })
+  afterAll(async () => {
+    await state.s3?.stop()
+  })
+  return state
+}
