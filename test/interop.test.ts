@@ -6,9 +6,9 @@
 import { createHash } from 'node:crypto'
 import { readdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { isBlankLine, parseEntry, S3ExchangeStore, serializeEntry } from 's3exchange'
 import { uploadDirectory } from '@s3exchange/testing'
 import { useTestS3 } from '@s3exchange/testing/vitest'
+import { isBlankLine, parseEntry, S3ExchangeStore, serializeEntry } from 's3exchange'
 import { beforeAll, describe, expect, it } from 'vitest'
 
 const fixture = join(import.meta.dirname, 'fixtures/python-s3exchange-0.1.1')
@@ -85,7 +85,9 @@ describe('the wire format', () => {
     for (const path of manifests) {
       const original = await readFile(join(fixture, 'bucket', path), 'utf8')
       const lines = original.split('\n')
-      const rewritten = lines.map((line, i) => (isBlankLine(line) ? line : serializeEntry(parseEntry(line, { key: path, lineNumber: i + 1 }))))
+      const rewritten = lines.map((line, i) =>
+        isBlankLine(line) ? line : serializeEntry(parseEntry(line, { key: path, lineNumber: i + 1 })),
+      )
       expect(rewritten.join('\n'), path).toBe(original)
     }
   })

@@ -69,6 +69,7 @@ export class ObjectBody extends Readable implements ObjectInfo {
   #ended = false
   #released = false
   #abandoned: string | undefined
+  #collector: { chunks: Uint8Array[]; resolve: (bytes: Uint8Array) => void; reject: (error: Error) => void } | undefined
 
   private constructor(info: ObjectInfo) {
     super({ highWaterMark: 64 * 1024 })
@@ -114,9 +115,17 @@ export class ObjectBody extends Readable implements ObjectInfo {
       this.destroy()
       return whole
     }
+    const source = this.#source
+    if (source && !this.readableDidRead && this.readableLength === 0 && !this.#ended && !this.destroyed && !this.#pendingError) {
+      // Nothing was read through the stream interface: collect straight from the source.
+      return new Promise<Uint8Array>((resolve, reject) => {
+        this.#collector = { chunks: [], resolve, reject }
+        source.resume()
+      })
+    }
     const chunks: Uint8Array[] = []
     for await (const chunk of this) chunks.push(chunk as Uint8Array)
-    return chunks.length === 1 ? (chunks[0] as Uint8Array) : Buffer.concat(chunks)
+    return concatChunks(chunks)
   }
 
   /** Reads the whole body and decodes it as UTF-8. */
@@ -166,18 +175,35 @@ export class ObjectBody extends Readable implements ObjectInfo {
   }
 
   #onData = (chunk: Uint8Array): void => {
+    if (this.#collector) {
+      this.#collector.chunks.push(chunk)
+      return
+    }
     this.#waiting = false
     if (!this.push(chunk)) this.#source?.pause()
   }
 
   #onEnd = (): void => {
     this.#ended = true
+    const collector = this.#collector
+    this.#collector = undefined
     this.push(null)
     this.#release()
+    if (collector) {
+      collector.resolve(concatChunks(collector.chunks))
+      this.destroy()
+    }
   }
 
   #onError = (error: Error): void => {
     const typed = this.#options ? this.#options.wrapError(error) : error
+    const collector = this.#collector
+    if (collector) {
+      this.#collector = undefined
+      collector.reject(typed)
+      this.destroy()
+      return
+    }
     // Raise it now only if someone is reading; otherwise hold it for the next read, so that an
     // unread body cannot crash the process with an unhandled 'error' event.
     if (this.#waiting || this.readableFlowing === true) this.destroy(typed)
@@ -200,3 +226,8 @@ export class ObjectBody extends Readable implements ObjectInfo {
 }
 
 function ignore(): void {}
+
+function concatChunks(chunks: Uint8Array[]): Uint8Array {
+  if (chunks.length === 1) return chunks[0] as Uint8Array
+  return chunks.length === 0 ? new Uint8Array(0) : Buffer.concat(chunks)
+}

@@ -57,7 +57,7 @@ export {
   type FetchBodiesOptions,
   fetchBodies,
 } from './operators/fetch-bodies.js'
-export { MANIFEST_KEY, type ManifestSource, type ReadManifestOptions, readManifest } from './operators/read-manifest.js'
+export { MANIFEST_KEY, type ManifestSource, parseManifest, type ReadManifestOptions, readManifest } from './operators/read-manifest.js'
 export { take } from './operators/take.js'
 export { type GetObjectBodyOptions, getObjectBody, headObject, mapS3Error, type S3Context, unquoteEtag } from './s3.js'
 export {

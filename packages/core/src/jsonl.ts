@@ -14,6 +14,7 @@
  * }
  * ```
  */
+import { isAscii } from 'node:buffer'
 import { InvalidManifestError } from './errors.js'
 
 /** Default longest line, in bytes: 16 MiB. */
@@ -70,7 +71,8 @@ export async function* splitLines(
 function decodeLines(bytes: Buffer, linesBefore: number, key: string | undefined): string[] {
   let text: string
   try {
-    text = utf8.decode(bytes)
+    // Manifests are almost always ASCII (Python escapes everything else): decode those fastest.
+    text = isAscii(bytes) ? bytes.toString('ascii') : utf8.decode(bytes)
   } catch (error) {
     throw new InvalidManifestError('invalid UTF-8', {
       key,

@@ -58,7 +58,7 @@ async function openArchive(ctx: S3Context, archiveKey: string): Promise<ObjectBo
  * `key` gets the virtual key of its `member_path`.
  */
 export async function parseInternalManifest(
-  source: AsyncIterable<Uint8Array>,
+  source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
   archiveKey: string,
   path: string,
   options: SplitLinesOptions = {},

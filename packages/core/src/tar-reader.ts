@@ -36,7 +36,10 @@ export interface TarMember {
   linkname: string | null
   /** Offset of the member's data in the uncompressed tar stream. */
   dataOffset: number
-  /** The data. Read it before asking for the next member, or it is skipped. */
+  /**
+   * The data. Read it before asking for the next member, or it is skipped. Destroying it before
+   * its end ends the archive: asking for the next member then throws `ShardReadError`.
+   */
   stream: TarEntryStream
 }
 
@@ -92,8 +95,25 @@ export async function* readTarMembers(source: Readable, options: ReadTarOptions)
         dataOffset: header.byteOffset ?? 0,
         stream: stream as unknown as TarEntryStream,
       }
+      // tar-stream closes the whole archive when a member's stream is destroyed before its end
+      // (e.g. a `break` out of `for await (const chunk of member.stream)`); its iterator would then
+      // wait forever, so say so instead.
+      let memberEnded = false
+      let memberFailed = false
+      stream.once('end', () => {
+        memberEnded = true
+      })
+      stream.once('error', () => {
+        memberFailed = true
+      })
       yield current
       if (!stream.destroyed) stream.resume()
+      else if (!memberEnded && !memberFailed && failure === undefined) {
+        throw new ShardReadError('the stream of the member was destroyed before its end; the rest of the archive cannot be read', {
+          archiveKey,
+          memberPath: current.name,
+        })
+      }
       current = undefined
     }
     await pumping
@@ -120,7 +140,12 @@ async function pump(source: Readable, extract: Extract, archiveKey: string): Pro
   if (compression === 'bzip2' || compression === 'xz') {
     throw new ShardReadError(`${compression} compression is not supported (gzip, zstd or none)`, { archiveKey })
   }
-  const decompressor = compression === 'gzip' ? createGunzip() : compression === 'zstd' ? createZstdDecompress() : undefined
+  const decompressor =
+    compression === 'gzip'
+      ? createGunzip({ chunkSize: 64 * 1024 })
+      : compression === 'zstd'
+        ? createZstdDecompress({ chunkSize: 64 * 1024 })
+        : undefined
   const write = async (chunk: Buffer) => {
     if (extract.destroyed) throw new Error('the archive reader was closed')
     if (!extract.write(chunk)) await drained(extract)

@@ -1,3 +1,4 @@
+export { type BuildTarOptions, buildTar, internalManifestFor, type TarMemberSpec } from './archives.js'
 export {
   clientFor,
   connectS3,
@@ -9,5 +10,4 @@ export {
   type StartLocalS3Options,
   startLocalS3,
 } from './local-s3.js'
-export { type BuildTarOptions, buildTar, internalManifestFor, type TarMemberSpec } from './archives.js'
 export { countRequests, type RequestCounts, uploadDirectory } from './s3-helpers.js'

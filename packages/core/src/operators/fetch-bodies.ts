@@ -96,7 +96,7 @@ export function fetchBodies(ctx: S3Context, options: FetchBodiesOptions = {}) {
     }
 
     const fill = async () => {
-      while (!inputDone && !waitingOnPassThrough && window.length < concurrency * 2 && inFlight < concurrency) {
+      while (!inputDone && !waitingOnPassThrough && window.length < concurrency * 4 && inFlight < concurrency) {
         const next = await input.next()
         if (next.done) {
           inputDone = true

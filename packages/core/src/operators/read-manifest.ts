@@ -19,7 +19,7 @@
 import type { ObjectBody } from '../body.js'
 import { type ManifestEntry, parseEntry } from '../entries.js'
 import { ManifestNotFoundError, ObjectNotFoundError } from '../errors.js'
-import { isBlankLine, splitLines } from '../jsonl.js'
+import { isBlankLine, type SplitLinesOptions, splitLines } from '../jsonl.js'
 import { getObjectBody, type S3Context } from '../s3.js'
 
 /** Options for {@link readManifest}. */
@@ -52,15 +52,27 @@ async function* entriesOf(ctx: S3Context, key: string, options: ReadManifestOpti
     throw error
   }
   try {
-    let lineNumber = 0
-    for await (const lines of splitLines(body, { key, maxLineBytes: options.maxLineBytes })) {
-      for (const line of lines) {
-        lineNumber++
-        if (isBlankLine(line)) continue
-        yield parseEntry(line, { key, lineNumber })
-      }
-    }
+    yield* parseManifest(body, { key, maxLineBytes: options.maxLineBytes })
   } finally {
     body.destroy()
+  }
+}
+
+/**
+ * Parses manifest bytes (a stream of chunks, e.g. a file or an HTTP body) into entries, line by
+ * line as they arrive; `key` names the manifest in errors.
+ */
+export async function* parseManifest(
+  source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+  options: SplitLinesOptions = {},
+): AsyncGenerator<ManifestEntry, void, undefined> {
+  const key = options.key
+  let lineNumber = 0
+  for await (const lines of splitLines(source, options)) {
+    for (const line of lines) {
+      lineNumber++
+      if (isBlankLine(line)) continue
+      yield parseEntry(line, { key, lineNumber })
+    }
   }
 }
