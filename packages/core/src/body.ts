@@ -167,6 +167,14 @@ export class ObjectBody extends Readable implements ObjectInfo {
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
     this.#release()
+    // A bytes() still collecting would otherwise wait forever: #release stopped listening to the source.
+    const collector = this.#collector
+    if (collector) {
+      this.#collector = undefined
+      collector.reject(
+        error ?? new S3ExchangeError(this.#abandoned ?? `the body of ${this.key} was destroyed before it was read to the end`),
+      )
+    }
     if (this.#abandoned && !error) {
       callback(null)
       return

@@ -125,6 +125,73 @@ export class S3RequestError extends S3ExchangeError {
   }
 }
 
+/**
+ * A shard archive cannot be written: a member path that is empty, absolute, contains `..` or is
+ * used twice; a source whose size differs from the size given; a source that cannot be read.
+ */
+export class ShardWriteError extends S3ExchangeError {
+  override name = 'ShardWriteError'
+  /** The archive being written. */
+  readonly archiveKey: string
+  /** The member at fault, when there is one. */
+  readonly memberPath: string | undefined
+
+  constructor(message: string, options: { archiveKey: string; memberPath?: string; cause?: unknown }) {
+    const where = options.memberPath === undefined ? options.archiveKey : `${options.archiveKey}#${options.memberPath}`
+    super(`Shard write failed (${where}): ${message}`, options)
+    this.archiveKey = options.archiveKey
+    this.memberPath = options.memberPath
+  }
+}
+
+/** Data to upload that cannot be used: a size that does not match, an unreadable file, too large to buffer. */
+export class InvalidSourceError extends S3ExchangeError {
+  override name = 'InvalidSourceError'
+  /** The key (or virtual key) the data was meant for. */
+  readonly key: string
+
+  constructor(message: string, options: { key: string; cause?: unknown }) {
+    super(`Invalid data for ${options.key}: ${message}`, options)
+    this.key = options.key
+  }
+}
+
+/**
+ * A write failed before it was published: the manifest at `key` was left as it was. Objects that
+ * were uploaded on the way (parts, shards, objects) are listed in `uploadedKeys`: nothing
+ * references them, delete them or publish them yourself.
+ */
+export class PublishError extends S3ExchangeError {
+  override name = 'PublishError'
+  /** The manifest that was not updated. */
+  readonly key: string
+  /** Objects uploaded but not referenced by the manifest. */
+  readonly uploadedKeys: string[]
+
+  constructor(key: string, uploadedKeys: string[], cause: unknown) {
+    const detail = cause instanceof Error ? cause.message : String(cause)
+    const listed = uploadedKeys.length === 0 ? 'nothing was left behind' : `uploaded but not published: ${uploadedKeys.join(', ')}`
+    super(`Nothing was published to ${key} (${detail}); ${listed}`, { cause })
+    this.key = key
+    this.uploadedKeys = uploadedKeys
+  }
+}
+
+/** A conditional update of a manifest lost the race to other writers more times than allowed. */
+export class ManifestConflictError extends S3ExchangeError {
+  override name = 'ManifestConflictError'
+  /** The manifest. */
+  readonly key: string
+  /** Attempts made. */
+  readonly attempts: number
+
+  constructor(key: string, attempts: number, cause?: unknown) {
+    super(`Manifest ${key} was changed by other writers during each of ${attempts} attempts to update it`, { cause })
+    this.key = key
+    this.attempts = attempts
+  }
+}
+
 /** Configuration is missing or inconsistent (e.g. `fromEnv()` without a bucket). */
 export class ConfigurationError extends S3ExchangeError {
   override name = 'ConfigurationError'

@@ -25,14 +25,18 @@ export {
   ConfigurationError,
   httpStatusOf,
   InvalidManifestError,
+  InvalidSourceError,
   isAbort,
   isNotFound,
+  ManifestConflictError,
   ManifestNotFoundError,
   MissingPlaceholderError,
   ObjectNotFoundError,
+  PublishError,
   S3ExchangeError,
   S3RequestError,
   ShardReadError,
+  ShardWriteError,
 } from './errors.js'
 export { DEFAULT_MAX_LINE_BYTES, isBlankLine, type SplitLinesOptions, splitLines } from './jsonl.js'
 export {
@@ -48,6 +52,24 @@ export {
   type VirtualKey,
   virtualKey,
 } from './keys.js'
+export {
+  type AppendOptions,
+  type AppendResult,
+  appendToManifest,
+  isConflict,
+  MANIFEST_CONTENT_TYPE,
+  partKeyFor,
+} from './manifest-commit.js'
+export { ManifestObjectWriter, type WriteManifestObjectOptions, type WrittenManifest, writeManifestObject } from './manifest-object.js'
+export { type CommitResult, type ManifestPartsOptions, ManifestPartsWriter } from './manifest-parts-writer.js'
+export {
+  DEFAULT_PART_SIZE,
+  DEFAULT_QUEUE_SIZE,
+  ObjectWriter,
+  type ObjectWriterOptions,
+  putBytes,
+  type WrittenObject,
+} from './object-writer.js'
 export { openEntryObject, openObject } from './objects.js'
 export { type ExpandRefsOptions, expandRefs } from './operators/expand-refs.js'
 export { type ExpandShardsOptions, expandShards, hasBody, type PipelineItem } from './operators/expand-shards.js'
@@ -58,7 +80,10 @@ export {
   fetchBodies,
 } from './operators/fetch-bodies.js'
 export { MANIFEST_KEY, type ManifestSource, parseManifest, type ReadManifestOptions, readManifest } from './operators/read-manifest.js'
+export { runId, type ShardIntoOptions, shardInto } from './operators/shard-into.js'
 export { take } from './operators/take.js'
+export { type WriteManifestPartsOptions, writeManifestParts } from './operators/write-manifest-parts.js'
+export { type PutObjectItem, type PutObjectOptions, type PutObjectsOptions, putObject, putObjects } from './put-object.js'
 export { type GetObjectBodyOptions, getObjectBody, headObject, mapS3Error, type S3Context, unquoteEtag } from './s3.js'
 export {
   type EntryWithBody,
@@ -75,6 +100,15 @@ export {
   streamedMemberEntry,
 } from './shard-reader.js'
 export {
+  memberPathProblem,
+  type PreparedShardItem,
+  prepareShardItem,
+  type ShardItem,
+  ShardWriter,
+  type ShardWriterOptions,
+} from './shard-writer.js'
+export { type DataSource, DEFAULT_MAX_UNSIZED_BYTES, type PreparedSource, type PrepareSourceOptions, prepareSource } from './sources.js'
+export {
   isRegularFile,
   type ReadTarOptions,
   readTarMembers,
@@ -82,3 +116,4 @@ export {
   sniffCompression,
   type TarMember,
 } from './tar-reader.js'
+export { paddedSize, TAR_END, type TarHeaderSpec, tarHeader, tarHeaderSize, tarPadding } from './tar-writer.js'

@@ -63,7 +63,8 @@ export async function getObjectBody(ctx: S3Context, key: string, options: GetObj
   }
   if (stream === undefined) return ObjectBody.fromBytes(info, new Uint8Array(0))
   return ObjectBody.fromSource(info, stream, {
-    wrapError: (error) => (isAbort(error) && ctx.signal?.aborted ? error : new S3RequestError('GetObject', key, error)),
+    // A body cut by the caller's signal fails with a plain 'aborted' error: give the signal's reason.
+    wrapError: (error) => (ctx.signal?.aborted ? (ctx.signal.reason ?? error) : new S3RequestError('GetObject', key, error)),
     release: (complete) => {
       if (!complete) stream.destroy()
     },

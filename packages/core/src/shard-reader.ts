@@ -201,6 +201,12 @@ export async function* scanArchive(ctx: S3Context, archiveKey: string, options: 
   const path = options.internalManifestPath === undefined ? DEFAULT_INTERNAL_MANIFEST_PATH : options.internalManifestPath
   const requireManifest = path !== null && (options.requireManifest ?? true)
   const wanted = (member: TarMember) => isRegularFile(member) && member.name !== path && (!options.only || options.only.has(member.name))
+  // With `only`, stop reading once every wanted member has been seen.
+  const missing = options.only ? new Set(options.only) : undefined
+  const allSeen = (member: TarMember) => {
+    missing?.delete(member.name)
+    return missing !== undefined && missing.size === 0
+  }
   let byPath: Map<string, FileEntry> | undefined = path === null ? new Map() : undefined
   let manifestFirst = true
   const firstPass = readTarMembers(await openArchive(ctx, archiveKey), { archiveKey, signal: ctx.signal })
@@ -214,7 +220,10 @@ export async function* scanArchive(ctx: S3Context, archiveKey: string, options: 
         }
         manifestFirst = false
       }
-      if (manifestFirst && byPath !== undefined && wanted(member)) yield* yieldMember(member, byPath, archiveKey)
+      if (manifestFirst && byPath !== undefined && wanted(member)) {
+        yield* yieldMember(member, byPath, archiveKey)
+        if (allSeen(member)) return
+      }
     }
   } finally {
     await firstPass.return(undefined)
@@ -228,7 +237,10 @@ export async function* scanArchive(ctx: S3Context, archiveKey: string, options: 
   const secondPass = readTarMembers(await openArchive(ctx, archiveKey), { archiveKey, signal: ctx.signal })
   try {
     for await (const member of secondPass) {
-      if (wanted(member)) yield* yieldMember(member, byPath, archiveKey)
+      if (wanted(member)) {
+        yield* yieldMember(member, byPath, archiveKey)
+        if (allSeen(member)) return
+      }
     }
   } finally {
     await secondPass.return(undefined)

@@ -86,6 +86,7 @@ export async function* readTarMembers(source: Readable, options: ReadTarOptions)
   const pumping = pump(source, extract, archiveKey).catch(fail)
   try {
     for await (const stream of extract) {
+      options.signal?.throwIfAborted()
       const header = stream.header as Header & { byteOffset?: number }
       current = {
         name: header.name,
@@ -119,6 +120,7 @@ export async function* readTarMembers(source: Readable, options: ReadTarOptions)
     await pumping
     if (failure) throw failure
   } catch (error) {
+    if (options.signal?.aborted) throw options.signal.reason ?? error
     throw toShardReadError(failure ?? error, archiveKey, current?.name)
   } finally {
     if (!source.destroyed) source.destroy()

@@ -88,5 +88,7 @@ function mergedEnv(source: EnvSource): Record<string, string | undefined> {
   } catch {
     return env
   }
-  return { ...parseEnv(text), ...env }
+  // Unset or empty variables do not hide the file's values.
+  const set = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== undefined && value !== ''))
+  return { ...parseEnv(text), ...set }
 }

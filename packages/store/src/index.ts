@@ -15,11 +15,25 @@ export {
   Manifest,
   type ManifestRef,
 } from './manifest.js'
+export {
+  type AddFileOptions,
+  type AddToShardOptions,
+  ManifestWriter,
+  type ManifestWriterOptions,
+  type ManifestWriterStats,
+  type ShardSizePolicy,
+  type WriterPutObjectOptions,
+} from './manifest-writer.js'
 export { ScopedStore } from './scoped-store.js'
 export { Shard, type ShardIterOptions } from './shard.js'
 export {
   type FromEnvOptions,
   type IterObjectsFromKeysOptions,
+  type PutObjectOptions,
+  type PutShardArchiveOptions,
+  type PutShardedOptions,
   S3ExchangeStore,
   type S3ExchangeStoreOptions,
+  type WriteManifestOptions,
+  type WriteManifestResult,
 } from './store.js'

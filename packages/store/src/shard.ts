@@ -26,12 +26,14 @@ import {
   readShardMembers,
   type ScannedMember,
   type ShardEntry,
+  type ShardItem,
   ShardReadError,
   scanArchive,
   shardCompression,
   take,
   virtualKey,
 } from '@s3exchange/core'
+import { statSync } from 'node:fs'
 import { type CallOptions, Manifest } from './manifest.js'
 import type { S3ExchangeStore } from './store.js'
 
@@ -61,6 +63,32 @@ export class Shard {
   /** A shard for a manifest entry. */
   static fromEntry(store: S3ExchangeStore, entry: ShardEntry): Shard {
     return new Shard(store, entry)
+  }
+
+  /**
+   * Splits items into batches for shards, as Python's `Shard.split_items`: a new batch starts when
+   * the current one already has `maxEntries` items, or when the next item's size would take it past
+   * `maxBytes` (an item larger than `maxBytes` gets a batch of its own). Sizes come from `size_bytes`,
+   * the length of bytes, or the size of a file path; a stream without `size_bytes` counts as 0.
+   * With neither limit, everything is one batch.
+   */
+  static *splitItems(items: Iterable<ShardItem>, options: { maxEntries?: number; maxBytes?: number } = {}): Generator<ShardItem[]> {
+    let batch: ShardItem[] = []
+    let bytes = 0
+    for (const item of items) {
+      const size = itemSize(item)
+      const full =
+        (options.maxEntries !== undefined && batch.length >= options.maxEntries) ||
+        (options.maxBytes !== undefined && size !== undefined && bytes + size > options.maxBytes)
+      if (batch.length > 0 && full) {
+        yield batch
+        batch = []
+        bytes = 0
+      }
+      batch.push(item)
+      bytes += size ?? 0
+    }
+    if (batch.length > 0) yield batch
   }
 
   /** `(format, compression)` from an archive key's extension, as Python infers it. */
@@ -134,4 +162,17 @@ export class Shard {
   toString(): string {
     return `Shard(archive_key=${this.archiveKey})`
   }
+}
+
+function itemSize(item: ShardItem): number | undefined {
+  if (typeof item.size_bytes === 'number') return item.size_bytes
+  if (item.source instanceof Uint8Array) return item.source.byteLength
+  if (typeof item.source === 'string') {
+    try {
+      return statSync(item.source).size
+    } catch {
+      return undefined
+    }
+  }
+  return undefined
 }

@@ -17,7 +17,9 @@
  */
 import { type HeadObjectCommandOutput, paginateListObjectsV2, S3Client, type S3ClientConfig } from '@aws-sdk/client-s3'
 import {
+  type CommitResult,
   ConfigurationError,
+  type DataSource,
   type EntryWithBody,
   type FileEntry,
   fetchBodies,
@@ -26,18 +28,27 @@ import {
   isArchiveKey,
   isManifestKey,
   type ManifestEntry,
+  type ManifestPartsOptions,
   mapS3Error,
+  type Meta,
   normalizeKey,
   type ObjectBody,
   ObjectNotFoundError,
   openObject,
+  putObject as putObjectCore,
   resolveTemplate,
   type S3Context,
   type ShardEntry,
+  type ShardItem,
   ShardReadError,
+  ShardWriteError,
+  ShardWriter,
   scanArchive,
   splitVirtualKey,
   type TemplateVars,
+  writeManifestObject,
+  writeManifestParts,
+  type WrittenManifest,
 } from '@s3exchange/core'
 import { clientConfigFor, type EnvSource, settingsFromEnv } from './env.js'
 import {
@@ -49,6 +60,7 @@ import {
   Manifest,
   type ManifestRef,
 } from './manifest.js'
+import { ManifestWriter, type ManifestWriterOptions } from './manifest-writer.js'
 import { ScopedStore } from './scoped-store.js'
 import { Shard } from './shard.js'
 
@@ -80,6 +92,45 @@ export interface IterObjectsFromKeysOptions extends CallOptions {
   concurrency?: number
   /** A key that names nothing: throw `ObjectNotFoundError` (default) or skip it, as Python does. */
   onMissing?: 'throw' | 'skip'
+}
+
+/** Options for {@link S3ExchangeStore.putObject}. */
+export interface PutObjectOptions extends CallOptions {
+  /** The entry's id. Default: inferred from the key. */
+  id?: string | null
+  /** The entry's metadata. */
+  meta?: Meta | null
+  /** Content-Type of the object, recorded in the entry too. */
+  contentType?: string | null
+}
+
+/** Options for {@link S3ExchangeStore.writeManifest}. */
+export interface WriteManifestOptions extends CallOptions, Pick<ManifestPartsOptions, 'partMaxEntries' | 'partMaxBytes' | 'maxAttempts'> {
+  /**
+   * `overwrite` (default): the manifest is replaced, all at once. `append_parts`: the entries go to
+   * a new part (more than one past `partMaxEntries` / `partMaxBytes`) and the root gains a ref to
+   * each, in one conditional write.
+   */
+  mode?: 'overwrite' | 'append_parts'
+}
+
+/** What `writeManifest` did. */
+export type WriteManifestResult = WrittenManifest | CommitResult
+
+/** Options for {@link S3ExchangeStore.putShardArchive}. */
+export interface PutShardArchiveOptions extends CallOptions {
+  /** Only `tar`. */
+  format?: 'tar'
+  /** `'gzip'` (default, as Python) or `null` for a plain tar. */
+  compression?: 'gzip' | null
+  /** Default `__manifest__.jsonl`. */
+  internalManifestPath?: string
+}
+
+/** Options for {@link S3ExchangeStore.putSharded}. */
+export interface PutShardedOptions extends Omit<WriteManifestOptions, 'mode'> {
+  /** Default `append_parts`, as Python. */
+  updateMode?: 'overwrite' | 'append_parts'
 }
 
 /** The store; see the module comment. */
@@ -200,7 +251,68 @@ export class S3ExchangeStore {
     }
   }
 
+  /**
+   * Uploads `data` (bytes, a local file path, a Readable or an async iterable of bytes) to `key`
+   * and returns its entry `{ kind, key, id, meta, content_type, size_bytes, etag }` as Python does.
+   * Large or unsized data goes up as a multipart upload; size and ETag come from the upload (no HEAD).
+   */
+  putObject(key: string, data: DataSource, options: PutObjectOptions = {}): Promise<FileEntry> {
+    return putObjectCore(this.context(options.signal), key, data, {
+      id: options.id,
+      meta: options.meta,
+      contentType: options.contentType,
+      inferId: this.inferId,
+    })
+  }
+
   // ---------------------------------------------------------------- manifests
+
+  /**
+   * Writes entries to a manifest: `overwrite` replaces it (streamed, multipart when large, appears
+   * whole); `append_parts` writes a part and appends its ref to the root with a conditional write
+   * that retries on conflicts, so concurrent appenders lose nothing on servers that enforce them.
+   */
+  async writeManifest(
+    key: string,
+    entries: Iterable<ManifestEntry> | AsyncIterable<ManifestEntry>,
+    options: WriteManifestOptions = {},
+  ): Promise<WriteManifestResult> {
+    const ctx = this.context(options.signal)
+    const mode = options.mode ?? 'overwrite'
+    if (mode === 'overwrite') return writeManifestObject(ctx, key, entries)
+    if (mode === 'append_parts') return writeManifestParts(ctx, key, options)(entries)
+    throw new ConfigurationError(`invalid mode: ${String(mode)}`)
+  }
+
+  /**
+   * Writes one shard archive of `items` (streamed, internal manifest first with member offsets)
+   * and returns it as a `Shard`, whose `entry` goes into a manifest.
+   */
+  async putShardArchive(archiveKey: string, items: Iterable<ShardItem> | AsyncIterable<ShardItem>, options: PutShardArchiveOptions = {}): Promise<Shard> {
+    if ((options.format ?? 'tar') !== 'tar') throw new ShardWriteError(`unsupported archive format: ${options.format}`, { archiveKey })
+    const compression = options.compression === undefined ? 'gzip' : options.compression
+    if (compression !== 'gzip' && compression !== null) {
+      throw new ShardWriteError(`unsupported compression: ${String(compression)} (gzip or null)`, { archiveKey })
+    }
+    const writer = new ShardWriter(this.context(options.signal), archiveKey, { compression, internalManifestPath: options.internalManifestPath })
+    try {
+      for await (const item of items) await writer.add(item)
+      return new Shard(this, await writer.finish())
+    } catch (error) {
+      await writer.abort()
+      throw error
+    }
+  }
+
+  /** Writes shard entries to a manifest (`updateMode` `append_parts` by default, as Python). */
+  putSharded(manifestKey: string, shardEntries: Iterable<ShardEntry> | AsyncIterable<ShardEntry>, options: PutShardedOptions = {}): Promise<WriteManifestResult> {
+    return this.writeManifest(manifestKey, shardEntries, { ...options, mode: options.updateMode ?? 'append_parts' })
+  }
+
+  /** A `ManifestWriter` for incremental writing with parts and shard buffering. */
+  openManifestWriter(manifestKey: string, options: ManifestWriterOptions = {}): ManifestWriter {
+    return new ManifestWriter(this, manifestKey, options)
+  }
 
   /** A manifest's entries, refs inlined (each manifest read once) unless `resolveRefs: false`. */
   iterManifestEntries(manifest: ManifestRef, options: IterEntriesOptions = {}): AsyncIterable<ManifestEntry> {

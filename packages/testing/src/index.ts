@@ -11,3 +11,4 @@ export {
   startLocalS3,
 } from './local-s3.js'
 export { countRequests, type RequestCounts, uploadDirectory } from './s3-helpers.js'
+export { type ProxiedRequest, type ProxyAnswer, type S3Proxy, type S3ProxyOptions, startS3Proxy } from './s3-proxy.js'

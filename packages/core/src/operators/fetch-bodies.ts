@@ -127,6 +127,10 @@ export function fetchBodies(ctx: S3Context, options: FetchBodiesOptions = {}) {
           buffered -= slot.reserved
         }
         if (slot.passThrough) waitingOnPassThrough = false
+        if (ctx.signal?.aborted) {
+          item.body.destroy()
+          throw ctx.signal.reason
+        }
         yield item
       }
     } finally {

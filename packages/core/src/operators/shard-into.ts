@@ -1,0 +1,91 @@
+/**
+ * `shardInto(ctx, opts)`: packs `ShardItem`s into tar or tar.gz shard archives under `prefix`,
+ * streamed straight into S3 (see `ShardWriter`), and yields each archive's `ShardEntry` as Python
+ * writes it once the archive is complete. A new archive starts when the next item would exceed
+ * `maxEntries` or `maxBytes` (Python's `Shard.split_items` rule; an item larger than `maxBytes`
+ * gets an archive of its own). Items are streamed in as they come; an item whose source is a
+ * stream without `size_bytes` is first read into memory (up to `maxUnsizedItemBytes`) to learn its
+ * size, because a tar header holds the size before the data.
+ *
+ * A failure, or leaving the loop early, aborts the archive being written; archives already
+ * yielded are complete (and not referenced by any manifest until you write one).
+ *
+ * @example
+ * ```ts
+ * import { pipe } from 'it-pipe'
+ * import { shardInto, writeManifestParts } from '@s3exchange/core'
+ *
+ * const result = await pipe(
+ *   files.map((path, i) => ({ source: path, member_path: `${i}.wav`, id: String(i) })),
+ *   shardInto(ctx, { prefix: 'training/124/samples/shards', maxEntries: 10_000, maxBytes: 1 << 30 }),
+ *   writeManifestParts(ctx, 'training/124/samples/manifest.jsonl'),
+ * )
+ * ```
+ */
+import { randomBytes } from 'node:crypto'
+import type { ShardEntry } from '../entries.js'
+import type { S3Context } from '../s3.js'
+import { prepareShardItem, type ShardItem, ShardWriter, type ShardWriterOptions } from '../shard-writer.js'
+
+/** Options for {@link shardInto}. */
+export interface ShardIntoOptions extends ShardWriterOptions {
+  /** Key prefix of the archives (no trailing slash needed). */
+  prefix: string
+  /** Most members per archive. Default: no limit. */
+  maxEntries?: number
+  /** Most member bytes per archive (uncompressed data, headers not counted). Default: no limit. */
+  maxBytes?: number
+  /**
+   * Name of the archive with this index (0, 1, …), relative to `prefix`. Default
+   * `shard-<YYYYMMDD-HHMMSS>-<6 hex>-<index, 5 digits>.tar[.gz]`, unique per call so that a second
+   * run never overwrites the archives of a first one.
+   */
+  archiveName?: (index: number) => string
+}
+
+/** A run id for default archive names: UTC time and 6 random hex digits. */
+export function runId(date: Date = new Date()): string {
+  const stamp = date.toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15)
+  return `${stamp}-${randomBytes(3).toString('hex')}`
+}
+
+/** Packs items into shard archives; see the module comment. */
+export function shardInto(ctx: S3Context, options: ShardIntoOptions) {
+  const extension = options.compression === null ? '.tar' : '.tar.gz'
+  const id = runId()
+  const archiveName = options.archiveName ?? ((index: number) => `shard-${id}-${String(index).padStart(5, '0')}${extension}`)
+  const prefix = options.prefix.replace(/\/+$/, '')
+  const archiveKey = (index: number) => (prefix ? `${prefix}/${archiveName(index)}` : archiveName(index))
+
+  return async function* shardIntoStage(
+    items: AsyncIterable<ShardItem> | Iterable<ShardItem>,
+  ): AsyncGenerator<ShardEntry, void, undefined> {
+    let index = 0
+    let writer: ShardWriter | undefined
+    try {
+      for await (const item of items) {
+        const prepared = await prepareShardItem(item, writer?.archiveKey ?? archiveKey(index), options)
+        const size = prepared.source.size
+        if (
+          writer &&
+          writer.count > 0 &&
+          ((options.maxEntries !== undefined && writer.count >= options.maxEntries) ||
+            (options.maxBytes !== undefined && writer.dataBytes + size > options.maxBytes))
+        ) {
+          const done = writer
+          writer = undefined
+          yield await done.finish()
+        }
+        writer ??= new ShardWriter(ctx, archiveKey(index++), options)
+        await writer.add(prepared)
+      }
+      if (writer && writer.count > 0) {
+        const done = writer
+        writer = undefined
+        yield await done.finish()
+      }
+    } finally {
+      await writer?.abort()
+    }
+  }
+}

@@ -1,0 +1,392 @@
+/**
+ * `ManifestWriter`: builds a manifest incrementally, as Python's `ManifestWriter`: entries, files
+ * uploaded on the way, and items packed into shards as they come, published to the root manifest
+ * only by `close()`. In `append_parts` mode (the default) entries stream into part manifests and
+ * `close()` appends all their refs to the root in one conditional write; in `overwrite` mode they
+ * stream into the root itself, which appears whole at `close()`.
+ *
+ * On an error nothing is published (unless `publishOnError`), open multipart uploads are aborted,
+ * and the `PublishError` thrown lists what was uploaded but not published. `await using` is
+ * supported as a safety net: leaving the scope without `close()` (an exception, a forgotten call)
+ * publishes nothing (or, with `publishOnError`, what was written) and aborts open uploads. Publish
+ * with `close()`.
+ *
+ * @example
+ * ```ts
+ * import { S3ExchangeStore } from 's3exchange'
+ *
+ * await using writer = store.openManifestWriter('training/123/samples/manifest.jsonl', {
+ *   shardSize: { maxEntries: 1000, maxBytes: 256 * 1024 * 1024 },
+ * })
+ * await writer.putObject('training/123/samples/readme.txt', 'README.txt')   // a loose file
+ * for (const clip of clips) await writer.addToShard(`${clip.id}.wav`, clip.bytes, { id: clip.id })
+ * await writer.close()                                                     // publish
+ * ```
+ */
+import {
+  type CommitResult,
+  ConfigurationError,
+  type DataSource,
+  type FileEntry,
+  isAbort,
+  type ManifestEntry,
+  ManifestObjectWriter,
+  ManifestPartsWriter,
+  type ManifestRefEntry,
+  type Meta,
+  PublishError,
+  runId,
+  type ShardEntry,
+  type ShardItem,
+  ShardWriter,
+  type WrittenManifest,
+} from '@s3exchange/core'
+import type { CallOptions } from './manifest.js'
+import type { S3ExchangeStore } from './store.js'
+
+/** How big a shard gets before it is written out: at least one limit. */
+export interface ShardSizePolicy {
+  /** Most members per shard. */
+  maxEntries?: number
+  /** Most member bytes per shard. */
+  maxBytes?: number
+}
+
+/** Options for {@link ManifestWriter}, as Python's `open_manifest_writer`. */
+export interface ManifestWriterOptions extends CallOptions {
+  /** `append_parts` (default): parts + refs appended to the root. `overwrite`: the root is replaced. */
+  mode?: 'overwrite' | 'append_parts'
+  /** Most entries per part before it is uploaded. Default 50,000. */
+  partMaxEntries?: number
+  /** Most bytes per part before it is uploaded. Default 50 MiB. */
+  partMaxBytes?: number
+  /** Enables `addShardItem` / `addToShard`: a shard is written out when it reaches a limit. */
+  shardSize?: ShardSizePolicy
+  /** Where shards go. Default `<directory of the manifest key>/shards`. */
+  shardPrefix?: string
+  /** Archive format; only `tar`. */
+  shardFormat?: 'tar'
+  /** `null` (default, as Python's writer): `.tar`. `'gzip'`: `.tar.gz`. */
+  shardCompression?: 'gzip' | null
+  /** Internal manifest path in shards. Default `__manifest__.jsonl`. */
+  internalManifestPath?: string
+  /** On an error, publish what was written before it (Python's `publish_on_error`). Default false. */
+  publishOnError?: boolean
+  /** Attempts of the conditional root update before giving up. Default 20. */
+  maxCommitAttempts?: number
+}
+
+/** Options for {@link ManifestWriter.addFile}. */
+export interface AddFileOptions {
+  id?: string | null
+  meta?: Meta | null
+  contentType?: string | null
+  sizeBytes?: number | null
+  etag?: string | null
+}
+
+/** Options for {@link ManifestWriter.addToShard}. */
+export interface AddToShardOptions {
+  id?: string | null
+  meta?: Meta | null
+  /** Size of the data; needed for streams (else the stream is read into memory first). */
+  sizeBytes?: number | null
+  /** Stored in the member's `meta.content_type`, as Python does. */
+  contentType?: string | null
+}
+
+/** Options for {@link ManifestWriter.putObject}. */
+export interface WriterPutObjectOptions {
+  id?: string | null
+  meta?: Meta | null
+  contentType?: string | null
+}
+
+/** Counters of a writer, as Python's `stats()` (camelCased). */
+export interface ManifestWriterStats {
+  /** Entries in the part being written (overwrite mode: in the root). */
+  partEntries: number
+  /** Bytes in the part being written. */
+  partBytes: number
+  /** Parts uploaded so far. */
+  partsUploaded: number
+  /** Members in the shard being written. */
+  shardEntries: number
+  /** Member bytes in the shard being written. */
+  shardBytes: number
+  /** Shards written so far. */
+  shardsCreated: number
+  isClosed: boolean
+}
+
+/** Builds and publishes a manifest incrementally; see the module comment. */
+export class ManifestWriter implements AsyncDisposable {
+  readonly store: S3ExchangeStore
+  readonly key: string
+  readonly mode: 'overwrite' | 'append_parts'
+  readonly shardPrefix: string
+  readonly #options: ManifestWriterOptions
+  readonly #runId = runId()
+  readonly #parts: ManifestPartsWriter | undefined
+  readonly #root: ManifestObjectWriter | undefined
+  /** Objects and shards this writer uploaded (parts are tracked by #parts). */
+  readonly #uploaded: string[] = []
+  #shard: ShardWriter | undefined
+  #shardSequence = 0
+  #shardsCreated = 0
+  #partsUploaded = 0
+  #state: 'open' | 'closed' | 'failed' = 'open'
+  #queue: Promise<unknown> = Promise.resolve()
+
+  constructor(store: S3ExchangeStore, key: string, options: ManifestWriterOptions = {}) {
+    const shardSize = options.shardSize
+    if (shardSize && shardSize.maxEntries === undefined && shardSize.maxBytes === undefined) {
+      throw new ConfigurationError('shardSize needs maxEntries or maxBytes')
+    }
+    if ((options.shardFormat ?? 'tar') !== 'tar') throw new ConfigurationError(`unsupported shard format: ${options.shardFormat}`)
+    this.store = store
+    this.key = key
+    this.mode = options.mode ?? 'append_parts'
+    this.#options = options
+    const slash = key.lastIndexOf('/')
+    this.shardPrefix = (options.shardPrefix ?? (slash === -1 ? 'shards' : `${key.slice(0, slash)}/shards`)).replace(/\/+$/, '')
+    const ctx = store.context(options.signal)
+    if (this.mode === 'append_parts') {
+      this.#parts = new ManifestPartsWriter(ctx, key, {
+        partMaxEntries: options.partMaxEntries,
+        partMaxBytes: options.partMaxBytes,
+        maxAttempts: options.maxCommitAttempts,
+      })
+    } else if (this.mode === 'overwrite') {
+      this.#root = new ManifestObjectWriter(ctx, key)
+    } else {
+      throw new ConfigurationError(`invalid mode: ${String(this.mode)}`)
+    }
+  }
+
+  /** True once `close()` (or `abort()`) has run, or after a failure. */
+  get isClosed(): boolean {
+    return this.#state !== 'open'
+  }
+
+  /** Adds an entry to the manifest. */
+  addEntry(entry: ManifestEntry): Promise<void> {
+    return this.#run(() => this.#add(entry))
+  }
+
+  /** Adds the entry of an object that is already in S3 (nothing is checked or uploaded). */
+  async addFile(key: string, options: AddFileOptions = {}): Promise<FileEntry> {
+    const entry: FileEntry = {
+      kind: 'file',
+      key,
+      id: options.id ?? this.store.inferId(key),
+      meta: options.meta ?? null,
+      content_type: options.contentType ?? null,
+      size_bytes: options.sizeBytes ?? null,
+      etag: options.etag ?? null,
+    }
+    await this.addEntry(entry)
+    return entry
+  }
+
+  /** Adds a reference to another manifest. */
+  async addManifest(key: string): Promise<ManifestRefEntry> {
+    const entry: ManifestRefEntry = { kind: 'manifest_ref', key }
+    await this.addEntry(entry)
+    return entry
+  }
+
+  /**
+   * Uploads an object and adds its entry. Uploads of calls made without awaiting run in
+   * parallel; their entries are added in call order.
+   */
+  async putObject(key: string, data: DataSource, options: WriterPutObjectOptions = {}): Promise<FileEntry> {
+    this.#checkOpen()
+    const uploading = this.store.putObject(key, data, { ...options, signal: this.#options.signal })
+    uploading.catch(() => {}) // handled in its turn below
+    return this.#run(async () => {
+      // Queued behind earlier calls; a failed upload fails the writer like any other error.
+      const entry = await uploading
+      this.#uploaded.push(key)
+      await this.#add(entry)
+      return entry
+    })
+  }
+
+  /** Streams an item into the current shard; the shard is written out when it reaches `shardSize`. */
+  addShardItem(item: ShardItem): Promise<FileEntry> {
+    return this.#run(async () => {
+      const policy = this.#options.shardSize
+      if (!policy) throw new ConfigurationError('shard buffering is not enabled: pass shardSize to openManifestWriter')
+      this.#shard ??= new ShardWriter(this.store.context(this.#options.signal), this.#nextArchiveKey(), {
+        compression: this.#options.shardCompression ?? null,
+        internalManifestPath: this.#options.internalManifestPath,
+      })
+      const member = await this.#shard.add(item)
+      const shard = this.#shard
+      if ((policy.maxEntries !== undefined && shard.count >= policy.maxEntries) || (policy.maxBytes !== undefined && shard.dataBytes >= policy.maxBytes)) {
+        await this.#flushShard()
+      }
+      return member
+    })
+  }
+
+  /** Adds data to the current shard as the member `memberPath` (Python's `add_to_shard`). */
+  addToShard(memberPath: string, source: DataSource, options: AddToShardOptions = {}): Promise<FileEntry> {
+    const meta: Meta | null = options.contentType ? { ...(options.meta ?? {}), content_type: options.contentType } : (options.meta ?? null)
+    return this.addShardItem({ source, member_path: memberPath, id: options.id ?? null, meta, size_bytes: options.sizeBytes ?? null })
+  }
+
+  /** Uploads the current part now (append mode; overwrite mode has none). Resolves to its key. */
+  flushPart(): Promise<string | undefined> {
+    return this.#run(async () => {
+      const key = await this.#parts?.flushPart()
+      if (key) this.#partsUploaded++
+      return key
+    })
+  }
+
+  /** Writes out the current shard now and adds its entry. Resolves to the entry, if there was a shard. */
+  flushShard(): Promise<ShardEntry | undefined> {
+    return this.#run(() => this.#flushShard())
+  }
+
+  /** Writes out what is pending and publishes the manifest. */
+  close(): Promise<CommitResult | WrittenManifest> {
+    return this.#run(async () => {
+      await this.#flushShard()
+      let result: CommitResult | WrittenManifest
+      if (this.#parts) {
+        if (await this.#parts.flushPart()) this.#partsUploaded++
+        result = await this.#parts.commit()
+      } else {
+        result = await (this.#root as ManifestObjectWriter).finish()
+      }
+      this.#state = 'closed'
+      return result
+    })
+  }
+
+  /**
+   * Discards the writer: nothing is published, open uploads are aborted. Resolves to the keys of
+   * objects it uploaded that nothing references now.
+   */
+  abort(): Promise<string[]> {
+    const run = this.#queue.then(async () => {
+      if (this.#state === 'open') {
+        this.#state = 'closed'
+        await this.#abortOpen()
+      }
+      return this.#unpublished()
+    })
+    this.#queue = run.catch(() => {})
+    return run
+  }
+
+  /** Counters, as Python's `stats()`. */
+  stats(): ManifestWriterStats {
+    const pending = this.#parts ? this.#parts.pending : { entries: this.#root?.entries ?? 0, bytes: this.#root?.bytes ?? 0 }
+    return {
+      partEntries: pending.entries,
+      partBytes: pending.bytes,
+      partsUploaded: this.#partsUploaded,
+      shardEntries: this.#shard?.count ?? 0,
+      shardBytes: this.#shard?.dataBytes ?? 0,
+      shardsCreated: this.#shardsCreated,
+      isClosed: this.isClosed,
+    }
+  }
+
+  /** `await using`: without `close()`, publish nothing (or what was written, with `publishOnError`). */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.#queue
+    if (this.#state !== 'open') return
+    if (this.#options.publishOnError) {
+      await this.close()
+      return
+    }
+    const pending = this.stats()
+    const unpublished = await this.abort()
+    if (pending.partEntries + pending.partsUploaded + pending.shardEntries + unpublished.length > 0) {
+      process.emitWarning(
+        `ManifestWriter for ${this.key} was disposed without close(): nothing was published` +
+          (unpublished.length ? `; uploaded but not published: ${unpublished.join(', ')}` : ''),
+        { code: 'S3X_WRITER_NOT_CLOSED' },
+      )
+    }
+  }
+
+  #nextArchiveKey(): string {
+    const extension = (this.#options.shardCompression ?? null) === 'gzip' ? '.tar.gz' : '.tar'
+    return `${this.shardPrefix}/shard-${this.#runId}-${String(++this.#shardSequence).padStart(6, '0')}${extension}`
+  }
+
+  async #add(entry: ManifestEntry): Promise<void> {
+    if (this.#parts) {
+      const before = this.#parts.parts.length
+      await this.#parts.add(entry)
+      if (this.#parts.parts.length > before) this.#partsUploaded++
+    } else await (this.#root as ManifestObjectWriter).add(entry)
+  }
+
+  async #flushShard(): Promise<ShardEntry | undefined> {
+    const shard = this.#shard
+    if (shard === undefined) return undefined
+    this.#shard = undefined
+    if (shard.count === 0) {
+      await shard.abort()
+      return undefined
+    }
+    const entry = await shard.finish()
+    this.#shardsCreated++
+    this.#uploaded.push(entry.archive_key)
+    await this.#add(entry)
+    return entry
+  }
+
+  #checkOpen(): void {
+    if (this.#state !== 'open') throw new ConfigurationError(`ManifestWriter for ${this.key} is ${this.#state === 'closed' ? 'closed' : 'failed'}`)
+  }
+
+  /** Runs `fn` after the calls before it; on failure, fails the writer (see the module comment). */
+  #run<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#queue.then(async () => {
+      this.#checkOpen()
+      try {
+        return await fn()
+      } catch (error) {
+        throw await this.#fail(error)
+      }
+    })
+    this.#queue = run.catch(() => {})
+    return run
+  }
+
+  async #fail(error: unknown): Promise<unknown> {
+    this.#state = 'failed'
+    if (this.#options.publishOnError) {
+      try {
+        await this.#shard?.abort()
+        this.#shard = undefined
+        if (this.#parts) await this.#parts.commit()
+        else await this.#root?.finish()
+        return error
+      } catch {
+        // Could not publish either: fall through and report what is left behind.
+      }
+    }
+    await this.#abortOpen()
+    return isAbort(error) ? error : new PublishError(this.key, this.#unpublished(), error)
+  }
+
+  async #abortOpen(): Promise<void> {
+    await this.#shard?.abort()
+    this.#shard = undefined
+    await this.#parts?.abort()
+    await this.#root?.abort()
+  }
+
+  #unpublished(): string[] {
+    return [...this.#uploaded, ...(this.#parts?.parts ?? [])]
+  }
+}
