@@ -4,13 +4,14 @@
  * reference figures from DESIGN.md.
  *
  *   npx pnpm@10 bench            # everything (a few minutes)
- *   BENCH_QUICK=1 npx pnpm@10 bench   # one run each, no 1 GiB shard
+ *   BENCH_QUICK=1 npx pnpm@10 bench   # one run each, no 1 GiB shards
  */
 import { writeFile } from 'node:fs/promises'
 import { cpus, totalmem } from 'node:os'
 import { CreateBucketCommand } from '@aws-sdk/client-s3'
 import { benchClient, startServerProcess, table } from './lib.ts'
 import { prepareReadData, runReadBenches } from './read.ts'
+import { runWriteBenches } from './write.ts'
 
 const quick = process.env.BENCH_QUICK === '1'
 const runs = quick ? 1 : 3
@@ -25,6 +26,8 @@ try {
   await prepareReadData(client, bucket, bigShards)
   console.log('reading…')
   const readRows = await runReadBenches(client, server.endpoint, bucket, bigShards, runs)
+  console.log('writing…')
+  const writeRows = await runWriteBenches(client, server.endpoint, bucket, !quick, runs)
   const report = `# Benchmark results
 
 Written by \`npx pnpm@10 bench\` (bench/run.ts) on ${new Date().toISOString().slice(0, 10)}: ${cpus().length} cores,
@@ -38,6 +41,10 @@ Machines here are shared and noisy: compare ratios within a run, not absolute fi
 ## Reads
 
 ${table(readRows)}
+
+## Writes
+
+${table(writeRows)}
 `
   await writeFile(new URL('./RESULTS.md', import.meta.url), report)
   console.log(report)

@@ -1,9 +1,10 @@
 /**
- * The quickstart: a TypeScript service reads what a Python service published.
+ * The quickstart: the seed README's flow, end to end, in TypeScript.
  *
- * Loads the bucket that Python s3exchange 0.1.1 wrote (test/fixtures/python-s3exchange-0.1.1) into
- * an S3 server, then reads every root manifest through `S3ExchangeStore`: the entries, the files
- * (shard members included) and every object's bytes, loose or streamed out of tar / tar.gz shards.
+ * A producing service puts objects, writes manifests (overwrite, then append_parts), packs samples
+ * into tar.gz shards and publishes them, and streams more through a ManifestWriter; a consuming
+ * service reads it all back, loose objects and shard members alike. Then the same consumer reads
+ * a bucket that the Python library wrote, to show the two exchange data both ways.
  *
  * Runs against an embedded local S3 (fauxqs, in this process) by default, or against the server
  * named by S3_ENDPOINT_URL (with S3_AWS_ACCESS_KEY_ID, S3_AWS_SECRET_ACCESS_KEY, S3_REGION and
@@ -11,62 +12,132 @@
  *
  *   npx pnpm@10 demo
  */
-import { createHash } from 'node:crypto'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startLocalS3, uploadDirectory } from '@s3exchange/testing'
-import { S3ExchangeStore } from 's3exchange'
-
-const fixture = join(import.meta.dirname, '../test/fixtures/python-s3exchange-0.1.1/bucket')
-const roots = [
-  'exchange/shared/loose/manifest.jsonl',
-  'exchange/shared/parts/manifest.jsonl',
-  'exchange/shared/shards/manifest.jsonl',
-  'exchange/shared/writer/manifest.jsonl',
-  'exchange/shared/mixed/manifest.jsonl',
-  'exchange/shared/mixed/compact.jsonl',
-]
+import { type FileEntry, ObjectNotFoundError, S3ExchangeStore, Shard, type ShardEntry, type ShardItem } from 's3exchange'
 
 const s3 = await startLocalS3()
+const workdir = await mkdtemp(join(tmpdir(), 's3x-quickstart-'))
 try {
-  const bucket = await s3.createBucket(s3.external ? undefined : 'python-published')
-  console.log(`S3: ${s3.external ? 'external server' : 'embedded local S3'} at ${s3.endpoint}, bucket ${bucket}`)
+  const bucket = await s3.createBucket(s3.external ? undefined : 'quickstart')
+  console.log(`S3: ${s3.external ? 'external server' : 'embedded local S3'} at ${s3.endpoint}, bucket ${bucket}\n`)
 
-  // The Python service's side, already done: its objects, shards and manifests land in the bucket.
-  const keys = await uploadDirectory(s3.client, bucket, fixture)
-  console.log(`loaded ${keys.length} objects that Python s3exchange 0.1.1 wrote\n`)
+  // --- Initialize a store with your own client -------------------------------------------------
+  const store = new S3ExchangeStore({
+    client: s3.client,
+    bucket,
+    basePrefix: 'prod',
+    defaultVars: { service_name: 'training-service' },
+  })
+  const samples = store.resolveKey('{service_name}/jobs/{job_id}/samples', { job_id: 123 })
+  const manifestKey = `${samples}/manifest.jsonl`
+  console.log(`keys are built from templates: ${samples}`)
 
-  // The TypeScript service's side: one store, your own S3 client.
-  const store = new S3ExchangeStore({ client: s3.client, bucket })
+  // --- Write objects -----------------------------------------------------------------------------
+  section('put objects')
+  const wav = (seconds: number) => Buffer.alloc(16_000 * seconds, seconds)
+  const file1 = await store.putObject(`${samples}/file1.wav`, wav(1), {
+    id: 'file-001',
+    meta: { sr: 16000, length: 16000 },
+    contentType: 'audio/wav',
+  })
+  print(file1)
+  const localPath = join(workdir, 'file2.wav')
+  await writeFile(localPath, wav(2))
+  const file2 = await store.putObject(`${samples}/file2.wav`, localPath, { id: 'file-002' }) // from a path, as in Python
+  print(file2)
 
-  for (const root of roots) {
-    console.log(`== ${root}`)
-    let raw = 0
-    for await (const entry of store.iterManifestEntries(root, { resolveRefs: false })) {
-      raw++
-      const what = entry.kind === 'shard' ? `${entry.archive_key} (${entry.count} members, ${entry.compression ?? 'plain tar'})` : entry.key
-      console.log(`   ${entry.kind.padEnd(12)} ${what}`)
-    }
-    let resolved = 0
-    for await (const _ of store.iterManifestEntries(root)) resolved++
-    let files = 0
-    for await (const _ of store.listManifestFiles(root)) files++
-    console.log(`   ${raw} entries as written, ${resolved} with refs resolved, ${files} files with shards expanded`)
+  // --- Write manifests ---------------------------------------------------------------------------
+  section('write a manifest (overwrite), then add to it (append_parts)')
+  await store.writeManifest(manifestKey, [file1, file2], { mode: 'overwrite' })
+  const file3 = await store.putObject(`${samples}/file3.wav`, wav(3), { id: 'file-003' })
+  const appended = await store.writeManifest(manifestKey, [file3], { mode: 'append_parts' })
+  console.log(`appended part: ${'parts' in appended ? appended.parts.join(', ') : ''}`)
+  for await (const entry of store.iterManifestEntries(manifestKey, { resolveRefs: false })) print(entry)
 
-    let bytes = 0
-    for await (const { entry, body } of store.iterObjects(root, { concurrency: 8 })) {
-      const data = await body.bytes()
-      bytes += data.byteLength
-      const sha = createHash('sha256').update(data).digest('hex').slice(0, 12)
-      const from = entry.kind === 'file' && entry.archive_key ? 'member' : 'object'
-      console.log(`   ${from} ${entry.kind === 'shard' ? entry.archive_key : entry.key}  ${data.byteLength} B  sha256 ${sha}…`)
-    }
-    console.log(`   read ${bytes} bytes\n`)
+  // --- Shard archives ----------------------------------------------------------------------------
+  section('pack 20 samples into tar.gz shards of at most 8, and publish them')
+  const items: ShardItem[] = Array.from({ length: 20 }, (_, i) => ({
+    source: Buffer.from(`sample ${i}: ${'♪'.repeat(i)}`),
+    member_path: `${String(i).padStart(4, '0')}.txt`,
+    id: String(i).padStart(4, '0'),
+    meta: { sr: 16000 },
+  }))
+  const shardEntries: ShardEntry[] = []
+  let index = 0
+  for (const batch of Shard.splitItems(items, { maxEntries: 8, maxBytes: 1024 * 1024 * 1024 })) {
+    const archiveKey = `${samples}/shards/shard-${String(index++).padStart(5, '0')}.tar.gz`
+    const shard = await store.putShardArchive(archiveKey, batch, { format: 'tar', compression: 'gzip' })
+    shardEntries.push(shard.entry)
+    print(shard.entry)
+  }
+  await store.putSharded(manifestKey, shardEntries, { updateMode: 'append_parts' })
+
+  // --- A ManifestWriter: objects and shard members as they come, published once at close() -------
+  section('stream more through a ManifestWriter')
+  {
+    await using writer = store.openManifestWriter(manifestKey, { shardSize: { maxEntries: 4 }, shardCompression: 'gzip' })
+    await writer.putObject(`${samples}/notes.txt`, Buffer.from('recorded on a quiet day'), { contentType: 'text/plain' })
+    for (let i = 20; i < 26; i++) await writer.addToShard(`${i}.txt`, Buffer.from(`sample ${i}`), { id: String(i) })
+    const stats = writer.stats()
+    await writer.close() // publish: every part reaches the root in one conditional write
+    console.log(`writer: ${stats.shardsCreated} shard written before close, ${stats.shardEntries} members pending at close; published`)
   }
 
-  // One member by its virtual key, without the rest of the shard's members.
-  const member = 'exchange/shared/shards/shard-00002.tar.gz#nested/dir/ünï code.txt'
-  console.log(`getObject('${member}') → ${JSON.stringify(await (await store.getObject(member)).text())}`)
-  console.log('\nA TypeScript service read everything a Python service published.')
+  // --- Read it all back --------------------------------------------------------------------------
+  section('read it all back')
+  let rootEntries = 0
+  for await (const _ of store.iterManifestEntries(manifestKey, { resolveRefs: false })) rootEntries++
+  let loose = 0
+  let members = 0
+  let bytes = 0
+  for await (const { entry, body } of store.iterObjects(manifestKey, { concurrency: 8 })) {
+    bytes += (await body.bytes()).byteLength
+    if ((entry as FileEntry).archive_key) members++
+    else loose++
+  }
+  console.log(`root: ${rootEntries} lines; objects: ${loose} loose + ${members} shard members, ${bytes} bytes`)
+
+  const memberKey = `${samples}/shards/shard-00001.tar.gz#0009.txt`
+  console.log(`getObject('${memberKey}') → ${JSON.stringify(await (await store.getObject(memberKey)).text())}`)
+
+  let listed = 0
+  for await (const _ of store.listManifestFiles(manifestKey, { includeShards: true })) listed++
+  const matching: string[] = []
+  for await (const entry of store.listByManifestPrefix(manifestKey, `${samples}/shards/shard-00002`)) matching.push(entry.key as string)
+  console.log(`listManifestFiles: ${listed} files; listByManifestPrefix('…/shard-00002'): ${matching.join(', ')}`)
+
+  try {
+    await store.getObject(`${samples}/missing.wav`)
+  } catch (error) {
+    if (error instanceof ObjectNotFoundError) console.log(`a missing key is a typed error: ${error.name} (${error.key})`)
+  }
+
+  // --- And what a Python service published -------------------------------------------------------
+  section('read a bucket that Python s3exchange 0.1.1 wrote')
+  await uploadDirectory(s3.client, bucket, join(import.meta.dirname, '../test/fixtures/python-s3exchange-0.1.1/bucket'))
+  const python = new S3ExchangeStore({ client: s3.client, bucket })
+  for (const root of ['exchange/shared/mixed/manifest.jsonl', 'exchange/shared/shards/manifest.jsonl', 'exchange/shared/writer/manifest.jsonl']) {
+    let count = 0
+    let size = 0
+    for await (const { body } of python.iterObjects(root)) {
+      size += (await body.bytes()).byteLength
+      count++
+    }
+    console.log(`${root}: ${count} objects, ${size} bytes`)
+  }
+  console.log('\nDone: written by TypeScript and read back; written by Python and read by TypeScript.')
 } finally {
+  await rm(workdir, { recursive: true, force: true })
   await s3.stop()
+}
+
+function section(title: string): void {
+  console.log(`\n== ${title}`)
+}
+
+function print(entry: object): void {
+  console.log(`   ${JSON.stringify(entry)}`)
 }

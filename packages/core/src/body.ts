@@ -70,6 +70,7 @@ export class ObjectBody extends Readable implements ObjectInfo {
   #released = false
   #abandoned: string | undefined
   #collector: { chunks: Uint8Array[]; resolve: (bytes: Uint8Array) => void; reject: (error: Error) => void } | undefined
+  #collecting: Promise<Uint8Array> | undefined
 
   private constructor(info: ObjectInfo) {
     super({ highWaterMark: 64 * 1024 })
@@ -108,6 +109,8 @@ export class ObjectBody extends Readable implements ObjectInfo {
   /** Reads the whole body. */
   async bytes(): Promise<Uint8Array> {
     if (this.#abandoned) throw new S3ExchangeError(this.#abandoned)
+    // A second call while the first collects gets the same bytes.
+    if (this.#collecting) return this.#collecting
     const whole = this.#whole
     if (whole !== undefined && !this.readableDidRead) {
       this.#whole = undefined
@@ -118,10 +121,11 @@ export class ObjectBody extends Readable implements ObjectInfo {
     const source = this.#source
     if (source && !this.readableDidRead && this.readableLength === 0 && !this.#ended && !this.destroyed && !this.#pendingError) {
       // Nothing was read through the stream interface: collect straight from the source.
-      return new Promise<Uint8Array>((resolve, reject) => {
+      this.#collecting = new Promise<Uint8Array>((resolve, reject) => {
         this.#collector = { chunks: [], resolve, reject }
         source.resume()
       })
+      return this.#collecting
     }
     const chunks: Uint8Array[] = []
     for await (const chunk of this) chunks.push(chunk as Uint8Array)
