@@ -115,6 +115,36 @@ try {
     if (error instanceof ObjectNotFoundError) console.log(`a missing key is a typed error: ${error.name} (${error.key})`)
   }
 
+  // --- Lifecycle: list, compact, download, delete -------------------------------------------------
+  section('list, compact, download, delete')
+  let keyCount = 0
+  for await (const _ of store.listKeys(`${samples}/`)) keyCount++
+  console.log(`listKeys('${samples}/'): ${keyCount} objects (loose files, shards, manifests, parts)`)
+
+  const compactKey = `${samples}/manifest-compact.jsonl`
+  const compacted = await store.compactManifest(manifestKey, compactKey, { resolveRefs: true, expandShards: false })
+  console.log(`compactManifest → ${compactKey}: ${JSON.stringify(compacted)}`)
+
+  const downloaded = await store.downloadManifest(compactKey, join(workdir, 'download'), { concurrency: 8 })
+  console.log(`downloadManifest: ${downloaded.size} files under ${join(workdir, 'download')}`)
+
+  const dry = await store.deleteManifest(manifestKey, { referencedManifests: true, dryRun: true })
+  console.log(
+    `deleteManifest (dry run): would delete ${dry.deletedObjectCount} objects, ${dry.deletedArchiveCount} archives, ${dry.deletedManifestCount} manifests`,
+  )
+  const report = await store.deleteManifest(manifestKey, { referencedManifests: true })
+  console.log(
+    `deleteManifest: deleted ${report.deletedObjectCount} objects, ${report.deletedArchiveCount} archives, ${report.deletedManifestCount} manifests, ${Object.keys(report.errors).length} errors`,
+  )
+  const leftovers = /\.jsonl$/
+  const rest = await store.deletePrefix(`${samples}/`, { regex: leftovers })
+  console.log(`deletePrefix('${samples}/', { regex: ${leftovers} }): ${rest} more`)
+  try {
+    await store.deletePrefix('')
+  } catch (error) {
+    console.log(`deletePrefix('') is refused: ${(error as Error).message}`)
+  }
+
   // --- And what a Python service published -------------------------------------------------------
   section('read a bucket that Python s3exchange 0.1.1 wrote')
   await uploadDirectory(s3.client, bucket, join(import.meta.dirname, '../test/fixtures/python-s3exchange-0.1.1/bucket'))

@@ -17,8 +17,11 @@ import { InvalidManifestError } from './errors.js'
 /** Any JSON value. */
 export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue }
 
-/** Free-form metadata attached to an entry. */
-export type Meta = { [key: string]: JsonValue }
+/**
+ * Free-form metadata attached to an entry: any JSON-serializable object (typed loosely so that
+ * your own interfaces fit without an index signature).
+ */
+export type Meta = { [key: string]: unknown }
 
 /**
  * A single object: a loose S3 object, or (with `archive_key` and `member_path`) a member of a

@@ -192,6 +192,59 @@ export class ManifestConflictError extends S3ExchangeError {
   }
 }
 
+/**
+ * A destructive call was refused: an empty prefix, or a key or prefix outside the fence (the
+ * store's `basePrefix`, or the call's `within`). Nothing was deleted.
+ */
+export class DeleteRefusedError extends S3ExchangeError {
+  override name = 'DeleteRefusedError'
+  /** The key or prefix that was refused. */
+  readonly key: string
+  /** The fence it had to be inside, if that was the reason. */
+  readonly fence: string | undefined
+
+  constructor(message: string, options: { key: string; fence?: string }) {
+    super(`Refused to delete ${JSON.stringify(options.key)}: ${message}`)
+    this.key = options.key
+    this.fence = options.fence
+  }
+}
+
+/** Some deletions failed; the others went through. `errors` is keyed by S3 key. */
+export class PartialDeleteError extends S3ExchangeError {
+  override name = 'PartialDeleteError'
+  /** Keys deleted before and despite the failures. */
+  readonly deletedCount: number
+  /** The message of each key's failure. */
+  readonly errors: Record<string, string>
+
+  constructor(deletedCount: number, errors: Record<string, string>) {
+    const keys = Object.keys(errors)
+    super(`${keys.length} deletion(s) failed (${deletedCount} succeeded): ${keys.slice(0, 5).map((k) => `${k}: ${errors[k]}`).join('; ')}${keys.length > 5 ? '; …' : ''}`)
+    this.deletedCount = deletedCount
+    this.errors = errors
+  }
+}
+
+/**
+ * A download would write outside its folder, or somewhere it must not: an absolute path, a path
+ * with `..`, an empty name, a link in the way, or two objects mapping to one file. Nothing was
+ * written for it.
+ */
+export class UnsafePathError extends S3ExchangeError {
+  override name = 'UnsafePathError'
+  /** The key (or virtual key) whose local path was refused. */
+  readonly key: string
+  /** The relative path it mapped to. */
+  readonly path: string
+
+  constructor(message: string, options: { key: string; path: string }) {
+    super(`Refused to write ${JSON.stringify(options.path)} for ${options.key}: ${message}`)
+    this.key = options.key
+    this.path = options.path
+  }
+}
+
 /** Configuration is missing or inconsistent (e.g. `fromEnv()` without a bucket). */
 export class ConfigurationError extends S3ExchangeError {
   override name = 'ConfigurationError'

@@ -21,8 +21,13 @@ export {
   shardCompression,
   validateEntry,
 } from './entries.js'
+export { type DeleteKeysOptions, type DeleteKeysResult, deleteKeys, isWithinFence } from './delete.js'
+export { safeLocalPath, type WriteFileOptions, writeFileAtomically } from './download.js'
 export {
   ConfigurationError,
+  DeleteRefusedError,
+  PartialDeleteError,
+  UnsafePathError,
   httpStatusOf,
   InvalidManifestError,
   InvalidSourceError,

@@ -16,6 +16,7 @@
  * ```
  */
 import {
+  ConfigurationError,
   type EntryWithBody,
   expandRefs,
   expandShards,
@@ -23,14 +24,20 @@ import {
   fetchBodies,
   type ManifestEntry,
   type PipelineItem,
+  parseEntry,
+  partKeyFor,
   readInternalManifest,
   readManifest,
   type S3Context,
   type ShardEntry,
+  serializeEntry,
   take,
   virtualKey,
+  writeManifestObject,
 } from '@s3exchange/core'
-import type { S3ExchangeStore } from './store.js'
+import type { CompactOptions, CompactReport } from './compact.js'
+import type { DeleteManifestOptions, DeleteReport } from './delete.js'
+import type { S3ExchangeStore, WriteManifestOptions, WriteManifestResult } from './store.js'
 
 /** A manifest argument: a key, a `Manifest`, or entries (an array, or any iterable). */
 export type ManifestRef = string | Manifest | Iterable<ManifestEntry> | AsyncIterable<ManifestEntry>
@@ -186,6 +193,55 @@ export class Manifest {
           : virtualKey(entry.archive_key, '')
       if (key.startsWith(prefix)) yield entry
     }
+  }
+
+  /**
+   * Writes entries to this manifest's key (`overwrite` by default, or `append_parts`); without
+   * `entries`, writes the entries this manifest was made from.
+   */
+  async save(
+    entries?: Iterable<ManifestEntry> | AsyncIterable<ManifestEntry>,
+    options: WriteManifestOptions = {},
+  ): Promise<WriteManifestResult> {
+    const key = this.key
+    if (key === undefined) throw new ConfigurationError('cannot save a manifest that has no key')
+    const source = entries ?? (this.#backing.kind === 'entries' ? this.#backing.entries : [])
+    return this.store.writeManifest(key, source, options)
+  }
+
+  /** Deletes what this manifest references, and itself; see `S3ExchangeStore.deleteManifest`. */
+  delete(options: DeleteManifestOptions = {}): Promise<DeleteReport> {
+    return this.store.deleteManifest(this, options)
+  }
+
+  /** Writes a flat copy of this manifest to `dst`; see `S3ExchangeStore.compactManifest`. */
+  compact(dst: string, options: CompactOptions = {}): Promise<CompactReport> {
+    return this.store.compactManifest(this, dst, options)
+  }
+
+  /** Parses one manifest line (Python's `Manifest.parse_line`). */
+  static parseLine(line: string, lineNumber?: number, key?: string): ManifestEntry {
+    return parseEntry(line, { key, lineNumber })
+  }
+
+  /** One compact JSON line, as Python writes it (Python's `Manifest.serialize_entry`). */
+  static serializeEntry(entry: ManifestEntry): string {
+    return serializeEntry(entry)
+  }
+
+  /** A new part key beside a root (Python's `Manifest.generate_part_key`). */
+  static generatePartKey(rootKey: string): string {
+    return partKeyFor(rootKey)
+  }
+
+  /** The entries of the manifest object at `key`, streamed (Python's `Manifest.read_from_s3`). */
+  static readFromS3(store: S3ExchangeStore, key: string, options: CallOptions = {}): AsyncIterable<ManifestEntry> {
+    return readManifest(store.context(options.signal), key)
+  }
+
+  /** Writes entries as the manifest object at `key` (Python's `Manifest.write_to_s3`). */
+  static async writeToS3(store: S3ExchangeStore, key: string, entries: Iterable<ManifestEntry> | AsyncIterable<ManifestEntry>, options: CallOptions = {}): Promise<void> {
+    await writeManifestObject(store.context(options.signal), key, entries)
   }
 
   /** Iterating a manifest iterates its entries, refs resolved. */

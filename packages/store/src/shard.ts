@@ -159,6 +159,11 @@ export class Shard {
     return body
   }
 
+  /** Deletes the archive (within the store's fence; see `S3ExchangeStore.deleteKey`). */
+  delete(options: CallOptions & { within?: string } = {}): Promise<void> {
+    return this.store.deleteKey(this.archiveKey, options)
+  }
+
   toString(): string {
     return `Shard(archive_key=${this.archiveKey})`
   }

@@ -50,6 +50,17 @@ import {
   writeManifestParts,
   type WrittenManifest,
 } from '@s3exchange/core'
+import { type CompactOptions, type CompactReport, compactManifest } from './compact.js'
+import {
+  type DeleteManifestOptions,
+  type DeletePrefixOptions,
+  type DeleteReport,
+  deleteKey,
+  deleteManifest,
+  deletePrefix,
+  type FenceOptions,
+} from './delete.js'
+import { type DownloadOptions, downloadManifest, downloadObject, downloadObjects } from './download.js'
 import { clientConfigFor, type EnvSource, settingsFromEnv } from './env.js'
 import {
   type CallOptions,
@@ -405,6 +416,50 @@ export class S3ExchangeStore {
         }
       }
     }
+  }
+
+  // ---------------------------------------------------------------- lifecycle
+
+  /** Deletes one object. Refuses an empty key, and a key outside the fence (`within`, default `basePrefix`). */
+  deleteKey(key: string, options: FenceOptions = {}): Promise<void> {
+    return deleteKey(this, key, options)
+  }
+
+  /**
+   * Deletes every key under `prefix` that `regex` matches; resolves to the number deleted. Refuses
+   * `''` and `'/'`, and a prefix outside the fence. `dryRun` counts without deleting.
+   */
+  deletePrefix(prefix: string, options: DeletePrefixOptions = {}): Promise<number> {
+    return deletePrefix(this, prefix, options)
+  }
+
+  /**
+   * Deletes what a manifest references and the manifest itself, in DeleteObjects batches, counted
+   * as Python counts. Keys outside the fence are left alone and listed in `outsideFence`;
+   * failures are reported in `errors`, not thrown.
+   */
+  deleteManifest(manifest: ManifestRef, options: DeleteManifestOptions = {}): Promise<DeleteReport> {
+    return deleteManifest(this, manifest, options)
+  }
+
+  /** Writes a flat copy of `src` (refs resolved, shards optionally expanded) to `dst`. */
+  compactManifest(src: ManifestRef, dst: string, options: CompactOptions = {}): Promise<CompactReport> {
+    return compactManifest(this, src, dst, options)
+  }
+
+  /** Downloads one object (or archive member) to `localPath`, atomically. Resolves to the absolute path. */
+  downloadObject(key: string, localPath: string, options: CallOptions = {}): Promise<string> {
+    return downloadObject(this, key, localPath, options)
+  }
+
+  /** Downloads keys and virtual keys into `dir`; resolves to a map of key to local path. */
+  downloadObjects(keys: Iterable<string> | AsyncIterable<string>, dir: string, options: DownloadOptions = {}): Promise<Map<string, string>> {
+    return downloadObjects(this, keys, dir, options)
+  }
+
+  /** Downloads everything a manifest references into `dir`; resolves to a map of key to local path. */
+  downloadManifest(manifest: ManifestRef, dir: string, options: DownloadOptions = {}): Promise<Map<string, string>> {
+    return downloadManifest(this, manifest, dir, options)
   }
 
   async *#fetchLoose(ctx: S3Context, keys: string[], options: IterObjectsFromKeysOptions): AsyncGenerator<EntryWithBody<FileEntry>> {
