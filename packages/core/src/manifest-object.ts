@@ -15,7 +15,7 @@
  * ])
  * ```
  */
-import { type ManifestEntry, serializeEntry } from './entries.js'
+import { type ManifestEntry, serializeEntry, validateEntry } from './entries.js'
 import { MANIFEST_CONTENT_TYPE } from './manifest-commit.js'
 import { ObjectWriter, type ObjectWriterOptions, type WrittenObject } from './object-writer.js'
 import type { S3Context } from './s3.js'
@@ -53,8 +53,13 @@ export class ManifestObjectWriter {
     return this.#bytes
   }
 
-  /** Adds one entry (a line). */
+  /**
+   * Adds one entry (a line). An entry that readers would refuse (no `kind`, an unknown one, no
+   * `key` / `archive_key`) throws `InvalidManifestError` naming this manifest and the line it
+   * would have been.
+   */
   async add(entry: ManifestEntry): Promise<void> {
+    validateEntry(entry, { key: this.key, lineNumber: this.#entries + 1 })
     const line = `${serializeEntry(entry)}\n`
     this.#text += line
     this.#entries++

@@ -11,7 +11,7 @@
  * console.log(report.totalEntries, report.expandedShards)
  * ```
  */
-import { type ManifestEntry, readInternalManifest, listedMemberEntry, writeManifestObject } from '@s3exchange/core'
+import { listedMemberEntry, type ManifestEntry, readInternalManifest, writeManifestObject } from '@s3exchange/core'
 import { type CallOptions, Manifest, type ManifestRef } from './manifest.js'
 import type { S3ExchangeStore } from './store.js'
 
@@ -32,7 +32,12 @@ export interface CompactReport {
 }
 
 /** Compacts `src` into `dst`; see the module comment. */
-export async function compactManifest(store: S3ExchangeStore, src: ManifestRef, dst: string, options: CompactOptions = {}): Promise<CompactReport> {
+export async function compactManifest(
+  store: S3ExchangeStore,
+  src: ManifestRef,
+  dst: string,
+  options: CompactOptions = {},
+): Promise<CompactReport> {
   const ctx = store.context(options.signal)
   const report: CompactReport = { totalEntries: 0, removedEntries: 0, resolvedRefs: 0, expandedShards: 0 }
   const entries = Manifest.fromRef(store, src).iterEntries({ resolveRefs: options.resolveRefs ?? true, signal: options.signal })

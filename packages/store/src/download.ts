@@ -65,11 +65,21 @@ export async function downloadAll(items: AsyncIterable<EntryWithBody>, dir: stri
 }
 
 /** Downloads keys and virtual keys under `dir` (each archive read once). */
-export function downloadObjects(store: S3ExchangeStore, keys: Iterable<string> | AsyncIterable<string>, dir: string, options: DownloadOptions = {}): Promise<Map<string, string>> {
+export function downloadObjects(
+  store: S3ExchangeStore,
+  keys: Iterable<string> | AsyncIterable<string>,
+  dir: string,
+  options: DownloadOptions = {},
+): Promise<Map<string, string>> {
   return downloadAll(store.iterObjectsFromKeys(keys, options), dir)
 }
 
 /** Downloads everything a manifest references (refs resolved, shards expanded) under `dir`. */
-export function downloadManifest(store: S3ExchangeStore, manifest: ManifestRef, dir: string, options: DownloadOptions = {}): Promise<Map<string, string>> {
+export function downloadManifest(
+  store: S3ExchangeStore,
+  manifest: ManifestRef,
+  dir: string,
+  options: DownloadOptions = {},
+): Promise<Map<string, string>> {
   return downloadAll(store.iterObjects(manifest, options), dir)
 }

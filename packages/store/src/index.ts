@@ -5,9 +5,9 @@
  */
 
 export * from '@s3exchange/core'
-export { type CompactOptions, type CompactReport } from './compact.js'
-export { type DeleteManifestOptions, type DeletePrefixOptions, type DeleteReport, type FenceOptions } from './delete.js'
-export { type DownloadOptions } from './download.js'
+export type { CompactOptions, CompactReport } from './compact.js'
+export type { DeleteManifestOptions, DeletePrefixOptions, DeleteReport, FenceOptions } from './delete.js'
+export type { DownloadOptions } from './download.js'
 export { clientConfigFor, type EnvSource, type S3Settings, settingsFromEnv } from './env.js'
 export {
   type CallOptions,

@@ -215,16 +215,20 @@ export class ManifestWriter implements AsyncDisposable {
 
   /** Streams an item into the current shard; the shard is written out when it reaches `shardSize`. */
   addShardItem(item: ShardItem): Promise<FileEntry> {
+    const policy = this.#options.shardSize
+    // A usage error, refused before it can fail the writer (Python raises without closing it).
+    if (!policy) return Promise.reject(new ConfigurationError('shard buffering is not enabled: pass shardSize to openManifestWriter'))
     return this.#run(async () => {
-      const policy = this.#options.shardSize
-      if (!policy) throw new ConfigurationError('shard buffering is not enabled: pass shardSize to openManifestWriter')
       this.#shard ??= new ShardWriter(this.store.context(this.#options.signal), this.#nextArchiveKey(), {
         compression: this.#options.shardCompression ?? null,
         internalManifestPath: this.#options.internalManifestPath,
       })
       const member = await this.#shard.add(item)
       const shard = this.#shard
-      if ((policy.maxEntries !== undefined && shard.count >= policy.maxEntries) || (policy.maxBytes !== undefined && shard.dataBytes >= policy.maxBytes)) {
+      if (
+        (policy.maxEntries !== undefined && shard.count >= policy.maxEntries) ||
+        (policy.maxBytes !== undefined && shard.dataBytes >= policy.maxBytes)
+      ) {
         await this.#flushShard()
       }
       return member
@@ -233,7 +237,9 @@ export class ManifestWriter implements AsyncDisposable {
 
   /** Adds data to the current shard as the member `memberPath` (Python's `add_to_shard`). */
   addToShard(memberPath: string, source: DataSource, options: AddToShardOptions = {}): Promise<FileEntry> {
-    const meta: Meta | null = options.contentType ? { ...(options.meta ?? {}), content_type: options.contentType } : (options.meta ?? null)
+    // As Python: contentType joins meta, and an empty meta is written as null.
+    const merged: Meta = options.contentType ? { ...(options.meta ?? {}), content_type: options.contentType } : { ...(options.meta ?? {}) }
+    const meta = Object.keys(merged).length > 0 ? merged : null
     return this.addShardItem({ source, member_path: memberPath, id: options.id ?? null, meta, size_bytes: options.sizeBytes ?? null })
   }
 
@@ -260,7 +266,14 @@ export class ManifestWriter implements AsyncDisposable {
         if (await this.#parts.flushPart()) this.#partsUploaded++
         result = await this.#parts.commit()
       } else {
-        result = await (this.#root as ManifestObjectWriter).finish()
+        const root = this.#root as ManifestObjectWriter
+        // As Python's writer: an overwrite with no entries leaves the root as it was.
+        if (root.entries === 0) {
+          await root.abort()
+          result = { key: this.key, etag: undefined, size: 0, entries: 0 }
+        } else {
+          result = await root.finish()
+        }
       }
       this.#state = 'closed'
       return result
@@ -345,7 +358,8 @@ export class ManifestWriter implements AsyncDisposable {
   }
 
   #checkOpen(): void {
-    if (this.#state !== 'open') throw new ConfigurationError(`ManifestWriter for ${this.key} is ${this.#state === 'closed' ? 'closed' : 'failed'}`)
+    if (this.#state !== 'open')
+      throw new ConfigurationError(`ManifestWriter for ${this.key} is ${this.#state === 'closed' ? 'closed' : 'failed'}`)
   }
 
   /** Runs `fn` after the calls before it; on failure, fails the writer (see the module comment). */
@@ -369,7 +383,7 @@ export class ManifestWriter implements AsyncDisposable {
         await this.#shard?.abort()
         this.#shard = undefined
         if (this.#parts) await this.#parts.commit()
-        else await this.#root?.finish()
+        else if (this.#root && this.#root.entries > 0) await this.#root.finish()
         return error
       } catch {
         // Could not publish either: fall through and report what is left behind.

@@ -28,6 +28,7 @@ import {
   partKeyFor,
   readInternalManifest,
   readManifest,
+  readShardMembers,
   type S3Context,
   type ShardEntry,
   serializeEntry,
@@ -160,6 +161,11 @@ export class Manifest {
    */
   iterObjects(options: IterObjectsOptions = {}): AsyncIterable<EntryWithBody> {
     const ctx = this.store.context(options.signal)
+    const backing = this.#backing
+    if (backing.kind === 'shard') {
+      // The members of one archive: one streaming pass, not one archive read per member.
+      return take<EntryWithBody>(options.limit)(readShardMembers(ctx, backing.shard))
+    }
     const entries = this.#entries(ctx, true)
     const fetch = fetchBodies(ctx, { concurrency: options.concurrency, maxBufferedBytes: options.maxBufferedBytes })
     const items = (options.expandShards ?? true) ? expandShards(ctx, { bodies: true })(entries) : entries
@@ -240,7 +246,12 @@ export class Manifest {
   }
 
   /** Writes entries as the manifest object at `key` (Python's `Manifest.write_to_s3`). */
-  static async writeToS3(store: S3ExchangeStore, key: string, entries: Iterable<ManifestEntry> | AsyncIterable<ManifestEntry>, options: CallOptions = {}): Promise<void> {
+  static async writeToS3(
+    store: S3ExchangeStore,
+    key: string,
+    entries: Iterable<ManifestEntry> | AsyncIterable<ManifestEntry>,
+    options: CallOptions = {},
+  ): Promise<void> {
     await writeManifestObject(store.context(options.signal), key, entries)
   }
 

@@ -14,6 +14,8 @@
  * const one = await shard.getMember('0001.wav')
  * ```
  */
+
+import { statSync } from 'node:fs'
 import {
   type ArchiveFormat,
   type EntryWithBody,
@@ -33,7 +35,6 @@ import {
   take,
   virtualKey,
 } from '@s3exchange/core'
-import { statSync } from 'node:fs'
 import { type CallOptions, Manifest } from './manifest.js'
 import type { S3ExchangeStore } from './store.js'
 
@@ -70,9 +71,14 @@ export class Shard {
    * the current one already has `maxEntries` items, or when the next item's size would take it past
    * `maxBytes` (an item larger than `maxBytes` gets a batch of its own). Sizes come from `size_bytes`,
    * the length of bytes, or the size of a file path; a stream without `size_bytes` counts as 0.
-   * With neither limit, everything is one batch.
+   * With neither limit, everything is one batch (an empty one for no items, as Python). Unlike
+   * Python, bytes count by their length when `size_bytes` is absent, so no batch exceeds `maxBytes`.
    */
   static *splitItems(items: Iterable<ShardItem>, options: { maxEntries?: number; maxBytes?: number } = {}): Generator<ShardItem[]> {
+    if (options.maxEntries === undefined && options.maxBytes === undefined) {
+      yield [...items]
+      return
+    }
     let batch: ShardItem[] = []
     let bytes = 0
     for (const item of items) {

@@ -29,8 +29,8 @@ import {
   isManifestKey,
   type ManifestEntry,
   type ManifestPartsOptions,
-  mapS3Error,
   type Meta,
+  mapS3Error,
   normalizeKey,
   type ObjectBody,
   ObjectNotFoundError,
@@ -46,9 +46,9 @@ import {
   scanArchive,
   splitVirtualKey,
   type TemplateVars,
+  type WrittenManifest,
   writeManifestObject,
   writeManifestParts,
-  type WrittenManifest,
 } from '@s3exchange/core'
 import { type CompactOptions, type CompactReport, compactManifest } from './compact.js'
 import {
@@ -299,13 +299,20 @@ export class S3ExchangeStore {
    * Writes one shard archive of `items` (streamed, internal manifest first with member offsets)
    * and returns it as a `Shard`, whose `entry` goes into a manifest.
    */
-  async putShardArchive(archiveKey: string, items: Iterable<ShardItem> | AsyncIterable<ShardItem>, options: PutShardArchiveOptions = {}): Promise<Shard> {
+  async putShardArchive(
+    archiveKey: string,
+    items: Iterable<ShardItem> | AsyncIterable<ShardItem>,
+    options: PutShardArchiveOptions = {},
+  ): Promise<Shard> {
     if ((options.format ?? 'tar') !== 'tar') throw new ShardWriteError(`unsupported archive format: ${options.format}`, { archiveKey })
     const compression = options.compression === undefined ? 'gzip' : options.compression
     if (compression !== 'gzip' && compression !== null) {
       throw new ShardWriteError(`unsupported compression: ${String(compression)} (gzip or null)`, { archiveKey })
     }
-    const writer = new ShardWriter(this.context(options.signal), archiveKey, { compression, internalManifestPath: options.internalManifestPath })
+    const writer = new ShardWriter(this.context(options.signal), archiveKey, {
+      compression,
+      internalManifestPath: options.internalManifestPath,
+    })
     try {
       for await (const item of items) await writer.add(item)
       return new Shard(this, await writer.finish())
@@ -316,7 +323,11 @@ export class S3ExchangeStore {
   }
 
   /** Writes shard entries to a manifest (`updateMode` `append_parts` by default, as Python). */
-  putSharded(manifestKey: string, shardEntries: Iterable<ShardEntry> | AsyncIterable<ShardEntry>, options: PutShardedOptions = {}): Promise<WriteManifestResult> {
+  putSharded(
+    manifestKey: string,
+    shardEntries: Iterable<ShardEntry> | AsyncIterable<ShardEntry>,
+    options: PutShardedOptions = {},
+  ): Promise<WriteManifestResult> {
     return this.writeManifest(manifestKey, shardEntries, { ...options, mode: options.updateMode ?? 'append_parts' })
   }
 
@@ -453,7 +464,11 @@ export class S3ExchangeStore {
   }
 
   /** Downloads keys and virtual keys into `dir`; resolves to a map of key to local path. */
-  downloadObjects(keys: Iterable<string> | AsyncIterable<string>, dir: string, options: DownloadOptions = {}): Promise<Map<string, string>> {
+  downloadObjects(
+    keys: Iterable<string> | AsyncIterable<string>,
+    dir: string,
+    options: DownloadOptions = {},
+  ): Promise<Map<string, string>> {
     return downloadObjects(this, keys, dir, options)
   }
 

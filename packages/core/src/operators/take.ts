@@ -13,6 +13,7 @@
 
 /** Yields at most `limit` items. */
 export function take<T>(limit: number | undefined): (items: AsyncIterable<T> | Iterable<T>) => AsyncGenerator<T, void, undefined> {
+  if (limit !== undefined && Number.isNaN(limit)) throw new RangeError('limit must be a number (or undefined for no limit)')
   return async function* takeStage(items: AsyncIterable<T> | Iterable<T>): AsyncGenerator<T, void, undefined> {
     if (limit === undefined) {
       yield* items
