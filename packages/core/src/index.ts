@@ -22,6 +22,7 @@ export {
   validateEntry,
 } from './entries.js'
 export { type DeleteKeysOptions, type DeleteKeysResult, deleteKeys, isWithinFence } from './delete.js'
+export { BodyDeflater, crc32, crc32Combine, gzipHead, gzipTrailer } from './gzip-stitch.js'
 export { safeLocalPath, type WriteFileOptions, writeFileAtomically } from './download.js'
 export {
   ConfigurationError,

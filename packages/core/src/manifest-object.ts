@@ -58,9 +58,8 @@ export class ManifestObjectWriter {
    * `key` / `archive_key`) throws `InvalidManifestError` naming this manifest and the line it
    * would have been.
    */
-  async add(entry: ManifestEntry): Promise<void> {
+  async add(entry: ManifestEntry, line: string = lineOf(entry)): Promise<void> {
     validateEntry(entry, { key: this.key, lineNumber: this.#entries + 1 })
-    const line = `${serializeEntry(entry)}\n`
     this.#text += line
     this.#entries++
     // serializeEntry's output is ASCII unless a lone surrogate was written raw: length is the byte count.
@@ -87,6 +86,11 @@ export class ManifestObjectWriter {
     this.#text = ''
     await this.#writer.write(Buffer.from(text, 'utf8'))
   }
+}
+
+/** The manifest line of an entry, newline included (its length is its byte count: the line is ASCII). */
+export function lineOf(entry: ManifestEntry): string {
+  return `${serializeEntry(entry)}\n`
 }
 
 /** Writes entries as one manifest object; see the module comment. */

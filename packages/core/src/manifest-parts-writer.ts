@@ -16,7 +16,7 @@
  */
 import type { ManifestEntry } from './entries.js'
 import { type AppendOptions, appendToManifest, partKeyFor } from './manifest-commit.js'
-import { ManifestObjectWriter } from './manifest-object.js'
+import { lineOf, ManifestObjectWriter } from './manifest-object.js'
 import type { ObjectWriterOptions } from './object-writer.js'
 import type { S3Context } from './s3.js'
 
@@ -72,13 +72,16 @@ export class ManifestPartsWriter {
 
   /** Adds an entry to the current part, and closes the part when it reaches a limit. */
   async add(entry: ManifestEntry): Promise<void> {
+    const line = lineOf(entry)
+    const maxEntries = this.#options.partMaxEntries ?? 50_000
+    const maxBytes = this.#options.partMaxBytes ?? 50 * 1024 * 1024
+    // A part holds at most maxEntries entries and maxBytes bytes (a single longer line gets a part of its own).
+    if (this.#part && this.#part.entries > 0 && this.#part.bytes + line.length > maxBytes) await this.flushPart()
     this.#part ??= new ManifestObjectWriter(this.#ctx, partKeyFor(this.root), this.#options)
     const part = this.#part
-    await part.add(entry)
+    await part.add(entry, line)
     this.#entries++
-    if (part.entries >= (this.#options.partMaxEntries ?? 50_000) || part.bytes >= (this.#options.partMaxBytes ?? 50 * 1024 * 1024)) {
-      await this.flushPart()
-    }
+    if (part.entries >= maxEntries || part.bytes >= maxBytes) await this.flushPart()
   }
 
   /** Closes the current part (if it has entries) and returns its key. */

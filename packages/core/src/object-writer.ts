@@ -5,7 +5,7 @@
  * until `finish()` succeeds; on any failure, or `abort()`, the multipart upload is aborted.
  * Conditional writes (`ifMatch`, `ifNoneMatch`) apply to the PUT or to the multipart completion.
  *
- * With `reserveFirstPart`, part 1 is sent last, as `prefix + the first partSize bytes`, where
+ * With `reserveFirstPart`, part 1 is sent last, as `prefix + the first 5 MiB written`, where
  * `prefix` is given to `finish()`: that is how a shard puts its internal manifest, known only at the
  * end, before members it has already uploaded.
  *
@@ -32,6 +32,8 @@ export const DEFAULT_PART_SIZE = 8 * 1024 * 1024
 /** Default number of parts uploading at once. */
 export const DEFAULT_QUEUE_SIZE = 4
 const MAX_PARTS = 10_000
+/** S3's smallest allowed part (but the last). */
+const MIN_PART_SIZE = 5 * 1024 * 1024
 
 /** Options for {@link ObjectWriter}. */
 export interface ObjectWriterOptions {
@@ -81,7 +83,7 @@ export class ObjectWriter {
     this.#ctx = ctx
     this.key = key
     this.#options = options
-    this.#partSize = Math.max(5 * 1024 * 1024, options.partSize ?? DEFAULT_PART_SIZE)
+    this.#partSize = Math.max(MIN_PART_SIZE, options.partSize ?? DEFAULT_PART_SIZE)
     this.#queueSize = Math.max(1, options.queueSize ?? DEFAULT_QUEUE_SIZE)
     this.#nextPart = options.reserveFirstPart ? 2 : 1
   }
@@ -104,7 +106,7 @@ export class ObjectWriter {
     this.#buffered += chunk.byteLength
     this.#written += chunk.byteLength
     // Only cut a part when more data follows it, so that a small object stays a single PUT.
-    while (this.#buffered > this.#partSize) await this.#emit(this.#take(this.#partSize))
+    for (let size = this.#nextCut(); this.#buffered > size; size = this.#nextCut()) await this.#emit(this.#take(size))
   }
 
   /**
@@ -156,6 +158,14 @@ export class ObjectWriter {
   #check(): void {
     if (this.#failure) throw this.#failure
     if (this.#done) throw new Error(`ObjectWriter for ${this.key} is already finished`)
+  }
+
+  /**
+   * Bytes in the next part. With `reserveFirstPart`, what is held back for part 1 is only S3's
+   * minimum part size, so that part 1 (prefix + held-back bytes) stays small when the prefix is large.
+   */
+  #nextCut(): number {
+    return this.#options.reserveFirstPart && this.#head === undefined ? MIN_PART_SIZE : this.#partSize
   }
 
   #take(size: number): Uint8Array {

@@ -6,9 +6,9 @@
  * How the manifest gets first although it is known only at the end: the members stream into parts
  * 2, 3, … of a multipart upload as they come (the first `partSize` bytes are held back); when the
  * shard is finished, part 1 is sent as the tar header and body of the internal manifest followed by
- * the held-back bytes. A shard smaller than a part is one PUT. With gzip, the manifest is a gzip
- * member of its own and the members another, concatenated: one standard gzip stream that `gzip -d`,
- * `tar -xzf` and Python read as usual.
+ * the held-back bytes. A shard smaller than a part is one PUT. With gzip, the manifest's deflate
+ * data is placed in front of the members' in one single gzip member (see `gzip-stitch.ts`), so
+ * every gzip reader, streaming ones included, reads it as usual.
  *
  * @example
  * ```ts
@@ -20,9 +20,9 @@
  * const entry = await writer.finish() // { kind: 'shard', archive_key, …, count: 2, size_bytes, meta: { etag } }
  * ```
  */
-import { createGzip, type Gzip, gzipSync } from 'node:zlib'
 import { DEFAULT_INTERNAL_MANIFEST_PATH, type FileEntry, type Meta, type ShardEntry, serializeEntry } from './entries.js'
 import { InvalidSourceError, S3ExchangeError, ShardWriteError } from './errors.js'
+import { BodyDeflater, gzipHead, gzipTrailer } from './gzip-stitch.js'
 import { virtualKey } from './keys.js'
 import { ObjectWriter, type ObjectWriterOptions } from './object-writer.js'
 import type { S3Context } from './s3.js'
@@ -113,7 +113,7 @@ export class ShardWriter {
   readonly #paths = new Set<string>()
   #regionBytes = 0
   #dataBytes = 0
-  #gzip: GzipPipe | undefined
+  #gzip: BodyDeflater | undefined
   #state: 'open' | 'finished' | 'failed' = 'open'
 
   constructor(ctx: S3Context, archiveKey: string, options: ShardWriterOptions = {}) {
@@ -122,7 +122,7 @@ export class ShardWriter {
     this.compression = options.compression === undefined ? 'gzip' : options.compression
     this.internalManifestPath = options.internalManifestPath ?? DEFAULT_INTERNAL_MANIFEST_PATH
     this.#output = new ObjectWriter(ctx, archiveKey, { ...options, reserveFirstPart: true })
-    if (this.compression === 'gzip') this.#gzip = new GzipPipe(this.#output, options.gzipLevel ?? 6)
+    if (this.compression === 'gzip') this.#gzip = new BodyDeflater((chunk) => this.#output.write(chunk), options.gzipLevel ?? 6)
   }
 
   /** Members added so far. */
@@ -190,11 +190,15 @@ export class ShardWriter {
     this.#checkOpen()
     try {
       await this.#write(TAR_END)
-      await this.#gzip?.end()
       const head = this.#manifestRegion()
-      const written = await this.#output.finish(
-        this.compression === 'gzip' ? gzipSync(head, { level: this.#options.gzipLevel ?? 6 }) : head,
-      )
+      let prefix: Uint8Array = head
+      if (this.#gzip) {
+        // One gzip member: the manifest's deflate data goes in front of the members' (see gzip-stitch.ts).
+        const body = await this.#gzip.end()
+        await this.#output.write(gzipTrailer(head, body.crc, body.length))
+        prefix = gzipHead(head, this.#options.gzipLevel ?? 6)
+      }
+      const written = await this.#output.finish(prefix)
       this.#state = 'finished'
       return {
         kind: 'shard',
@@ -256,51 +260,4 @@ export class ShardWriter {
 function isPrepared(item: object): item is PreparedShardItem {
   const source = (item as { source?: unknown }).source
   return typeof source === 'object' && source !== null && 'open' in source && 'size' in source && 'item' in item
-}
-
-/** A gzip stream between the tar bytes and the object writer, with backpressure both ways. */
-class GzipPipe {
-  readonly #gzip: Gzip
-  readonly #pumping: Promise<void>
-  #failure: unknown
-
-  constructor(output: ObjectWriter, level: number) {
-    const gzip = createGzip({ level, chunkSize: 64 * 1024 })
-    this.#gzip = gzip
-    this.#pumping = (async () => {
-      try {
-        for await (const chunk of gzip) await output.write(chunk as Buffer)
-      } catch (error) {
-        this.#failure ??= error
-        gzip.destroy()
-      }
-    })()
-  }
-
-  async write(bytes: Uint8Array): Promise<void> {
-    if (this.#failure) throw this.#failure
-    if (!this.#gzip.write(bytes)) {
-      await new Promise<void>((resolve) => {
-        const done = () => {
-          this.#gzip.off('drain', done)
-          this.#gzip.off('close', done)
-          resolve()
-        }
-        this.#gzip.on('drain', done)
-        this.#gzip.on('close', done)
-      })
-    }
-    if (this.#failure) throw this.#failure
-  }
-
-  async end(): Promise<void> {
-    this.#gzip.end()
-    await this.#pumping
-    if (this.#failure) throw this.#failure
-  }
-
-  destroy(): void {
-    this.#failure ??= new Error('aborted')
-    this.#gzip.destroy()
-  }
 }

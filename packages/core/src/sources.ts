@@ -92,7 +92,9 @@ export async function prepareSource(data: DataSource, options: PrepareSourceOpti
   const max = options.maxBufferedBytes ?? DEFAULT_MAX_UNSIZED_BYTES
   const chunks: Uint8Array[] = []
   let total = 0
-  for await (const chunk of data) {
+  for await (const raw of data) {
+    // String chunks (a Readable with an encoding) are taken as UTF-8, as when streaming.
+    const chunk = typeof raw === 'string' ? Buffer.from(raw) : raw
     total += chunk.byteLength
     if (total > max) {
       throw new InvalidSourceError(

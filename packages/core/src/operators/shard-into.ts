@@ -52,14 +52,15 @@ export function runId(date: Date = new Date()): string {
 /** Packs items into shard archives; see the module comment. */
 export function shardInto(ctx: S3Context, options: ShardIntoOptions) {
   const extension = options.compression === null ? '.tar' : '.tar.gz'
-  const id = runId()
-  const archiveName = options.archiveName ?? ((index: number) => `shard-${id}-${String(index).padStart(5, '0')}${extension}`)
   const prefix = options.prefix.replace(/\/+$/, '')
-  const archiveKey = (index: number) => (prefix ? `${prefix}/${archiveName(index)}` : archiveName(index))
 
   return async function* shardIntoStage(
     items: AsyncIterable<ShardItem> | Iterable<ShardItem>,
   ): AsyncGenerator<ShardEntry, void, undefined> {
+    // A new run id for each run of the stage, so that reusing the stage never overwrites archives.
+    const id = runId()
+    const archiveName = options.archiveName ?? ((index: number) => `shard-${id}-${String(index).padStart(5, '0')}${extension}`)
+    const archiveKey = (index: number) => (prefix ? `${prefix}/${archiveName(index)}` : archiveName(index))
     let index = 0
     let writer: ShardWriter | undefined
     try {

@@ -1,0 +1,157 @@
+/**
+ * One gzip member written in two pieces, out of order: the body is deflated as it streams, and a
+ * head known only at the end (a shard's internal manifest) is deflated separately and placed in
+ * front of it. The result is a single standard gzip member (RFC 1952), which every reader handles,
+ * including streaming ones such as Python's `tarfile` in `r|gz` mode (which stops after the first
+ * member of a multi-member file):
+ *
+ *     gzip header · deflate(head, ended by a sync flush) · deflate(body, final) · CRC-32 · ISIZE
+ *
+ * A sync flush ends the head's deflate data on a byte boundary without a final block, so the body's
+ * blocks simply follow; the body's compressor never refers back into the head. The CRC-32 of head
+ * and body together is combined from their separate CRCs (zlib's `crc32_combine`).
+ *
+ * @example
+ * ```ts
+ * import { BodyDeflater, gzipHead, gzipTrailer } from '@s3exchange/core'
+ *
+ * const body = new BodyDeflater((chunk) => out.write(chunk), 6)
+ * await body.write(Buffer.from('world'))
+ * const { crc, length } = await body.end()
+ * const head = Buffer.from('hello ')
+ * // out: gzipHead(head, 6) + <body chunks> + gzipTrailer(head, crc, length) is one gzip member of 'hello world'
+ * ```
+ */
+import { constants, crc32 as nativeCrc32, createDeflateRaw, type DeflateRaw, deflateRawSync } from 'node:zlib'
+
+/** The 10-byte gzip header: deflate, no name, mtime 0, OS Unix. */
+const GZIP_HEADER = Buffer.from([0x1f, 0x8b, 0x08, 0x00, 0, 0, 0, 0, 0x00, 0x03])
+
+/** The gzip header and the head's deflate data, ended by a sync flush (not final). */
+export function gzipHead(head: Uint8Array, level: number): Buffer {
+  return Buffer.concat([GZIP_HEADER, deflateRawSync(head, { level, finishFlush: constants.Z_SYNC_FLUSH })])
+}
+
+/** The gzip trailer for head + body: CRC-32 and length (mod 2^32) of all the uncompressed bytes. */
+export function gzipTrailer(head: Uint8Array, bodyCrc: number, bodyLength: number): Buffer {
+  const trailer = Buffer.alloc(8)
+  trailer.writeUInt32LE(crc32Combine(crc32(head, 0), bodyCrc, bodyLength), 0)
+  trailer.writeUInt32LE((head.byteLength + bodyLength) % 2 ** 32, 4)
+  return trailer
+}
+
+/** Deflates a body as it streams, handing compressed chunks to `output` with backpressure. */
+export class BodyDeflater {
+  readonly #deflate: DeflateRaw
+  readonly #pumping: Promise<void>
+  #crc = 0
+  #length = 0
+  #failure: unknown
+
+  constructor(output: (chunk: Buffer) => Promise<void>, level: number) {
+    const deflate = createDeflateRaw({ level, chunkSize: 64 * 1024 })
+    this.#deflate = deflate
+    this.#pumping = (async () => {
+      try {
+        for await (const chunk of deflate) await output(chunk as Buffer)
+      } catch (error) {
+        this.#failure ??= error
+        deflate.destroy()
+      }
+    })()
+  }
+
+  /** Uncompressed bytes written so far. */
+  get length(): number {
+    return this.#length
+  }
+
+  async write(bytes: Uint8Array): Promise<void> {
+    if (this.#failure) throw this.#failure
+    this.#crc = crc32(bytes, this.#crc)
+    this.#length += bytes.byteLength
+    if (!this.#deflate.write(bytes)) {
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          this.#deflate.off('drain', done)
+          this.#deflate.off('close', done)
+          resolve()
+        }
+        this.#deflate.on('drain', done)
+        this.#deflate.on('close', done)
+      })
+    }
+    if (this.#failure) throw this.#failure
+  }
+
+  /** Finishes the deflate stream (final block) and resolves to the body's CRC-32 and length. */
+  async end(): Promise<{ crc: number; length: number }> {
+    this.#deflate.end()
+    await this.#pumping
+    if (this.#failure) throw this.#failure
+    return { crc: this.#crc, length: this.#length }
+  }
+
+  destroy(): void {
+    this.#failure ??= new Error('aborted')
+    this.#deflate.destroy()
+  }
+}
+
+/** CRC-32 (the gzip one) of `data`, continuing from `crc`. */
+export function crc32(data: Uint8Array, crc = 0): number {
+  return typeof nativeCrc32 === 'function' ? nativeCrc32(data, crc) : softCrc32(data, crc)
+}
+
+let table: Uint32Array | undefined
+function softCrc32(data: Uint8Array, crc: number): number {
+  if (table === undefined) {
+    table = new Uint32Array(256)
+    for (let n = 0; n < 256; n++) {
+      let c = n
+      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1
+      table[n] = c >>> 0
+    }
+  }
+  let c = (crc ^ 0xffffffff) >>> 0
+  for (let i = 0; i < data.length; i++) c = (table[(c ^ (data[i] as number)) & 0xff] as number) ^ (c >>> 8)
+  return (c ^ 0xffffffff) >>> 0
+}
+
+/** The CRC-32 of A followed by B, from crc(A), crc(B) and B's length (zlib's `crc32_combine`). */
+export function crc32Combine(crcA: number, crcB: number, lengthB: number): number {
+  if (lengthB <= 0) return crcA >>> 0
+  const even = new Uint32Array(32)
+  const odd = new Uint32Array(32)
+  odd[0] = 0xedb88320 // the CRC-32 polynomial, as the operator for one zero bit
+  let row = 1
+  for (let n = 1; n < 32; n++) {
+    odd[n] = row
+    row <<= 1
+  }
+  square(even, odd) // two zero bits
+  square(odd, even) // four zero bits
+  let a = crcA >>> 0
+  let length = lengthB
+  do {
+    square(even, odd)
+    if (length % 2 === 1) a = times(even, a)
+    length = Math.floor(length / 2)
+    if (length === 0) break
+    square(odd, even)
+    if (length % 2 === 1) a = times(odd, a)
+    length = Math.floor(length / 2)
+  } while (length !== 0)
+  return (a ^ crcB) >>> 0
+}
+
+function times(matrix: Uint32Array, vector: number): number {
+  let sum = 0
+  let v = vector >>> 0
+  for (let i = 0; v !== 0; i++, v >>>= 1) if (v & 1) sum ^= matrix[i] as number
+  return sum >>> 0
+}
+
+function square(result: Uint32Array, matrix: Uint32Array): void {
+  for (let n = 0; n < 32; n++) result[n] = times(matrix, matrix[n] as number)
+}
