@@ -290,10 +290,11 @@ describe('fetchBodies', () => {
       expect(await body.text()).toBe(looseData(0))
       break
     }
-    expect(entered).toBe(4)
+    // Four requests at first; when the first completes, a fifth may start to keep four in flight.
+    expect([4, 5]).toContain(entered)
     release()
     await settled
-    expect(outcomes).toStrictEqual(['ok', 'AbortError', 'AbortError', 'AbortError'])
+    expect(outcomes).toStrictEqual(['ok', ...Array.from({ length: entered - 1 }, () => 'AbortError')])
   })
 
   it('fetches an archive member for a file entry with archive_key and member_path', async () => {

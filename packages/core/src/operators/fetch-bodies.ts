@@ -70,6 +70,9 @@ export function fetchBodies(ctx: S3Context, options: FetchBodiesOptions = {}) {
     let buffered = 0
     let inputDone = false
     let waitingOnPassThrough = false
+    let closed = false
+    let filling: Promise<void> | undefined
+    let inputFailure: { error: unknown } | undefined
 
     const start = (entry: E): Slot<E> => {
       const abort = new AbortController()
@@ -89,6 +92,8 @@ export function fetchBodies(ctx: S3Context, options: FetchBodiesOptions = {}) {
           return { entry, body }
         } finally {
           inFlight--
+          // Keep `concurrency` requests going while the consumer waits on an earlier, slower one.
+          void refill()
         }
       })()
       slot.result.catch(ignore)
@@ -96,13 +101,17 @@ export function fetchBodies(ctx: S3Context, options: FetchBodiesOptions = {}) {
     }
 
     const fill = async () => {
-      while (!inputDone && !waitingOnPassThrough && window.length < concurrency * 4 && inFlight < concurrency) {
+      while (!closed && !inputDone && !waitingOnPassThrough && window.length < concurrency * 4 && inFlight < concurrency) {
         const next = await input.next()
         if (next.done) {
           inputDone = true
           return
         }
         const item = next.value as PipelineItem
+        if (closed) {
+          if (hasBody(item)) item.body.destroy()
+          return
+        }
         if (hasBody(item)) {
           window.push({ result: Promise.resolve(item as EntryWithBody<E>), reserved: 0, passThrough: true })
           waitingOnPassThrough = true
@@ -112,11 +121,30 @@ export function fetchBodies(ctx: S3Context, options: FetchBodiesOptions = {}) {
       }
     }
 
+    /** Pulls from the input, one pull at a time; an input failure is raised after the items before it. */
+    const refill = (): Promise<void> => {
+      if (filling === undefined && !closed) {
+        filling = fill()
+          .catch((error: unknown) => {
+            inputDone = true
+            inputFailure ??= { error }
+          })
+          .finally(() => {
+            filling = undefined
+          })
+      }
+      return filling ?? Promise.resolve()
+    }
+
     try {
       for (;;) {
-        await fill()
+        void refill()
+        while (window.length === 0 && !inputDone) await refill()
         const slot = window.shift()
-        if (slot === undefined) return
+        if (slot === undefined) {
+          if (inputFailure) throw inputFailure.error
+          return
+        }
         let item: EntryWithBody<E>
         try {
           item = await slot.result
@@ -126,14 +154,17 @@ export function fetchBodies(ctx: S3Context, options: FetchBodiesOptions = {}) {
         } finally {
           buffered -= slot.reserved
         }
-        if (slot.passThrough) waitingOnPassThrough = false
         if (ctx.signal?.aborted) {
           item.body.destroy()
           throw ctx.signal.reason
         }
         yield item
+        // Only now may the input move past an item that brought its own body: the consumer is done with it.
+        if (slot.passThrough) waitingOnPassThrough = false
       }
     } finally {
+      closed = true
+      await filling
       for (const slot of window) {
         slot.abort?.abort()
         slot.result.then((item) => item.body.destroy(), ignore)
