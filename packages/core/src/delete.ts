@@ -31,15 +31,28 @@ export interface DeleteKeysResult {
 }
 
 /** Deletes keys in DeleteObjects batches; see the module comment. Keys are deduplicated. */
-export async function deleteKeys(ctx: S3Context, keys: Iterable<string> | AsyncIterable<string>, options: DeleteKeysOptions = {}): Promise<DeleteKeysResult> {
+export async function deleteKeys(
+  ctx: S3Context,
+  keys: Iterable<string> | AsyncIterable<string>,
+  options: DeleteKeysOptions = {},
+): Promise<DeleteKeysResult> {
   const batchSize = Math.min(1000, Math.max(1, options.batchSize ?? 1000))
   const limit = pLimit(Math.max(1, options.concurrency ?? 4))
   const result: DeleteKeysResult = { deleted: [], errors: {} }
   const seen = new Set<string>()
-  const pending: Promise<void>[] = []
+  // Only the batches not yet settled: racing settled ones would never wait.
+  const pending = new Set<Promise<void>>()
+  let failure: { error: unknown } | undefined
   let batch: string[] = []
   const send = (keys: string[]) => {
-    pending.push(limit(() => deleteBatch(ctx, keys, result)))
+    const task: Promise<void> = limit(() => deleteBatch(ctx, keys, result)).then(
+      () => void pending.delete(task),
+      (error: unknown) => {
+        pending.delete(task)
+        failure ??= { error }
+      },
+    )
+    pending.add(task)
   }
   for await (const key of keys) {
     if (seen.has(key)) continue
@@ -50,10 +63,12 @@ export async function deleteKeys(ctx: S3Context, keys: Iterable<string> | AsyncI
       batch = []
       // Do not run far ahead of the requests: at most a few batches queued.
       if (limit.pendingCount > 4) await Promise.race(pending)
+      if (failure) break
     }
   }
-  if (batch.length > 0) send(batch)
+  if (batch.length > 0 && !failure) send(batch)
   await Promise.all(pending)
+  if (failure) throw failure.error
   return result
 }
 

@@ -16,7 +16,7 @@
 import { randomBytes } from 'node:crypto'
 import { createWriteStream } from 'node:fs'
 import { mkdir, realpath, rename, unlink } from 'node:fs/promises'
-import { basename, dirname, join, resolve, sep } from 'node:path'
+import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path'
 import { pipeline } from 'node:stream/promises'
 import { UnsafePathError } from './errors.js'
 
@@ -50,13 +50,14 @@ export interface WriteFileOptions {
  * Streams `data` into `target` through a temporary file in the same folder, renamed when
  * complete; on failure the temporary file is removed and `target` is left as it was.
  */
-export async function writeFileAtomically(data: AsyncIterable<Uint8Array> | NodeJS.ReadableStream, target: string, options: WriteFileOptions): Promise<void> {
-  const folder = dirname(target)
-  await mkdir(folder, { recursive: true })
-  const [realRoot, realFolder] = await Promise.all([realpath(options.root), realpath(folder)])
-  if (realFolder !== realRoot && !realFolder.startsWith(realRoot + sep)) {
-    throw new UnsafePathError('a link in the path leads outside the target folder', { key: options.key, path: target })
-  }
+export async function writeFileAtomically(
+  data: AsyncIterable<Uint8Array> | NodeJS.ReadableStream,
+  target: string,
+  options: WriteFileOptions,
+): Promise<void> {
+  const realFolder = await makeFolderInside(options.root, dirname(target), () => {
+    return new UnsafePathError('a link in the path leads outside the target folder', { key: options.key, path: target })
+  })
   const temporary = join(realFolder, `.${basename(target)}.${randomBytes(4).toString('hex')}.s3x-part`)
   try {
     // 'wx': create a new file, never open an existing one (nor follow a link planted in its place).
@@ -66,4 +67,28 @@ export async function writeFileAtomically(data: AsyncIterable<Uint8Array> | Node
     await unlink(temporary).catch(() => {})
     throw error
   }
+}
+
+/**
+ * Creates `folder` under `root` one level at a time, checking each level after resolving links, so
+ * that no folder is ever created through a link that leads outside `root`. Resolves to the real path.
+ */
+async function makeFolderInside(root: string, folder: string, refuse: () => Error): Promise<string> {
+  await mkdir(root, { recursive: true })
+  const realRoot = await realpath(root)
+  const inside = (path: string) => path === realRoot || path.startsWith(realRoot.endsWith(sep) ? realRoot : realRoot + sep)
+  const rest = relative(resolve(root), resolve(folder))
+  if (rest === '..' || rest.startsWith(`..${sep}`) || isAbsolute(rest)) throw refuse()
+  let current = realRoot
+  for (const segment of rest.split(sep).filter((s) => s !== '')) {
+    const next = join(current, segment)
+    try {
+      await mkdir(next)
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
+    }
+    current = await realpath(next)
+    if (!inside(current)) throw refuse()
+  }
+  return current
 }

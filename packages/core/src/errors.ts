@@ -220,7 +220,12 @@ export class PartialDeleteError extends S3ExchangeError {
 
   constructor(deletedCount: number, errors: Record<string, string>) {
     const keys = Object.keys(errors)
-    super(`${keys.length} deletion(s) failed (${deletedCount} succeeded): ${keys.slice(0, 5).map((k) => `${k}: ${errors[k]}`).join('; ')}${keys.length > 5 ? '; …' : ''}`)
+    super(
+      `${keys.length} deletion(s) failed (${deletedCount} succeeded): ${keys
+        .slice(0, 5)
+        .map((k) => `${k}: ${errors[k]}`)
+        .join('; ')}${keys.length > 5 ? '; …' : ''}`,
+    )
     this.deletedCount = deletedCount
     this.errors = errors
   }

@@ -22,7 +22,7 @@
  * // out: gzipHead(head, 6) + <body chunks> + gzipTrailer(head, crc, length) is one gzip member of 'hello world'
  * ```
  */
-import { constants, crc32 as nativeCrc32, createDeflateRaw, type DeflateRaw, deflateRawSync } from 'node:zlib'
+import { constants, createDeflateRaw, type DeflateRaw, deflateRawSync, crc32 as nativeCrc32 } from 'node:zlib'
 
 /** The 10-byte gzip header: deflate, no name, mtime 0, OS Unix. */
 const GZIP_HEADER = Buffer.from([0x1f, 0x8b, 0x08, 0x00, 0, 0, 0, 0, 0x00, 0x03])

@@ -4,6 +4,8 @@
  * from one async iterable to another (stages), so a pipeline composes with `pipe` from it-pipe.
  */
 export { type ByteSource, ObjectBody, type ObjectInfo } from './body.js'
+export { type DeleteKeysOptions, type DeleteKeysResult, deleteKeys, isWithinFence } from './delete.js'
+export { safeLocalPath, type WriteFileOptions, writeFileAtomically } from './download.js'
 export {
   DEFAULT_INTERNAL_MANIFEST_PATH,
   ENTRY_KINDS,
@@ -21,14 +23,9 @@ export {
   shardCompression,
   validateEntry,
 } from './entries.js'
-export { type DeleteKeysOptions, type DeleteKeysResult, deleteKeys, isWithinFence } from './delete.js'
-export { BodyDeflater, crc32, crc32Combine, gzipHead, gzipTrailer } from './gzip-stitch.js'
-export { safeLocalPath, type WriteFileOptions, writeFileAtomically } from './download.js'
 export {
   ConfigurationError,
   DeleteRefusedError,
-  PartialDeleteError,
-  UnsafePathError,
   httpStatusOf,
   InvalidManifestError,
   InvalidSourceError,
@@ -38,12 +35,15 @@ export {
   ManifestNotFoundError,
   MissingPlaceholderError,
   ObjectNotFoundError,
+  PartialDeleteError,
   PublishError,
   S3ExchangeError,
   S3RequestError,
   ShardReadError,
   ShardWriteError,
+  UnsafePathError,
 } from './errors.js'
+export { BodyDeflater, crc32, crc32Combine, gzipHead, gzipTrailer } from './gzip-stitch.js'
 export { DEFAULT_MAX_LINE_BYTES, isBlankLine, type SplitLinesOptions, splitLines } from './jsonl.js'
 export {
   type ArchiveFormat,

@@ -109,9 +109,15 @@ export async function deletePrefix(store: S3ExchangeStore, prefix: string, optio
     if (prefix === fence) listed = `${fence}/`
     else if (!prefix.startsWith(`${fence}/`)) throw new DeleteRefusedError(`it is outside ${JSON.stringify(fence)}`, { key: prefix, fence })
   }
-  const pattern = options.regex === undefined ? undefined : typeof options.regex === 'string' ? new RegExp(options.regex) : options.regex
+  // A copy, matched from the start of each key: a `g` or `y` RegExp must not carry lastIndex from one key to the next.
+  const pattern = options.regex === undefined ? undefined : new RegExp(options.regex)
+  const matches = (key: string) => {
+    if (!pattern) return true
+    pattern.lastIndex = 0
+    return pattern.test(key)
+  }
   const matching = (async function* () {
-    for await (const key of store.listKeys(listed, options)) if (!pattern || pattern.test(key)) yield key
+    for await (const key of store.listKeys(listed, options)) if (matches(key)) yield key
   })()
   if (options.dryRun) {
     let count = 0
@@ -125,7 +131,8 @@ export async function deletePrefix(store: S3ExchangeStore, prefix: string, optio
 
 /**
  * Deletes what a manifest references (refs resolved): loose objects, shard archives (also the
- * archive of a listed archive member), then the manifest itself, counted as Python counts.
+ * archive of a listed archive member), then the manifest itself, counted as Python counts. If any
+ * referenced object could not be deleted, the manifests are kept (and listed in `errors`).
  */
 export async function deleteManifest(store: S3ExchangeStore, ref: ManifestRef, options: DeleteManifestOptions = {}): Promise<DeleteReport> {
   const ctx = store.context(options.signal)
@@ -172,16 +179,22 @@ export async function deleteManifest(store: S3ExchangeStore, ref: ManifestRef, o
     report.deletedManifestCount = plan.manifests.length
     return report
   }
-  // Data first, manifests last: a failure leaves the manifest describing what is left.
+  // Data first, manifests last, and only if all the data went: a failure leaves the manifest in
+  // place to describe what is left (and to retry with).
   const deleteOptions = { concurrency: options.concurrency }
   const data = await deleteKeys(ctx, [...plan.objects, ...plan.archives], deleteOptions)
   Object.assign(report.errors, data.errors)
   const gone = new Set(data.deleted)
   report.keys.objects = plan.objects.filter((key) => gone.has(key))
   report.keys.archives = plan.archives.filter((key) => gone.has(key))
-  const meta = await deleteKeys(ctx, plan.manifests, deleteOptions)
-  Object.assign(report.errors, meta.errors)
-  report.keys.manifests = meta.deleted
+  const failed = Object.keys(data.errors).length
+  if (failed > 0) {
+    for (const key of plan.manifests) report.errors[key] = `kept: ${failed} of the objects it references could not be deleted`
+  } else {
+    const meta = await deleteKeys(ctx, plan.manifests, deleteOptions)
+    Object.assign(report.errors, meta.errors)
+    report.keys.manifests = meta.deleted
+  }
   report.deletedObjectCount = report.keys.objects.length
   report.deletedArchiveCount = report.keys.archives.length
   report.deletedManifestCount = report.keys.manifests.length

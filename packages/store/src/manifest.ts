@@ -202,8 +202,9 @@ export class Manifest {
   }
 
   /**
-   * Writes entries to this manifest's key (`overwrite` by default, or `append_parts`); without
-   * `entries`, writes the entries this manifest was made from.
+   * Writes entries to this manifest's key (`overwrite` by default, or `append_parts`). Without
+   * `entries`, a manifest made from entries writes those; one made from a key refuses (Python
+   * would overwrite it with an empty manifest).
    */
   async save(
     entries?: Iterable<ManifestEntry> | AsyncIterable<ManifestEntry>,
@@ -211,7 +212,10 @@ export class Manifest {
   ): Promise<WriteManifestResult> {
     const key = this.key
     if (key === undefined) throw new ConfigurationError('cannot save a manifest that has no key')
-    const source = entries ?? (this.#backing.kind === 'entries' ? this.#backing.entries : [])
+    if (entries === undefined && this.#backing.kind !== 'entries') {
+      throw new ConfigurationError(`no entries to save to ${key}: pass them (saving nothing would empty the manifest)`)
+    }
+    const source = entries ?? (this.#backing as { entries: Iterable<ManifestEntry> | AsyncIterable<ManifestEntry> }).entries
     return this.store.writeManifest(key, source, options)
   }
 
