@@ -26,7 +26,8 @@ function member(i: number): Buffer {
 const seconds = await time(async () => {
   if (mode === 'ours') {
     const writer = new ShardWriter({ client, bucket }, key, { compression: null })
-    for (let i = 0; i < MEMBERS; i++) await writer.add({ source: member(i), member_path: `${String(i).padStart(5, '0')}.bin`, id: String(i) })
+    for (let i = 0; i < MEMBERS; i++)
+      await writer.add({ source: member(i), member_path: `${String(i).padStart(5, '0')}.bin`, id: String(i) })
     const entry = await writer.finish()
     bytes = entry.size_bytes ?? 0
   } else {

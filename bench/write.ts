@@ -7,7 +7,16 @@ import { createHash } from 'node:crypto'
 import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3'
 import { Upload } from '@aws-sdk/lib-storage'
 import { buildTar } from '@s3exchange/testing'
-import { type ManifestEntry, putObjects, readManifest, type S3Context, type ShardItem, serializeEntry, shardInto, writeManifestObject } from 's3exchange'
+import {
+  type ManifestEntry,
+  putObjects,
+  readManifest,
+  type S3Context,
+  type ShardItem,
+  serializeEntry,
+  shardInto,
+  writeManifestObject,
+} from 's3exchange'
 import { compare, fmt, type Row, runChild } from './lib.ts'
 import type { ChildResult } from './read.ts'
 
@@ -64,7 +73,8 @@ export async function runWriteBenches(client: S3Client, endpoint: string, bucket
         await inParallel(
           bodies.map((data, i) => ({ data, i })),
           concurrency,
-          ({ data, i }) => client.send(new PutObjectCommand({ Bucket: bucket, Key: `${prefix}/obj-${String(i).padStart(5, '0')}.bin`, Body: data })),
+          ({ data, i }) =>
+            client.send(new PutObjectCommand({ Bucket: bucket, Key: `${prefix}/obj-${String(i).padStart(5, '0')}.bin`, Body: data })),
         )
       },
     })
@@ -81,7 +91,8 @@ export async function runWriteBenches(client: S3Client, endpoint: string, bucket
     })
   }
 
-  const items = (): ShardItem[] => bodies.map((source, i) => ({ source, member_path: `${String(i).padStart(5, '0')}.bin`, id: String(i), meta: { sr: 16000 } }))
+  const items = (): ShardItem[] =>
+    bodies.map((source, i) => ({ source, member_path: `${String(i).padStart(5, '0')}.bin`, id: String(i), meta: { sr: 16000 } }))
   const ts = await compare(runs, {
     ours: async () => {
       let shards = 0
@@ -91,7 +102,9 @@ export async function runWriteBenches(client: S3Client, endpoint: string, bucket
     raw: async () => {
       const prefix = `w/raw-shards-${run++}`
       for (let s = 0; s < 4; s++) {
-        const members = bodies.slice(s * 500, (s + 1) * 500).map((data, i) => ({ name: `${String(s * 500 + i).padStart(5, '0')}.bin`, data }))
+        const members = bodies
+          .slice(s * 500, (s + 1) * 500)
+          .map((data, i) => ({ name: `${String(s * 500 + i).padStart(5, '0')}.bin`, data }))
         const archive = await buildTar(members, { gzip: true })
         await client.send(new PutObjectCommand({ Bucket: bucket, Key: `${prefix}/shard-${s}.tar.gz`, Body: archive }))
       }
@@ -126,15 +139,23 @@ export async function runWriteBenches(client: S3Client, endpoint: string, bucket
   let read = 0
   const writeSeconds = await compare(1, {
     ours: async () => {
-      const result = await writeManifestObject(ctx, manifestKey, (function* () {
-        for (let i = 0; i < MANIFEST_ENTRIES; i++) yield manifestEntry(i)
-      })())
+      const result = await writeManifestObject(
+        ctx,
+        manifestKey,
+        (function* () {
+          for (let i = 0; i < MANIFEST_ENTRIES; i++) yield manifestEntry(i)
+        })(),
+      )
       written = result.entries
     },
     raw: async () => {
       const lines: string[] = []
       for (let i = 0; i < MANIFEST_ENTRIES; i++) lines.push(serializeEntry(manifestEntry(i)))
-      await new Upload({ client, params: { Bucket: bucket, Key: 'w/million/raw.jsonl', Body: `${lines.join('\n')}\n` }, partSize: 8 * 1024 * 1024 }).done()
+      await new Upload({
+        client,
+        params: { Bucket: bucket, Key: 'w/million/raw.jsonl', Body: `${lines.join('\n')}\n` },
+        partSize: 8 * 1024 * 1024,
+      }).done()
     },
   })
   const readSeconds = await compare(1, {

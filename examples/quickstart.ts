@@ -149,7 +149,11 @@ try {
   section('read a bucket that Python s3exchange 0.1.1 wrote')
   await uploadDirectory(s3.client, bucket, join(import.meta.dirname, '../test/fixtures/python-s3exchange-0.1.1/bucket'))
   const python = new S3ExchangeStore({ client: s3.client, bucket })
-  for (const root of ['exchange/shared/mixed/manifest.jsonl', 'exchange/shared/shards/manifest.jsonl', 'exchange/shared/writer/manifest.jsonl']) {
+  for (const root of [
+    'exchange/shared/mixed/manifest.jsonl',
+    'exchange/shared/shards/manifest.jsonl',
+    'exchange/shared/writer/manifest.jsonl',
+  ]) {
     let count = 0
     let size = 0
     for await (const { body } of python.iterObjects(root)) {
