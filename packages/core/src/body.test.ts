@@ -1,10 +1,11 @@
+import { randomBytes } from 'node:crypto'
 import { PassThrough, type Readable } from 'node:stream'
 import { setImmediate as tick } from 'node:timers/promises'
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3'
 import { useTestS3 } from '@s3exchange/testing/vitest'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { ObjectBody } from './body.js'
-import { ObjectNotFoundError, S3ExchangeError, S3RequestError, ShardReadError } from './errors.js'
+import { ObjectChangedError, ObjectNotFoundError, S3ExchangeError, S3RequestError, ShardReadError } from './errors.js'
 import { getObjectBody } from './s3.js'
 
 const enc = (text: string) => new TextEncoder().encode(text)
@@ -246,8 +247,8 @@ describe('getObjectBody (real S3)', () => {
     expect((error as ObjectNotFoundError).key).toBe(s3.key('body/missing'))
   })
 
-  it('a connection cut while nobody reads does not crash; the next read rejects with S3RequestError', async () => {
-    const body = await getObjectBody({ client: faulty, bucket: s3.bucket }, s3.key('body/a.txt'))
+  it('a connection cut while nobody reads does not crash; without resumption the next read rejects with S3RequestError', async () => {
+    const body = await getObjectBody({ client: faulty, bucket: s3.bucket }, s3.key('body/a.txt'), { resumeAttempts: 0 })
     expect(wires).toHaveLength(1)
     wires[0]?.destroy(Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' }))
     await tick()
@@ -257,6 +258,32 @@ describe('getObjectBody (real S3)', () => {
     expect(error).toBeInstanceOf(S3RequestError)
     expect((error as S3RequestError).key).toBe(s3.key('body/a.txt'))
     expect((error as S3RequestError).operation).toBe('GetObject')
+  })
+
+  // A body big enough that most of it is still on the wire when the test cuts it (a small one is
+  // read ahead whole by the SDK's checksum stream before the cut).
+  const big = randomBytes(4 * 1024 * 1024)
+
+  it('by default, a connection cut mid-body is resumed: the whole body comes back', async () => {
+    const key = s3.key('body/big.bin')
+    await s3.client.send(new PutObjectCommand({ Bucket: s3.bucket, Key: key, Body: big }))
+    const body = await getObjectBody({ client: faulty, bucket: s3.bucket }, key)
+    expect(wires).toHaveLength(1)
+    wires[0]?.destroy(Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' }))
+    expect(Buffer.compare(Buffer.from(await body.bytes()), big)).toBe(0)
+    // One more GET, for the rest of the same version.
+    expect(wires).toHaveLength(2)
+  })
+
+  it('a resumed read of an object replaced in between fails with ObjectChangedError, never a splice', async () => {
+    const key = s3.key('body/changing.bin')
+    await s3.client.send(new PutObjectCommand({ Bucket: s3.bucket, Key: key, Body: big }))
+    const body = await getObjectBody({ client: faulty, bucket: s3.bucket }, key)
+    await s3.client.send(new PutObjectCommand({ Bucket: s3.bucket, Key: key, Body: randomBytes(big.length) }))
+    wires[0]?.destroy(Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' }))
+    const error = await body.bytes().catch((e: unknown) => e)
+    expect(error).toBeInstanceOf(ObjectChangedError)
+    expect((error as ObjectChangedError).key).toBe(key)
   })
 
   it('abandon() closes the connection and a later bytes() rejects', async () => {

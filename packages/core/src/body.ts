@@ -36,7 +36,8 @@ export interface ByteSource {
   on(event: 'data', listener: (chunk: Uint8Array) => void): unknown
   on(event: 'end', listener: () => void): unknown
   on(event: 'error', listener: (error: Error) => void): unknown
-  removeListener(event: string, listener: (...args: never[]) => void): unknown
+  // biome-ignore lint/suspicious/noExplicitAny: listeners of any shape, as EventEmitter declares them
+  removeListener(event: string, listener: (...args: any[]) => void): unknown
   pause(): unknown
   resume(): unknown
 }

@@ -103,6 +103,21 @@ export class ShardReadError extends S3ExchangeError {
 }
 
 /**
+ * The object changed while it was being read: a read resumed after a broken connection found a
+ * different version (its ETag no longer matched), so the bytes would have been spliced from two.
+ */
+export class ObjectChangedError extends S3ExchangeError {
+  override name = 'ObjectChangedError'
+  /** The key that changed. */
+  readonly key: string
+
+  constructor(key: string, options?: { cause?: unknown }) {
+    super(`S3 object changed while it was read: ${key}`, options)
+    this.key = key
+  }
+}
+
+/**
  * An S3 request failed for a reason other than a missing key (access denied, a server error
  * after the client's retries, a connection cut mid-body, ...).
  */

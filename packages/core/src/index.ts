@@ -34,6 +34,7 @@ export {
   ManifestConflictError,
   ManifestNotFoundError,
   MissingPlaceholderError,
+  ObjectChangedError,
   ObjectNotFoundError,
   PartialDeleteError,
   PublishError,
@@ -69,6 +70,13 @@ export {
 export { ManifestObjectWriter, type WriteManifestObjectOptions, type WrittenManifest, writeManifestObject } from './manifest-object.js'
 export { type CommitResult, type ManifestPartsOptions, ManifestPartsWriter } from './manifest-parts-writer.js'
 export {
+  DEFAULT_RESUME_ATTEMPTS,
+  type ObjectSourceOptions,
+  openObjectSource,
+  ResumableSource,
+  requestObject,
+} from './object-source.js'
+export {
   DEFAULT_PART_SIZE,
   DEFAULT_QUEUE_SIZE,
   ObjectWriter,
@@ -85,7 +93,14 @@ export {
   type FetchBodiesOptions,
   fetchBodies,
 } from './operators/fetch-bodies.js'
-export { MANIFEST_KEY, type ManifestSource, parseManifest, type ReadManifestOptions, readManifest } from './operators/read-manifest.js'
+export {
+  EntryStream,
+  MANIFEST_KEY,
+  type ManifestSource,
+  parseManifest,
+  type ReadManifestOptions,
+  readManifest,
+} from './operators/read-manifest.js'
 export { runId, type ShardIntoOptions, shardInto } from './operators/shard-into.js'
 export { take } from './operators/take.js'
 export { type WriteManifestPartsOptions, writeManifestParts } from './operators/write-manifest-parts.js'

@@ -14,16 +14,10 @@
  * ```
  */
 
-import type { Readable } from 'node:stream'
-import {
-  GetObjectCommand,
-  type GetObjectCommandOutput,
-  HeadObjectCommand,
-  type HeadObjectCommandOutput,
-  type S3Client,
-} from '@aws-sdk/client-s3'
+import { HeadObjectCommand, type HeadObjectCommandOutput, type S3Client } from '@aws-sdk/client-s3'
 import { ObjectBody } from './body.js'
-import { isAbort, isNotFound, ObjectNotFoundError, S3RequestError } from './errors.js'
+import { isAbort, isNotFound, ObjectNotFoundError, S3ExchangeError, S3RequestError } from './errors.js'
+import { type ObjectSourceOptions, openObjectSource } from './object-source.js'
 
 /** What every operator needs: a client, a bucket, and optionally a signal to cancel with. */
 export interface S3Context {
@@ -35,38 +29,23 @@ export interface S3Context {
   signal?: AbortSignal | undefined
 }
 
-/** Options for {@link getObjectBody}. */
-export interface GetObjectBodyOptions {
-  /** An HTTP range, e.g. `bytes=0-1023`. */
-  range?: string
-  /** Only read the object if its ETag is still this one. */
-  ifMatch?: string
-}
+/** Options for {@link getObjectBody}: a byte range, an ETag to insist on, resumption. */
+export type GetObjectBodyOptions = ObjectSourceOptions
 
-/** Opens a GET of `key` and returns its body as an {@link ObjectBody}. */
+/**
+ * Opens a GET of `key` and returns its body as an {@link ObjectBody}. A body cut mid-way is
+ * resumed (see `openObjectSource`); a body that still fails is an `S3RequestError`.
+ */
 export async function getObjectBody(ctx: S3Context, key: string, options: GetObjectBodyOptions = {}): Promise<ObjectBody> {
-  let response: GetObjectCommandOutput
-  try {
-    response = await ctx.client.send(
-      new GetObjectCommand({ Bucket: ctx.bucket, Key: key, Range: options.range, IfMatch: options.ifMatch }),
-      { abortSignal: ctx.signal },
-    )
-  } catch (error) {
-    throw mapS3Error('GetObject', key, error, ctx.signal)
-  }
-  const stream = response.Body as Readable | undefined
-  const info = {
-    key,
-    size: response.ContentLength,
-    etag: unquoteEtag(response.ETag),
-    contentType: response.ContentType,
-  }
-  if (stream === undefined) return ObjectBody.fromBytes(info, new Uint8Array(0))
-  return ObjectBody.fromSource(info, stream, {
-    // A body cut by the caller's signal fails with a plain 'aborted' error: give the signal's reason.
-    wrapError: (error) => (ctx.signal?.aborted ? (ctx.signal.reason ?? error) : new S3RequestError('GetObject', key, error)),
+  const { info, source } = await openObjectSource(ctx, key, options)
+  return ObjectBody.fromSource(info, source, {
+    wrapError: (error) => {
+      // A body cut by the caller's signal fails with a plain 'aborted' error: give the signal's reason.
+      if (ctx.signal?.aborted) return ctx.signal.reason ?? error
+      return error instanceof S3ExchangeError ? error : new S3RequestError('GetObject', key, error)
+    },
     release: (complete) => {
-      if (!complete) stream.destroy()
+      if (!complete) source.destroy()
     },
   })
 }

@@ -96,7 +96,8 @@ interface Tap {
 
 /**
  * A loopback HTTP proxy in front of the S3 server that forwards everything, except that the body of
- * a GET of a tapped key is cut off (the connection closed) or paused after some bytes. Unlike
+ * a GET of a tapped key is cut off (the connection closed) or paused after some bytes, and the
+ * range GETs that try to resume a cut one are cut at once. Unlike
  * `startS3Proxy`, which answers whole responses, this one fails a response midway.
  */
 async function startTapProxy(taps: Tap[]): Promise<string> {
@@ -108,6 +109,13 @@ async function startTapProxy(taps: Tap[]): Promise<string> {
       { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers },
       (answer) => {
         res.writeHead(answer.statusCode ?? 502, answer.headers)
+        if (tap && answer.statusCode === 206 && !tap.resume) {
+          // A resumed read (a range GET after a cut) is cut too, before any byte: the download
+          // runs out of resume attempts and fails, which is what these tests are about.
+          answer.destroy()
+          res.socket?.destroy()
+          return
+        }
         if (!tap || answer.statusCode !== 200) return void answer.pipe(res)
         relay(answer, res, tap).catch(() => res.destroy())
       },
