@@ -70,6 +70,7 @@ export {
 export { ManifestObjectWriter, type WriteManifestObjectOptions, type WrittenManifest, writeManifestObject } from './manifest-object.js'
 export { type CommitResult, type ManifestPartsOptions, ManifestPartsWriter } from './manifest-parts-writer.js'
 export {
+  collectSource,
   DEFAULT_RESUME_ATTEMPTS,
   type ObjectSourceOptions,
   openObjectSource,
@@ -105,7 +106,7 @@ export { runId, type ShardIntoOptions, shardInto } from './operators/shard-into.
 export { take } from './operators/take.js'
 export { type WriteManifestPartsOptions, writeManifestParts } from './operators/write-manifest-parts.js'
 export { type PutObjectItem, type PutObjectOptions, type PutObjectsOptions, putObject, putObjects } from './put-object.js'
-export { type GetObjectBodyOptions, getObjectBody, headObject, mapS3Error, type S3Context, unquoteEtag } from './s3.js'
+export { type GetObjectBodyOptions, getObjectBody, headObject, mapS3Error, objectBodyFrom, type S3Context, unquoteEtag } from './s3.js'
 export {
   type EntryWithBody,
   listedMemberEntry,

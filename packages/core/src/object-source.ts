@@ -18,7 +18,7 @@ import type { Readable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { GetObjectCommand, type GetObjectCommandOutput } from '@aws-sdk/client-s3'
 import type { ByteSource, ObjectInfo } from './body.js'
-import { ObjectChangedError, S3RequestError } from './errors.js'
+import { ObjectChangedError, S3ExchangeError, S3RequestError } from './errors.js'
 import { mapS3Error, type S3Context, unquoteEtag } from './s3.js'
 
 /** Default number of times a broken body is resumed. */
@@ -204,6 +204,20 @@ export class ResumableSource extends EventEmitter implements ByteSource {
     this.#finished = true
     this.emit('error', error)
   }
+}
+
+/** Reads a whole source into memory (resuming as it does); errors come out as `S3RequestError`. */
+export function collectSource(ctx: S3Context, key: string, source: ResumableSource): Promise<Uint8Array> {
+  return new Promise((resolve, reject) => {
+    const chunks: Uint8Array[] = []
+    source.on('data', (chunk: Uint8Array) => chunks.push(chunk))
+    source.on('end', () => resolve(chunks.length === 1 ? (chunks[0] as Uint8Array) : Buffer.concat(chunks)))
+    source.on('error', (error: Error) => {
+      if (ctx.signal?.aborted) reject(ctx.signal.reason ?? error)
+      else reject(error instanceof S3ExchangeError ? error : new S3RequestError('GetObject', key, error))
+    })
+    source.resume()
+  })
 }
 
 function quote(etag: string): string {

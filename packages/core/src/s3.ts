@@ -15,9 +15,9 @@
  */
 
 import { HeadObjectCommand, type HeadObjectCommandOutput, type S3Client } from '@aws-sdk/client-s3'
-import { ObjectBody } from './body.js'
+import { ObjectBody, type ObjectInfo } from './body.js'
 import { isAbort, isNotFound, ObjectNotFoundError, S3ExchangeError, S3RequestError } from './errors.js'
-import { type ObjectSourceOptions, openObjectSource } from './object-source.js'
+import { type ObjectSourceOptions, openObjectSource, type ResumableSource } from './object-source.js'
 
 /** What every operator needs: a client, a bucket, and optionally a signal to cancel with. */
 export interface S3Context {
@@ -38,6 +38,12 @@ export type GetObjectBodyOptions = ObjectSourceOptions
  */
 export async function getObjectBody(ctx: S3Context, key: string, options: GetObjectBodyOptions = {}): Promise<ObjectBody> {
   const { info, source } = await openObjectSource(ctx, key, options)
+  return objectBodyFrom(ctx, info, source)
+}
+
+/** The `ObjectBody` over an opened GET, with its errors typed. */
+export function objectBodyFrom(ctx: S3Context, info: ObjectInfo, source: ResumableSource): ObjectBody {
+  const key = info.key
   return ObjectBody.fromSource(info, source, {
     wrapError: (error) => {
       // A body cut by the caller's signal fails with a plain 'aborted' error: give the signal's reason.

@@ -22,8 +22,10 @@
 import { ObjectBody } from '../body.js'
 import type { ManifestEntry } from '../entries.js'
 import { ObjectNotFoundError } from '../errors.js'
+import { collectSource, openObjectSource } from '../object-source.js'
 import { openEntryObject } from '../objects.js'
 import type { S3Context } from '../s3.js'
+import { objectBodyFrom } from '../s3.js'
 import type { EntryWithBody } from '../shard-reader.js'
 import { hasBody, type PipelineItem } from './expand-shards.js'
 
@@ -81,7 +83,19 @@ export function fetchBodies(ctx: S3Context, options: FetchBodiesOptions = {}) {
       inFlight++
       slot.result = (async () => {
         try {
-          const body = await openEntryObject({ ...ctx, signal }, entry)
+          const fetchCtx = { ...ctx, signal }
+          if (isLooseKey(entry)) {
+            // The common case, made cheap: a small object is read straight into memory.
+            const { info, source } = await openObjectSource(fetchCtx, entry.key)
+            const size = info.size
+            if (size !== undefined && size <= maxBufferedBytes - buffered) {
+              buffered += size
+              slot.reserved = size
+              return { entry, body: ObjectBody.fromBytes(info, await collectSource(fetchCtx, entry.key, source)) }
+            }
+            return { entry, body: objectBodyFrom(fetchCtx, info, source) }
+          }
+          const body = await openEntryObject(fetchCtx, entry)
           const size = body.size
           if (size !== undefined && !body.buffered && size <= maxBufferedBytes - buffered) {
             buffered += size
@@ -173,6 +187,11 @@ export function fetchBodies(ctx: S3Context, options: FetchBodiesOptions = {}) {
       await input.return?.()
     }
   }
+}
+
+/** A file entry for a plain object: not an archive member, no `#` that might make it one. */
+function isLooseKey(entry: ManifestEntry): entry is ManifestEntry & { kind: 'file' } {
+  return entry.kind === 'file' && entry.archive_key === undefined && !entry.key.includes('#')
 }
 
 function toAsyncIterator<T>(items: AsyncIterable<T> | Iterable<T>): AsyncIterator<T> {
