@@ -1,0 +1,76 @@
+/**
+ * Every example runs, as a user runs it: `node examples/<name>.ts` in its own process, against
+ * the built packages (dist/: `npx pnpm@10 test` builds them first). Each must exit 0 and print
+ * the lines that say it did its job. An example starts its own embedded S3, or uses the server
+ * named by S3_ENDPOINT_URL when the suite runs against one.
+ */
+import { spawn } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
+import { describe, expect, it } from 'vitest'
+
+const root = join(import.meta.dirname, '..')
+
+interface Run {
+  code: number | null
+  stdout: string
+  stderr: string
+}
+
+function runExample(name: string, args: string[] = []): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [join(root, 'examples', name), ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+      stdout += chunk
+    })
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+      stderr += chunk
+    })
+    child.on('error', reject)
+    child.on('close', (code) => resolve({ code, stdout, stderr }))
+  })
+}
+
+/** Exit code 0, with the output shown when it is not. */
+function expectSuccess(run: Run): void {
+  expect(run.code, `stdout:\n${run.stdout}\nstderr:\n${run.stderr}`).toBe(0)
+}
+
+it('the packages are built (examples import dist/; run `npx pnpm@10 build`)', () => {
+  for (const pkg of ['core', 'store', 'testing']) expect(existsSync(join(root, 'packages', pkg, 'dist', 'index.js')), pkg).toBe(true)
+})
+
+describe.concurrent('examples', () => {
+  it('quickstart.ts: writes, reads back, and reads what Python wrote', async () => {
+    const run = await runExample('quickstart.ts')
+    expectSuccess(run)
+    expect(run.stdout).toMatch(/^root: \d+ lines; objects: 4 loose \+ 26 shard members, \d+ bytes$/m)
+    expect(run.stdout).toContain("getObject('prod/training-service/jobs/123/samples/shards/shard-00001.tar.gz#0009.txt') → \"sample 9:")
+    expect(run.stdout).toContain('Done: written by TypeScript and read back; written by Python and read by TypeScript.')
+  })
+
+  it('read-python-dataset.ts: reads every root the Python library published', async () => {
+    const run = await runExample('read-python-dataset.ts')
+    expectSuccess(run)
+    for (const root of ['loose', 'parts', 'shards', 'writer', 'mixed'])
+      expect(run.stdout).toContain(`== exchange/shared/${root}/manifest.jsonl`)
+    expect(run.stdout).toContain('A TypeScript service read everything a Python service published.')
+  })
+
+  it('partitioned-loader.ts: 3 worker processes read disjoint shares that make the whole dataset', async () => {
+    const run = await runExample('partitioned-loader.ts', ['3'])
+    expectSuccess(run)
+    const dataset = run.stdout.match(/^dataset: 10 shards \(tar and tar\.gz\) and 12 loose files, (\d+) objects, (\d+) bytes$/m)
+    expect(dataset, run.stdout).not.toBeNull()
+    const workers = [...run.stdout.matchAll(/^worker (\d)\/3: (\d+) shards \+ (\d+) loose files = (\d+) objects/gm)]
+    expect(workers.map((match) => Number(match[1]))).toStrictEqual([0, 1, 2])
+    expect(workers.reduce((sum, match) => sum + Number(match[2]), 0)).toBe(10)
+    expect(workers.reduce((sum, match) => sum + Number(match[3]), 0)).toBe(12)
+    expect(workers.reduce((sum, match) => sum + Number(match[4]), 0)).toBe(Number(dataset?.[1]))
+    expect(run.stdout).toContain(
+      `shares are disjoint and complete: ${dataset?.[1]} objects, ${dataset?.[2]} bytes, every shard read whole by one worker`,
+    )
+  })
+})
