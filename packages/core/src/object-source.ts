@@ -68,6 +68,7 @@ export async function openObjectSource(
     size: response.ContentLength,
     etag: unquoteEtag(response.ETag),
     contentType: response.ContentType,
+    contentRange: response.ContentRange,
   }
   return { info, source: new ResumableSource(ctx, key, response, options) }
 }
@@ -171,7 +172,16 @@ export class ResumableSource extends EventEmitter implements ByteSource {
     old?.on('error', ignore)
     old?.destroy()
     if (this.#ctx.signal?.aborted || this.#attemptsLeft <= 0) {
-      this.#fail(error)
+      this.#fail(
+        this.#attempts > 0 && !this.#ctx.signal?.aborted
+          ? new Error(
+              `the connection broke ${this.#attempts + 1} times; gave up after ${this.#attempts} resumed reads (${error.message})`,
+              {
+                cause: error,
+              },
+            )
+          : error,
+      )
       return
     }
     this.#attemptsLeft--
@@ -182,11 +192,14 @@ export class ResumableSource extends EventEmitter implements ByteSource {
   async #reopen(cause: Error): Promise<void> {
     try {
       await sleep(Math.min(1000, 50 * 2 ** this.#attempts++), undefined, { signal: this.#ctx.signal })
-      const response = await requestObject(this.#ctx, this.#key, {
-        start: this.#start + this.#received,
-        end: this.#end,
-        ifMatch: this.#etag,
-      })
+      const from = this.#start + this.#received
+      const response = await requestObject(this.#ctx, this.#key, { start: from, end: this.#end, ifMatch: this.#etag })
+      // Never splice: the answer must be the same version, from the byte asked for.
+      if (unquoteEtag(response.ETag) !== this.#etag) throw new ObjectChangedError(this.#key)
+      if (!response.ContentRange?.startsWith(`bytes ${from}-`)) {
+        ;(response.Body as Readable | undefined)?.destroy()
+        throw new Error(`the server did not resume at byte ${from} (Content-Range: ${response.ContentRange ?? 'none'})`)
+      }
       this.#resuming = false
       if (this.#finished) {
         ;(response.Body as Readable | undefined)?.destroy()

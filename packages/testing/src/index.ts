@@ -12,4 +12,12 @@ export {
 } from './local-s3.js'
 export { type MultipartUpload, pendingMultipartUploads, trackMultipartUploads } from './multipart.js'
 export { countRequests, type RequestCounts, uploadDirectory } from './s3-helpers.js'
-export { type ProxiedRequest, type ProxyAnswer, type S3Proxy, type S3ProxyOptions, startS3Proxy } from './s3-proxy.js'
+export {
+  type ProxiedRequest,
+  type ProxyAction,
+  type ProxyAnswer,
+  type ProxyFault,
+  type S3Proxy,
+  type S3ProxyOptions,
+  startS3Proxy,
+} from './s3-proxy.js'
