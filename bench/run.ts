@@ -10,6 +10,7 @@ import { writeFile } from 'node:fs/promises'
 import { cpus, totalmem } from 'node:os'
 import { CreateBucketCommand } from '@aws-sdk/client-s3'
 import { benchClient, startServerProcess, table } from './lib.ts'
+import { runRandomBenches } from './random.ts'
 import { prepareReadData, runReadBenches } from './read.ts'
 import { runWriteBenches } from './write.ts'
 
@@ -26,6 +27,8 @@ try {
   await prepareReadData(client, bucket, bigShards)
   console.log('reading…')
   const readRows = await runReadBenches(client, server.endpoint, bucket, bigShards, runs)
+  console.log('random access…')
+  const randomRows = await runRandomBenches(client, server.endpoint, bucket, runs)
   console.log('writing…')
   const writeRows = await runWriteBenches(client, server.endpoint, bucket, !quick, runs)
   const report = `# Benchmark results
@@ -41,6 +44,10 @@ Machines here are shared and noisy: compare ratios within a run, not absolute fi
 ## Reads
 
 ${table(readRows)}
+
+## Random access and parallel reads
+
+${table(randomRows)}
 
 ## Writes
 

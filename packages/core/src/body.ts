@@ -25,6 +25,8 @@ export interface ObjectInfo {
   etag?: string | undefined
   /** The object's Content-Type (loose objects only). */
   contentType?: string | undefined
+  /** For a ranged read: the server's Content-Range, e.g. `bytes 0-1023/4096`. */
+  contentRange?: string | undefined
   /** For archive members: the archive's key. */
   archiveKey?: string | undefined
   /** For archive members: the member's path inside the archive. */

@@ -45,6 +45,13 @@ export interface FileEntry {
    * member's data in the uncompressed tar stream.
    */
   offset?: number
+  /**
+   * Extension, in the internal manifest of a seekable gzip shard: offset of the compressed segment
+   * that holds this member (header, data, padding), from the start of the object.
+   */
+  gz_offset?: number
+  /** Extension, with `gz_offset`: the compressed length of that segment. */
+  gz_size?: number
   /** Unknown fields are kept as they were read. */
   [field: string]: unknown
 }

@@ -284,6 +284,7 @@ export function isNotFound(error: unknown): boolean {
 
 /** True when the error is a cancellation by an `AbortSignal`. */
 export function isAbort(error: unknown): boolean {
-  const name = (error as { name?: string } | undefined)?.name
-  return name === 'AbortError' || name === 'TimeoutError'
+  // Not 'TimeoutError': the AWS SDK gives that name to connection failures ("socket hang up"),
+  // which are failures of the request, not cancellations.
+  return (error as { name?: string } | undefined)?.name === 'AbortError'
 }

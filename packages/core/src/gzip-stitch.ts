@@ -98,6 +98,101 @@ export class BodyDeflater {
   }
 }
 
+/** Where a segment of a {@link SegmentDeflater} lies in the compressed body. */
+export interface Segment {
+  /** Offset of the segment's first compressed byte, from the start of the body. */
+  offset: number
+  /** Its compressed length. */
+  size: number
+}
+
+/**
+ * Deflates a body as independent segments: each starts with an empty window and ends with a full
+ * flush (byte-aligned), so a segment can be inflated on its own from its compressed offset, while
+ * the segments together stay one deflate stream (the last one is final). This is what makes a
+ * gzip shard seekable: one segment per member.
+ */
+export class SegmentDeflater {
+  readonly #output: (chunk: Buffer) => Promise<void>
+  readonly #level: number
+  #crc = 0
+  #length = 0
+  #compressed = 0
+  #current: DeflateRaw | undefined
+
+  constructor(output: (chunk: Buffer) => Promise<void>, level: number) {
+    this.#output = output
+    this.#level = level
+  }
+
+  /** Uncompressed bytes written so far. */
+  get length(): number {
+    return this.#length
+  }
+
+  /** Writes one segment made of `parts` (in memory) and says where it went. */
+  async segment(parts: Uint8Array[], final = false): Promise<Segment> {
+    const input = parts.length === 1 ? (parts[0] as Uint8Array) : Buffer.concat(parts)
+    this.#crc = crc32(input, this.#crc)
+    this.#length += input.byteLength
+    const offset = this.#compressed
+    const output = deflateRawSync(input, { level: this.#level, finishFlush: final ? constants.Z_FINISH : constants.Z_FULL_FLUSH })
+    this.#compressed += output.byteLength
+    await this.#output(output)
+    return { offset, size: output.byteLength }
+  }
+
+  /** Writes one segment streamed from `parts` (for members too large to hold in memory). */
+  async streamSegment(parts: AsyncIterable<Uint8Array>): Promise<Segment> {
+    const offset = this.#compressed
+    const deflate = createDeflateRaw({ level: this.#level, chunkSize: 64 * 1024, finishFlush: constants.Z_FULL_FLUSH })
+    this.#current = deflate
+    const pumping = (async () => {
+      for await (const chunk of deflate) {
+        this.#compressed += (chunk as Buffer).byteLength
+        await this.#output(chunk as Buffer)
+      }
+    })()
+    pumping.catch(() => deflate.destroy())
+    try {
+      for await (const part of parts) {
+        this.#crc = crc32(part, this.#crc)
+        this.#length += part.byteLength
+        if (!deflate.write(part)) await drainedOrClosed(deflate)
+      }
+      deflate.end()
+      await pumping
+    } catch (error) {
+      deflate.destroy()
+      throw error
+    } finally {
+      this.#current = undefined
+    }
+    return { offset, size: this.#compressed - offset }
+  }
+
+  /** The body's CRC-32 and length, once the final segment is written. */
+  result(): { crc: number; length: number } {
+    return { crc: this.#crc, length: this.#length }
+  }
+
+  destroy(): void {
+    this.#current?.destroy()
+  }
+}
+
+function drainedOrClosed(stream: DeflateRaw): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      stream.off('drain', done)
+      stream.off('close', done)
+      resolve()
+    }
+    stream.on('drain', done)
+    stream.on('close', done)
+  })
+}
+
 /** CRC-32 (the gzip one) of `data`, continuing from `crc`. */
 export function crc32(data: Uint8Array, crc = 0): number {
   return typeof nativeCrc32 === 'function' ? nativeCrc32(data, crc) : softCrc32(data, crc)

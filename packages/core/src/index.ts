@@ -3,6 +3,16 @@
  * s3exchange. Operators are plain functions that return async generators (sources) or functions
  * from one async iterable to another (stages), so a pipeline composes with `pipe` from it-pipe.
  */
+export {
+  type ArchiveHead,
+  type ArchiveIndex,
+  type ArchiveIndexCache,
+  type ArchiveIndexOptions,
+  isLocated,
+  LruCache,
+  openLocatedMember,
+  readArchiveHead,
+} from './archive-index.js'
 export { type ByteSource, ObjectBody, type ObjectInfo } from './body.js'
 export { type DeleteKeysOptions, type DeleteKeysResult, deleteKeys, isWithinFence } from './delete.js'
 export { safeLocalPath, type WriteFileOptions, writeFileAtomically } from './download.js'
@@ -94,6 +104,8 @@ export {
   type FetchBodiesOptions,
   fetchBodies,
 } from './operators/fetch-bodies.js'
+export { type PartitionOptions, partition } from './operators/partition.js'
+export { type PrefetchShardsOptions, prefetchShards } from './operators/prefetch-shards.js'
 export {
   EntryStream,
   MANIFEST_KEY,
@@ -110,6 +122,7 @@ export { type GetObjectBodyOptions, getObjectBody, headObject, mapS3Error, objec
 export {
   type EntryWithBody,
   listedMemberEntry,
+  type OpenMemberOptions,
   openArchiveMember,
   parseInternalManifest,
   readInternalManifest,

@@ -16,13 +16,13 @@ import type { ManifestEntry } from './entries.js'
 import { ObjectNotFoundError } from './errors.js'
 import { splitVirtualKey } from './keys.js'
 import { getObjectBody, type S3Context } from './s3.js'
-import { openArchiveMember } from './shard-reader.js'
+import { type OpenMemberOptions, openArchiveMember } from './shard-reader.js'
 
 /** Opens an object by key; a virtual key opens one archive member. */
-export async function openObject(ctx: S3Context, key: string): Promise<ObjectBody> {
+export async function openObject(ctx: S3Context, key: string, options: OpenMemberOptions = {}): Promise<ObjectBody> {
   const virtual = splitVirtualKey(key)
   if (virtual) {
-    const member = await openArchiveMember(ctx, virtual.archiveKey, virtual.memberPath)
+    const member = await openArchiveMember(ctx, virtual.archiveKey, virtual.memberPath, options)
     if (member) return member
   }
   return getObjectBody(ctx, key)
@@ -32,12 +32,12 @@ export async function openObject(ctx: S3Context, key: string): Promise<ObjectBod
  * Opens the object an entry names: a file's `key` (its archive member, when it has
  * `archive_key` and `member_path`), a shard's archive, a ref's manifest.
  */
-export async function openEntryObject(ctx: S3Context, entry: ManifestEntry): Promise<ObjectBody> {
+export async function openEntryObject(ctx: S3Context, entry: ManifestEntry, options: OpenMemberOptions = {}): Promise<ObjectBody> {
   if (entry.kind === 'shard') return getObjectBody(ctx, entry.archive_key)
   if (entry.kind === 'file' && typeof entry.archive_key === 'string' && typeof entry.member_path === 'string') {
-    const member = await openArchiveMember(ctx, entry.archive_key, entry.member_path)
+    const member = await openArchiveMember(ctx, entry.archive_key, entry.member_path, options)
     if (member) return member
     throw new ObjectNotFoundError(entry.key, { detail: `the archive ${entry.archive_key} does not exist` })
   }
-  return openObject(ctx, entry.key)
+  return openObject(ctx, entry.key, options)
 }

@@ -14,6 +14,8 @@
  * }
  * ```
  */
+import { Readable } from 'node:stream'
+import { type ArchiveIndex, type ArchiveIndexCache, isLocated, makeIndex, openLocatedMember, readArchiveHead } from './archive-index.js'
 import { ObjectBody } from './body.js'
 import {
   DEFAULT_INTERNAL_MANIFEST_PATH,
@@ -23,11 +25,11 @@ import {
   type ShardEntry,
   validateEntry,
 } from './entries.js'
-import { InvalidManifestError, ObjectNotFoundError, ShardReadError } from './errors.js'
+import { InvalidManifestError, ObjectChangedError, ObjectNotFoundError, ShardReadError } from './errors.js'
 import { isBlankLine, type SplitLinesOptions, splitLines } from './jsonl.js'
 import { virtualKey } from './keys.js'
 import { getObjectBody, type S3Context } from './s3.js'
-import { isRegularFile, readTarMembers, type TarMember, toShardReadError } from './tar-reader.js'
+import { isRegularFile, readTarMembers, type SniffedCompression, type TarMember, toShardReadError } from './tar-reader.js'
 
 /** An entry with the bytes of the object it names. */
 export interface EntryWithBody<E extends ManifestEntry = ManifestEntry> {
@@ -188,6 +190,14 @@ export interface ScanArchiveOptions extends ShardReadOptions {
   requireManifest?: boolean
   /** Yield only the members with these paths (the others are skipped without being read). */
   only?: ReadonlySet<string>
+  /** The whole archive, already in memory (read instead of S3). */
+  whole?: Uint8Array
+  /**
+   * Told the archive's index when its internal manifest is its first member, before any member
+   * is yielded; returning false stops the scan there (nothing is yielded), e.g. to read a few
+   * members with ranged GETs instead.
+   */
+  onIndex?: (index: ArchiveIndex) => boolean | undefined
 }
 
 /**
@@ -209,12 +219,23 @@ export async function* scanArchive(ctx: S3Context, archiveKey: string, options: 
   }
   let byPath: Map<string, FileEntry> | undefined = path === null ? new Map() : undefined
   let manifestFirst = true
-  const firstPass = readTarMembers(await openArchive(ctx, archiveKey), { archiveKey, signal: ctx.signal })
+  const open = async (): Promise<Readable> =>
+    options.whole
+      ? Readable.from([Buffer.from(options.whole.buffer, options.whole.byteOffset, options.whole.byteLength)])
+      : openArchive(ctx, archiveKey)
+  const archive = await open()
+  let compression: SniffedCompression = null
+  const firstPass = readTarMembers(archive, { archiveKey, signal: ctx.signal, onCompression: (found) => (compression = found) })
   try {
     for await (const member of firstPass) {
       if (byPath === undefined && isRegularFile(member)) {
         if (member.name === path) {
-          byPath = indexByPath(await parseInternalManifest(member.stream, archiveKey, path, options))
+          const entries = await parseInternalManifest(member.stream, archiveKey, path, options)
+          byPath = indexByPath(entries)
+          if (manifestFirst && options.onIndex) {
+            const info = archive as Partial<ObjectBody>
+            if (options.onIndex(makeIndex(archiveKey, info.etag, compression, info.size, entries)) === false) return
+          }
           if (manifestFirst) continue
           break
         }
@@ -234,7 +255,7 @@ export async function* scanArchive(ctx: S3Context, archiveKey: string, options: 
   }
   if (manifestFirst) return
 
-  const secondPass = readTarMembers(await openArchive(ctx, archiveKey), { archiveKey, signal: ctx.signal })
+  const secondPass = readTarMembers(await open(), { archiveKey, signal: ctx.signal })
   try {
     for await (const member of secondPass) {
       if (wanted(member)) {
@@ -283,19 +304,76 @@ function indexByPath(entries: FileEntry[]): Map<string, FileEntry> {
   return byPath
 }
 
+/** Options for {@link openArchiveMember}. */
+export interface OpenMemberOptions {
+  /** Where archive indexes are kept between calls (a `LruCache`); without one each call reads the head again. */
+  indexCache?: ArchiveIndexCache
+  /** Path of the internal manifest. Default `__manifest__.jsonl`. */
+  internalManifestPath?: string
+}
+
 /**
- * Opens one member of an archive by streaming the archive up to it. Resolves to undefined when
- * the archive does not exist; throws `ObjectNotFoundError` (with the virtual key) when the
- * archive has no such member, `ShardReadError` when it is not a regular file or the archive is
- * unreadable.
+ * Opens one member of an archive. With an index that locates it (shards this library writes),
+ * that is one ranged GET (after one small GET of the archive's head, unless the index is cached);
+ * otherwise the archive is streamed up to the member (from memory when the head read held the
+ * whole archive). Resolves to undefined when the archive does not exist; throws
+ * `ObjectNotFoundError` (with the virtual key) when the archive has no such member,
+ * `ShardReadError` when it is not a regular file or the archive is unreadable.
  */
-export async function openArchiveMember(ctx: S3Context, archiveKey: string, memberPath: string): Promise<ObjectBody | undefined> {
-  let archive: ObjectBody
-  try {
-    archive = await getObjectBody(ctx, archiveKey)
-  } catch (error) {
-    if (error instanceof ObjectNotFoundError) return undefined
-    throw error
+export async function openArchiveMember(
+  ctx: S3Context,
+  archiveKey: string,
+  memberPath: string,
+  options: OpenMemberOptions = {},
+): Promise<ObjectBody | undefined> {
+  const cache = options.indexCache
+  let index = cache?.get(archiveKey)
+  let whole: Uint8Array | undefined
+  if (index === undefined) {
+    let head: Awaited<ReturnType<typeof readArchiveHead>>
+    try {
+      head = await readArchiveHead(ctx, archiveKey, options)
+    } catch (error) {
+      throw toShardReadError(error, archiveKey, memberPath)
+    }
+    if (head === undefined) return undefined
+    whole = head.whole
+    if (head.index) {
+      index = head.index
+      cache?.set(archiveKey, index)
+    }
+  }
+  const entry = index?.byPath.get(memberPath)
+  if (index && entry && isLocated(index, entry)) {
+    try {
+      const body = await openLocatedMember(ctx, index, entry)
+      if (body) return body
+    } catch (error) {
+      if (!(error instanceof ObjectChangedError)) throw error
+    }
+    // The archive changed, or its index did not hold: forget it and read the archive itself.
+    cache?.delete(archiveKey)
+  }
+  return scanForMember(ctx, archiveKey, memberPath, whole)
+}
+
+/** Streams an archive (from memory when given) up to one member. */
+async function scanForMember(
+  ctx: S3Context,
+  archiveKey: string,
+  memberPath: string,
+  whole: Uint8Array | undefined,
+): Promise<ObjectBody | undefined> {
+  let archive: Readable
+  if (whole !== undefined) {
+    archive = Readable.from([Buffer.from(whole.buffer, whole.byteOffset, whole.byteLength)])
+  } else {
+    try {
+      archive = await getObjectBody(ctx, archiveKey)
+    } catch (error) {
+      if (error instanceof ObjectNotFoundError) return undefined
+      throw error
+    }
   }
   const members = readTarMembers(archive, { archiveKey, signal: ctx.signal })
   try {

@@ -10,7 +10,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
-import { gunzipSync } from 'node:zlib'
+import { constants, gunzipSync, inflateRawSync } from 'node:zlib'
 import { GetObjectCommand, HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3'
 import {
   countRequests,
@@ -249,7 +249,9 @@ describe.each([
     for (const [i, line] of lines.entries()) {
       const spec = list[i] as Spec
       const parsed = JSON.parse(line)
-      expect(Object.keys(parsed)).toEqual(['kind', 'key', 'member_path', 'id', 'meta', 'size_bytes', 'offset'])
+      // gzip shards are seekable by default: each entry also says where its compressed segment is.
+      const located = compression === 'gzip' ? ['gz_offset', 'gz_size'] : []
+      expect(Object.keys(parsed)).toEqual(['kind', 'key', 'member_path', 'id', 'meta', 'size_bytes', 'offset', ...located])
       expect(parsed).toEqual({
         kind: 'file',
         key: `${key}#${spec.path}`,
@@ -258,9 +260,26 @@ describe.each([
         meta: spec.meta ?? null,
         size_bytes: spec.data.byteLength,
         offset: members[i + 1]?.dataOffset,
+        ...(compression === 'gzip' ? { gz_offset: expect.any(Number), gz_size: expect.any(Number) } : {}),
       })
       expect(line).toBe(serializeEntry(parsed))
       expect(/^[\x20-\x7e]*$/.test(line)).toBe(true)
+    }
+  })
+
+  it.runIf(compression === 'gzip')('seekable: each member segment (gz_offset, gz_size) inflates on its own to the member', async () => {
+    const members = await tarMembers(await tarOf(key))
+    const lines = (members[0] as { data: Buffer }).data.toString('utf8').trim().split('\n')
+    for (const [i, line] of lines.entries()) {
+      const { gz_offset: start, gz_size: size, member_path: path } = JSON.parse(line)
+      const range = await s3.client.send(new GetObjectCommand({ Bucket: s3.bucket, Key: key, Range: `bytes=${start}-${start + size - 1}` }))
+      const segment = inflateRawSync(Buffer.from(await (range.Body as NonNullable<typeof range.Body>).transformToByteArray()), {
+        finishFlush: constants.Z_SYNC_FLUSH,
+      })
+      // The segment is the member's tar header(s), data and padding: a tar of one member.
+      const [alone] = await tarMembers(segment)
+      expect(alone?.name).toBe(path)
+      expect(alone?.data.equals((list[i] as Spec).data)).toBe(true)
     }
   })
 

@@ -22,7 +22,7 @@
  */
 import { DEFAULT_INTERNAL_MANIFEST_PATH, type FileEntry, type Meta, type ShardEntry, serializeEntry } from './entries.js'
 import { InvalidSourceError, S3ExchangeError, ShardWriteError } from './errors.js'
-import { BodyDeflater, gzipHead, gzipTrailer } from './gzip-stitch.js'
+import { BodyDeflater, gzipHead, gzipTrailer, type Segment, SegmentDeflater } from './gzip-stitch.js'
 import { virtualKey } from './keys.js'
 import { ObjectWriter, type ObjectWriterOptions } from './object-writer.js'
 import type { S3Context } from './s3.js'
@@ -55,6 +55,13 @@ export interface ShardWriterOptions extends Pick<ObjectWriterOptions, 'partSize'
   internalManifestPath?: string
   /** gzip level, 1 (fast) to 9 (small). Default 6. */
   gzipLevel?: number
+  /**
+   * For gzip shards: compress each member on its own (a full flush between members) and record
+   * where its compressed bytes are (`gz_offset`, `gz_size`), so that one member can be read with
+   * one ranged GET. The archive stays one standard gzip stream. Costs some compression on small
+   * members (no shared dictionary). Default true.
+   */
+  seekable?: boolean
   /** Largest stream without `size_bytes` read into memory to learn its size. Default 64 MiB. */
   maxUnsizedItemBytes?: number
 }
@@ -114,6 +121,8 @@ export class ShardWriter {
   #regionBytes = 0
   #dataBytes = 0
   #gzip: BodyDeflater | undefined
+  #segments: SegmentDeflater | undefined
+  readonly #gzRanges: Segment[] = []
   #state: 'open' | 'finished' | 'failed' = 'open'
 
   constructor(ctx: S3Context, archiveKey: string, options: ShardWriterOptions = {}) {
@@ -122,7 +131,9 @@ export class ShardWriter {
     this.compression = options.compression === undefined ? 'gzip' : options.compression
     this.internalManifestPath = options.internalManifestPath ?? DEFAULT_INTERNAL_MANIFEST_PATH
     this.#output = new ObjectWriter(ctx, archiveKey, { ...options, reserveFirstPart: true })
-    if (this.compression === 'gzip') this.#gzip = new BodyDeflater((chunk) => this.#output.write(chunk), options.gzipLevel ?? 6)
+    const write = (chunk: Buffer) => this.#output.write(chunk)
+    if (this.compression === 'gzip' && (options.seekable ?? true)) this.#segments = new SegmentDeflater(write, options.gzipLevel ?? 6)
+    else if (this.compression === 'gzip') this.#gzip = new BodyDeflater(write, options.gzipLevel ?? 6)
   }
 
   /** Members added so far. */
@@ -161,12 +172,21 @@ export class ShardWriter {
       const size = prepared.source.size
       const header = tarHeader({ name: path, size })
       this.#offsets.push(this.#regionBytes + header.byteLength)
-      if (prepared.source.bytes && size <= SMALL_MEMBER) {
-        await this.#write(Buffer.concat([header, prepared.source.bytes, tarPadding(size)]))
+      const padding = tarPadding(size)
+      if (this.#segments) {
+        // Seekable gzip: the member (header, data, padding) is one independently inflatable segment.
+        const segment =
+          prepared.source.bytes && size <= SMALL_MEMBER
+            ? await this.#segments.segment([header, prepared.source.bytes, padding])
+            : await this.#segments.streamSegment(concatStreams([header], prepared.source.open(), [padding]))
+        this.#gzRanges.push(segment)
+        this.#regionBytes += header.byteLength + size + padding.byteLength
+      } else if (prepared.source.bytes && size <= SMALL_MEMBER) {
+        await this.#write(Buffer.concat([header, prepared.source.bytes, padding]))
       } else {
         await this.#write(header)
         for await (const chunk of prepared.source.open()) await this.#write(chunk)
-        await this.#write(tarPadding(size))
+        await this.#write(padding)
       }
       this.#dataBytes += size
       const entry: FileEntry = {
@@ -189,14 +209,33 @@ export class ShardWriter {
   async finish(): Promise<ShardEntry> {
     this.#checkOpen()
     try {
-      await this.#write(TAR_END)
-      const head = this.#manifestRegion()
-      let prefix: Uint8Array = head
-      if (this.#gzip) {
-        // One gzip member: the manifest's deflate data goes in front of the members' (see gzip-stitch.ts).
-        const body = await this.#gzip.end()
+      let prefix: Uint8Array
+      const level = this.#options.gzipLevel ?? 6
+      if (this.#segments) {
+        await this.#segments.segment([TAR_END], true)
+        const body = this.#segments.result()
+        // gz_offset counts from the start of the object, whose first bytes are the compressed
+        // manifest itself: iterate until its compressed length settles (stored blocks, whose size
+        // depends only on the length, if compression keeps it moving).
+        let head = this.#manifestRegion(0)
+        prefix = gzipHead(head, level)
+        for (let round = 0, base = 0; prefix.byteLength !== base; round++) {
+          base = prefix.byteLength
+          head = this.#manifestRegion(base)
+          prefix = gzipHead(head, round < 8 ? level : 0)
+          if (round > 24) throw new ShardWriteError('the internal manifest size did not settle', { archiveKey: this.archiveKey })
+        }
         await this.#output.write(gzipTrailer(head, body.crc, body.length))
-        prefix = gzipHead(head, this.#options.gzipLevel ?? 6)
+      } else {
+        await this.#write(TAR_END)
+        const head = this.#manifestRegion(undefined)
+        prefix = head
+        if (this.#gzip) {
+          // One gzip member: the manifest's deflate data goes in front of the members' (see gzip-stitch.ts).
+          const body = await this.#gzip.end()
+          await this.#output.write(gzipTrailer(head, body.crc, body.length))
+          prefix = gzipHead(head, level)
+        }
       }
       const written = await this.#output.finish(prefix)
       this.#state = 'finished'
@@ -221,6 +260,7 @@ export class ShardWriter {
     if (this.#state !== 'open') return
     this.#state = 'failed'
     this.#gzip?.destroy()
+    this.#segments?.destroy()
     await this.#output.abort()
   }
 
@@ -238,13 +278,23 @@ export class ShardWriter {
   /**
    * The tar header and body of the internal manifest, with every member's offset: offsets count
    * from the start of the archive, whose first bytes are this very region, so its length is found
-   * by iterating until it no longer changes (it is a multiple of 512; a few rounds at most).
+   * by iterating until it no longer changes (it is a multiple of 512; a few rounds at most). With
+   * `gzBase` (seekable gzip), each entry also gets `gz_offset` (= gzBase + the member's segment
+   * offset in the compressed body) and `gz_size`.
    */
-  #manifestRegion(): Buffer {
+  #manifestRegion(gzBase: number | undefined): Buffer {
     let regionLength = 0
     for (let round = 0; round < 16; round++) {
       const text = this.#entries
-        .map((entry, i) => `${serializeEntry({ ...entry, offset: regionLength + (this.#offsets[i] as number) })}\n`)
+        .map((entry, i) => {
+          const located: FileEntry = { ...entry, offset: regionLength + (this.#offsets[i] as number) }
+          const segment = this.#gzRanges[i]
+          if (gzBase !== undefined && segment) {
+            located.gz_offset = gzBase + segment.offset
+            located.gz_size = segment.size
+          }
+          return `${serializeEntry(located)}\n`
+        })
         .join('')
       const body = Buffer.from(this.#entries.length === 0 ? '\n' : text, 'utf8')
       const length = tarHeaderSize({ name: this.internalManifestPath, size: body.byteLength }) + paddedSize(body.byteLength)
@@ -260,4 +310,8 @@ export class ShardWriter {
 function isPrepared(item: object): item is PreparedShardItem {
   const source = (item as { source?: unknown }).source
   return typeof source === 'object' && source !== null && 'open' in source && 'size' in source && 'item' in item
+}
+
+async function* concatStreams(...parts: (Iterable<Uint8Array> | AsyncIterable<Uint8Array>)[]): AsyncGenerator<Uint8Array> {
+  for (const part of parts) yield* part
 }

@@ -16,7 +16,7 @@
  * ```
  */
 import type { Readable } from 'node:stream'
-import { createGunzip, createZstdDecompress } from 'node:zlib'
+import { constants, createGunzip, createInflateRaw, createZstdDecompress } from 'node:zlib'
 import { extract as createExtract, type Extract, type Header } from 'tar-stream'
 import type { ByteSource } from './body.js'
 import { isAbort, S3ExchangeError, ShardReadError } from './errors.js'
@@ -49,6 +49,13 @@ export interface ReadTarOptions {
   archiveKey: string
   /** Stops reading when it fires. */
   signal?: AbortSignal | undefined
+  /**
+   * The source is one raw-deflate segment of a seekable gzip shard (a ranged read): inflate it
+   * without a gzip header, and do not expect it to end the deflate stream. Default false.
+   */
+  rawDeflate?: boolean
+  /** Told the compression found in the first bytes (before the first member is yielded). */
+  onCompression?: (compression: SniffedCompression) => void
 }
 
 /** The compression recognised from an archive's first bytes. */
@@ -83,7 +90,7 @@ export async function* readTarMembers(source: Readable, options: ReadTarOptions)
     failure ??= error
     extract.destroy(error as Error)
   }
-  const pumping = pump(source, extract, archiveKey).catch(fail)
+  const pumping = pump(source, extract, archiveKey, options.rawDeflate ?? false, options.onCompression).catch(fail)
   try {
     for await (const stream of extract) {
       options.signal?.throwIfAborted()
@@ -128,7 +135,13 @@ export async function* readTarMembers(source: Readable, options: ReadTarOptions)
   }
 }
 
-async function pump(source: Readable, extract: Extract, archiveKey: string): Promise<void> {
+async function pump(
+  source: Readable,
+  extract: Extract,
+  archiveKey: string,
+  rawDeflate: boolean,
+  onCompression: ((compression: SniffedCompression) => void) | undefined,
+): Promise<void> {
   const chunks = source[Symbol.asyncIterator]() as AsyncIterator<Buffer>
   let first = await chunks.next()
   // Enough bytes to recognise the compression (a network chunk almost always has them).
@@ -138,16 +151,19 @@ async function pump(source: Readable, extract: Extract, archiveKey: string): Pro
     if (!first.done) head = Buffer.concat([head, first.value])
   }
   if (head.byteLength === 0) throw new ShardReadError('the archive is empty (0 bytes)', { archiveKey })
-  const compression = sniffCompression(head)
+  const compression = rawDeflate ? 'raw-deflate' : sniffCompression(head)
+  if (compression !== 'raw-deflate') onCompression?.(compression)
   if (compression === 'bzip2' || compression === 'xz') {
     throw new ShardReadError(`${compression} compression is not supported (gzip, zstd or none)`, { archiveKey })
   }
   const decompressor =
-    compression === 'gzip'
-      ? createGunzip({ chunkSize: 64 * 1024 })
-      : compression === 'zstd'
-        ? createZstdDecompress({ chunkSize: 64 * 1024 })
-        : undefined
+    compression === 'raw-deflate'
+      ? createInflateRaw({ chunkSize: 64 * 1024, finishFlush: constants.Z_SYNC_FLUSH })
+      : compression === 'gzip'
+        ? createGunzip({ chunkSize: 64 * 1024 })
+        : compression === 'zstd'
+          ? createZstdDecompress({ chunkSize: 64 * 1024 })
+          : undefined
   const write = async (chunk: Buffer) => {
     if (extract.destroyed) throw new Error('the archive reader was closed')
     if (!extract.write(chunk)) await drained(extract)

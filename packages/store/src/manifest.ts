@@ -23,8 +23,10 @@ import {
   type FileEntry,
   fetchBodies,
   type ManifestEntry,
+  type PartitionOptions,
   type PipelineItem,
   parseEntry,
+  partition,
   partKeyFor,
   readInternalManifest,
   readManifest,
@@ -53,8 +55,15 @@ export interface CallOptions {
 export interface IterEntriesOptions extends CallOptions {
   /** Inline `manifest_ref` entries, recursively (each manifest read once). Default true. */
   resolveRefs?: boolean
-  /** Yield at most this many entries. */
+  /** Yield at most this many entries (of this worker's share, with `partition`). */
   limit?: number
+  /**
+   * Yield only worker `index`'s share of the entries, out of `count` workers; see
+   * {@link IterObjectsOptions.partition}. Applied after refs are resolved (with
+   * `resolveRefs: false`, a `manifest_ref` is assigned whole). With refs resolved, worker
+   * `index` lists the very loose files and shards whose objects `iterObjects` gives it.
+   */
+  partition?: PartitionOptions
 }
 
 /** Options for {@link Manifest.iterObjects}. */
@@ -64,12 +73,39 @@ export interface IterObjectsOptions extends CallOptions {
    * shard entry with the whole archive as its body. Default true.
    */
   expandShards?: boolean
-  /** Yield at most this many objects (a shard member counts as one). */
+  /** Yield at most this many objects (a shard member counts as one), counted within this worker's share. */
   limit?: number
+  /**
+   * Yield only worker `index`'s share of the dataset, out of `count` workers, for data loaders
+   * spread across processes or machines:
+   *
+   * - `index`: this worker's number, an integer from 0 to `count - 1`.
+   * - `count`: how many workers share the dataset, an integer ≥ 1.
+   *
+   * The shares are disjoint and together make the whole dataset, each in manifest order, and
+   * every worker computes the same ones from the same manifest with no coordination. They are
+   * made of whole shards and loose files (a shard is never split), balanced by size where
+   * entries have `size_bytes` and by count where they do not. Every worker reads the manifest
+   * (refs included) but fetches only its own objects. For a manifest backed by one shard's
+   * internal manifest, the members are shared out instead (each worker streams the archive and
+   * skips the others' members). Keep the manifest unchanged while workers read it: entries
+   * appended at its end do not move earlier ones, but workers that see different manifests do
+   * not get complementary shares. A bad index or count throws `ConfigurationError`.
+   */
+  partition?: PartitionOptions
   /** Loose objects fetched at once, ahead of the consumer; output stays in manifest order. Default 16. */
   concurrency?: number
-  /** Bytes of fetched-ahead small objects held in memory at once. Default 64 MiB. */
+  /**
+   * Bytes held in memory ahead of the consumer, for loose objects fetched ahead and, separately,
+   * for members of shards read ahead. Default 64 MiB each.
+   */
   maxBufferedBytes?: number
+  /**
+   * Shard archives read at once: the one being consumed and the next ones, whose members are
+   * buffered within `maxBufferedBytes`. Output stays in manifest order. Default 2; 1 reads one
+   * archive at a time.
+   */
+  shardConcurrency?: number
 }
 
 /** Options for {@link Manifest.getKeys}. */
@@ -151,7 +187,8 @@ export class Manifest {
   /** The entries, refs inlined (depth first, each manifest once) unless `resolveRefs: false`. */
   iterEntries(options: IterEntriesOptions = {}): AsyncIterable<ManifestEntry> {
     const ctx = this.store.context(options.signal)
-    return take<ManifestEntry>(options.limit)(this.#entries(ctx, options.resolveRefs ?? true))
+    const entries = this.#entries(ctx, options.resolveRefs ?? true)
+    return take<ManifestEntry>(options.limit)(options.partition ? partition(options.partition)(entries) : entries)
   }
 
   /**
@@ -164,11 +201,23 @@ export class Manifest {
     const backing = this.#backing
     if (backing.kind === 'shard') {
       // The members of one archive: one streaming pass, not one archive read per member.
-      return take<EntryWithBody>(options.limit)(readShardMembers(ctx, backing.shard))
+      const members = readShardMembers(ctx, backing.shard)
+      return take<EntryWithBody>(options.limit)(options.partition ? partition(options.partition)(members) : members)
     }
-    const entries = this.#entries(ctx, true)
-    const fetch = fetchBodies(ctx, { concurrency: options.concurrency, maxBufferedBytes: options.maxBufferedBytes })
-    const items = (options.expandShards ?? true) ? expandShards(ctx, { bodies: true })(entries) : entries
+    const all = this.#entries(ctx, true)
+    // Whole shards and loose files are shared out before shards are expanded: a shard stays with one worker.
+    const entries = options.partition ? partition(options.partition)(all) : all
+    const fetch = fetchBodies(ctx, {
+      concurrency: options.concurrency,
+      maxBufferedBytes: options.maxBufferedBytes,
+      indexCache: this.store.archiveIndexes,
+    })
+    const shards = expandShards(ctx, {
+      bodies: true,
+      shardConcurrency: options.shardConcurrency ?? 2,
+      maxBufferedBytes: options.maxBufferedBytes,
+    })
+    const items = (options.expandShards ?? true) ? shards(entries) : entries
     return fetch(take<PipelineItem>(options.limit)(items))
   }
 

@@ -154,7 +154,10 @@ export class Shard {
 
   /** One member's body, streamed out of the archive. A missing member is `ObjectNotFoundError`. */
   async getMember(memberPath: string, options: CallOptions = {}): Promise<ObjectBody> {
-    const body = await openArchiveMember(this.store.context(options.signal), this.archiveKey, memberPath)
+    const body = await openArchiveMember(this.store.context(options.signal), this.archiveKey, memberPath, {
+      indexCache: this.store.archiveIndexes,
+      internalManifestPath: this.internalManifestPath,
+    })
     if (body === undefined) {
       throw new ShardReadError('the archive does not exist', {
         archiveKey: this.archiveKey,

@@ -17,6 +17,8 @@
  */
 import { type HeadObjectCommandOutput, paginateListObjectsV2, S3Client, type S3ClientConfig } from '@aws-sdk/client-s3'
 import {
+  type ArchiveIndex,
+  type ArchiveIndexCache,
   type CommitResult,
   ConfigurationError,
   type DataSource,
@@ -26,7 +28,9 @@ import {
   headObject,
   inferId as inferIdFromKey,
   isArchiveKey,
+  isLocated,
   isManifestKey,
+  LruCache,
   type ManifestEntry,
   type ManifestPartsOptions,
   type Meta,
@@ -87,6 +91,12 @@ export interface S3ExchangeStoreOptions {
   defaultVars?: TemplateVars
   /** Derives an entry's `id` from its key when none is given. Default: the basename without its last extension. */
   inferId?: (key: string) => string
+  /**
+   * How many archive indexes (internal manifests, for one-GET reads of single members) to keep.
+   * Default 256; 0 keeps none. Indexes assume archives are not rewritten in place; one that was is
+   * noticed (its ETag) on the next member read and read again.
+   */
+  archiveIndexCacheSize?: number
 }
 
 /** Options for {@link S3ExchangeStore.fromEnv}. */
@@ -151,6 +161,8 @@ export class S3ExchangeStore {
   readonly basePrefix: string
   readonly defaultVars: TemplateVars
   readonly inferId: (key: string) => string
+  /** The archive indexes this store keeps (see `archiveIndexCacheSize`). */
+  readonly archiveIndexes: ArchiveIndexCache | undefined
 
   constructor(options: S3ExchangeStoreOptions) {
     if (!options?.client) throw new ConfigurationError('S3ExchangeStore needs a client')
@@ -162,6 +174,8 @@ export class S3ExchangeStore {
     this.basePrefix = options.basePrefix ?? ''
     this.defaultVars = options.defaultVars ?? {}
     this.inferId = options.inferId ?? inferIdFromKey
+    const cacheSize = options.archiveIndexCacheSize ?? 256
+    this.archiveIndexes = cacheSize > 0 ? new LruCache<ArchiveIndex>(cacheSize) : undefined
   }
 
   /**
@@ -226,7 +240,7 @@ export class S3ExchangeStore {
    * Missing: `ObjectNotFoundError`.
    */
   getObject(key: string, options: CallOptions = {}): Promise<ObjectBody> {
-    return openObject(this.context(options.signal), key)
+    return openObject(this.context(options.signal), key, { indexCache: this.archiveIndexes })
   }
 
   /** The object's metadata (a HEAD). Missing: `ObjectNotFoundError`. */
@@ -400,33 +414,71 @@ export class S3ExchangeStore {
       if (++count >= limit) return
     }
     for (const [archiveKey, members] of byArchive) {
-      const found = new Set<string>()
-      try {
-        for await (const member of scanArchive(ctx, archiveKey, { only: new Set(members.keys()), requireManifest: false })) {
-          const key = members.get(member.name) as string
-          found.add(member.name)
-          const entry: FileEntry = member.listed
-            ? { ...member.listed, archive_key: archiveKey, member_path: member.name, key }
-            : { kind: 'file', key, archive_key: archiveKey, member_path: member.name, id: this.inferId(member.name) }
-          yield { entry, body: member.body }
-          if (++count >= limit) return
+      const cached = this.archiveIndexes?.get(archiveKey)
+      let ranged = cached ? this.#rangedEntries(cached, archiveKey, members) : undefined
+      if (ranged === undefined) {
+        // Stream the archive once for all its members; but if its index (read first) locates
+        // them and they are few, stop there and read them with ranged GETs instead.
+        const found = new Set<string>()
+        const onIndex = (index: ArchiveIndex) => {
+          this.archiveIndexes?.set(archiveKey, index)
+          ranged = this.#rangedEntries(index, archiveKey, members)
+          return ranged === undefined
         }
-      } catch (error) {
-        const archiveMissing = error instanceof ShardReadError && error.cause instanceof ObjectNotFoundError && found.size === 0
-        if (!archiveMissing) throw error
-        // No such archive: the keys are ordinary keys that contain '#'.
-        for await (const item of this.#fetchLoose(ctx, [...members.values()], options)) {
-          yield item
-          if (++count >= limit) return
+        try {
+          for await (const member of scanArchive(ctx, archiveKey, { only: new Set(members.keys()), requireManifest: false, onIndex })) {
+            const key = members.get(member.name) as string
+            found.add(member.name)
+            const entry: FileEntry = member.listed
+              ? { ...member.listed, archive_key: archiveKey, member_path: member.name, key }
+              : { kind: 'file', key, archive_key: archiveKey, member_path: member.name, id: this.inferId(member.name) }
+            yield { entry, body: member.body }
+            if (++count >= limit) return
+          }
+        } catch (error) {
+          const archiveMissing = error instanceof ShardReadError && error.cause instanceof ObjectNotFoundError && found.size === 0
+          if (!archiveMissing) throw error
+          // No such archive: the keys are ordinary keys that contain '#'.
+          for await (const item of this.#fetchLoose(ctx, [...members.values()], options)) {
+            yield item
+            if (++count >= limit) return
+          }
+          continue
         }
-        continue
+        if (ranged === undefined) {
+          if (options.onMissing !== 'skip') {
+            for (const [memberPath, key] of members) {
+              if (!found.has(memberPath)) throw new ObjectNotFoundError(key, { detail: 'the archive has no such member' })
+            }
+          }
+          continue
+        }
       }
-      if (options.onMissing !== 'skip') {
-        for (const [memberPath, key] of members) {
-          if (!found.has(memberPath)) throw new ObjectNotFoundError(key, { detail: 'the archive has no such member' })
-        }
+      // One ranged GET per member, fetched ahead like loose objects.
+      const fetch = fetchBodies(ctx, { concurrency: options.concurrency, onMissing: options.onMissing, indexCache: this.archiveIndexes })
+      for await (const item of fetch(ranged as FileEntry[])) {
+        yield item as EntryWithBody<FileEntry>
+        if (++count >= limit) return
       }
     }
+  }
+
+  /**
+   * The entries to read with ranged GETs, when that beats streaming the archive: every member
+   * asked for is located by the index, and they are few (at most 8) or a small part of the archive
+   * (a quarter of its bytes at most). Undefined: stream the archive.
+   */
+  #rangedEntries(index: ArchiveIndex, archiveKey: string, members: Map<string, string>): FileEntry[] | undefined {
+    const entries: FileEntry[] = []
+    let bytes = 0
+    for (const [memberPath, key] of members) {
+      const listed = index.byPath.get(memberPath)
+      if (!listed || !isLocated(index, listed)) return undefined
+      bytes += listed.size_bytes ?? 0
+      entries.push({ ...listed, archive_key: archiveKey, member_path: memberPath, key })
+    }
+    const few = entries.length <= 8 || (index.size !== undefined && bytes * 4 <= index.size)
+    return few ? entries : undefined
   }
 
   // ---------------------------------------------------------------- lifecycle

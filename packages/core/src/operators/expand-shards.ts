@@ -24,11 +24,19 @@
 import type { FileEntry, ManifestEntry } from '../entries.js'
 import type { S3Context } from '../s3.js'
 import { type EntryWithBody, readShardEntries, readShardMembers, type ShardReadOptions } from '../shard-reader.js'
+import { prefetchShards } from './prefetch-shards.js'
 
 /** Options for {@link expandShards}. */
 export interface ExpandShardsOptions extends ShardReadOptions {
   /** Yield `{ entry, body }` for each member (one streaming GET per archive) instead of entries only. Default false. */
   bodies?: boolean
+  /**
+   * With `bodies`: archives read at once, the one being consumed and the ones after it, whose
+   * members are held in memory (see `prefetchShards`). Default 1: one at a time.
+   */
+  shardConcurrency?: number
+  /** With `shardConcurrency` > 1: bytes of prefetched members held at once. Default 64 MiB. */
+  maxBufferedBytes?: number
 }
 
 /** An item of a pipeline: an entry, or an entry with its body. */
@@ -53,6 +61,7 @@ export function expandShards(
   items: AsyncIterable<I> | Iterable<I>,
 ) => AsyncGenerator<Exclude<I, { kind: 'shard' }> | FileEntry, void, undefined>
 export function expandShards(ctx: S3Context, options: ExpandShardsOptions = {}) {
+  if (options.bodies && (options.shardConcurrency ?? 1) > 1) return prefetchShards(ctx, options)
   return async function* expandShardsStage(items: AsyncIterable<PipelineItem> | Iterable<PipelineItem>) {
     for await (const item of items) {
       if (hasBody(item) || item.kind !== 'shard') {

@@ -19,6 +19,7 @@
  * for await (const { entry, body } of objects) console.log(entry.key, (await body.bytes()).byteLength)
  * ```
  */
+import type { ArchiveIndexCache } from '../archive-index.js'
 import { ObjectBody } from '../body.js'
 import type { ManifestEntry } from '../entries.js'
 import { ObjectNotFoundError } from '../errors.js'
@@ -40,6 +41,8 @@ export interface FetchBodiesOptions {
   maxBufferedBytes?: number
   /** What to do when an object does not exist: throw `ObjectNotFoundError` (default) or skip the entry. */
   onMissing?: 'throw' | 'skip'
+  /** Archive indexes kept between reads of archive members (see `openArchiveMember`). */
+  indexCache?: ArchiveIndexCache
 }
 
 /** Default requests in flight for `fetchBodies`. */
@@ -95,7 +98,7 @@ export function fetchBodies(ctx: S3Context, options: FetchBodiesOptions = {}) {
             }
             return { entry, body: objectBodyFrom(fetchCtx, info, source) }
           }
-          const body = await openEntryObject(fetchCtx, entry)
+          const body = await openEntryObject(fetchCtx, entry, { indexCache: options.indexCache })
           const size = body.size
           if (size !== undefined && !body.buffered && size <= maxBufferedBytes - buffered) {
             buffered += size

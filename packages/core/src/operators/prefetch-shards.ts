@@ -1,0 +1,190 @@
+/**
+ * Parallel shard prefetch for `expandShards(ctx, { bodies: true, shardConcurrency })`: while the
+ * consumer reads the members of one shard, the next `shardConcurrency - 1` shards are already
+ * being read, their members held in memory within a byte budget (`maxBufferedBytes`). Output stays
+ * in manifest order. A member that does not fit in the budget is not buffered: its shard stops
+ * there and continues streaming, live, when its turn comes. The shard being consumed never waits
+ * for the budget.
+ *
+ * @example
+ * ```ts
+ * import { pipe } from 'it-pipe'
+ * import { expandRefs, expandShards, readManifest } from '@s3exchange/core'
+ *
+ * const members = pipe(
+ *   readManifest(ctx, 'ds/manifest.jsonl'),
+ *   expandRefs(ctx),
+ *   expandShards(ctx, { bodies: true, shardConcurrency: 4, maxBufferedBytes: 256 << 20 }),
+ * )
+ * ```
+ */
+import { ObjectBody } from '../body.js'
+import type { FileEntry, ShardEntry } from '../entries.js'
+import type { S3Context } from '../s3.js'
+import { type EntryWithBody, readShardMembers, type ShardReadOptions } from '../shard-reader.js'
+import { hasBody, type PipelineItem } from './expand-shards.js'
+
+/** Options for {@link prefetchShards}. */
+export interface PrefetchShardsOptions extends ShardReadOptions {
+  /** Archives read at once: the one being consumed and the ones after it. Default 2. */
+  shardConcurrency?: number
+  /** Bytes of prefetched members held in memory at once. Default 64 MiB. */
+  maxBufferedBytes?: number
+}
+
+/** A byte budget shared by the prefetchers; waiters are woken when bytes are given back. */
+class Budget {
+  #available: number
+  #waiters: (() => void)[] = []
+
+  constructor(bytes: number) {
+    this.#available = bytes
+  }
+
+  tryTake(bytes: number): boolean {
+    if (bytes > this.#available) return false
+    this.#available -= bytes
+    return true
+  }
+
+  give(bytes: number): void {
+    this.#available += bytes
+    const waiters = this.#waiters
+    this.#waiters = []
+    for (const wake of waiters) wake()
+  }
+
+  /** Resolves the next time bytes are given back. */
+  changed(): Promise<void> {
+    return new Promise((resolve) => this.#waiters.push(resolve))
+  }
+}
+
+/** Reads one shard ahead of its turn; see the module comment. */
+class ShardReader {
+  readonly #members: AsyncGenerator<EntryWithBody<FileEntry>>
+  readonly #budget: Budget
+  readonly #buffered: { item: EntryWithBody<FileEntry>; bytes: number }[] = []
+  /** A member read but not buffered (no room, or its turn came): handed over live. */
+  #live: EntryWithBody<FileEntry> | undefined
+  #done = false
+  #failure: { error: unknown } | undefined
+  /** Set when the consumer reaches this shard, or it is closed: buffering stops. */
+  #stop = false
+  #wake: (() => void)[] = []
+  readonly #pumping: Promise<void>
+
+  constructor(ctx: S3Context, shard: ShardEntry, budget: Budget, options: ShardReadOptions) {
+    this.#members = readShardMembers(ctx, shard, options)
+    this.#budget = budget
+    this.#pumping = this.#pump()
+  }
+
+  /** Buffers members while the budget allows, until told to stop. */
+  async #pump(): Promise<void> {
+    try {
+      while (!this.#stop) {
+        const next = await this.#members.next()
+        if (next.done) {
+          this.#done = true
+          return
+        }
+        const item = next.value
+        const size = item.body.size
+        while (!this.#stop && size !== undefined && !this.#budget.tryTake(size)) {
+          await Promise.race([this.#budget.changed(), new Promise<void>((resolve) => this.#wake.push(resolve))])
+        }
+        if (this.#stop || size === undefined) {
+          this.#live = item
+          return
+        }
+        const bytes = await item.body.bytes()
+        this.#buffered.push({ item: { entry: item.entry, body: ObjectBody.fromBytes(item.body, bytes) }, bytes: size })
+      }
+    } catch (error) {
+      this.#failure = { error }
+    }
+  }
+
+  #halt(): void {
+    this.#stop = true
+    const wake = this.#wake
+    this.#wake = []
+    for (const resolve of wake) resolve()
+  }
+
+  /** The members, in order: the buffered ones, then the rest streamed live. */
+  async *take(): AsyncGenerator<EntryWithBody<FileEntry>> {
+    this.#halt()
+    try {
+      await this.#pumping
+      for (let next = this.#buffered.shift(); next; next = this.#buffered.shift()) {
+        this.#budget.give(next.bytes)
+        yield next.item
+      }
+      if (this.#failure) throw this.#failure.error
+      if (this.#live) {
+        const live = this.#live
+        this.#live = undefined
+        yield live
+      }
+      if (!this.#done) yield* this.#members
+    } finally {
+      await this.close()
+    }
+  }
+
+  /** Stops reading and lets go of what is held. */
+  async close(): Promise<void> {
+    this.#halt()
+    await this.#pumping
+    for (const { bytes } of this.#buffered.splice(0)) this.#budget.give(bytes)
+    this.#live?.body.destroy()
+    this.#live = undefined
+    await this.#members.return(undefined)
+  }
+}
+
+/** Expands shard entries with prefetch; other items pass through. See the module comment. */
+export function prefetchShards(ctx: S3Context, options: PrefetchShardsOptions = {}) {
+  const ahead = Math.max(1, (options.shardConcurrency ?? 2) - 1)
+  return async function* prefetchShardsStage(
+    items: AsyncIterable<PipelineItem> | Iterable<PipelineItem>,
+  ): AsyncGenerator<Exclude<PipelineItem, ShardEntry> | EntryWithBody<FileEntry>, void, undefined> {
+    const budget = new Budget(options.maxBufferedBytes ?? 64 * 1024 * 1024)
+    const input = Symbol.asyncIterator in items ? items[Symbol.asyncIterator]() : toAsync(items)
+    const window: (PipelineItem | ShardReader)[] = []
+    let inputDone = false
+    const readers = () => window.filter((item): item is ShardReader => item instanceof ShardReader).length
+    const fill = async () => {
+      // Look ahead until `ahead` shards are being read (an item with its own body stops the look:
+      // its body streams out of the input itself).
+      while (!inputDone && readers() < ahead + 1) {
+        if (window.some((item) => !(item instanceof ShardReader) && hasBody(item))) return
+        const next = await input.next()
+        if (next.done) {
+          inputDone = true
+          return
+        }
+        const item = next.value
+        window.push(!hasBody(item) && item.kind === 'shard' ? new ShardReader(ctx, item, budget, options) : item)
+      }
+    }
+    try {
+      for (;;) {
+        await fill()
+        const head = window.shift()
+        if (head === undefined) return
+        if (head instanceof ShardReader) yield* head.take()
+        else yield head as Exclude<PipelineItem, ShardEntry>
+      }
+    } finally {
+      for (const item of window) if (item instanceof ShardReader) await item.close()
+      await input.return?.()
+    }
+  }
+}
+
+async function* toAsync<T>(items: Iterable<T>): AsyncGenerator<T> {
+  yield* items
+}
