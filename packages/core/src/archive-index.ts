@@ -17,7 +17,6 @@
  * ```
  */
 import { Readable } from 'node:stream'
-import { constants, gunzipSync } from 'node:zlib'
 import type { ObjectBody } from './body.js'
 import type { FileEntry } from './entries.js'
 import { ObjectChangedError, ObjectNotFoundError, S3RequestError } from './errors.js'
@@ -124,19 +123,13 @@ export async function readArchiveHead(
     const { bytes, etag, total } = fetched
     const complete = total !== undefined ? bytes.byteLength >= total : bytes.byteLength < want
     const compression = sniffCompression(bytes)
-    if (compression !== null && compression !== 'gzip') return { index: null, whole: complete ? bytes : undefined }
-    let tar: Uint8Array
-    try {
-      tar = compression === 'gzip' ? gunzipSync(bytes, { finishFlush: constants.Z_SYNC_FLUSH }) : bytes
-    } catch {
-      return { index: null, whole: complete ? bytes : undefined }
-    }
-    const first = await firstMember(tar, archiveKey, path)
     const head = { whole: complete ? bytes : undefined }
+    if (compression !== null && compression !== 'gzip') return { index: null, ...head }
+    // The head is read as an archive of its own (gzip decompressed as it goes, only as far as the
+    // internal manifest): a head that ends inside the manifest shows up as truncated.
+    const first = await firstMember(bytes, archiveKey, path)
     if (first.kind === 'none') return { index: null, ...head }
-    if (first.kind === 'entries') {
-      return { index: makeIndex(archiveKey, etag, compression, total, first.entries), ...head }
-    }
+    if (first.kind === 'entries') return { index: makeIndex(archiveKey, etag, compression, total, first.entries), ...head }
     // The manifest goes on past what was read.
     if (complete) return { index: null, ...head }
     const next = compression === null ? first.needed : want * 8
@@ -162,15 +155,17 @@ function totalOf(contentRange: string | undefined): number | undefined {
 
 type FirstMember = { kind: 'none' } | { kind: 'entries'; entries: FileEntry[] } | { kind: 'truncated'; needed: number }
 
-/** The internal manifest, if it is the first regular member of these (possibly partial) tar bytes. */
-async function firstMember(tar: Uint8Array, archiveKey: string, path: string): Promise<FirstMember> {
-  const members = readTarMembers(Readable.from([Buffer.from(tar.buffer, tar.byteOffset, tar.byteLength)]), { archiveKey })
+/** The internal manifest, if it is the first regular member of these (possibly partial) archive bytes. */
+async function firstMember(head: Uint8Array, archiveKey: string, path: string): Promise<FirstMember> {
+  const tar = head
+  const gzip = sniffCompression(head) === 'gzip'
+  const members = readTarMembers(Readable.from([Buffer.from(head.buffer, head.byteOffset, head.byteLength)]), { archiveKey })
   try {
     for await (const member of members) {
       if (!isRegularFile(member)) continue
       if (member.name !== path) return { kind: 'none' }
       const needed = member.dataOffset + paddedSize(member.size)
-      if (needed > tar.byteLength) return { kind: 'truncated', needed }
+      if (!gzip && needed > tar.byteLength) return { kind: 'truncated', needed }
       return { kind: 'entries', entries: await parseInternalManifest(member.stream, archiveKey, path) }
     }
     return { kind: 'none' }
