@@ -23,7 +23,7 @@ import { ObjectChangedError, ObjectNotFoundError, S3RequestError } from './error
 import { collectSource, openObjectSource } from './object-source.js'
 import { getObjectBody, type S3Context } from './s3.js'
 import { memberBody, parseInternalManifest } from './shard-reader.js'
-import { isRegularFile, readTarMembers, type SniffedCompression, sniffCompression } from './tar-reader.js'
+import { isRegularFile, readTarMembers, type SniffedCompression, sniffCompression, type TarMember } from './tar-reader.js'
 import { paddedSize, tarHeaderSize } from './tar-writer.js'
 
 /** What is known of an archive for random access to its members. */
@@ -216,9 +216,19 @@ export async function openLocatedMember(ctx: S3Context, index: ArchiveIndex, ent
   const range = await getObjectBody(ctx, archiveKey, { start, end, ifMatch: index.etag })
   const members = readTarMembers(range, { archiveKey, signal: ctx.signal, rawDeflate: gzip })
   try {
-    const next = await members.next()
-    const member = next.done ? undefined : next.value
-    if (!member || member.name !== memberPath || member.size !== size || !isRegularFile(member)) {
+    // A plain tar range starts at the member's header; a gzip segment may hold a few small
+    // members before it (they are grouped), each read past unread.
+    let member: TarMember | undefined
+    for (let next = await members.next(); !next.done; next = await members.next()) {
+      if (next.value.name === memberPath || !gzip) {
+        member = next.value
+        break
+      }
+    }
+    // In a plain tar the data must start exactly where the index says: zero blocks skipped before
+    // a header would otherwise let a wrong offset reach the member with its data cut short.
+    const misplaced = !gzip && member !== undefined && member.dataOffset !== (entry.offset as number) - start
+    if (!member || member.name !== memberPath || member.size !== size || !isRegularFile(member) || misplaced) {
       await members.return(undefined)
       return undefined
     }

@@ -29,7 +29,54 @@ const GZIP_HEADER = Buffer.from([0x1f, 0x8b, 0x08, 0x00, 0, 0, 0, 0, 0x00, 0x03]
 
 /** The gzip header and the head's deflate data, ended by a sync flush (not final). */
 export function gzipHead(head: Uint8Array, level: number): Buffer {
-  return Buffer.concat([GZIP_HEADER, deflateRawSync(head, { level, finishFlush: constants.Z_SYNC_FLUSH })])
+  return Buffer.concat([GZIP_HEADER, deflateHead(head, level)])
+}
+
+/** The head's deflate data, ended by a sync flush (byte-aligned, not final). */
+export function deflateHead(head: Uint8Array, level: number): Buffer {
+  return deflateRawSync(head, { level, finishFlush: constants.Z_SYNC_FLUSH })
+}
+
+/**
+ * Deflate blocks that decode to nothing and take exactly `bytes` bytes, to be placed after a sync
+ * flush (byte-aligned) and followed by more blocks: empty stored blocks (5 bytes each) and empty
+ * fixed-Huffman blocks (10 bits each) closed by an empty stored block to re-align. Any length of 0,
+ * 5, 6, 7 or 9 and more can be made. It lets a seekable shard's compressed manifest end exactly where
+ * its members were said to start, with a plain gzip header that every reader, streaming ones
+ * included, reads (Python's streaming `tarfile` mishandles header extra fields).
+ */
+export function deflatePadding(bytes: number): Buffer {
+  if (!Number.isInteger(bytes) || bytes < 0 || (bytes > 0 && bytes < 5) || bytes === 8) {
+    throw new RangeError(`deflate padding cannot take ${bytes} bytes`)
+  }
+  const chunks: Buffer[] = []
+  let left = bytes
+  while (left > 0) {
+    // A chunk whose rest can still be made: 5, 6, 7 or 9 bytes.
+    const size = [5, 6, 7, 9].find((c) => c <= left && (left - c === 0 || left - c >= 9 || [5, 6, 7].includes(left - c))) as number
+    chunks.push(emptyBlocks(size === 5 ? 0 : size === 6 ? 1 : size === 7 ? 2 : 3))
+    left -= size
+  }
+  return Buffer.concat(chunks)
+}
+
+/** `fixed` empty fixed-Huffman blocks, then an empty stored block (byte-aligned at both ends). */
+function emptyBlocks(fixed: number): Buffer {
+  const bits: number[] = []
+  for (let i = 0; i < fixed; i++) bits.push(0, 1, 0, 0, 0, 0, 0, 0, 0, 0) // BFINAL 0, BTYPE 01 (LSB first), end-of-block: 7 zero bits
+  bits.push(0, 0, 0) // BFINAL 0, BTYPE 00: stored
+  while (bits.length % 8 !== 0) bits.push(0)
+  const head = Buffer.alloc(bits.length / 8)
+  for (let i = 0; i < bits.length; i++) if (bits[i]) head[i >> 3] = (head[i >> 3] as number) | (1 << (i & 7))
+  return Buffer.concat([head, Buffer.from([0x00, 0x00, 0xff, 0xff])]) // LEN 0, NLEN 0xffff
+}
+
+/** Bytes of the plain gzip header. */
+export const GZIP_HEADER_BYTES = GZIP_HEADER.byteLength
+
+/** The 10-byte gzip header this library writes (deflate, mtime 0, OS Unix). */
+export function gzipHeader(): Buffer {
+  return Buffer.from(GZIP_HEADER)
 }
 
 /** The gzip trailer for head + body: CRC-32 and length (mod 2^32) of all the uncompressed bytes. */

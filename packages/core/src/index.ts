@@ -54,7 +54,18 @@ export {
   ShardWriteError,
   UnsafePathError,
 } from './errors.js'
-export { BodyDeflater, crc32, crc32Combine, gzipHead, gzipTrailer } from './gzip-stitch.js'
+export {
+  BodyDeflater,
+  crc32,
+  crc32Combine,
+  deflateHead,
+  deflatePadding,
+  gzipHead,
+  gzipHeader,
+  gzipTrailer,
+  type Segment,
+  SegmentDeflater,
+} from './gzip-stitch.js'
 export { DEFAULT_MAX_LINE_BYTES, isBlankLine, type SplitLinesOptions, splitLines } from './jsonl.js'
 export {
   type ArchiveFormat,

@@ -267,7 +267,7 @@ describe.each([
     }
   })
 
-  it.runIf(compression === 'gzip')('seekable: each member segment (gz_offset, gz_size) inflates on its own to the member', async () => {
+  it.runIf(compression === 'gzip')('seekable: each member segment (gz_offset, gz_size) inflates on its own to whole members, this one among them', async () => {
     const members = await tarMembers(await tarOf(key))
     const lines = (members[0] as { data: Buffer }).data.toString('utf8').trim().split('\n')
     for (const [i, line] of lines.entries()) {
@@ -276,10 +276,10 @@ describe.each([
       const segment = inflateRawSync(Buffer.from(await (range.Body as NonNullable<typeof range.Body>).transformToByteArray()), {
         finishFlush: constants.Z_SYNC_FLUSH,
       })
-      // The segment is the member's tar header(s), data and padding: a tar of one member.
-      const [alone] = await tarMembers(segment)
-      expect(alone?.name).toBe(path)
-      expect(alone?.data.equals((list[i] as Spec).data)).toBe(true)
+      // The segment is whole members (small ones are grouped): a little tar that holds this one.
+      const inSegment = await tarMembers(segment)
+      const found = inSegment.find((member) => member.name === path)
+      expect(found?.data.equals((list[i] as Spec).data)).toBe(true)
     }
   })
 

@@ -22,7 +22,17 @@
  */
 import { DEFAULT_INTERNAL_MANIFEST_PATH, type FileEntry, type Meta, type ShardEntry, serializeEntry } from './entries.js'
 import { InvalidSourceError, S3ExchangeError, ShardWriteError } from './errors.js'
-import { BodyDeflater, gzipHead, gzipTrailer, type Segment, SegmentDeflater } from './gzip-stitch.js'
+import {
+  BodyDeflater,
+  deflateHead,
+  deflatePadding,
+  GZIP_HEADER_BYTES,
+  gzipHead,
+  gzipHeader,
+  gzipTrailer,
+  type Segment,
+  SegmentDeflater,
+} from './gzip-stitch.js'
 import { virtualKey } from './keys.js'
 import { ObjectWriter, type ObjectWriterOptions } from './object-writer.js'
 import type { S3Context } from './s3.js'
@@ -56,10 +66,10 @@ export interface ShardWriterOptions extends Pick<ObjectWriterOptions, 'partSize'
   /** gzip level, 1 (fast) to 9 (small). Default 6. */
   gzipLevel?: number
   /**
-   * For gzip shards: compress each member on its own (a full flush between members) and record
-   * where its compressed bytes are (`gz_offset`, `gz_size`), so that one member can be read with
-   * one ranged GET. The archive stays one standard gzip stream. Costs some compression on small
-   * members (no shared dictionary). Default true.
+   * For gzip shards: compress members in independent segments (a full flush between them: a
+   * large member alone, small ones grouped up to 64 KiB) and record where each member's segment
+   * is (`gz_offset`, `gz_size`), so that one member can be read with one ranged GET. The archive
+   * stays one standard gzip stream. Costs a little compression. Default true.
    */
   seekable?: boolean
   /** Largest stream without `size_bytes` read into memory to learn its size. Default 64 MiB. */
@@ -68,6 +78,8 @@ export interface ShardWriterOptions extends Pick<ObjectWriterOptions, 'partSize'
 
 /** Largest member copied into one write (smaller members are written header, data and padding at once). */
 const SMALL_MEMBER = 256 * 1024
+/** Size a segment of grouped small members reaches before it is deflated (seekable gzip). */
+const SEGMENT_BYTES = 64 * 1024
 
 /** Checks a member path: relative, no `..`, no empty segment at the start, no NUL. Returns the problem, if any. */
 export function memberPathProblem(path: string): string | undefined {
@@ -122,7 +134,10 @@ export class ShardWriter {
   #dataBytes = 0
   #gzip: BodyDeflater | undefined
   #segments: SegmentDeflater | undefined
+  /** For each member (by index), the compressed segment that holds it. */
   readonly #gzRanges: Segment[] = []
+  /** Small members waiting to be deflated together as one segment. */
+  #group: { parts: Uint8Array[]; bytes: number; members: number[] } = { parts: [], bytes: 0, members: [] }
   #state: 'open' | 'finished' | 'failed' = 'open'
 
   constructor(ctx: S3Context, archiveKey: string, options: ShardWriterOptions = {}) {
@@ -174,12 +189,19 @@ export class ShardWriter {
       this.#offsets.push(this.#regionBytes + header.byteLength)
       const padding = tarPadding(size)
       if (this.#segments) {
-        // Seekable gzip: the member (header, data, padding) is one independently inflatable segment.
-        const segment =
-          prepared.source.bytes && size <= SMALL_MEMBER
-            ? await this.#segments.segment([header, prepared.source.bytes, padding])
-            : await this.#segments.streamSegment(concatStreams([header], prepared.source.open(), [padding]))
-        this.#gzRanges.push(segment)
+        // Seekable gzip: members go into independently inflatable segments. Small ones are grouped
+        // into segments of about SEGMENT_BYTES, so that they still compress against each other; a
+        // large one is a segment of its own.
+        const index = this.#entries.length
+        if (prepared.source.bytes && size <= SMALL_MEMBER) {
+          this.#group.parts.push(header, prepared.source.bytes, padding)
+          this.#group.bytes += header.byteLength + size + padding.byteLength
+          this.#group.members.push(index)
+          if (this.#group.bytes >= SEGMENT_BYTES) await this.#flushGroup()
+        } else {
+          await this.#flushGroup()
+          this.#gzRanges[index] = await this.#segments.streamSegment(concatStreams([header], prepared.source.open(), [padding]))
+        }
         this.#regionBytes += header.byteLength + size + padding.byteLength
       } else if (prepared.source.bytes && size <= SMALL_MEMBER) {
         await this.#write(Buffer.concat([header, prepared.source.bytes, padding]))
@@ -212,19 +234,23 @@ export class ShardWriter {
       let prefix: Uint8Array
       const level = this.#options.gzipLevel ?? 6
       if (this.#segments) {
+        await this.#flushGroup()
         await this.#segments.segment([TAR_END], true)
         const body = this.#segments.result()
         // gz_offset counts from the start of the object, whose first bytes are the compressed
-        // manifest itself: iterate until its compressed length settles (stored blocks, whose size
-        // depends only on the length, if compression keeps it moving).
-        let head = this.#manifestRegion(0)
-        prefix = gzipHead(head, level)
-        for (let round = 0, base = 0; prefix.byteLength !== base; round++) {
-          base = prefix.byteLength
+        // manifest itself. Choose where the members start (a little past the manifest's
+        // compressed size), write the offsets from there, and pad the compressed manifest with
+        // empty deflate blocks so that it ends exactly there.
+        let base = GZIP_HEADER_BYTES + deflateHead(this.#manifestRegion(0), level).byteLength + 64
+        let head = this.#manifestRegion(base)
+        let deflated = deflateHead(head, level)
+        for (let round = 0; base - GZIP_HEADER_BYTES - deflated.byteLength < 9; round++) {
+          if (round > 8) throw new ShardWriteError('the internal manifest size did not settle', { archiveKey: this.archiveKey })
+          base = GZIP_HEADER_BYTES + deflated.byteLength + 64 * 2 ** (round + 1)
           head = this.#manifestRegion(base)
-          prefix = gzipHead(head, round < 8 ? level : 0)
-          if (round > 24) throw new ShardWriteError('the internal manifest size did not settle', { archiveKey: this.archiveKey })
+          deflated = deflateHead(head, level)
         }
+        prefix = Buffer.concat([gzipHeader(), deflated, deflatePadding(base - GZIP_HEADER_BYTES - deflated.byteLength)])
         await this.#output.write(gzipTrailer(head, body.crc, body.length))
       } else {
         await this.#write(TAR_END)
@@ -262,6 +288,15 @@ export class ShardWriter {
     this.#gzip?.destroy()
     this.#segments?.destroy()
     await this.#output.abort()
+  }
+
+  /** Deflates the grouped small members as one segment. */
+  async #flushGroup(): Promise<void> {
+    const group = this.#group
+    if (group.members.length === 0 || !this.#segments) return
+    this.#group = { parts: [], bytes: 0, members: [] }
+    const segment = await this.#segments.segment(group.parts)
+    for (const index of group.members) this.#gzRanges[index] = segment
   }
 
   #checkOpen(): void {
