@@ -59,6 +59,15 @@ describe.concurrent('examples', () => {
     expect(run.stdout).toContain('A TypeScript service read everything a Python service published.')
   })
 
+  it('custom-etl.ts: read, transform, re-shard and publish with the core operators', async () => {
+    const run = await runExample('custom-etl.ts')
+    expectSuccess(run)
+    expect(run.stdout).toMatch(/^source dataset: .*\/raw\/manifest\.jsonl \(6 loose files and 1 shard of 10\)$/m)
+    expect(run.stdout).toMatch(/^published .*\/clean\/manifest\.jsonl: 4 shards in 1 part\(s\)$/m)
+    expect(run.stdout).toMatch(/#rec-0\.txt: "recording 0: hello world"$/m)
+    expect(run.stdout).toContain('clean dataset: 16 objects in 4 shards, each at most 5 members')
+  })
+
   it('partitioned-loader.ts: 3 worker processes read disjoint shares that make the whole dataset', async () => {
     const run = await runExample('partitioned-loader.ts', ['3'])
     expectSuccess(run)
