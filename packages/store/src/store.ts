@@ -413,15 +413,17 @@ export class S3ExchangeStore {
       yield item
       if (++count >= limit) return
     }
+    // Without the store's cache, one for this call: the ranged reads below need the index just read.
+    const indexes = this.archiveIndexes ?? new LruCache<ArchiveIndex>(1)
     for (const [archiveKey, members] of byArchive) {
-      const cached = this.archiveIndexes?.get(archiveKey)
+      const cached = indexes.get(archiveKey)
       let ranged = cached ? this.#rangedEntries(cached, archiveKey, members) : undefined
       if (ranged === undefined) {
         // Stream the archive once for all its members; but if its index (read first) locates
         // them and they are few, stop there and read them with ranged GETs instead.
         const found = new Set<string>()
         const onIndex = (index: ArchiveIndex) => {
-          this.archiveIndexes?.set(archiveKey, index)
+          indexes.set(archiveKey, index)
           ranged = this.#rangedEntries(index, archiveKey, members)
           return ranged === undefined
         }
@@ -455,7 +457,7 @@ export class S3ExchangeStore {
         }
       }
       // One ranged GET per member, fetched ahead like loose objects.
-      const fetch = fetchBodies(ctx, { concurrency: options.concurrency, onMissing: options.onMissing, indexCache: this.archiveIndexes })
+      const fetch = fetchBodies(ctx, { concurrency: options.concurrency, onMissing: options.onMissing, indexCache: indexes })
       for await (const item of fetch(ranged as FileEntry[])) {
         yield item as EntryWithBody<FileEntry>
         if (++count >= limit) return
@@ -466,7 +468,8 @@ export class S3ExchangeStore {
   /**
    * The entries to read with ranged GETs, when that beats streaming the archive: every member
    * asked for is located by the index, and they are few (at most 8) or a small part of the archive
-   * (a quarter of its bytes at most). Undefined: stream the archive.
+   * (a quarter of its bytes at most). In archive order, as when the archive is streamed.
+   * Undefined: stream the archive.
    */
   #rangedEntries(index: ArchiveIndex, archiveKey: string, members: Map<string, string>): FileEntry[] | undefined {
     const entries: FileEntry[] = []
@@ -478,7 +481,10 @@ export class S3ExchangeStore {
       entries.push({ ...listed, archive_key: archiveKey, member_path: memberPath, key })
     }
     const few = entries.length <= 8 || (index.size !== undefined && bytes * 4 <= index.size)
-    return few ? entries : undefined
+    if (!few) return undefined
+    const position = new Map(index.entries.map((entry, i) => [entry, i]))
+    const at = (entry: FileEntry) => position.get(index.byPath.get(entry.member_path as string) as FileEntry) as number
+    return entries.sort((a, b) => at(a) - at(b))
   }
 
   // ---------------------------------------------------------------- lifecycle

@@ -145,6 +145,9 @@ class ShardReader {
   }
 }
 
+/** Most items held ahead of the consumer while looking for the next shards. */
+const MAX_LOOKAHEAD = 1024
+
 /** Expands shard entries with prefetch; other items pass through. See the module comment. */
 export function prefetchShards(ctx: S3Context, options: PrefetchShardsOptions = {}) {
   const ahead = Math.max(1, (options.shardConcurrency ?? 2) - 1)
@@ -155,19 +158,26 @@ export function prefetchShards(ctx: S3Context, options: PrefetchShardsOptions = 
     const input = Symbol.asyncIterator in items ? items[Symbol.asyncIterator]() : toAsync(items)
     const window: (PipelineItem | ShardReader)[] = []
     let inputDone = false
-    const readers = () => window.filter((item): item is ShardReader => item instanceof ShardReader).length
+    /** Shard readers in the window (counted, not scanned for: the window can be long). */
+    let readers = 0
     const fill = async () => {
-      // Look ahead until `ahead` shards are being read (an item with its own body stops the look:
-      // its body streams out of the input itself).
-      while (!inputDone && readers() < ahead + 1) {
-        if (window.some((item) => !(item instanceof ShardReader) && hasBody(item))) return
+      // Look ahead until `ahead` shards are being read, or MAX_LOOKAHEAD items wait (loose entries
+      // between shards: without a bound, a manifest of loose files would be read whole before the
+      // first item). An item with its own body stops the look: its body streams out of the input
+      // itself (it is always the last item of the window).
+      while (!inputDone && readers < ahead + 1 && window.length < MAX_LOOKAHEAD) {
+        const last = window.at(-1)
+        if (last !== undefined && !(last instanceof ShardReader) && hasBody(last)) return
         const next = await input.next()
         if (next.done) {
           inputDone = true
           return
         }
         const item = next.value
-        window.push(!hasBody(item) && item.kind === 'shard' ? new ShardReader(ctx, item, budget, options) : item)
+        if (!hasBody(item) && item.kind === 'shard') {
+          window.push(new ShardReader(ctx, item, budget, options))
+          readers++
+        } else window.push(item)
       }
     }
     try {
@@ -175,8 +185,10 @@ export function prefetchShards(ctx: S3Context, options: PrefetchShardsOptions = 
         await fill()
         const head = window.shift()
         if (head === undefined) return
-        if (head instanceof ShardReader) yield* head.take()
-        else yield head as Exclude<PipelineItem, ShardEntry>
+        if (head instanceof ShardReader) {
+          readers--
+          yield* head.take()
+        } else yield head as Exclude<PipelineItem, ShardEntry>
       }
     } finally {
       for (const item of window) if (item instanceof ShardReader) await item.close()
