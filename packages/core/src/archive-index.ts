@@ -127,7 +127,7 @@ export async function readArchiveHead(
     if (compression !== null && compression !== 'gzip') return { index: null, ...head }
     // The head is read as an archive of its own (gzip decompressed as it goes, only as far as the
     // internal manifest): a head that ends inside the manifest shows up as truncated.
-    const first = await firstMember(bytes, archiveKey, path)
+    const first = await firstMember(bytes, archiveKey, path, ctx.limits?.maxLineBytes)
     if (first.kind === 'none') return { index: null, ...head }
     if (first.kind === 'entries') return { index: makeIndex(archiveKey, etag, compression, total, first.entries), ...head }
     // The manifest goes on past what was read.
@@ -156,7 +156,7 @@ function totalOf(contentRange: string | undefined): number | undefined {
 type FirstMember = { kind: 'none' } | { kind: 'entries'; entries: FileEntry[] } | { kind: 'truncated'; needed: number }
 
 /** The internal manifest, if it is the first regular member of these (possibly partial) archive bytes. */
-async function firstMember(head: Uint8Array, archiveKey: string, path: string): Promise<FirstMember> {
+async function firstMember(head: Uint8Array, archiveKey: string, path: string, maxLineBytes: number | undefined): Promise<FirstMember> {
   const tar = head
   const gzip = sniffCompression(head) === 'gzip'
   const members = readTarMembers(Readable.from([Buffer.from(head.buffer, head.byteOffset, head.byteLength)]), { archiveKey })
@@ -166,7 +166,7 @@ async function firstMember(head: Uint8Array, archiveKey: string, path: string): 
       if (member.name !== path) return { kind: 'none' }
       const needed = member.dataOffset + paddedSize(member.size)
       if (!gzip && needed > tar.byteLength) return { kind: 'truncated', needed }
-      return { kind: 'entries', entries: await parseInternalManifest(member.stream, archiveKey, path) }
+      return { kind: 'entries', entries: await parseInternalManifest(member.stream, archiveKey, path, { maxLineBytes }) }
     }
     return { kind: 'none' }
   } catch (error) {

@@ -1,11 +1,11 @@
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import { PassThrough, type Readable } from 'node:stream'
 import { setImmediate as tick } from 'node:timers/promises'
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3'
 import { useTestS3 } from '@s3exchange/testing/vitest'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { ObjectBody } from './body.js'
-import { ObjectChangedError, ObjectNotFoundError, S3ExchangeError, S3RequestError, ShardReadError } from './errors.js'
+import { expectationOf, ObjectBody } from './body.js'
+import { IntegrityError, ObjectChangedError, ObjectNotFoundError, S3ExchangeError, S3RequestError, ShardReadError } from './errors.js'
 import { getObjectBody } from './s3.js'
 
 const enc = (text: string) => new TextEncoder().encode(text)
@@ -193,6 +193,82 @@ describe('ObjectBody.fromSource', () => {
     await tick()
     await tick()
     expect(body.errored).toBeNull()
+  })
+})
+
+describe('ObjectBody.expect', () => {
+  const hex = (text: string) => createHash('sha256').update(text).digest('hex')
+
+  it('bytes that match pass, buffered or streamed, through bytes() and through reading the stream', async () => {
+    expect(
+      Buffer.from(
+        await ObjectBody.fromBytes({ key: 'a' }, enc('hello'))
+          .expect({ size: 5, sha256: hex('hello') })
+          .bytes(),
+      ).toString(),
+    ).toBe('hello')
+    const { source, body } = streamed()
+    body.expect({ size: 5, sha256: hex('hello').toUpperCase() })
+    source.write(enc('hel'))
+    source.end(enc('lo'))
+    const chunks: Buffer[] = []
+    for await (const chunk of body) chunks.push(chunk as Buffer)
+    expect(Buffer.concat(chunks).toString()).toBe('hello')
+  })
+
+  it.each([
+    ['a different SHA-256', { sha256: hex('hellO') }, 'sha256', hex('hellO'), hex('hello')],
+    ['a different size', { size: 6, sha256: hex('hello') }, 'size_bytes', 6, 5],
+    ['a sha256 that is not hex', { sha256: 'not-a-digest' }, 'sha256', 'not-a-digest', hex('hello')],
+  ])(
+    '%s: bytes() rejects with IntegrityError naming the key, the field, the expected and the actual value',
+    async (_name, expected, field, want, got) => {
+      for (const make of [
+        () => ObjectBody.fromBytes({ key: 'dir/k.bin' }, enc('hello')),
+        () => {
+          const source = new PassThrough()
+          source.end(enc('hello'))
+          return ObjectBody.fromSource({ key: 'dir/k.bin' }, source, { wrapError: (error) => error, release: () => {} })
+        },
+      ]) {
+        const error = await make()
+          .expect(expected)
+          .bytes()
+          .then(
+            () => undefined,
+            (caught: unknown) => caught,
+          )
+        expect(error).toBeInstanceOf(IntegrityError)
+        expect(error).toBeInstanceOf(S3ExchangeError)
+        expect(error).toMatchObject({ key: 'dir/k.bin', field, expected: want, actual: got })
+        expect((error as Error).message).toContain('dir/k.bin')
+      }
+    },
+  )
+
+  it('a mismatch fails a streaming read too: the stream errors instead of ending', async () => {
+    const { source, body } = streamed()
+    body.expect({ sha256: hex('other') })
+    source.write(enc('hel'))
+    let ended = false
+    body.on('end', () => {
+      ended = true
+    })
+    const error = await (async () => {
+      for await (const _chunk of body) if (!source.writableEnded) source.end(enc('lo'))
+    })().then(
+      () => undefined,
+      (caught: unknown) => caught,
+    )
+    expect(error).toBeInstanceOf(IntegrityError)
+    expect(ended).toBe(false)
+  })
+
+  it('expectationOf takes size_bytes and sha256 when they have the right type, and nothing else', () => {
+    expect(expectationOf({ size_bytes: 3, sha256: 'ab' })).toEqual({ size: 3, sha256: 'ab' })
+    expect(expectationOf({ size_bytes: null, sha256: 7 })).toEqual({ size: undefined, sha256: undefined })
+    const body = ObjectBody.fromBytes({ key: 'a' }, enc('abc'))
+    expect(body.expect(expectationOf({}))).toBe(body)
   })
 })
 

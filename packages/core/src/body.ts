@@ -12,8 +12,10 @@
  * const bytes = await body.bytes()          // or: for await (const chunk of body) …, or body.pipe(…)
  * ```
  */
+
+import { createHash, type Hash } from 'node:crypto'
 import { Readable } from 'node:stream'
-import { S3ExchangeError } from './errors.js'
+import { IntegrityError, S3ExchangeError } from './errors.js'
 
 /** What is known about a body before reading it. */
 export interface ObjectInfo {
@@ -31,6 +33,22 @@ export interface ObjectInfo {
   archiveKey?: string | undefined
   /** For archive members: the member's path inside the archive. */
   memberPath?: string | undefined
+}
+
+/** What a body is expected to be, checked as it is read (see `ObjectBody.expect`). */
+export interface Expectation {
+  /** Its length in bytes. */
+  size?: number | undefined
+  /** Its SHA-256, hex. */
+  sha256?: string | undefined
+}
+
+/** The expectation an entry carries: its `size_bytes` and `sha256`, when present. */
+export function expectationOf(entry: { size_bytes?: unknown; sha256?: unknown }): Expectation {
+  return {
+    size: typeof entry.size_bytes === 'number' ? entry.size_bytes : undefined,
+    sha256: typeof entry.sha256 === 'string' ? entry.sha256 : undefined,
+  }
 }
 
 /** The minimal stream surface a body can wrap: Node and streamx readables both have it. */
@@ -74,6 +92,9 @@ export class ObjectBody extends Readable implements ObjectInfo {
   #abandoned: string | undefined
   #collector: { chunks: Uint8Array[]; resolve: (bytes: Uint8Array) => void; reject: (error: Error) => void } | undefined
   #collecting: Promise<Uint8Array> | undefined
+  #expected: Expectation | undefined
+  #hash: Hash | undefined
+  #seen = 0
 
   private constructor(info: ObjectInfo) {
     super({ highWaterMark: 64 * 1024 })
@@ -104,6 +125,17 @@ export class ObjectBody extends Readable implements ObjectInfo {
     return body
   }
 
+  /**
+   * Checks the bytes as they are read: their count against `size`, their SHA-256 (hex) against
+   * `sha256`. A mismatch fails the read with `IntegrityError` at its end. Call before reading.
+   */
+  expect(expected: Expectation): this {
+    if (expected.size === undefined && expected.sha256 === undefined) return this
+    this.#expected = expected
+    if (expected.sha256 !== undefined) this.#hash = createHash('sha256')
+    return this
+  }
+
   /** True when the whole body is already in memory (prefetched), so reading it costs no I/O. */
   get buffered(): boolean {
     return this.#whole !== undefined
@@ -119,6 +151,9 @@ export class ObjectBody extends Readable implements ObjectInfo {
       this.#whole = undefined
       this.#ended = true
       this.destroy()
+      this.#see(whole)
+      const mismatch = this.#mismatch()
+      if (mismatch) throw mismatch
       return whole
     }
     const source = this.#source
@@ -154,6 +189,12 @@ export class ObjectBody extends Readable implements ObjectInfo {
     if (this.#whole !== undefined) {
       const whole = this.#whole
       this.#whole = undefined
+      this.#see(whole)
+      const mismatch = this.#mismatch()
+      if (mismatch) {
+        this.destroy(mismatch)
+        return
+      }
       if (whole.byteLength > 0) this.push(whole)
       this.#ended = true
       this.push(null)
@@ -190,6 +231,7 @@ export class ObjectBody extends Readable implements ObjectInfo {
   }
 
   #onData = (chunk: Uint8Array): void => {
+    this.#see(chunk)
     if (this.#collector) {
       this.#collector.chunks.push(chunk)
       return
@@ -199,6 +241,11 @@ export class ObjectBody extends Readable implements ObjectInfo {
   }
 
   #onEnd = (): void => {
+    const mismatch = this.#mismatch()
+    if (mismatch) {
+      this.#fail(mismatch)
+      return
+    }
     this.#ended = true
     const collector = this.#collector
     this.#collector = undefined
@@ -211,7 +258,10 @@ export class ObjectBody extends Readable implements ObjectInfo {
   }
 
   #onError = (error: Error): void => {
-    const typed = this.#options ? this.#options.wrapError(error) : error
+    this.#fail(this.#options ? this.#options.wrapError(error) : error)
+  }
+
+  #fail(typed: Error): void {
     const collector = this.#collector
     if (collector) {
       this.#collector = undefined
@@ -223,6 +273,25 @@ export class ObjectBody extends Readable implements ObjectInfo {
     // unread body cannot crash the process with an unhandled 'error' event.
     if (this.#waiting || this.readableFlowing === true) this.destroy(typed)
     else this.#pendingError = typed
+  }
+
+  #see(chunk: Uint8Array): void {
+    if (this.#expected === undefined) return
+    this.#seen += chunk.byteLength
+    this.#hash?.update(chunk)
+  }
+
+  /** The integrity error of what was read, once it all was, if any. */
+  #mismatch(): IntegrityError | undefined {
+    const expected = this.#expected
+    if (expected === undefined) return undefined
+    if (expected.size !== undefined && this.#seen !== expected.size)
+      return new IntegrityError(this.key, 'size_bytes', expected.size, this.#seen)
+    if (expected.sha256 !== undefined) {
+      const actual = (this.#hash as Hash).digest('hex')
+      if (actual !== expected.sha256.toLowerCase()) return new IntegrityError(this.key, 'sha256', expected.sha256, actual)
+    }
+    return undefined
   }
 
   #release(): void {

@@ -52,6 +52,8 @@ export interface FileEntry {
   gz_offset?: number
   /** Extension, with `gz_offset`: the compressed length of that segment. */
   gz_size?: number
+  /** Extension: SHA-256 (hex) of the object's bytes, written by this library, checked with `verify: true`. */
+  sha256?: string
   /** Unknown fields are kept as they were read. */
   [field: string]: unknown
 }

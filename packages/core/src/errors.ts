@@ -265,6 +265,50 @@ export class UnsafePathError extends S3ExchangeError {
   }
 }
 
+/**
+ * Bytes read do not match what their entry promised: a different length than `size_bytes`, or a
+ * different SHA-256 than `sha256` (checked when reading with `verify: true`).
+ */
+export class IntegrityError extends S3ExchangeError {
+  override name = 'IntegrityError'
+  /** The key (or virtual key) read. */
+  readonly key: string
+  /** The entry field that disagrees: `size_bytes` or `sha256`. */
+  readonly field: 'size_bytes' | 'sha256'
+  readonly expected: string | number
+  readonly actual: string | number
+
+  constructor(key: string, field: 'size_bytes' | 'sha256', expected: string | number, actual: string | number) {
+    super(`Integrity check failed for ${key}: ${field} is ${actual}, the entry says ${expected}`)
+    this.key = key
+    this.field = field
+    this.expected = expected
+    this.actual = actual
+  }
+}
+
+/**
+ * A limit was reached: a manifest refers to manifests nested too deep or too many of them, an
+ * archive member or an internal manifest is larger than allowed. The limit's name and value say
+ * which; they can be raised in the call's options.
+ */
+export class LimitExceededError extends S3ExchangeError {
+  override name = 'LimitExceededError'
+  /** The key being read when the limit was reached. */
+  readonly key: string
+  /** The option that sets the limit, e.g. `maxRefDepth`. */
+  readonly limit: string
+  /** Its value. */
+  readonly value: number
+
+  constructor(message: string, options: { key: string; limit: string; value: number }) {
+    super(`${message} (${options.limit} is ${options.value}) while reading ${options.key}`)
+    this.key = options.key
+    this.limit = options.limit
+    this.value = options.value
+  }
+}
+
 /** Configuration is missing or inconsistent (e.g. `fromEnv()` without a bucket). */
 export class ConfigurationError extends S3ExchangeError {
   override name = 'ConfigurationError'

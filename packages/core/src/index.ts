@@ -13,7 +13,7 @@ export {
   openLocatedMember,
   readArchiveHead,
 } from './archive-index.js'
-export { type ByteSource, ObjectBody, type ObjectInfo } from './body.js'
+export { type ByteSource, type Expectation, expectationOf, ObjectBody, type ObjectInfo } from './body.js'
 export { type DeleteKeysOptions, type DeleteKeysResult, deleteKeys, isWithinFence } from './delete.js'
 export { safeLocalPath, type WriteFileOptions, writeFileAtomically } from './download.js'
 export {
@@ -37,10 +37,12 @@ export {
   ConfigurationError,
   DeleteRefusedError,
   httpStatusOf,
+  IntegrityError,
   InvalidManifestError,
   InvalidSourceError,
   isAbort,
   isNotFound,
+  LimitExceededError,
   ManifestConflictError,
   ManifestNotFoundError,
   MissingPlaceholderError,
@@ -80,6 +82,7 @@ export {
   type VirtualKey,
   virtualKey,
 } from './keys.js'
+export { DEFAULT_LIMITS, effectiveLimits, type ReadLimits } from './limits.js'
 export {
   type AppendOptions,
   type AppendResult,

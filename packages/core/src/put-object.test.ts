@@ -60,6 +60,10 @@ function md5(data: Uint8Array): string {
   return createHash('md5').update(data).digest('hex')
 }
 
+function sha256(data: Uint8Array): string {
+  return createHash('sha256').update(data).digest('hex')
+}
+
 async function* chunks(data: Buffer, size: number): AsyncGenerator<Uint8Array> {
   for (let i = 0; i < data.byteLength; i += size) yield data.subarray(i, i + size)
 }
@@ -70,7 +74,7 @@ async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
   return out
 }
 
-const FIELDS = ['kind', 'key', 'id', 'meta', 'content_type', 'size_bytes', 'etag']
+const FIELDS = ['kind', 'key', 'id', 'meta', 'content_type', 'size_bytes', 'etag', 'sha256']
 
 describe('putObject', () => {
   const data = randomBytes(10_000)
@@ -87,26 +91,30 @@ describe('putObject', () => {
     ],
     ['a Readable', () => Readable.from(chunks(data, 3000))],
     ['an async iterable of bytes', () => chunks(data, 4096)],
-  ])('%s: uploads and returns exactly {kind, key, id, meta, content_type, size_bytes, etag}, without a HEAD', async (name, source) => {
-    const c = counted()
-    const key = s3.key(`put/${name.replace(/ /g, '-')}/clip-001.wav`)
-    const entry = await putObject(c.ctx, key, source())
-    const info = await head(key)
-    expect(entry).toStrictEqual({
-      kind: 'file',
-      key,
-      id: 'clip-001',
-      meta: null,
-      content_type: null,
-      size_bytes: data.byteLength,
-      etag: md5(data),
-    })
-    expect(Object.keys(entry)).toEqual(FIELDS)
-    expect(entry.etag).toBe(info.ETag?.replace(/"/g, ''))
-    expect(c.counts.HeadObjectCommand).toBeUndefined()
-    expect(c.counts.PutObjectCommand).toBe(1)
-    expect((await getBytes(key)).equals(data)).toBe(true)
-  })
+  ])(
+    '%s: uploads and returns exactly {kind, key, id, meta, content_type, size_bytes, etag, sha256}, without a HEAD',
+    async (name, source) => {
+      const c = counted()
+      const key = s3.key(`put/${name.replace(/ /g, '-')}/clip-001.wav`)
+      const entry = await putObject(c.ctx, key, source())
+      const info = await head(key)
+      expect(entry).toStrictEqual({
+        kind: 'file',
+        key,
+        id: 'clip-001',
+        meta: null,
+        content_type: null,
+        size_bytes: data.byteLength,
+        etag: md5(data),
+        sha256: sha256(data),
+      })
+      expect(Object.keys(entry)).toEqual(FIELDS)
+      expect(entry.etag).toBe(info.ETag?.replace(/"/g, ''))
+      expect(c.counts.HeadObjectCommand).toBeUndefined()
+      expect(c.counts.PutObjectCommand).toBe(1)
+      expect((await getBytes(key)).equals(data)).toBe(true)
+    },
+  )
 
   it('keeps the id, meta and content type given; the content type is set on the object', async () => {
     const key = s3.key('put/options/a.json')
@@ -123,6 +131,7 @@ describe('putObject', () => {
       content_type: 'application/json',
       size_bytes: 2,
       etag: md5(Buffer.from('{}')),
+      sha256: sha256(Buffer.from('{}')),
     })
     expect((await head(key)).ContentType).toBe('application/json')
   })
@@ -137,7 +146,7 @@ describe('putObject', () => {
   it('an empty object', async () => {
     const key = s3.key('put/empty.bin')
     const entry = await putObject({ client: s3.client, bucket: s3.bucket }, key, new Uint8Array(0))
-    expect(entry).toMatchObject({ size_bytes: 0, etag: md5(new Uint8Array(0)) })
+    expect(entry).toMatchObject({ size_bytes: 0, etag: md5(new Uint8Array(0)), sha256: sha256(new Uint8Array(0)) })
     expect((await head(key)).ContentLength).toBe(0)
   })
 
@@ -151,7 +160,7 @@ describe('putObject', () => {
     expect(c.counts.UploadPartCommand).toBe(2)
     expect(c.counts.HeadObjectCommand).toBeUndefined()
     const info = await head(key)
-    expect(entry).toMatchObject({ key, id: 'stream', size_bytes: big.byteLength, etag: info.ETag?.replace(/"/g, '') })
+    expect(entry).toMatchObject({ key, id: 'stream', size_bytes: big.byteLength, etag: info.ETag?.replace(/"/g, ''), sha256: sha256(big) })
     expect(info.ContentLength).toBe(big.byteLength)
     expect((await getBytes(key)).equals(big)).toBe(true)
   })

@@ -18,6 +18,7 @@
  * )
  * ```
  */
+import { createHash } from 'node:crypto'
 import type { FileEntry, Meta } from './entries.js'
 import { inferId as defaultInferId } from './keys.js'
 import { ObjectWriter, type ObjectWriterOptions } from './object-writer.js'
@@ -39,14 +40,23 @@ export interface PutObjectOptions extends Pick<ObjectWriterOptions, 'partSize' |
 /**
  * Uploads `data` (bytes, a file path, a Readable or an async iterable of bytes) to `key` and
  * returns its entry: `{ kind, key, id, meta, content_type, size_bytes, etag }`, `null` for what is
- * not given, as Python returns it.
+ * not given, as Python returns it, plus `sha256` (hex) of the bytes uploaded, an extension that
+ * readers check with `verify: true` (Python ignores it).
  */
 export async function putObject(ctx: S3Context, key: string, data: DataSource, options: PutObjectOptions = {}): Promise<FileEntry> {
   const source = await prepareSource(data, { key })
   const writer = new ObjectWriter(ctx, key, { ...options, contentType: options.contentType ?? undefined })
+  const hash = createHash('sha256')
   try {
-    if (source.bytes) await writer.write(source.bytes)
-    else for await (const chunk of source.open()) await writer.write(chunk)
+    if (source.bytes) {
+      hash.update(source.bytes)
+      await writer.write(source.bytes)
+    } else {
+      for await (const chunk of source.open()) {
+        hash.update(chunk)
+        await writer.write(chunk)
+      }
+    }
     const written = await writer.finish()
     return {
       kind: 'file',
@@ -56,6 +66,7 @@ export async function putObject(ctx: S3Context, key: string, data: DataSource, o
       content_type: options.contentType ?? null,
       size_bytes: written.size,
       etag: written.etag ?? null,
+      sha256: hash.digest('hex'),
     }
   } catch (error) {
     await writer.abort()

@@ -17,6 +17,7 @@
 import { HeadObjectCommand, type HeadObjectCommandOutput, type S3Client } from '@aws-sdk/client-s3'
 import { ObjectBody, type ObjectInfo } from './body.js'
 import { isAbort, isNotFound, ObjectNotFoundError, S3ExchangeError, S3RequestError } from './errors.js'
+import type { ReadLimits } from './limits.js'
 import { type ObjectSourceOptions, openObjectSource, type ResumableSource } from './object-source.js'
 
 /** What every operator needs: a client, a bucket, and optionally a signal to cancel with. */
@@ -27,6 +28,8 @@ export interface S3Context {
   bucket: string
   /** Cancels every request the operator makes, and the iteration itself. */
   signal?: AbortSignal | undefined
+  /** Limits on what readers accept, for every call made with this context (see `ReadLimits`). */
+  limits?: ReadLimits | undefined
 }
 
 /** Options for {@link getObjectBody}: a byte range, an ETag to insist on, resumption. */

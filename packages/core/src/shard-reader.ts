@@ -16,7 +16,7 @@
  */
 import { Readable } from 'node:stream'
 import { type ArchiveIndex, type ArchiveIndexCache, isLocated, makeIndex, openLocatedMember, readArchiveHead } from './archive-index.js'
-import { ObjectBody } from './body.js'
+import { expectationOf, ObjectBody } from './body.js'
 import {
   DEFAULT_INTERNAL_MANIFEST_PATH,
   type FileEntry,
@@ -25,9 +25,10 @@ import {
   type ShardEntry,
   validateEntry,
 } from './entries.js'
-import { InvalidManifestError, ObjectChangedError, ObjectNotFoundError, ShardReadError } from './errors.js'
+import { InvalidManifestError, LimitExceededError, ObjectChangedError, ObjectNotFoundError, ShardReadError } from './errors.js'
 import { isBlankLine, type SplitLinesOptions, splitLines } from './jsonl.js'
 import { virtualKey } from './keys.js'
+import { effectiveLimits, type ReadLimits } from './limits.js'
 import { getObjectBody, type S3Context } from './s3.js'
 import { isRegularFile, readTarMembers, type SniffedCompression, type TarMember, toShardReadError } from './tar-reader.js'
 
@@ -38,9 +39,24 @@ export interface EntryWithBody<E extends ManifestEntry = ManifestEntry> {
 }
 
 /** Options for reading shards. */
-export interface ShardReadOptions {
-  /** Longest internal manifest line accepted, in bytes. Default 16 MiB. */
-  maxLineBytes?: number
+export interface ShardReadOptions extends Pick<ReadLimits, 'maxLineBytes' | 'maxInternalManifestBytes' | 'maxMemberBytes'> {
+  /**
+   * Check each member against its internal manifest entry as it is read: its length against
+   * `size_bytes`, its SHA-256 against `sha256`, when the entry has them; a mismatch fails the read
+   * with `IntegrityError`. Default false.
+   */
+  verify?: boolean
+}
+
+/** Throws `LimitExceededError` when a member is larger than allowed. */
+function checkMemberSize(member: TarMember, archiveKey: string, limit: number, option: string): void {
+  if (member.size > limit) {
+    throw new LimitExceededError(`the member ${member.name} declares ${member.size} bytes`, {
+      key: archiveKey,
+      limit: option,
+      value: limit,
+    })
+  }
 }
 
 /** Opens the archive of a shard; a missing archive is a `ShardReadError` whose cause is `ObjectNotFoundError`. */
@@ -140,11 +156,13 @@ export function memberBody(member: TarMember, archiveKey: string, key: string, o
 export async function readInternalManifest(ctx: S3Context, shard: ShardEntry, options: ShardReadOptions = {}): Promise<FileEntry[]> {
   const archiveKey = shard.archive_key
   const path = internalManifestPath(shard)
+  const limits = effectiveLimits(ctx.limits, options)
   const members = readTarMembers(await openArchive(ctx, archiveKey), { archiveKey, signal: ctx.signal })
   try {
     for await (const member of members) {
       if (isRegularFile(member) && member.name === path) {
-        return await parseInternalManifest(member.stream, archiveKey, path, options)
+        checkMemberSize(member, archiveKey, limits.maxInternalManifestBytes, 'maxInternalManifestBytes')
+        return await parseInternalManifest(member.stream, archiveKey, path, limits)
       }
     }
   } finally {
@@ -210,6 +228,7 @@ export interface ScanArchiveOptions extends ShardReadOptions {
 export async function* scanArchive(ctx: S3Context, archiveKey: string, options: ScanArchiveOptions = {}): AsyncGenerator<ScannedMember> {
   const path = options.internalManifestPath === undefined ? DEFAULT_INTERNAL_MANIFEST_PATH : options.internalManifestPath
   const requireManifest = path !== null && (options.requireManifest ?? true)
+  const limits = effectiveLimits(ctx.limits, options)
   const wanted = (member: TarMember) => isRegularFile(member) && member.name !== path && (!options.only || options.only.has(member.name))
   // With `only`, stop reading once every wanted member has been seen.
   const missing = options.only ? new Set(options.only) : undefined
@@ -230,7 +249,8 @@ export async function* scanArchive(ctx: S3Context, archiveKey: string, options: 
     for await (const member of firstPass) {
       if (byPath === undefined && isRegularFile(member)) {
         if (member.name === path) {
-          const entries = await parseInternalManifest(member.stream, archiveKey, path, options)
+          checkMemberSize(member, archiveKey, limits.maxInternalManifestBytes, 'maxInternalManifestBytes')
+          const entries = await parseInternalManifest(member.stream, archiveKey, path, limits)
           byPath = indexByPath(entries)
           if (manifestFirst && options.onIndex) {
             const info = archive as Partial<ObjectBody>
@@ -242,7 +262,7 @@ export async function* scanArchive(ctx: S3Context, archiveKey: string, options: 
         manifestFirst = false
       }
       if (manifestFirst && byPath !== undefined && wanted(member)) {
-        yield* yieldMember(member, byPath, archiveKey)
+        yield* yieldMember(member, byPath, archiveKey, limits.maxMemberBytes, options.verify)
         if (allSeen(member)) return
       }
     }
@@ -259,7 +279,7 @@ export async function* scanArchive(ctx: S3Context, archiveKey: string, options: 
   try {
     for await (const member of secondPass) {
       if (wanted(member)) {
-        yield* yieldMember(member, byPath, archiveKey)
+        yield* yieldMember(member, byPath, archiveKey, limits.maxMemberBytes, options.verify)
         if (allSeen(member)) return
       }
     }
@@ -268,10 +288,19 @@ export async function* scanArchive(ctx: S3Context, archiveKey: string, options: 
   }
 }
 
-async function* yieldMember(member: TarMember, byPath: Map<string, FileEntry>, archiveKey: string): AsyncGenerator<ScannedMember> {
+async function* yieldMember(
+  member: TarMember,
+  byPath: Map<string, FileEntry>,
+  archiveKey: string,
+  maxMemberBytes: number,
+  verify: boolean | undefined,
+): AsyncGenerator<ScannedMember> {
+  checkMemberSize(member, archiveKey, maxMemberBytes, 'maxMemberBytes')
+  const listed = byPath.get(member.name)
   const body = memberBody(member, archiveKey, virtualKey(archiveKey, member.name))
+  if (verify && listed) body.expect(expectationOf(listed))
   try {
-    yield { name: member.name, size: member.size, dataOffset: member.dataOffset, listed: byPath.get(member.name), body }
+    yield { name: member.name, size: member.size, dataOffset: member.dataOffset, listed, body }
   } finally {
     body.abandon(
       `the body of ${body.key} was not read before the iteration moved on to the next item; read it inside the loop (e.g. await body.bytes())`,

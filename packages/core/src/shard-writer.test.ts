@@ -5,7 +5,7 @@
  * member paths refused before anything is written; a source failing midway leaves nothing behind.
  */
 import { execFileSync } from 'node:child_process'
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -27,6 +27,10 @@ import type { S3Context } from './s3.js'
 import { readShardMembers } from './shard-reader.js'
 import { type ShardItem, ShardWriter, type ShardWriterOptions } from './shard-writer.js'
 import { readTarMembers } from './tar-reader.js'
+
+function sha256(data: Uint8Array): string {
+  return createHash('sha256').update(data).digest('hex')
+}
 
 const s3 = useTestS3()
 const MiB = 1024 * 1024
@@ -235,11 +239,12 @@ describe.each([
         id: spec.id ?? null,
         meta: spec.meta ?? null,
         size_bytes: spec.data.byteLength,
+        sha256: sha256(spec.data),
       })),
     )
   })
 
-  it('the internal manifest is the first member; its lines are Python field order plus offset, ASCII only', async () => {
+  it('the internal manifest is the first member; its lines are Python field order plus sha256 and offset, ASCII only', async () => {
     const members = await tarMembers(await tarOf(key))
     expect(members.map((m) => m.name)).toEqual([MANIFEST, ...list.map((spec) => spec.path)])
     const text = members[0]?.data.toString('utf8') as string
@@ -251,7 +256,7 @@ describe.each([
       const parsed = JSON.parse(line)
       // gzip shards are seekable by default: each entry also says where its compressed segment is.
       const located = compression === 'gzip' ? ['gz_offset', 'gz_size'] : []
-      expect(Object.keys(parsed)).toEqual(['kind', 'key', 'member_path', 'id', 'meta', 'size_bytes', 'offset', ...located])
+      expect(Object.keys(parsed)).toEqual(['kind', 'key', 'member_path', 'id', 'meta', 'size_bytes', 'sha256', 'offset', ...located])
       expect(parsed).toEqual({
         kind: 'file',
         key: `${key}#${spec.path}`,
@@ -259,6 +264,7 @@ describe.each([
         id: spec.id ?? null,
         meta: spec.meta ?? null,
         size_bytes: spec.data.byteLength,
+        sha256: sha256(spec.data),
         offset: members[i + 1]?.dataOffset,
         ...(compression === 'gzip' ? { gz_offset: expect.any(Number), gz_size: expect.any(Number) } : {}),
       })
@@ -267,21 +273,26 @@ describe.each([
     }
   })
 
-  it.runIf(compression === 'gzip')('seekable: each member segment (gz_offset, gz_size) inflates on its own to whole members, this one among them', async () => {
-    const members = await tarMembers(await tarOf(key))
-    const lines = (members[0] as { data: Buffer }).data.toString('utf8').trim().split('\n')
-    for (const [i, line] of lines.entries()) {
-      const { gz_offset: start, gz_size: size, member_path: path } = JSON.parse(line)
-      const range = await s3.client.send(new GetObjectCommand({ Bucket: s3.bucket, Key: key, Range: `bytes=${start}-${start + size - 1}` }))
-      const segment = inflateRawSync(Buffer.from(await (range.Body as NonNullable<typeof range.Body>).transformToByteArray()), {
-        finishFlush: constants.Z_SYNC_FLUSH,
-      })
-      // The segment is whole members (small ones are grouped): a little tar that holds this one.
-      const inSegment = await tarMembers(segment)
-      const found = inSegment.find((member) => member.name === path)
-      expect(found?.data.equals((list[i] as Spec).data)).toBe(true)
-    }
-  })
+  it.runIf(compression === 'gzip')(
+    'seekable: each member segment (gz_offset, gz_size) inflates on its own to whole members, this one among them',
+    async () => {
+      const members = await tarMembers(await tarOf(key))
+      const lines = (members[0] as { data: Buffer }).data.toString('utf8').trim().split('\n')
+      for (const [i, line] of lines.entries()) {
+        const { gz_offset: start, gz_size: size, member_path: path } = JSON.parse(line)
+        const range = await s3.client.send(
+          new GetObjectCommand({ Bucket: s3.bucket, Key: key, Range: `bytes=${start}-${start + size - 1}` }),
+        )
+        const segment = inflateRawSync(Buffer.from(await (range.Body as NonNullable<typeof range.Body>).transformToByteArray()), {
+          finishFlush: constants.Z_SYNC_FLUSH,
+        })
+        // The segment is whole members (small ones are grouped): a little tar that holds this one.
+        const inSegment = await tarMembers(segment)
+        const found = inSegment.find((member) => member.name === path)
+        expect(found?.data.equals((list[i] as Spec).data)).toBe(true)
+      }
+    },
+  )
 
   it('round trips through readShardMembers: entries in order, bytes equal', async () => {
     const read: { entry: FileEntry; data: Buffer }[] = []

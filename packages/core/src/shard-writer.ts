@@ -20,6 +20,7 @@
  * const entry = await writer.finish() // { kind: 'shard', archive_key, …, count: 2, size_bytes, meta: { etag } }
  * ```
  */
+import { createHash } from 'node:crypto'
 import { DEFAULT_INTERNAL_MANIFEST_PATH, type FileEntry, type Meta, type ShardEntry, serializeEntry } from './entries.js'
 import { InvalidSourceError, S3ExchangeError, ShardWriteError } from './errors.js'
 import {
@@ -188,6 +189,15 @@ export class ShardWriter {
       const header = tarHeader({ name: path, size })
       this.#offsets.push(this.#regionBytes + header.byteLength)
       const padding = tarPadding(size)
+      const hash = createHash('sha256')
+      const data = prepared.source.bytes
+      if (data) hash.update(data)
+      const hashed = async function* (chunks: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+        for await (const chunk of chunks) {
+          hash.update(chunk)
+          yield chunk
+        }
+      }
       if (this.#segments) {
         // Seekable gzip: members go into independently inflatable segments. Small ones are grouped
         // into segments of about SEGMENT_BYTES, so that they still compress against each other; a
@@ -200,14 +210,16 @@ export class ShardWriter {
           if (this.#group.bytes >= SEGMENT_BYTES) await this.#flushGroup()
         } else {
           await this.#flushGroup()
-          this.#gzRanges[index] = await this.#segments.streamSegment(concatStreams([header], prepared.source.open(), [padding]))
+          this.#gzRanges[index] = await this.#segments.streamSegment(
+            concatStreams([header], data ? [data] : hashed(prepared.source.open()), [padding]),
+          )
         }
         this.#regionBytes += header.byteLength + size + padding.byteLength
       } else if (prepared.source.bytes && size <= SMALL_MEMBER) {
         await this.#write(Buffer.concat([header, prepared.source.bytes, padding]))
       } else {
         await this.#write(header)
-        for await (const chunk of prepared.source.open()) await this.#write(chunk)
+        for await (const chunk of data ? [data] : hashed(prepared.source.open())) await this.#write(chunk)
         await this.#write(padding)
       }
       this.#dataBytes += size
@@ -218,6 +230,7 @@ export class ShardWriter {
         id: prepared.item.id ?? null,
         meta: prepared.item.meta ?? null,
         size_bytes: size,
+        sha256: hash.digest('hex'),
       }
       this.#entries.push(entry)
       return entry

@@ -250,6 +250,7 @@ describe('append_parts mode', () => {
       content_type: 'text/plain',
       size_bytes: 8,
       etag: (await head(uploadedKey))?.etag,
+      sha256: sha256('uploaded'),
     })
 
     expect(await head(root)).toBeUndefined()

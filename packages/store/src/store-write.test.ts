@@ -211,9 +211,9 @@ it('(the helper) openUploads finds a multipart upload left open, and not one tha
 // ------------------------------------------------------------------ putObject
 
 describe('putObject', () => {
-  const ENTRY_FIELDS = ['kind', 'key', 'id', 'meta', 'content_type', 'size_bytes', 'etag']
+  const ENTRY_FIELDS = ['kind', 'key', 'id', 'meta', 'content_type', 'size_bytes', 'etag', 'sha256']
 
-  it("bytes, as in the seed README: Python's FileEntry, field for field and in order; the ETag is HeadObject's; no HEAD sent", async () => {
+  it("bytes, as in the seed README: Python's FileEntry fields in order, then sha256; the ETag is HeadObject's; no HEAD sent", async () => {
     const client = newClient()
     const counts = countRequests(client)
     const counted = new S3ExchangeStore({ client, bucket: s3.bucket })
@@ -229,10 +229,11 @@ describe('putObject', () => {
       content_type: 'audio/wav',
       size_bytes: 3000,
       etag: stored?.etag,
+      sha256: sha256(data),
     })
     expect(Object.keys(entry)).toEqual(ENTRY_FIELDS)
     expect(serializeEntry(entry)).toBe(
-      `{"kind":"file","key":"${key}","id":"file-001","meta":{"sr":16000,"length":15342},"content_type":"audio/wav","size_bytes":3000,"etag":"${md5(data)}"}`,
+      `{"kind":"file","key":"${key}","id":"file-001","meta":{"sr":16000,"length":15342},"content_type":"audio/wav","size_bytes":3000,"etag":"${md5(data)}","sha256":"${sha256(data)}"}`,
     )
     expect(stored).toEqual({ etag: md5(data), size: 3000, contentType: 'audio/wav' })
     expect((await bytesOf(key)).equals(data)).toBe(true)
@@ -243,10 +244,19 @@ describe('putObject', () => {
   it('what is not given is null, and the id is inferred from the key by the store inferId', async () => {
     const key = s3.key('put/plain/clip-007.v2.wav')
     const entry = await store.putObject(key, Buffer.from('abc'))
-    expect(entry).toStrictEqual({ kind: 'file', key, id: 'clip-007.v2', meta: null, content_type: null, size_bytes: 3, etag: md5('abc') })
+    expect(entry).toStrictEqual({
+      kind: 'file',
+      key,
+      id: 'clip-007.v2',
+      meta: null,
+      content_type: null,
+      size_bytes: 3,
+      etag: md5('abc'),
+      sha256: sha256('abc'),
+    })
     expect(Object.keys(entry)).toEqual(ENTRY_FIELDS)
     expect(serializeEntry(entry)).toBe(
-      `{"kind":"file","key":"${key}","id":"clip-007.v2","meta":null,"content_type":null,"size_bytes":3,"etag":"${md5('abc')}"}`,
+      `{"kind":"file","key":"${key}","id":"clip-007.v2","meta":null,"content_type":null,"size_bytes":3,"etag":"${md5('abc')}","sha256":"${sha256('abc')}"}`,
     )
 
     const custom = new S3ExchangeStore({ client: s3.client, bucket: s3.bucket, inferId: (k) => `custom:${k.length}` })
@@ -272,7 +282,16 @@ describe('putObject', () => {
     const client = newClient()
     const counts = countRequests(client)
     const entry = await new S3ExchangeStore({ client, bucket: s3.bucket }).putObject(key, path, { id: 'file-001' })
-    expect(entry).toStrictEqual({ kind: 'file', key, id: 'file-001', meta: null, content_type: null, size_bytes: 70_000, etag: md5(data) })
+    expect(entry).toStrictEqual({
+      kind: 'file',
+      key,
+      id: 'file-001',
+      meta: null,
+      content_type: null,
+      size_bytes: 70_000,
+      etag: md5(data),
+      sha256: sha256(data),
+    })
     expect((await bytesOf(key)).equals(data)).toBe(true)
     expect(counts.HeadObjectCommand).toBeUndefined()
   })
@@ -292,6 +311,7 @@ describe('putObject', () => {
     expect(entry.size_bytes).toBe(data.byteLength)
     expect(entry.etag).toBe(stored?.etag)
     expect(entry.etag).toMatch(/-2$/)
+    expect(entry.sha256).toBe(sha256(data))
     expect(stored?.contentType).toBe('application/octet-stream')
     expect(sha256(await bytesOf(key))).toBe(sha256(data))
   })
@@ -311,6 +331,7 @@ describe('putObject', () => {
       content_type: 'text/plain; charset=utf-8',
       size_bytes: Buffer.byteLength('hello wörld'),
       etag: stored?.etag,
+      sha256: sha256('hello wörld'),
     })
     expect(Object.keys(entry)).toEqual(ENTRY_FIELDS)
     expect(stored?.contentType).toBe('text/plain; charset=utf-8')
@@ -909,7 +930,18 @@ describe('putShardArchive', () => {
           archive_key: archiveKey,
         })
         const located = compression === undefined ? ['gz_offset', 'gz_size'] : []
-        expect(Object.keys(entry)).toEqual(['kind', 'key', 'member_path', 'id', 'meta', 'size_bytes', 'offset', ...located, 'archive_key'])
+        expect(Object.keys(entry)).toEqual([
+          'kind',
+          'key',
+          'member_path',
+          'id',
+          'meta',
+          'size_bytes',
+          'sha256',
+          'offset',
+          ...located,
+          'archive_key',
+        ])
         expect(data.equals(want.data), want.path).toBe(true)
       }
     })

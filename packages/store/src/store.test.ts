@@ -10,6 +10,7 @@ import { useTestS3 } from '@s3exchange/testing/vitest'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   ConfigurationError,
+  DEFAULT_LIMITS,
   type FileEntry,
   type ManifestEntry,
   ManifestNotFoundError,
@@ -112,9 +113,9 @@ describe('constructor', () => {
     expect(custom.inferId('x/y.wav')).toBe('id:x/y.wav')
   })
 
-  it('context() carries the client, the bucket and the signal', () => {
+  it('context() carries the client, the bucket, the signal and the limits', () => {
     const signal = new AbortController().signal
-    expect(store.context(signal)).toEqual({ client: s3.client, bucket: s3.bucket, signal })
+    expect(store.context(signal)).toEqual({ client: s3.client, bucket: s3.bucket, signal, limits: DEFAULT_LIMITS })
   })
 
   it('isManifest and isShard look at the extension', () => {

@@ -23,6 +23,7 @@ import {
   ConfigurationError,
   type DataSource,
   type EntryWithBody,
+  effectiveLimits,
   type FileEntry,
   fetchBodies,
   headObject,
@@ -40,6 +41,7 @@ import {
   ObjectNotFoundError,
   openObject,
   putObject as putObjectCore,
+  type ReadLimits,
   resolveTemplate,
   type S3Context,
   type ShardEntry,
@@ -97,6 +99,12 @@ export interface S3ExchangeStoreOptions {
    * noticed (its ETag) on the next member read and read again.
    */
   archiveIndexCacheSize?: number
+  /**
+   * Limits on what reads accept, for every call of this store: `maxLineBytes` (16 MiB),
+   * `maxRefDepth` (64), `maxManifests` (100,000), `maxInternalManifestBytes` (512 MiB),
+   * `maxMemberBytes` (1 TiB); see `ReadLimits`. Past one, a typed error names the key and the limit.
+   */
+  limits?: ReadLimits
 }
 
 /** Options for {@link S3ExchangeStore.fromEnv}. */
@@ -113,6 +121,12 @@ export interface IterObjectsFromKeysOptions extends CallOptions {
   concurrency?: number
   /** A key that names nothing: throw `ObjectNotFoundError` (default) or skip it, as Python does. */
   onMissing?: 'throw' | 'skip'
+  /**
+   * Check each shard member against its archive's internal manifest entry as it is read (length
+   * and SHA-256, where listed); a mismatch fails the read with `IntegrityError`. Loose keys have no
+   * entry to check against. Default false.
+   */
+  verify?: boolean
 }
 
 /** Options for {@link S3ExchangeStore.putObject}. */
@@ -163,6 +177,8 @@ export class S3ExchangeStore {
   readonly inferId: (key: string) => string
   /** The archive indexes this store keeps (see `archiveIndexCacheSize`). */
   readonly archiveIndexes: ArchiveIndexCache | undefined
+  /** The limits this store's reads enforce (see `S3ExchangeStoreOptions.limits`). */
+  readonly limits: Readonly<Required<ReadLimits>>
 
   constructor(options: S3ExchangeStoreOptions) {
     if (!options?.client) throw new ConfigurationError('S3ExchangeStore needs a client')
@@ -176,6 +192,7 @@ export class S3ExchangeStore {
     this.inferId = options.inferId ?? inferIdFromKey
     const cacheSize = options.archiveIndexCacheSize ?? 256
     this.archiveIndexes = cacheSize > 0 ? new LruCache<ArchiveIndex>(cacheSize) : undefined
+    this.limits = Object.freeze(effectiveLimits(options.limits))
   }
 
   /**
@@ -193,7 +210,7 @@ export class S3ExchangeStore {
 
   /** The context the core operators take, for composing your own pipelines. */
   context(signal?: AbortSignal): S3Context {
-    return { client: this.client, bucket: this.bucket, signal }
+    return { client: this.client, bucket: this.bucket, signal, limits: this.limits }
   }
 
   // ---------------------------------------------------------------- keys
@@ -428,7 +445,12 @@ export class S3ExchangeStore {
           return ranged === undefined
         }
         try {
-          for await (const member of scanArchive(ctx, archiveKey, { only: new Set(members.keys()), requireManifest: false, onIndex })) {
+          for await (const member of scanArchive(ctx, archiveKey, {
+            only: new Set(members.keys()),
+            requireManifest: false,
+            onIndex,
+            verify: options.verify,
+          })) {
             const key = members.get(member.name) as string
             found.add(member.name)
             const entry: FileEntry = member.listed
@@ -457,7 +479,12 @@ export class S3ExchangeStore {
         }
       }
       // One ranged GET per member, fetched ahead like loose objects.
-      const fetch = fetchBodies(ctx, { concurrency: options.concurrency, onMissing: options.onMissing, indexCache: indexes })
+      const fetch = fetchBodies(ctx, {
+        concurrency: options.concurrency,
+        onMissing: options.onMissing,
+        indexCache: indexes,
+        verify: options.verify,
+      })
       for await (const item of fetch(ranged as FileEntry[])) {
         yield item as EntryWithBody<FileEntry>
         if (++count >= limit) return

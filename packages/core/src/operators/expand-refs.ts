@@ -15,11 +15,13 @@
  * ```
  */
 import type { FileEntry, ManifestEntry, ShardEntry } from '../entries.js'
+import { LimitExceededError } from '../errors.js'
+import { effectiveLimits, type ReadLimits } from '../limits.js'
 import type { S3Context } from '../s3.js'
-import { MANIFEST_KEY, type ReadManifestOptions, readManifest } from './read-manifest.js'
+import { MANIFEST_KEY, readManifest } from './read-manifest.js'
 
 /** Options for {@link expandRefs}. */
-export interface ExpandRefsOptions extends Pick<ReadManifestOptions, 'maxLineBytes'> {
+export interface ExpandRefsOptions extends Pick<ReadLimits, 'maxLineBytes' | 'maxRefDepth' | 'maxManifests'> {
   /**
    * Keys already read in this traversal; refs to them are skipped. Shared and updated, so one
    * set can span several calls. Default: a new set (plus the key of a `readManifest` input).
@@ -35,11 +37,13 @@ export function expandRefs(ctx: S3Context, options: ExpandRefsOptions = {}) {
     const visited = options.visited ?? new Set<string>()
     const rootKey = (entries as { [MANIFEST_KEY]?: string })[MANIFEST_KEY]
     if (rootKey !== undefined) visited.add(rootKey)
-    yield* expand(entries, rootKey)
+    const { maxLineBytes, maxRefDepth: maxDepth, maxManifests } = effectiveLimits(ctx.limits, options)
+    yield* expand(entries, rootKey, 0)
 
     async function* expand(
       source: AsyncIterable<ManifestEntry> | Iterable<ManifestEntry>,
       sourceKey: string | undefined,
+      depth: number,
     ): AsyncGenerator<FileEntry | ShardEntry, void, undefined> {
       for await (const entry of source) {
         if (entry.kind !== 'manifest_ref') {
@@ -47,8 +51,22 @@ export function expandRefs(ctx: S3Context, options: ExpandRefsOptions = {}) {
           continue
         }
         if (visited.has(entry.key)) continue
+        if (depth >= maxDepth) {
+          throw new LimitExceededError(`manifest_ref to ${entry.key} is nested too deep`, {
+            key: sourceKey ?? entry.key,
+            limit: 'maxRefDepth',
+            value: maxDepth,
+          })
+        }
+        if (visited.size >= maxManifests) {
+          throw new LimitExceededError(`manifest_ref to ${entry.key} is one manifest too many`, {
+            key: sourceKey ?? entry.key,
+            limit: 'maxManifests',
+            value: maxManifests,
+          })
+        }
         visited.add(entry.key)
-        yield* expand(readManifest(ctx, entry.key, { maxLineBytes: options.maxLineBytes, referencedFrom: sourceKey }), entry.key)
+        yield* expand(readManifest(ctx, entry.key, { maxLineBytes, referencedFrom: sourceKey }), entry.key, depth + 1)
       }
     }
   }

@@ -20,7 +20,7 @@
  * ```
  */
 import type { ArchiveIndexCache } from '../archive-index.js'
-import { ObjectBody } from '../body.js'
+import { expectationOf, ObjectBody } from '../body.js'
 import type { ManifestEntry } from '../entries.js'
 import { ObjectNotFoundError } from '../errors.js'
 import { collectSource, openObjectSource } from '../object-source.js'
@@ -43,6 +43,12 @@ export interface FetchBodiesOptions {
   onMissing?: 'throw' | 'skip'
   /** Archive indexes kept between reads of archive members (see `openArchiveMember`). */
   indexCache?: ArchiveIndexCache
+  /**
+   * Check each body against its entry as it is read: its length against `size_bytes`, its SHA-256
+   * against `sha256`, when the entry has them; a mismatch fails the read with `IntegrityError`.
+   * Default false.
+   */
+  verify?: boolean
 }
 
 /** Default requests in flight for `fetchBodies`. */
@@ -65,6 +71,8 @@ export function fetchBodies(ctx: S3Context, options: FetchBodiesOptions = {}) {
   const concurrency = Math.max(1, options.concurrency ?? DEFAULT_FETCH_CONCURRENCY)
   const maxBufferedBytes = options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES
   const skipMissing = options.onMissing === 'skip'
+  const checked = (entry: ManifestEntry, body: ObjectBody): ObjectBody =>
+    options.verify && entry.kind !== 'manifest_ref' ? body.expect(expectationOf(entry)) : body
 
   return async function* fetchBodiesStage<E extends ManifestEntry>(
     items: AsyncIterable<E | EntryWithBody<E>> | Iterable<E | EntryWithBody<E>>,
@@ -94,9 +102,9 @@ export function fetchBodies(ctx: S3Context, options: FetchBodiesOptions = {}) {
             if (size !== undefined && size <= maxBufferedBytes - buffered) {
               buffered += size
               slot.reserved = size
-              return { entry, body: ObjectBody.fromBytes(info, await collectSource(fetchCtx, entry.key, source)) }
+              return { entry, body: checked(entry, ObjectBody.fromBytes(info, await collectSource(fetchCtx, entry.key, source))) }
             }
-            return { entry, body: objectBodyFrom(fetchCtx, info, source) }
+            return { entry, body: checked(entry, objectBodyFrom(fetchCtx, info, source)) }
           }
           const body = await openEntryObject(fetchCtx, entry, { indexCache: options.indexCache })
           const size = body.size
@@ -104,9 +112,9 @@ export function fetchBodies(ctx: S3Context, options: FetchBodiesOptions = {}) {
             buffered += size
             slot.reserved = size
             const bytes = await body.bytes()
-            return { entry, body: ObjectBody.fromBytes(body, bytes) }
+            return { entry, body: checked(entry, ObjectBody.fromBytes(body, bytes)) }
           }
-          return { entry, body }
+          return { entry, body: checked(entry, body) }
         } finally {
           inFlight--
           // Keep `concurrency` requests going while the consumer waits on an earlier, slower one.

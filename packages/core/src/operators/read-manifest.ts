@@ -24,7 +24,7 @@ import { getObjectBody, type S3Context } from '../s3.js'
 
 /** Options for {@link readManifest}. */
 export interface ReadManifestOptions {
-  /** Longest line accepted, in bytes. Default 16 MiB. */
+  /** Longest line accepted, in bytes. Default: the context's `limits.maxLineBytes`, else 16 MiB. */
   maxLineBytes?: number
   /** The manifest whose `manifest_ref` led here, named in a `ManifestNotFoundError`. */
   referencedFrom?: string
@@ -50,7 +50,9 @@ export function readManifest(ctx: S3Context, key: string, options: ReadManifestO
     }
     return { source: body, close: () => body.destroy() }
   }
-  return Object.assign(new EntryStream(open, { key, maxLineBytes: options.maxLineBytes }), { [MANIFEST_KEY]: key })
+  return Object.assign(new EntryStream(open, { key, maxLineBytes: options.maxLineBytes ?? ctx.limits?.maxLineBytes }), {
+    [MANIFEST_KEY]: key,
+  })
 }
 
 /**
