@@ -1,0 +1,112 @@
+/**
+ * `s3x`'s entry point as a function: parses the command line, prints help or the version, runs
+ * the command, and turns every outcome into an exit code: 0 success, 1 failure (the error printed
+ * as one line, `s3x: <message>`, with the stack only under `--debug`), 2 usage (an unknown
+ * command or flag, a missing or extra argument, no bucket). `bin.ts` calls it with
+ * `process.argv.slice(2)`; tests and other tools can call it too.
+ *
+ * @example
+ * ```ts
+ * import { main } from '@s3exchange/cli'
+ *
+ * process.exitCode = await main(['manifest', 'ls', 'training/123/samples/manifest.jsonl', '--json'])
+ * ```
+ */
+import { readFileSync } from 'node:fs'
+import type { S3ExchangeStore } from 's3exchange'
+import { parseFlags, splitCommand, UsageError } from './args.js'
+import type { Command } from './command.js'
+import { commands } from './commands/index.js'
+import { storeFromFlags } from './config.js'
+import { commandHelp, toolHelp } from './help.js'
+import { formatError, Output } from './output.js'
+
+/** Options for {@link main}. */
+export interface MainOptions {
+  /** Where to write. Default: `process.stdout` and `process.stderr`. */
+  output?: Output
+  /** The environment to configure the store from. Default `process.env`. */
+  env?: Record<string, string | undefined>
+}
+
+/** The version in this package's package.json. */
+export function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
+  return pkg.version
+}
+
+/** Runs `s3x` with `argv` (without `node` and the script); resolves to the exit code. */
+export async function main(argv: readonly string[], options: MainOptions = {}): Promise<number> {
+  const output = options.output ?? new Output()
+  const beforeDashes = argv.includes('--') ? argv.slice(0, argv.indexOf('--')) : argv
+  const debug = beforeDashes.includes('--debug')
+  const wantsHelp = beforeDashes.includes('--help') || beforeDashes.includes('-h')
+  let command: Command | undefined
+  let store: S3ExchangeStore | undefined
+  try {
+    const names = commands.map((each) => each.name)
+    const split = splitCommand(argv, [...names, 'help'])
+    if (split.unknown !== undefined) {
+      const group = commands.filter((each) => each.name.startsWith(`${split.unknown} `))
+      if (group.length > 0 && wantsHelp) {
+        await output.line(group.map(commandHelp).join('\n\n'))
+        return 0
+      }
+      if (group.length > 0) throw new UsageError(`'${split.unknown}' needs a subcommand: ${group.map((each) => each.name).join(', ')}`)
+      throw new UsageError(`unknown command '${split.unknown}'`)
+    }
+    if (split.command === 'help') {
+      const { positionals } = parseFlags(split.rest, {})
+      const named = positionals.join(' ')
+      const target = commands.find((each) => each.name === named)
+      if (named !== '' && !target) throw new UsageError(`unknown command '${named}'`)
+      await output.line(target ? commandHelp(target) : toolHelp(commands))
+      return 0
+    }
+    command = commands.find((each) => each.name === split.command)
+    if (command === undefined) {
+      const { values } = parseFlags(split.rest, {})
+      if (values.version) {
+        await output.line(version())
+        return 0
+      }
+      if (values.help) {
+        await output.line(toolHelp(commands))
+        return 0
+      }
+      output.note(toolHelp(commands))
+      return 2
+    }
+    if (wantsHelp) {
+      await output.line(commandHelp(command))
+      return 0
+    }
+    const { values, positionals } = parseFlags(split.rest, command.options, command.name)
+    if (values.version) {
+      await output.line(version())
+      return 0
+    }
+    if (positionals.length < command.args.min) throw new UsageError(`missing argument (usage: s3x ${command.usage})`, command.name)
+    if (positionals.length > command.args.max) {
+      throw new UsageError(`unexpected argument '${positionals[command.args.max]}'`, command.name)
+    }
+    const flags = { endpoint: values.endpoint, bucket: values.bucket, region: values.region } as Record<string, string | undefined>
+    const getStore = () => {
+      store ??= storeFromFlags(flags, options.env)
+      return store
+    }
+    return (await command.run({ args: positionals, flags: values, store: getStore, output })) ?? 0
+  } catch (error) {
+    if (error instanceof UsageError) {
+      const name = error.command ?? command?.name
+      output.note(`s3x: ${name ? `${name}: ` : ''}${error.message}`)
+      output.note(`Run 's3x ${name ? `${name} ` : ''}--help' for usage.`)
+      return 2
+    }
+    if ((error as { code?: string }).code === 'EPIPE') return 0
+    output.note(formatError(error, debug))
+    return 1
+  } finally {
+    store?.client.destroy()
+  }
+}
