@@ -13,10 +13,16 @@ export {
 export { type MultipartUpload, pendingMultipartUploads, trackMultipartUploads } from './multipart.js'
 export { countRequests, type RequestCounts, uploadDirectory } from './s3-helpers.js'
 export {
+  type InjectedFaults,
   type ProxiedRequest,
   type ProxyAction,
   type ProxyAnswer,
   type ProxyFault,
+  type RandomFaults,
+  type RandomFaultsOptions,
+  type RetryQuicklyOptions,
+  randomFaults,
+  retryQuickly,
   type S3Proxy,
   type S3ProxyOptions,
   startS3Proxy,

@@ -18,14 +18,26 @@
  *   receives all of them; an RST would drop bytes in flight): the client sees the body end short
  *   of its length, as after a connection reset mid-body. `n` counts bytes of the body as the
  *   server sent it; 0 cuts right after the headers. A body of n bytes or fewer is sent whole and
- *   nothing is cut.
+ *   nothing is cut. `resetAfterBytes` may also be a function of the response's `Content-Length`
+ *   that returns n once the server has answered.
+ * - `{ dropResponse: true, delayMs? }`: forward the request, let the server carry it out and read
+ *   its answer, then close the client's connection without sending any of it: the client cannot
+ *   tell whether its write happened, and (as the AWS SDK does) may send it again.
  *
  * An async `intercept` holds its request until it settles, which lets a test act between two
  * requests deterministically (e.g. replace an object before a resumed read reaches the server).
  *
+ * For faults at a rate rather than on chosen requests, `randomFaults({ seed, rate, resetRate, … })`
+ * builds an `intercept` that answers a share of requests with 503 `SlowDown` or 500
+ * `InternalError`, cuts a share of GET responses at a random point of their body, drops the
+ * response of a share of requests the server carried out (`dropRate`), and delays some,
+ * deterministically for a seed; its `injected` property counts what it did. A client that
+ * goes through it needs retries to match: `retryQuickly({ maxAttempts })` gives client settings
+ * that retry what the SDK retries, more times and with short pauses.
+ *
  * @example
  * ```ts
- * import { startLocalS3, startS3Proxy } from '@s3exchange/testing'
+ * import { randomFaults, retryQuickly, startLocalS3, startS3Proxy } from '@s3exchange/testing'
  *
  * const s3 = await startLocalS3()
  * const proxy = await startS3Proxy({ target: s3.endpoint, enforceConditionalWrites: true })
@@ -42,11 +54,19 @@
  *       ? { resetAfterBytes: 5 * 1024 * 1024 }
  *       : { delayMs: 20 },
  * })
+ *
+ * // 5% of requests answered 503 or 500, 5% of GETs cut mid-body, never more than 3 faults in a
+ * // row on one key; the same seed gives the same faults.
+ * const faults = randomFaults({ seed: 7, rate: 0.05, resetRate: 0.05, maxInARow: 3 })
+ * const lossy = await startS3Proxy({ target: s3.endpoint, intercept: faults })
+ * const retrying = s3.createClient({ endpoint: lossy.endpoint, ...retryQuickly({ maxAttempts: 8 }) })
+ * // ... use `retrying`, then look at faults.injected: { requests, errors, byStatus, resets, drops, delays, spared }
  * ```
  */
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, request, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
+import type { S3ClientConfig } from '@aws-sdk/client-s3'
 
 /** What the proxy saw of a request, for `intercept` and `requests`. */
 export interface ProxiedRequest {
@@ -73,9 +93,17 @@ export interface ProxyFault {
   /**
    * Send the response status, headers and only the first this many bytes of the body, then
    * destroy the connection (a reset mid-body). A non-negative integer; a body of this many
-   * bytes or fewer is sent whole. Default: the whole response.
+   * bytes or fewer is sent whole. Or a function of the response's `Content-Length` (undefined
+   * for a body without one) that returns that integer once the server has answered, e.g. to cut
+   * at a random point of the body. Default: the whole response.
    */
-  resetAfterBytes?: number
+  resetAfterBytes?: number | ((contentLength: number | undefined) => number)
+  /**
+   * Forward the request and let the server carry it out, read its whole answer, then close the
+   * client's connection without sending any of it: the client cannot tell whether a write
+   * happened, as when a connection breaks just before the response. Default false.
+   */
+  dropResponse?: boolean
 }
 
 /** What `intercept` decides for a request: answer it, forward it with a fault, or (undefined) forward it. */
@@ -106,6 +134,8 @@ export interface S3Proxy {
   conflicts: number
   /** Responses cut by `resetAfterBytes` so far. */
   resets: number
+  /** Responses withheld by `dropResponse` so far. */
+  drops: number
   stop(): Promise<void>
 }
 
@@ -113,7 +143,7 @@ export interface S3Proxy {
 export async function startS3Proxy(options: S3ProxyOptions): Promise<S3Proxy> {
   const target = new URL(options.target)
   const locks = new Map<string, Promise<void>>()
-  const proxy: S3Proxy = { endpoint: '', requests: [], conflicts: 0, resets: 0, stop: async () => {} }
+  const proxy: S3Proxy = { endpoint: '', requests: [], conflicts: 0, resets: 0, drops: 0, stop: async () => {} }
 
   const server = createServer((req, res) => {
     const seen: ProxiedRequest = { method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers }
@@ -165,18 +195,35 @@ export async function startS3Proxy(options: S3ProxyOptions): Promise<S3Proxy> {
       req.resume()
       return answer(res, action)
     }
-    const resetAfterBytes = (action as ProxyFault | undefined)?.resetAfterBytes
-    if (resetAfterBytes !== undefined && !(Number.isSafeInteger(resetAfterBytes) && resetAfterBytes >= 0)) {
-      throw new TypeError(`resetAfterBytes must be a non-negative integer, not ${resetAfterBytes}`)
-    }
-    return forward(req, res, resetAfterBytes)
+    const fault = action as ProxyFault | undefined
+    const resetAfterBytes = fault?.resetAfterBytes
+    if (typeof resetAfterBytes === 'number') checkResetAfterBytes(resetAfterBytes)
+    return forward(req, res, resetAfterBytes, fault?.dropResponse === true)
   }
 
-  function forward(req: IncomingMessage, res: ServerResponse, resetAfterBytes?: number): Promise<void> {
+  function forward(req: IncomingMessage, res: ServerResponse, resetAfter?: ProxyFault['resetAfterBytes'], drop = false): Promise<void> {
     return new Promise((resolve, reject) => {
       const upstream = request(
         { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers },
         (upstreamRes) => {
+          if (drop) {
+            // The server has done its part; the client hears nothing of it.
+            upstreamRes.on('error', reject)
+            upstreamRes.on('end', () => {
+              proxy.drops++
+              res.socket?.destroy()
+              resolve()
+            })
+            upstreamRes.resume()
+            return
+          }
+          let resetAfterBytes: number | undefined
+          try {
+            resetAfterBytes = typeof resetAfter === 'function' ? checkResetAfterBytes(resetAfter(contentLengthOf(upstreamRes))) : resetAfter
+          } catch (error) {
+            upstreamRes.destroy()
+            return reject(error)
+          }
           res.writeHead(upstreamRes.statusCode ?? 502, upstreamRes.headers)
           upstreamRes.on('error', reject)
           if (resetAfterBytes === undefined) {
@@ -271,6 +318,16 @@ export async function startS3Proxy(options: S3ProxyOptions): Promise<S3Proxy> {
   return proxy
 }
 
+function checkResetAfterBytes(n: number): number {
+  if (!(Number.isSafeInteger(n) && n >= 0)) throw new TypeError(`resetAfterBytes must be a non-negative integer, not ${n}`)
+  return n
+}
+
+function contentLengthOf(response: IncomingMessage): number | undefined {
+  const value = header(response.headers['content-length'])
+  return value === undefined || !/^\d+$/.test(value) ? undefined : Number(value)
+}
+
 /** PutObject (not UploadPart) or CompleteMultipartUpload carrying a condition. */
 function isConditionalWrite(seen: ProxiedRequest): boolean {
   if (!seen.headers['if-match'] && !seen.headers['if-none-match']) return false
@@ -291,4 +348,239 @@ function header(value: string | string[] | undefined): string | undefined {
 
 function unquote(etag: string): string {
   return etag.replace(/^W\//, '').replace(/^"|"$/g, '')
+}
+
+// ------------------------------------------------------------------------------ faults at a rate
+
+/** Options for {@link randomFaults}. */
+export interface RandomFaultsOptions {
+  /**
+   * Seed of the pseudo-random sequence (mulberry32). The same seed gives the same decisions, in
+   * the order the proxy sees requests: a run that sends its requests one at a time is replayed
+   * exactly; with concurrent requests the same decisions fall on requests in arrival order.
+   */
+  seed: number
+  /** Share of requests answered with an error status instead of being forwarded, from 0 to 1. Default 0.05. */
+  rate?: number
+  /**
+   * Statuses to answer with, one picked at random each time: 503 is sent with the S3 code
+   * `SlowDown`, 500 with `InternalError`, others with `InjectedError`. Default `[503, 500]`.
+   */
+  statuses?: readonly number[]
+  /**
+   * Share of forwarded requests (of those `resetOnly` accepts) whose response is cut mid-body,
+   * from 0 to 1. Default 0.
+   */
+  resetRate?: number
+  /**
+   * Where a cut falls: after this many body bytes, or `'random'` (default): at a point drawn
+   * uniformly within the body (its `Content-Length`; a body without one is cut right after the
+   * headers). An empty body is never cut.
+   */
+  resetAfterBytes?: number | 'random'
+  /**
+   * Which forwarded requests may be cut. Default: GETs. A cut response to a write leaves the
+   * client not knowing whether the write happened (the server did it): test that on purpose,
+   * not at a rate.
+   */
+  resetOnly?: (request: ProxiedRequest) => boolean
+  /**
+   * Share of forwarded requests (of those `dropOnly` accepts) carried out by the server but whose
+   * response is withheld, the connection closed (`dropResponse`), from 0 to 1: the client cannot
+   * tell whether its write happened. `resetRate + dropRate` is at most 1. Default 0.
+   */
+  dropRate?: number
+  /**
+   * Which forwarded requests may have their response dropped. Default: all but
+   * CreateMultipartUpload (whose lost answer leaves an upload that no client can know of, let
+   * alone abort: a bucket lifecycle rule's job, not a client's).
+   */
+  dropOnly?: (request: ProxiedRequest) => boolean
+  /** Share of forwarded requests held back first, from 0 to 1. Default 0. */
+  delayRate?: number
+  /** Longest hold, in milliseconds; each one is drawn uniformly up to it. Default 50. */
+  maxDelayMs?: number
+  /** Which requests may get any fault. Default: all. */
+  only?: (request: ProxiedRequest) => boolean
+  /**
+   * At most this many faults (error answers, cuts, drops) in a row on one method and path; the next
+   * request for it goes through clean. Use it to stay within what a client is documented to
+   * absorb (e.g. 3 resumptions of one read). Default: no limit.
+   */
+  maxInARow?: number
+}
+
+/** What {@link randomFaults} has injected so far. */
+export interface InjectedFaults {
+  /** Requests it decided on (those `only` accepts). */
+  requests: number
+  /** Requests answered with an error status. */
+  errors: number
+  /** Error answers by HTTP status. */
+  byStatus: Record<number, number>
+  /** Responses forwarded with a cut planned (a cut point past the end of its body sends it whole; `proxy.resets` counts real cuts). */
+  resets: number
+  /** Requests forwarded with their response to be dropped (`proxy.drops` counts those done). */
+  drops: number
+  /** Requests held back. */
+  delays: number
+  /** Faults not injected because of `maxInARow`. */
+  spared: number
+}
+
+/** An `intercept` for {@link startS3Proxy} that injects faults at a rate; see {@link randomFaults}. */
+export interface RandomFaults {
+  (request: ProxiedRequest): ProxyAction | undefined
+  /** Counts of what was injected. */
+  readonly injected: InjectedFaults
+}
+
+/**
+ * An `intercept` that injects faults at a rate, deterministically for a seed: error answers (503
+ * `SlowDown`, 500 `InternalError`), connection resets at a random point of the response body,
+ * responses dropped after the server carried the request out, and delays. Its `injected`
+ * property counts what it did.
+ *
+ * @example
+ * ```ts
+ * import { randomFaults, retryQuickly, startLocalS3, startS3Proxy } from '@s3exchange/testing'
+ *
+ * const s3 = await startLocalS3()
+ * const faults = randomFaults({ seed: 42, rate: 0.05, resetRate: 0.05, maxInARow: 3 })
+ * const proxy = await startS3Proxy({ target: s3.endpoint, intercept: faults })
+ * // A client that retries 503s and 500s often enough and without long pauses.
+ * const client = s3.createClient({ endpoint: proxy.endpoint, ...retryQuickly({ maxAttempts: 8 }) })
+ * // ... run the code under test with `client` ...
+ * console.log(faults.injected) // { requests, errors, byStatus: { 500: …, 503: … }, resets, drops, delays, spared }
+ * ```
+ */
+export function randomFaults(options: RandomFaultsOptions): RandomFaults {
+  const rate = checkRate('rate', options.rate ?? 0.05)
+  const resetRate = checkRate('resetRate', options.resetRate ?? 0)
+  const delayRate = checkRate('delayRate', options.delayRate ?? 0)
+  const dropRate = checkRate('dropRate', options.dropRate ?? 0)
+  checkRate('resetRate + dropRate', resetRate + dropRate)
+  const statuses = options.statuses ?? [503, 500]
+  if (statuses.length === 0 && rate > 0) throw new TypeError('statuses must not be empty')
+  const maxDelayMs = options.maxDelayMs ?? 50
+  const cut = options.resetAfterBytes ?? 'random'
+  if (cut !== 'random') checkResetAfterBytes(cut)
+  const resetOnly = options.resetOnly ?? ((request: ProxiedRequest) => request.method === 'GET')
+  const dropOnly = options.dropOnly ?? ((request: ProxiedRequest) => !(request.method === 'POST' && /[?&]uploads(=|&|$)/.test(request.url)))
+  const maxInARow = options.maxInARow ?? Number.POSITIVE_INFINITY
+  const random = mulberry32(options.seed)
+  const streaks = new Map<string, number>()
+  const injected: InjectedFaults = { requests: 0, errors: 0, byStatus: {}, resets: 0, drops: 0, delays: 0, spared: 0 }
+
+  const decide = (request: ProxiedRequest): ProxyAction | undefined => {
+    if (options.only && !options.only(request)) return undefined
+    injected.requests++
+    // Always six draws per request, so that each request's decision depends only on its place in the sequence.
+    const [errorDraw, statusDraw, resetDraw, cutDraw, delayDraw, delayAmount] = Array.from({ length: 6 }, random) as [
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+    ]
+    const wantsError = errorDraw < rate
+    const wantsReset = !wantsError && resetDraw < resetRate && resetOnly(request)
+    // Drops take the draws just above the resets' share, so that adding them leaves the other decisions of a seed as they were.
+    const wantsDrop = !wantsError && !wantsReset && resetDraw >= resetRate && resetDraw < resetRate + dropRate && dropOnly(request)
+    const wantsFault = wantsError || wantsReset || wantsDrop
+    if (maxInARow !== Number.POSITIVE_INFINITY) {
+      const streakKey = `${request.method} ${new URL(request.url, 'http://x').pathname}`
+      const streak = streaks.get(streakKey) ?? 0
+      if (wantsFault && streak >= maxInARow) {
+        injected.spared++
+        streaks.delete(streakKey)
+        return undefined
+      }
+      if (wantsFault) streaks.set(streakKey, streak + 1)
+      else streaks.delete(streakKey)
+    }
+    const delayMs = delayDraw < delayRate ? Math.floor(delayAmount * maxDelayMs) : 0
+    if (delayMs > 0) injected.delays++
+    if (wantsError) {
+      const status = statuses[Math.floor(statusDraw * statuses.length)] as number
+      injected.errors++
+      injected.byStatus[status] = (injected.byStatus[status] ?? 0) + 1
+      return { status, code: status === 503 ? 'SlowDown' : status === 500 ? 'InternalError' : 'InjectedError', delayMs }
+    }
+    if (wantsReset) {
+      injected.resets++
+      return {
+        delayMs,
+        resetAfterBytes: cut === 'random' ? (length: number | undefined) => (length === undefined ? 0 : Math.floor(cutDraw * length)) : cut,
+      }
+    }
+    if (wantsDrop) {
+      injected.drops++
+      return { delayMs, dropResponse: true }
+    }
+    return delayMs > 0 ? { delayMs } : undefined
+  }
+  return Object.assign(decide, { injected })
+}
+
+/** Options for {@link retryQuickly}. */
+export interface RetryQuicklyOptions {
+  /** Attempts per request, the first included. Default 10. */
+  maxAttempts?: number
+  /** Upper bound of the first pause, in milliseconds; it doubles at each retry (full jitter). Default 10. */
+  baseDelayMs?: number
+  /** Longest pause, in milliseconds. Default 500. */
+  maxDelayMs?: number
+}
+
+/**
+ * S3 client settings that retry what the SDK's standard strategy retries (throttling such as 503
+ * `SlowDown`, and transient errors: 500, 502, 503, 504, connection resets) up to `maxAttempts`
+ * times, with short pauses and no retry quota, for clients that talk through injected faults in
+ * tests. (The SDK's default makes 3 attempts and pauses up to a second or more after a
+ * throttling error.) Spread it into the client configuration.
+ *
+ * @example
+ * ```ts
+ * const client = s3.createClient({ endpoint: proxy.endpoint, ...retryQuickly({ maxAttempts: 8 }) })
+ * ```
+ */
+export function retryQuickly(options: RetryQuicklyOptions = {}): Pick<S3ClientConfig, 'maxAttempts' | 'retryStrategy'> {
+  const maxAttempts = options.maxAttempts ?? 10
+  const baseDelayMs = options.baseDelayMs ?? 10
+  const maxDelayMs = options.maxDelayMs ?? 500
+  if (!(Number.isSafeInteger(maxAttempts) && maxAttempts >= 1))
+    throw new TypeError(`maxAttempts must be a positive integer, not ${maxAttempts}`)
+  const token = (count: number, delay: number) => ({ getRetryCount: () => count, getRetryDelay: () => delay })
+  const retryStrategy = {
+    mode: 'standard',
+    acquireInitialRetryToken: async () => token(0, 0),
+    refreshRetryTokenForRetry: async (previous: { getRetryCount(): number }, info: { errorType: string }) => {
+      const count = previous.getRetryCount() + 1
+      if (count >= maxAttempts || (info.errorType !== 'THROTTLING' && info.errorType !== 'TRANSIENT')) {
+        throw new Error('No retry token available')
+      }
+      return token(count, Math.floor(Math.random() * Math.min(maxDelayMs, baseDelayMs * 2 ** (count - 1))))
+    },
+    recordSuccess: () => {},
+  }
+  return { maxAttempts, retryStrategy: retryStrategy as unknown as S3ClientConfig['retryStrategy'] }
+}
+
+/** mulberry32: a small, fast 32-bit PRNG; returns numbers in [0, 1). */
+function mulberry32(seed: number): () => number {
+  let state = seed >>> 0
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0
+    let t = state
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+function checkRate(name: string, value: number): number {
+  if (!(Number.isFinite(value) && value >= 0 && value <= 1)) throw new TypeError(`${name} must be between 0 and 1, not ${value}`)
+  return value
 }
