@@ -135,7 +135,7 @@ export function validateEntry(value: unknown, location: LineLocation = {}): Mani
       optionalType(entry, 'format', ['string'], location)
       break
     default:
-      throw new InvalidManifestError(`unknown entry kind: ${JSON.stringify(kind)}`, location)
+      throw new InvalidManifestError(`unknown entry kind: ${typeof kind === 'string' ? JSON.stringify(kind) : describe(kind)}`, location)
   }
   optionalType(entry, 'size_bytes', ['number', 'null'], location)
   return entry as ManifestEntry
@@ -161,7 +161,13 @@ function optionalType(entry: Record<string, unknown>, field: string, types: stri
 function describe(value: unknown): string {
   if (value === null) return 'null'
   if (Array.isArray(value)) return 'an array'
-  const text = JSON.stringify(value)
+  let text: string | undefined
+  try {
+    text = JSON.stringify(value)
+  } catch {
+    // Nested too deep to stringify (JSON.parse takes any depth, JSON.stringify does not).
+    return `${typeof value} (nested too deep to show)`
+  }
   return `${typeof value} ${text && text.length > 40 ? `${text.slice(0, 40)}…` : text}`
 }
 

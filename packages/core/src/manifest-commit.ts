@@ -2,8 +2,11 @@
  * Publishing to a root manifest: part keys named as Python names them, and the conditional append
  * of entries (the `manifest_ref`s of new parts) to a root. The append reads the root and its ETag,
  * then writes it back with the new lines only if it has not changed meanwhile (`If-Match`, or
- * `If-None-Match: *` when creating it); when another writer got there first (HTTP 412 or 409) it
- * rereads and tries again after a jittered, growing pause. On servers that enforce conditional
+ * `If-None-Match: *` when creating it); when another writer got there first (HTTP 412 or 409, or
+ * a read of the root that broke and found it replaced on resuming) it rereads and tries again
+ * after a jittered, growing pause. A write whose answer was lost (the server wrote, the
+ * connection broke, the SDK's repeat of it was refused) is recognized on rereading: the root then
+ * begins with what was written, and nothing is appended twice. On servers that enforce conditional
  * writes (AWS S3, MinIO, R2, …) concurrent appenders lose nothing; on servers that ignore them it
  * behaves like Python (last writer wins).
  *
@@ -18,7 +21,7 @@
 import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { type ManifestEntry, serializeEntry } from './entries.js'
-import { ManifestConflictError, ObjectNotFoundError, S3RequestError } from './errors.js'
+import { ManifestConflictError, ObjectChangedError, ObjectNotFoundError, S3RequestError } from './errors.js'
 import { isBlankLine } from './jsonl.js'
 import { putBytes, type WrittenObject } from './object-writer.js'
 import { parseManifest } from './operators/read-manifest.js'
@@ -70,15 +73,31 @@ export async function appendToManifest(
   const maxAttempts = options.maxAttempts ?? 20
   const lines = entries.map((entry) => `${serializeEntry(entry)}\n`).join('')
   let lastConflict: unknown
+  // The root as written by an attempt that may have been carried out although its answer was lost
+  // (a connection broken after the server wrote, the SDK's repeat then refused with 412). If the
+  // root, read again, begins with it, the append is in: appending again would list it twice.
+  let unsure: string | undefined
   for (let attempt = 1; attempt <= maxAttempts; attempt++) {
-    const current = await readRoot(ctx, root)
-    const body = current === undefined ? lines : joinManifest(current.text, lines)
-    const condition = current === undefined ? { ifNoneMatch: '*' } : current.etag ? { ifMatch: `"${current.etag}"` } : {}
+    let body: string | undefined
     try {
+      // A read of the root that broke and found it replaced on resuming (ObjectChangedError) lost
+      // the race as surely as a refused write: another writer got there first.
+      const current = await readRoot(ctx, root)
+      if (unsure !== undefined && current?.text.startsWith(unsure)) return { etag: current.etag, attempts: attempt - 1 }
+      unsure = undefined
+      body = current === undefined ? lines : joinManifest(current.text, lines)
+      const condition = current === undefined ? { ifNoneMatch: '*' } : current.etag ? { ifMatch: `"${current.etag}"` } : {}
       const written = await putManifestBytes(ctx, root, Buffer.from(body, 'utf8'), condition)
       return { etag: written.etag, attempts: attempt }
     } catch (error) {
-      if (!isConflict(error)) throw error
+      const mayHaveLanded = body !== undefined && sentMoreThanOnce(error)
+      if (!(isConflict(error) || error instanceof ObjectChangedError)) {
+        // A failure other than a lost race: look once whether the write got through anyway.
+        const landed = mayHaveLanded ? await landedRead(ctx, root, body as string) : undefined
+        if (landed) return { etag: landed.etag, attempts: attempt }
+        throw error
+      }
+      if (mayHaveLanded) unsure = body
       lastConflict = error
       const ceiling = Math.min(options.maxDelayMs ?? 2000, (options.baseDelayMs ?? 25) * 2 ** (attempt - 1))
       await sleep(Math.random() * ceiling, undefined, { signal: ctx.signal })
@@ -126,6 +145,29 @@ async function putManifestBytes(
     }
     throw error
   }
+}
+
+/**
+ * Whether a failed write of the root may still have been carried out: the SDK sent it more than
+ * once (so an earlier send may have landed, its answer lost), or it got no answer at all.
+ */
+function sentMoreThanOnce(error: unknown): boolean {
+  if (!(error instanceof S3RequestError)) return false
+  const sent = (error.cause as { $metadata?: { attempts?: number } } | undefined)?.$metadata?.attempts ?? 1
+  return sent > 1 || error.statusCode === undefined
+}
+
+/** The root, if it begins with `body` (a few reads are tried); else undefined. */
+async function landedRead(ctx: S3Context, root: string, body: string): Promise<{ etag: string | undefined } | undefined> {
+  for (let read = 0; read < 3; read++) {
+    try {
+      const now = await readRoot(ctx, root)
+      return now?.text.startsWith(body) ? now : undefined
+    } catch {
+      // try again: the root may have changed under a broken read
+    }
+  }
+  return undefined
 }
 
 /** True for the answers of a conditional write that lost a race: 412 Precondition Failed, 409 Conflict. */

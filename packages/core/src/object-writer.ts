@@ -18,6 +18,7 @@
  * const { etag, size } = await writer.finish()
  * ```
  */
+import { createHash } from 'node:crypto'
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
@@ -125,7 +126,7 @@ export class ObjectWriter {
       if (this.#options.reserveFirstPart) await this.#upload(1, concat([prefix, this.#head ?? new Uint8Array(0)]))
       await this.#drain()
       if (this.#failure) throw this.#failure
-      return { key: this.key, etag: await this.#complete(), size }
+      return { key: this.key, etag: await this.#complete(size), size }
     } catch (error) {
       await this.abort()
       throw error
@@ -249,7 +250,7 @@ export class ObjectWriter {
     return etag ?? unquoteEtag((await headObject(this.#ctx, this.key)).ETag)
   }
 
-  async #complete(): Promise<string | undefined> {
+  async #complete(size: number): Promise<string | undefined> {
     const uploadId = await this.#createUpload()
     const parts = [...this.#parts].sort((a, b) => a.PartNumber - b.PartNumber)
     try {
@@ -267,7 +268,32 @@ export class ObjectWriter {
       this.#uploadId = 'completed'
       return unquoteEtag(response.ETag) ?? unquoteEtag((await headObject(this.#ctx, this.key)).ETag)
     } catch (error) {
+      const landed = await this.#completedBefore(error, parts, size)
+      if (landed !== undefined) {
+        this.#uploadId = 'completed'
+        return landed
+      }
       throw mapS3Error('CompleteMultipartUpload', this.key, error, this.#ctx.signal)
+    }
+  }
+
+  /**
+   * A completion sent more than once and answered NoSuchUpload: the first one may have been
+   * carried out, its answer lost (AWS S3 answers a repeat with success; MinIO and others answer
+   * NoSuchUpload). If the object under the key now is this upload (the multipart ETag of these
+   * parts, this size), it is done: resolves to its ETag. Otherwise undefined.
+   */
+  async #completedBefore(error: unknown, parts: { ETag: string | undefined }[], size: number): Promise<string | undefined> {
+    const sent = (error as { $metadata?: { attempts?: number } } | undefined)?.$metadata?.attempts ?? 1
+    if (sent < 2 || (error as { name?: string } | undefined)?.name !== 'NoSuchUpload') return undefined
+    const digests = parts.map((part) => Buffer.from(unquoteEtag(part.ETag) ?? '', 'hex'))
+    if (digests.some((digest) => digest.byteLength !== 16)) return undefined
+    const expected = `${createHash('md5').update(Buffer.concat(digests)).digest('hex')}-${parts.length}`
+    try {
+      const head = await headObject(this.#ctx, this.key)
+      return unquoteEtag(head.ETag) === expected && head.ContentLength === size ? expected : undefined
+    } catch {
+      return undefined
     }
   }
 }

@@ -95,10 +95,18 @@ export async function* readTarMembers(source: Readable, options: ReadTarOptions)
     for await (const stream of extract) {
       options.signal?.throwIfAborted()
       const header = stream.header as Header & { byteOffset?: number }
+      // tar-stream reads a base-256 size field that starts with neither 0x80 nor 0xff as null and
+      // then waits forever for the member's data: a corrupt header, say so.
+      if (typeof header.size !== 'number' || !(header.size >= 0)) {
+        throw new ShardReadError(`not a tar archive, or corrupt (invalid size field in the header of ${JSON.stringify(header.name)})`, {
+          archiveKey,
+          memberPath: header.name,
+        })
+      }
       current = {
         name: header.name,
         type: header.type ?? 'file',
-        size: header.size ?? 0,
+        size: header.size,
         linkname: header.linkname ?? null,
         dataOffset: header.byteOffset ?? 0,
         stream: stream as unknown as TarEntryStream,
