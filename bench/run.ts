@@ -5,8 +5,10 @@
  *
  *   npx pnpm@10 bench            # everything (a few minutes)
  *   BENCH_QUICK=1 npx pnpm@10 bench   # one run each, no 1 GiB shards
+ *
+ * Sections of RESULTS.md that other scripts write (the soak of bench/soak.ts) are kept.
  */
-import { writeFile } from 'node:fs/promises'
+import { readFile, writeFile } from 'node:fs/promises'
 import { cpus, totalmem } from 'node:os'
 import { CreateBucketCommand } from '@aws-sdk/client-s3'
 import { benchClient, startServerProcess, table } from './lib.ts'
@@ -53,9 +55,19 @@ ${table(randomRows)}
 
 ${table(writeRows)}
 `
-  await writeFile(new URL('./RESULTS.md', import.meta.url), report)
+  const results = new URL('./RESULTS.md', import.meta.url)
+  await writeFile(results, report + (await otherSections(results, report)))
   console.log(report)
 } finally {
   client.destroy()
   await server.stop()
+}
+
+/** The `## ` sections of the current RESULTS.md that `report` does not have, kept as they are. */
+async function otherSections(path: URL, report: string): Promise<string> {
+  const current = await readFile(path, 'utf8').catch(() => '')
+  const ours = new Set(report.match(/^## .*$/gm) ?? [])
+  const sections = current.split(/^(?=## )/m).filter((section) => section.startsWith('## '))
+  const kept = sections.filter((section) => !ours.has(section.split('\n', 1)[0] as string))
+  return kept.map((section) => `\n${section.trimEnd()}\n`).join('')
 }
