@@ -35,6 +35,7 @@ import {
   pendingMultipartUploads,
   type RandomFaults,
   randomFaults,
+  rejection,
   retryQuickly,
   type S3Proxy,
   startS3Proxy,
@@ -127,21 +128,6 @@ const query = (request: ProxiedRequest) => new URL(request.url, 'http://x').sear
 const isComplete = (request: ProxiedRequest) => request.method === 'POST' && query(request).has('uploadId')
 const isUploadPart = (request: ProxiedRequest) => request.method === 'PUT' && query(request).has('partNumber')
 const isSinglePut = (request: ProxiedRequest) => request.method === 'PUT' && !query(request).has('partNumber')
-
-async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
-  const out: T[] = []
-  for await (const item of items) out.push(item)
-  return out
-}
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise
-  } catch (error) {
-    return error
-  }
-  throw new Error('expected the promise to reject')
-}
 
 /** Every object of an iteration read to its end: key (virtual for members) → SHA-256. */
 async function digests(objects: AsyncIterable<EntryWithBody>): Promise<Map<string, string>> {
@@ -354,7 +340,7 @@ describe('writes through 5% 503/500, 5% cut GET bodies and 5% dropped answers co
       })) as CommitResult
       expect(result.parts).toHaveLength(3)
     }
-    expect(await collect(clean.iterManifestEntries(root))).toStrictEqual(entries)
+    expect(await Array.fromAsync(clean.iterManifestEntries(root))).toStrictEqual(entries)
     expect(await verified(root)).toStrictEqual(written)
     expectFaultsHit(faulty, { resets: false }) // a dozen reads of the root: too few to count on a cut
   })
@@ -473,7 +459,7 @@ describe('a write that cannot get through fails typed, publishes nothing and lea
     expect((error as PublishError).uploadedKeys).toEqual([loose])
     expect(writer.isClosed).toBe(true)
     expect(await head(root)).toBeUndefined()
-    expect(await collect(clean.listKeys(shardPrefix))).toEqual([])
+    expect(await Array.fromAsync(clean.listKeys(shardPrefix))).toEqual([])
     expect(faulty.started.length).toBeGreaterThanOrEqual(1)
     await expectNoOpenUploads(faulty, s3.key('fail/writer-shard/'))
   })
@@ -524,9 +510,11 @@ describe('a write carried out by the server whose response is lost (the client s
     const { proxy, store } = await droppingStore((request) => isSinglePut(request) && keyOf(request) === root)
     const result = (await store.writeManifest(root, [{ kind: 'file', key: 'new.bin' }], { mode: 'append_parts' })) as CommitResult
     expect(proxy.drops).toBe(1)
-    const refs = (await collect(clean.iterManifestEntries(root, { resolveRefs: false }))).filter((entry) => entry.kind === 'manifest_ref')
+    const refs = (await Array.fromAsync(clean.iterManifestEntries(root, { resolveRefs: false }))).filter(
+      (entry) => entry.kind === 'manifest_ref',
+    )
     expect(refs.map((entry) => entry.key)).toEqual(result.parts)
-    expect((await collect(clean.iterManifestEntries(root))).map((entry) => entry.key)).toEqual(['before.bin', 'new.bin'])
+    expect((await Array.fromAsync(clean.iterManifestEntries(root))).map((entry) => entry.key)).toEqual(['before.bin', 'new.bin'])
   })
 
   it('putObject, multipart: CompleteMultipartUpload was done; its repeat is answered NoSuchUpload (as MinIO and fauxqs do): the entry, not an error', async () => {
@@ -553,7 +541,7 @@ describe('a write carried out by the server whose response is lost (the client s
     const result = await writer.close()
     expect(proxy.drops).toBe(1)
     expect(result).toMatchObject({ key: root, entries: 1100 })
-    expect((await collect(clean.iterManifestEntries(root))).map((entry) => entry.key)).toEqual(
+    expect((await Array.fromAsync(clean.iterManifestEntries(root))).map((entry) => entry.key)).toEqual(
       Array.from({ length: 1100 }, (_, i) => `new/${i}.bin`),
     )
   })
@@ -593,9 +581,11 @@ describe('append_parts: the root read breaks and, on resuming, another writer ha
     expect(gets[1]?.headers['if-match']).toBeDefined()
     expect(gets[1]?.headers.range).toMatch(/^bytes=\d+-$/)
     expect(proxy.resets).toBe(1)
-    const refs = (await collect(clean.iterManifestEntries(root, { resolveRefs: false }))).filter((entry) => entry.kind === 'manifest_ref')
+    const refs = (await Array.fromAsync(clean.iterManifestEntries(root, { resolveRefs: false }))).filter(
+      (entry) => entry.kind === 'manifest_ref',
+    )
     expect(refs.map((entry) => entry.key)).toEqual([...(other?.parts ?? ['?']), ...mine.parts])
-    expect((await collect(clean.iterManifestEntries(root))).slice(20).map((entry) => entry.key)).toEqual(['other.bin', 'mine.bin'])
+    expect((await Array.fromAsync(clean.iterManifestEntries(root))).slice(20).map((entry) => entry.key)).toEqual(['other.bin', 'mine.bin'])
   })
 })
 
@@ -623,7 +613,7 @@ describe('8 writers × 25 append_parts on one root, through faults and enforced 
       )
     ).flat()
     expect(parts).toHaveLength(WRITERS * APPENDS)
-    const refs = (await collect(clean.iterManifestEntries(root, { resolveRefs: false }))).map((entry) => {
+    const refs = (await Array.fromAsync(clean.iterManifestEntries(root, { resolveRefs: false }))).map((entry) => {
       expect(entry.kind).toBe('manifest_ref')
       return entry.key as string
     })
@@ -631,7 +621,7 @@ describe('8 writers × 25 append_parts on one root, through faults and enforced 
     expect(new Set(refs).size).toBe(WRITERS * APPENDS)
     expect([...refs].sort()).toEqual([...parts].sort())
     // Every part is there and holds its one entry; each writer's entries are in its own order.
-    const entries = await collect(clean.iterManifestEntries(root))
+    const entries = await Array.fromAsync(clean.iterManifestEntries(root))
     expect(entries).toHaveLength(WRITERS * APPENDS)
     for (let w = 0; w < WRITERS; w++) {
       expect(entries.filter((entry) => (entry.key as string).startsWith(`w${w}/`)).map((entry) => entry.key)).toEqual(

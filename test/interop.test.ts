@@ -35,12 +35,6 @@ beforeAll(async () => {
   store = new S3ExchangeStore({ client: s3.client, bucket: s3.bucket })
 })
 
-async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
-  const out: T[] = []
-  for await (const item of items) out.push(item)
-  return out
-}
-
 it('the fixture has the six roots the README describes', () => {
   expect(roots).toHaveLength(6)
 })
@@ -49,15 +43,15 @@ describe.each(roots)('root %s', (root) => {
   const want = expected.roots[root] as Expected['roots'][string]
 
   it('iterManifestEntries (refs resolved) gives entries_resolved, in order', async () => {
-    expect(await collect(store.iterManifestEntries(root))).toStrictEqual(want.entries_resolved)
+    expect(await Array.fromAsync(store.iterManifestEntries(root))).toStrictEqual(want.entries_resolved)
   })
 
   it('iterManifestEntries (refs not resolved) gives entries_raw, in order', async () => {
-    expect(await collect(store.iterManifestEntries(root, { resolveRefs: false }))).toStrictEqual(want.entries_raw)
+    expect(await Array.fromAsync(store.iterManifestEntries(root, { resolveRefs: false }))).toStrictEqual(want.entries_raw)
   })
 
   it('listManifestFiles (shards included) gives files, in order', async () => {
-    expect(await collect(store.listManifestFiles(root, { includeShards: true }))).toStrictEqual(want.files)
+    expect(await Array.fromAsync(store.listManifestFiles(root, { includeShards: true }))).toStrictEqual(want.files)
   })
 
   it('iterObjects gives objects: the same entries, sizes and sha256 of the bytes, in order', async () => {

@@ -44,12 +44,6 @@ afterAll(async () => {
   for (const dir of temporary) await rm(dir, { recursive: true, force: true })
 })
 
-async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
-  const out: T[] = []
-  for await (const item of items) out.push(item)
-  return out
-}
-
 const keyOf = (entry: ManifestEntry) => (entry.kind === 'shard' ? entry.archive_key : entry.key)
 const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex')
 
@@ -59,8 +53,8 @@ describe('the seed README flow on the Python fixture', () => {
 
   it('1. list_keys: every object of the fixture, and only those under a narrower prefix', async () => {
     expect(fixtureKeys).toHaveLength(23)
-    expect((await collect(store.listKeys('exchange/shared/'))).sort()).toEqual(fixtureKeys)
-    expect((await collect(store.listKeys('exchange/shared/shards/'))).sort()).toEqual([
+    expect((await Array.fromAsync(store.listKeys('exchange/shared/'))).sort()).toEqual(fixtureKeys)
+    expect((await Array.fromAsync(store.listKeys('exchange/shared/shards/'))).sort()).toEqual([
       'exchange/shared/shards/manifest.jsonl',
       'exchange/shared/shards/manifests/part-20261123-234044-fcbd6f72.jsonl',
       'exchange/shared/shards/shard-00000.tar.gz',
@@ -73,26 +67,26 @@ describe('the seed README flow on the Python fixture', () => {
     const files = (root: string) => expected.roots[root]?.files ?? []
     const filtered = (root: string, prefix: string) => files(root).filter((entry) => keyOf(entry).startsWith(prefix))
 
-    const loose = await collect(store.listByManifestPrefix(mixed, 'exchange/shared/loose/file-00'))
+    const loose = await Array.fromAsync(store.listByManifestPrefix(mixed, 'exchange/shared/loose/file-00'))
     expect(loose).toStrictEqual(filtered(mixed, 'exchange/shared/loose/file-00'))
     expect(loose).toHaveLength(11)
 
-    const members = await collect(store.listByManifestPrefix(mixed, 'exchange/shared/shards/shard-00000.tar.gz#000'))
+    const members = await Array.fromAsync(store.listByManifestPrefix(mixed, 'exchange/shared/shards/shard-00000.tar.gz#000'))
     expect(members).toStrictEqual(filtered(mixed, 'exchange/shared/shards/shard-00000.tar.gz#'))
     expect(members.map(keyOf)).toEqual([0, 1, 2, 3, 4].map((i) => `exchange/shared/shards/shard-00000.tar.gz#000${i}.bin`))
 
     for (const root of Object.keys(expected.roots)) {
-      expect(await collect(store.listByManifestPrefix(root, 'exchange/shared/')), root).toStrictEqual(files(root))
+      expect(await Array.fromAsync(store.listByManifestPrefix(root, 'exchange/shared/')), root).toStrictEqual(files(root))
       const plainTar = 'exchange/shared/shards/shard-00001.tar#'
-      expect(await collect(store.listByManifestPrefix(root, plainTar)), root).toStrictEqual(filtered(root, plainTar))
+      expect(await Array.fromAsync(store.listByManifestPrefix(root, plainTar)), root).toStrictEqual(filtered(root, plainTar))
     }
-    expect(await collect(store.listByManifestPrefix(mixed, 'exchange/shared/nothing'))).toEqual([])
+    expect(await Array.fromAsync(store.listByManifestPrefix(mixed, 'exchange/shared/nothing'))).toEqual([])
   })
 
   it("3. compact_manifest: refs resolved into one flat manifest, then with shards expanded (Python's compact.jsonl)", async () => {
     const report = await store.compactManifest(mixed, compacted, { resolveRefs: true, expandShards: false })
     expect(report).toStrictEqual({ totalEntries: 12, removedEntries: 0, resolvedRefs: 0, expandedShards: 0 })
-    expect(await collect(store.iterManifestEntries(compacted, { resolveRefs: false }))).toStrictEqual(
+    expect(await Array.fromAsync(store.iterManifestEntries(compacted, { resolveRefs: false }))).toStrictEqual(
       expected.roots[mixed]?.entries_resolved,
     )
 
@@ -141,12 +135,12 @@ describe('the seed README flow on the Python fixture', () => {
       'exchange/shared/shards/shard-00000.tar.gz',
       mixed,
     ]
-    const before = (await collect(store.listKeys('exchange/shared/'))).sort()
+    const before = (await Array.fromAsync(store.listKeys('exchange/shared/'))).sort()
     expect(before).toEqual([...fixtureKeys, compacted, expanded].sort())
 
     const dry = await store.deleteManifest(mixed, { deleteManifests: true, dedupe: true, dryRun: true })
     expect([dry.deletedObjectCount, dry.deletedArchiveCount, dry.deletedManifestCount]).toEqual([5, 1, 1])
-    expect((await collect(store.listKeys('exchange/shared/'))).sort()).toEqual(before)
+    expect((await Array.fromAsync(store.listKeys('exchange/shared/'))).sort()).toEqual(before)
 
     // Python: refs are inlined, so file-000..004 (deduplicated), shard-00000 and the root itself.
     const report = await store.deleteManifest(mixed, { deleteManifests: true, dedupe: true })
@@ -155,13 +149,13 @@ describe('the seed README flow on the Python fixture', () => {
     expect(report.deletedManifestCount).toBe(1)
     expect(report.errors).toEqual({})
     expect(report.outsideFence).toEqual([])
-    expect((await collect(store.listKeys('exchange/shared/'))).sort()).toEqual(before.filter((key) => !gone.includes(key)))
+    expect((await Array.fromAsync(store.listKeys('exchange/shared/'))).sort()).toEqual(before.filter((key) => !gone.includes(key)))
   })
 
   it('6. what is left: the manifests that shared those objects still read, their objects are gone', async () => {
     const parts = 'exchange/shared/parts/manifest.jsonl'
-    expect(await collect(store.iterManifestEntries(parts))).toStrictEqual(expected.roots[parts]?.entries_resolved)
-    const error = await collect(store.iterObjects(parts)).then(
+    expect(await Array.fromAsync(store.iterManifestEntries(parts))).toStrictEqual(expected.roots[parts]?.entries_resolved)
+    const error = await Array.fromAsync(store.iterObjects(parts)).then(
       () => undefined,
       (e: unknown) => e,
     )
@@ -180,12 +174,12 @@ describe('the seed README flow on the Python fixture', () => {
 
     const writer = await store.deleteManifest('exchange/shared/writer/manifest.jsonl', { referencedManifests: true })
     expect([writer.deletedObjectCount, writer.deletedArchiveCount, writer.deletedManifestCount]).toEqual([1, 3, 3])
-    expect(await collect(store.listKeys('exchange/shared/writer/'))).toEqual([])
+    expect(await Array.fromAsync(store.listKeys('exchange/shared/writer/'))).toEqual([])
 
-    const left = (await collect(store.listKeys('exchange/shared/'))).length
+    const left = (await Array.fromAsync(store.listKeys('exchange/shared/'))).length
     expect(left).toBe(23 + 2 - 7 - 7)
     expect(await store.deletePrefix('exchange/shared', { dryRun: true })).toBe(left)
     expect(await store.deletePrefix('exchange/shared')).toBe(left)
-    expect(await collect(store.listKeys('exchange/'))).toEqual([])
+    expect(await Array.fromAsync(store.listKeys('exchange/'))).toEqual([])
   })
 })

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { gzipSync, zstdCompressSync } from 'node:zlib'
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3'
-import { buildTar, internalManifestFor, type ProxiedRequest, type S3Proxy, startS3Proxy } from '@s3exchange/testing'
+import { buildTar, internalManifestFor, type ProxiedRequest, rejection, type S3Proxy, startS3Proxy } from '@s3exchange/testing'
 import { useTestS3 } from '@s3exchange/testing/vitest'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type ArchiveIndex, isLocated, LruCache, makeIndex, openLocatedMember, readArchiveHead } from './archive-index.js'
@@ -89,15 +89,6 @@ function getsSince(mark: number): ProxiedRequest[] {
 function rangeOf(request: ProxiedRequest | undefined): { start: number; end: number } | undefined {
   const match = /^bytes=(\d+)-(\d+)$/.exec(String(request?.headers.range ?? ''))
   return match ? { start: Number(match[1]), end: Number(match[2]) } : undefined
-}
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise
-  } catch (error) {
-    return error
-  }
-  throw new Error('expected the promise to reject')
 }
 
 /** Reads a member through `openArchiveMember`, and the GETs that took. */

@@ -8,6 +8,7 @@ import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, symlink, writeF
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { Readable } from 'node:stream'
+import { rejection } from '@s3exchange/testing'
 import { afterAll, beforeEach, describe, expect, it } from 'vitest'
 import { safeLocalPath, writeFileAtomically } from './download.js'
 import { UnsafePathError } from './errors.js'
@@ -42,15 +43,6 @@ async function* chunks(...parts: (string | Error)[]): AsyncGenerator<Uint8Array>
     if (part instanceof Error) throw part
     yield Buffer.from(part)
   }
-}
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise
-  } catch (error) {
-    return error
-  }
-  throw new Error('expected the promise to reject')
 }
 
 describe('safeLocalPath', () => {

@@ -10,6 +10,7 @@ import {
   type MultipartUpload,
   pendingMultipartUploads,
   type RequestCounts,
+  rejection,
   type S3Proxy,
   type S3ProxyOptions,
   startS3Proxy,
@@ -95,15 +96,6 @@ async function head(key: string) {
 
 function md5(data: Uint8Array): string {
   return createHash('md5').update(data).digest('hex')
-}
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise
-  } catch (error) {
-    return error
-  }
-  throw new Error('expected the promise to reject')
 }
 
 /** Writes `data` in chunks of `chunk` bytes. */

@@ -68,12 +68,6 @@ async function* chunks(data: Buffer, size: number): AsyncGenerator<Uint8Array> {
   for (let i = 0; i < data.byteLength; i += size) yield data.subarray(i, i + size)
 }
 
-async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
-  const out: T[] = []
-  for await (const item of items) out.push(item)
-  return out
-}
-
 const FIELDS = ['kind', 'key', 'id', 'meta', 'content_type', 'size_bytes', 'etag', 'sha256']
 
 describe('putObject', () => {
@@ -225,7 +219,7 @@ describe('putObjects', () => {
       data: Buffer.from(`object ${i}`),
       meta: { i },
     }))
-    const entries = await pipe(items, putObjects(c.ctx, { concurrency: 4 }), collect<FileEntry>)
+    const entries = await pipe(items, putObjects(c.ctx, { concurrency: 4 }), Array.fromAsync<FileEntry>)
     expect(entries.map((entry) => entry.key)).toEqual(items.map((item) => item.key))
     expect(entries.map((entry) => entry.meta)).toEqual(items.map((_, i) => ({ i })))
     expect(entries.every((entry, i) => entry.etag === md5(Buffer.from(`object ${i}`)))).toBe(true)

@@ -17,6 +17,7 @@ import {
   type MultipartUpload,
   pendingMultipartUploads,
   type RequestCounts,
+  rejection,
   trackMultipartUploads,
 } from '@s3exchange/testing'
 import { useTestS3 } from '@s3exchange/testing/vitest'
@@ -131,15 +132,6 @@ async function exists(key: string): Promise<boolean> {
     if ((error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404) return false
     throw error
   }
-}
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise
-  } catch (error) {
-    return error
-  }
-  throw new Error('expected the promise to reject')
 }
 
 /** The uncompressed tar of an archive object. */

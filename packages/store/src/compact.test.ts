@@ -8,7 +8,7 @@
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3'
-import { countRequests, uploadDirectory } from '@s3exchange/testing'
+import { countRequests, rejection, uploadDirectory } from '@s3exchange/testing'
 import { useTestS3 } from '@s3exchange/testing/vitest'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { CompactReport } from './compact.js'
@@ -43,12 +43,6 @@ afterAll(() => {
   for (const client of clients) client.destroy()
 })
 
-async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
-  const out: T[] = []
-  for await (const item of items) out.push(item)
-  return out
-}
-
 async function getObject(key: string): Promise<{ bytes: Buffer; contentType: string | undefined }> {
   const response = await s3.client.send(new GetObjectCommand({ Bucket: s3.bucket, Key: key }))
   const bytes = Buffer.from(await (response.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray())
@@ -60,15 +54,6 @@ async function put(key: string, body: string): Promise<void> {
 }
 
 const lines = (entries: ManifestEntry[]) => entries.map((entry) => `${serializeEntry(entry)}\n`).join('')
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise
-  } catch (error) {
-    return error
-  }
-  throw new Error('expected the promise to reject')
-}
 
 describe('compactManifest on the fixture (Python s3exchange 0.1.1)', () => {
   it("the mixed root with expandShards gives Python's compact.jsonl byte for byte, and Python's report", async () => {
@@ -101,7 +86,7 @@ describe('compactManifest on the fixture (Python s3exchange 0.1.1)', () => {
     const dst = s3.key('compact/mixed-default.jsonl')
     const report = await store.compactManifest(mixed, dst)
     expect(report).toStrictEqual({ totalEntries: 12, removedEntries: 0, resolvedRefs: 0, expandedShards: 0 })
-    expect(await collect(store.iterManifestEntries(dst))).toStrictEqual(expected.roots[mixed]?.entries_resolved)
+    expect(await Array.fromAsync(store.iterManifestEntries(dst))).toStrictEqual(expected.roots[mixed]?.entries_resolved)
     // Byte for byte, the lines Python wrote, in the order refs resolve to.
     const raw = async (key: string) => (await readFile(join(fixture, 'bucket', key), 'utf8')).split('\n').filter((line) => line !== '')
     const root = await raw(mixed)
@@ -125,7 +110,7 @@ describe('compactManifest on the fixture (Python s3exchange 0.1.1)', () => {
       expect(report.totalEntries).toBe(want.entries_resolved.length)
       expect(report.expandedShards).toBe(want.files.length - (want.entries_resolved.length - shards))
       expect(report.resolvedRefs).toBe(0)
-      expect(await collect(store.iterManifestEntries(dst, { resolveRefs: false }))).toStrictEqual(want.files)
+      expect(await Array.fromAsync(store.iterManifestEntries(dst, { resolveRefs: false }))).toStrictEqual(want.files)
     })
   })
 })
@@ -181,7 +166,7 @@ describe('compactManifest', () => {
     expect(fromArray).toStrictEqual({ totalEntries: 6, removedEntries: 0, resolvedRefs: 0, expandedShards: 0 })
     expect(viaManifest).toStrictEqual(fromArray)
     const want = [entries[0], ...(expected.roots['exchange/shared/parts/manifest.jsonl']?.entries_resolved ?? [])]
-    expect(await collect(store.iterManifestEntries(s3.key('compact/mem/a.jsonl')))).toStrictEqual(want)
+    expect(await Array.fromAsync(store.iterManifestEntries(s3.key('compact/mem/a.jsonl')))).toStrictEqual(want)
     expect((await getObject(s3.key('compact/mem/b.jsonl'))).bytes).toEqual((await getObject(s3.key('compact/mem/a.jsonl'))).bytes)
 
     const byKey = await store.getManifest(mixed).compact(s3.key('compact/mem/c.jsonl'), { expandShards: true })
@@ -240,10 +225,10 @@ describe('Manifest wrappers', () => {
     const result = (await manifest.save(second, { mode: 'append_parts' })) as CommitResult
     expect(result.parts).toHaveLength(1)
     expect(result.parts[0]).toMatch(/\/wrappers\/save\/manifests\/part-\d{8}-\d{6}-[0-9a-f]{8}\.jsonl$/)
-    expect(await collect(manifest.iterEntries())).toStrictEqual([...first, ...second])
+    expect(await Array.fromAsync(manifest.iterEntries())).toStrictEqual([...first, ...second])
 
     await manifest.save([{ kind: 'file', key: 'only.wav' }], { mode: 'overwrite' })
-    expect(await collect(manifest.iterEntries())).toStrictEqual([{ kind: 'file', key: 'only.wav' }])
+    expect(await Array.fromAsync(manifest.iterEntries())).toStrictEqual([{ kind: 'file', key: 'only.wav' }])
   })
 
   it('save of a manifest without a key is a ConfigurationError', async () => {
@@ -288,9 +273,9 @@ describe('Manifest wrappers', () => {
     ]
     await Manifest.writeToS3(store, key, entries)
     expect((await getObject(key)).bytes.toString('utf8')).toBe(lines(entries))
-    expect(await collect(Manifest.readFromS3(store, key))).toStrictEqual(entries)
+    expect(await Array.fromAsync(Manifest.readFromS3(store, key))).toStrictEqual(entries)
     const missing = s3.key('wrappers/static/none.jsonl')
-    expect(await rejection(collect(Manifest.readFromS3(store, missing)))).toBeInstanceOf(ManifestNotFoundError)
+    expect(await rejection(Array.fromAsync(Manifest.readFromS3(store, missing)))).toBeInstanceOf(ManifestNotFoundError)
     await Manifest.writeToS3(store, key, [])
     expect((await getObject(key)).bytes.toString('utf8')).toBe('\n')
   })

@@ -7,7 +7,7 @@
  */
 import { join } from 'node:path'
 import { type DeleteObjectsCommandInput, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3'
-import { buildTar, countRequests, internalManifestFor, type S3Proxy, startS3Proxy, uploadDirectory } from '@s3exchange/testing'
+import { buildTar, countRequests, internalManifestFor, rejection, type S3Proxy, startS3Proxy, uploadDirectory } from '@s3exchange/testing'
 import { useTestS3 } from '@s3exchange/testing/vitest'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { DeleteReport } from './delete.js'
@@ -38,12 +38,6 @@ afterAll(async () => {
   for (const proxy of proxies) await proxy.stop()
 })
 
-async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
-  const out: T[] = []
-  for await (const item of items) out.push(item)
-  return out
-}
-
 async function put(key: string, body: Uint8Array | string = 'x', bucket = s3.bucket): Promise<void> {
   await s3.client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body }))
 }
@@ -58,16 +52,7 @@ async function putManifest(key: string, entries: ManifestEntry[]): Promise<void>
 
 /** Every key under `prefix`, sorted. */
 async function keysUnder(prefix: string, on: S3ExchangeStore = store): Promise<string[]> {
-  return (await collect(on.listKeys(prefix))).sort()
-}
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise
-  } catch (error) {
-    return error
-  }
-  throw new Error('expected the promise to reject')
+  return (await Array.fromAsync(on.listKeys(prefix))).sort()
 }
 
 /** A store over a new client (so request counts do not mix), optionally through a proxy. */

@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3'
-import { buildTar, countRequests, internalManifestFor, type TarMemberSpec } from '@s3exchange/testing'
+import { buildTar, countRequests, internalManifestFor, rejection, type TarMemberSpec } from '@s3exchange/testing'
 import { useTestS3 } from '@s3exchange/testing/vitest'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { type ManifestEntry, ObjectNotFoundError, S3ExchangeError, ShardReadError, serializeEntry, UnsafePathError } from './index.js'
@@ -70,15 +70,6 @@ async function putArchive(
     listed.map((member) => ({ name: member.name, data: member.data })),
   )
   await put(key, await buildTar([{ name: '__manifest__.jsonl', data: manifest }, ...members], { gzip: options.gzip }))
-}
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise
-  } catch (error) {
-    return error
-  }
-  throw new Error('expected the promise to reject')
 }
 
 function newClient(config: { endpoint?: string } = {}): S3Client {

@@ -11,12 +11,6 @@ import { S3ExchangeStore } from './store.js'
 
 const s3 = useTestS3()
 
-async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
-  const out: T[] = []
-  for await (const item of items) out.push(item)
-  return out
-}
-
 async function put(key: string, body: string | Uint8Array): Promise<void> {
   await s3.client.send(new PutObjectCommand({ Bucket: s3.bucket, Key: key, Body: body }))
 }
@@ -40,15 +34,15 @@ describe('S3ExchangeStore limits', () => {
     await put(root, `${JSON.stringify({ kind: 'manifest_ref', key: child })}\n`)
 
     const open = new S3ExchangeStore({ client: s3.client, bucket: s3.bucket })
-    expect((await collect(open.iterObjects(root))).map(({ entry }) => entry.key)).toEqual([`${archive}#a.bin`])
+    expect((await Array.fromAsync(open.iterObjects(root))).map(({ entry }) => entry.key)).toEqual([`${archive}#a.bin`])
 
     const shallow = new S3ExchangeStore({ client: s3.client, bucket: s3.bucket, limits: { maxRefDepth: 0 } })
-    const refused = await collect(shallow.iterManifestEntries(root)).catch((error: unknown) => error)
+    const refused = await Array.fromAsync(shallow.iterManifestEntries(root)).catch((error: unknown) => error)
     expect(refused).toBeInstanceOf(LimitExceededError)
     expect(refused).toMatchObject({ key: root, limit: 'maxRefDepth', value: 0 })
 
     const small = new S3ExchangeStore({ client: s3.client, bucket: s3.bucket, limits: { maxMemberBytes: 99 } })
-    const tooBig = await collect(small.iterObjects(root)).catch((error: unknown) => error)
+    const tooBig = await Array.fromAsync(small.iterObjects(root)).catch((error: unknown) => error)
     expect(tooBig).toMatchObject({ name: 'LimitExceededError', key: archive, limit: 'maxMemberBytes', value: 99 })
   })
 })

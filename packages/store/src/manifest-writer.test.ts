@@ -20,7 +20,7 @@ import {
   type S3Client,
   UploadPartCommand,
 } from '@aws-sdk/client-s3'
-import { countRequests, startS3Proxy } from '@s3exchange/testing'
+import { countRequests, rejection, startS3Proxy } from '@s3exchange/testing'
 import { useTestS3 } from '@s3exchange/testing/vitest'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
@@ -56,21 +56,6 @@ afterAll(() => {
 })
 
 // ------------------------------------------------------------------ helpers
-
-async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
-  const out: T[] = []
-  for await (const item of items) out.push(item)
-  return out
-}
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise
-  } catch (error) {
-    return error
-  }
-  throw new Error('expected the promise to reject')
-}
 
 async function put(key: string, body: Uint8Array | string): Promise<void> {
   await s3.client.send(new PutObjectCommand({ Bucket: s3.bucket, Key: key, Body: body }))
@@ -254,7 +239,7 @@ describe('append_parts mode', () => {
     })
 
     expect(await head(root)).toBeUndefined()
-    expect(await collect(store.listKeys(s3.key('basic/manifests/')))).toEqual([])
+    expect(await Array.fromAsync(store.listKeys(s3.key('basic/manifests/')))).toEqual([])
     const result = (await writer.close()) as CommitResult
     expect(writer.isClosed).toBe(true)
     expect(writer.stats().isClosed).toBe(true)
@@ -262,7 +247,7 @@ describe('append_parts mode', () => {
     expect(result.entries).toBe(5)
     expect(result.parts[0]).toMatch(PART_KEY)
     expect(await textOf(root)).toBe(`{"kind":"manifest_ref","key":"${result.parts[0]}"}\n`)
-    expect(await collect(store.iterManifestEntries(root))).toStrictEqual([
+    expect(await Array.fromAsync(store.iterManifestEntries(root))).toStrictEqual([
       { kind: 'file', key: 'given/ü.wav', id: 'x', custom: 1 },
       file,
       full,
@@ -281,7 +266,7 @@ describe('append_parts mode', () => {
     const entries = await Promise.all(calls)
     await closing
     expect(entries.map((entry) => entry.key)).toEqual(keys)
-    expect((await collect(store.iterManifestEntries(root))).map((entry) => entry.key)).toEqual(keys)
+    expect((await Array.fromAsync(store.iterManifestEntries(root))).map((entry) => entry.key)).toEqual(keys)
   })
 
   it('parts rotate at partMaxEntries; stats() is exact at each step; close() publishes every part in one root write', async () => {
@@ -305,7 +290,7 @@ describe('append_parts mode', () => {
     expect(writer.stats()).toMatchObject({ partEntries: 0, partBytes: 0, partsUploaded: 1 })
     for (const entry of entries.slice(3)) await writer.addEntry(entry)
     expect(writer.stats()).toMatchObject({ partEntries: 1, partBytes: lineBytes(entries[6] as FileEntry), partsUploaded: 2 })
-    const partsBefore = await collect(store.listKeys(s3.key('rotate/manifests/')))
+    const partsBefore = await Array.fromAsync(store.listKeys(s3.key('rotate/manifests/')))
     expect(partsBefore).toHaveLength(2)
     expect(await head(root)).toBeUndefined()
 
@@ -317,7 +302,7 @@ describe('append_parts mode', () => {
     expect(result.entries).toBe(7)
     expect(refsOf(await textOf(root))).toEqual(result.parts)
     expect([...partsBefore].sort()).toEqual(result.parts.slice(0, 2).sort())
-    expect(await collect(store.iterManifestEntries(root))).toStrictEqual(entries)
+    expect(await Array.fromAsync(store.iterManifestEntries(root))).toStrictEqual(entries)
   })
 
   it('flushPart() uploads the current part and resolves to its key; with nothing pending, to undefined', async () => {
@@ -354,7 +339,11 @@ describe('append_parts mode', () => {
     expect(await textOf(root.root)).toBe(
       root.bytes.toString() + result.parts.map((key) => `{"kind":"manifest_ref","key":"${key}"}\n`).join(''),
     )
-    expect((await collect(store.iterManifestEntries(root.root))).map((entry) => entry.key)).toEqual(['before/1.wav', 'n/1.wav', 'n/2.wav'])
+    expect((await Array.fromAsync(store.iterManifestEntries(root.root))).map((entry) => entry.key)).toEqual([
+      'before/1.wav',
+      'n/1.wav',
+      'n/2.wav',
+    ])
   })
 
   it('close() whose root update keeps conflicting: PublishError listing the parts and shards, root unchanged', async () => {
@@ -434,7 +423,7 @@ describe('shard buffering', () => {
 
     await writer.close()
     expect(writer.stats()).toMatchObject({ shardsCreated: 3, shardEntries: 0 })
-    const shards = (await collect(store.iterManifestEntries(root))) as ShardEntry[]
+    const shards = (await Array.fromAsync(store.iterManifestEntries(root))) as ShardEntry[]
     expect(shards.map((entry) => entry.kind)).toEqual(['shard', 'shard', 'shard'])
     expect(shards.map((entry) => entry.count)).toEqual([3, 3, 1])
     for (const shard of shards) {
@@ -448,7 +437,7 @@ describe('shard buffering', () => {
     expect(got.map(([path]) => path)).toEqual(data.map((_, i) => `m/${i}.bin`))
     for (const [i, [, bytes]] of got.entries()) expect(bytes.equals(data[i] as Buffer)).toBe(true)
     // Member entries as returned by addToShard are the shard's internal manifest entries.
-    const members = await collect(store.getShard(shards[0]?.archive_key as string).getManifest())
+    const members = await Array.fromAsync(store.getShard(shards[0]?.archive_key as string).getManifest())
     expect(members.map(({ offset: _, ...entry }) => entry)).toStrictEqual(returned.slice(0, 3))
   })
 
@@ -465,7 +454,7 @@ describe('shard buffering', () => {
     expect(counts).toEqual([0, 1, 1, 1, 1, 2, 3, 3])
     expect(writer.stats()).toMatchObject({ shardEntries: 1, shardBytes: 5 })
     await writer.close()
-    const shards = (await collect(store.iterManifestEntries(root))) as ShardEntry[]
+    const shards = (await Array.fromAsync(store.iterManifestEntries(root))) as ShardEntry[]
     expect(shards.map((entry) => entry.count)).toEqual([2, 4, 1, 1])
   })
 
@@ -519,7 +508,7 @@ describe('shard buffering', () => {
     expect(writer.isClosed).toBe(false)
     await writer.addFile('still/works.wav')
     await writer.close()
-    expect((await collect(store.iterManifestEntries(root))).map((entry) => entry.key)).toEqual(['still/works.wav'])
+    expect((await Array.fromAsync(store.iterManifestEntries(root))).map((entry) => entry.key)).toEqual(['still/works.wav'])
   })
 
   it('two writers on the same prefix never overwrite each other’s shards', async () => {
@@ -533,10 +522,10 @@ describe('shard buffering', () => {
     }
     await one.close()
     await two.close()
-    const shards = (await collect(store.iterManifestEntries(root))) as ShardEntry[]
+    const shards = (await Array.fromAsync(store.iterManifestEntries(root))) as ShardEntry[]
     expect(shards).toHaveLength(4)
     expect(new Set(shards.map((entry) => entry.archive_key)).size).toBe(4)
-    expect(await collect(store.listKeys(s3.key('sh-two/shards/')))).toHaveLength(4)
+    expect(await Array.fromAsync(store.listKeys(s3.key('sh-two/shards/')))).toHaveLength(4)
     const got = (await objects(root)).map(([, bytes]) => bytes.toString())
     expect(got).toEqual([data(1, 0), data(1, 1), data(2, 0), data(2, 1)].map(String))
   })
@@ -560,11 +549,11 @@ describe('overwrite mode', () => {
     const result = (await writer.close()) as WrittenManifest
     expect(result.entries).toBe(4)
     expect(result.key).toBe(root.root)
-    const entries = await collect(store.iterManifestEntries(root.root, { resolveRefs: false }))
+    const entries = await Array.fromAsync(store.iterManifestEntries(root.root, { resolveRefs: false }))
     expect(entries.map((entry) => entry.kind)).toEqual(['file', 'manifest_ref', 'shard', 'shard'])
     expect(entries[0]?.key).toBe('o/1.wav')
     expect(await textOf(root.root)).toBe(entries.map((entry) => `${serializeEntry(entry)}\n`).join(''))
-    expect(await collect(store.listKeys(s3.key('ow/manifests/')))).toEqual([])
+    expect(await Array.fromAsync(store.listKeys(s3.key('ow/manifests/')))).toEqual([])
   })
 
   it('a new root does not exist until close()', async () => {
@@ -573,7 +562,7 @@ describe('overwrite mode', () => {
     await writer.addFile('o/1.wav')
     expect(await head(root)).toBeUndefined()
     await writer.close()
-    expect((await collect(store.iterManifestEntries(root))).map((entry) => entry.key)).toEqual(['o/1.wav'])
+    expect((await Array.fromAsync(store.iterManifestEntries(root))).map((entry) => entry.key)).toEqual(['o/1.wav'])
   })
 })
 
@@ -607,7 +596,7 @@ describe('await using', () => {
     expect(writerRef?.isClosed).toBe(true)
     expect(await head(root)).toBeUndefined()
     expect(await openUploads(created, s3.key('dispose/'))).toEqual([])
-    expect(await collect(store.listKeys(s3.key('dispose/shards/')))).toEqual([])
+    expect(await Array.fromAsync(store.listKeys(s3.key('dispose/shards/')))).toEqual([])
     const warning = warnings.find((w) => (w as Error & { code?: string }).code === 'S3X_WRITER_NOT_CLOSED')
     expect(warning?.message).toContain(root)
     expect(warning?.message).toMatch(PART_KEY) // the part that was uploaded is named
@@ -648,7 +637,7 @@ describe('await using', () => {
       await writer.putObject(loose, Buffer.from('loose'))
       await writer.addToShard('m.bin', Buffer.from('member'))
     }
-    const entries = await collect(store.iterManifestEntries(root))
+    const entries = await Array.fromAsync(store.iterManifestEntries(root))
     expect(entries.map((entry) => entry.kind)).toEqual(['file', 'shard'])
     expect((await objects(root)).map(([p, bytes]) => [p, bytes.toString()])).toEqual([
       [loose, 'loose'],
@@ -682,7 +671,7 @@ describe('an error midway', () => {
     const part = (await writer.flushPart()) as string
     await writer.addFile('after/part.wav')
     await writer.addToShard('s2/c.txt', Buffer.from('c'))
-    const [completedShard] = (await collect(store.listKeys(s3.key(`${name}/shards/`)))) as [string]
+    const [completedShard] = (await Array.fromAsync(store.listKeys(s3.key(`${name}/shards/`)))) as [string]
     return { root, created, writer, loose, part, completedShard }
   }
 
@@ -695,7 +684,7 @@ describe('an error midway', () => {
     expect((error as PublishError).cause).toMatchObject({ memberPath: '../escape.txt' })
     expect([...(error as PublishError).uploadedKeys].sort()).toEqual([loose, completedShard, part].sort())
     await expectUnchanged(root)
-    expect(await collect(store.listKeys(s3.key('err-path/shards/')))).toEqual([completedShard]) // the open one is gone
+    expect(await Array.fromAsync(store.listKeys(s3.key('err-path/shards/')))).toEqual([completedShard]) // the open one is gone
     expect(await openUploads(created, s3.key('err-path/'))).toEqual([])
     expect(writer.isClosed).toBe(true)
     expect(await rejection(writer.addFile('more.wav'))).toBeInstanceOf(ConfigurationError)
@@ -747,7 +736,7 @@ describe('an error midway', () => {
     expect((error as PublishError).uploadedKeys).toEqual([])
     await expectUnchanged(root)
     expect(await openUploads(created, s3.key('err-open/'))).toEqual([])
-    expect(await collect(store.listKeys(s3.key('err-open/shards/')))).toEqual([])
+    expect(await Array.fromAsync(store.listKeys(s3.key('err-open/shards/')))).toEqual([])
   })
 
   it('with publishOnError: the completed parts and shards are published, the open shard is not; the error comes out', async () => {
@@ -757,9 +746,9 @@ describe('an error midway', () => {
     expect(writer.isClosed).toBe(true)
     const text = await textOf(root.root)
     expect(text.startsWith(root.bytes.toString())).toBe(true)
-    const entries = await collect(store.iterManifestEntries(root.root))
+    const entries = await Array.fromAsync(store.iterManifestEntries(root.root))
     expect(entries.map((entry) => entry.key ?? entry.archive_key)).toEqual(['before/1.wav', loose, completedShard, 'after/part.wav'])
-    expect(await collect(store.listKeys(s3.key('err-publish/shards/')))).toEqual([completedShard])
+    expect(await Array.fromAsync(store.listKeys(s3.key('err-publish/shards/')))).toEqual([completedShard])
     expect(await openUploads(created, s3.key('err-publish/'))).toEqual([])
   })
 
@@ -830,7 +819,7 @@ print(json.dumps(result))
       await writer.addFile('elsewhere/x.wav', { sizeBytes: 3 })
       await writer.close()
 
-      const expectedEntries = await collect(store.iterManifestEntries(root))
+      const expectedEntries = await Array.fromAsync(store.iterManifestEntries(root))
       const keys = [root, ...refsOf(await textOf(root))]
       for (const entry of expectedEntries) if (entry.kind === 'shard') keys.push(entry.archive_key)
       const args = [root]
@@ -853,7 +842,7 @@ print(json.dumps(result))
         expect(shard?.names[0]).toBe('__manifest__.jsonl')
         const listed = (shard?.manifest ?? []).map((line) => line.member_path as string)
         expect(shard?.names.slice(1)).toEqual(listed)
-        expect(shard?.manifest).toStrictEqual(await collect(store.getShard(entry.archive_key).getManifest()))
+        expect(shard?.manifest).toStrictEqual(await Array.fromAsync(store.getShard(entry.archive_key).getManifest()))
         for (const line of shard?.manifest ?? []) {
           expect(line.key).toBe(`${entry.archive_key}#${line.member_path}`)
           pythonMembers.push(line.member_path as string)

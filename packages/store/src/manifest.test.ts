@@ -4,7 +4,7 @@
  * typed errors of bad manifests.
  */
 import { PutObjectCommand } from '@aws-sdk/client-s3'
-import { buildTar, countRequests, internalManifestFor } from '@s3exchange/testing'
+import { buildTar, countRequests, internalManifestFor, rejection } from '@s3exchange/testing'
 import { useTestS3 } from '@s3exchange/testing/vitest'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { type FileEntry, InvalidManifestError, type ManifestEntry, ManifestNotFoundError, type ShardEntry } from './index.js'
@@ -14,27 +14,12 @@ import { S3ExchangeStore } from './store.js'
 const s3 = useTestS3()
 let store: S3ExchangeStore
 
-async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
-  const out: T[] = []
-  for await (const item of items) out.push(item)
-  return out
-}
-
 async function put(key: string, body: Uint8Array | string): Promise<void> {
   await s3.client.send(new PutObjectCommand({ Bucket: s3.bucket, Key: key, Body: body }))
 }
 
 async function putManifest(key: string, entries: object[]): Promise<void> {
   await put(key, entries.map((entry) => `${JSON.stringify(entry)}\n`).join(''))
-}
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise
-  } catch (error) {
-    return error
-  }
-  throw new Error('expected the promise to reject')
 }
 
 const file = (key: string, extra: Partial<FileEntry> = {}): FileEntry => ({ kind: 'file', key, ...extra })
@@ -56,14 +41,14 @@ describe('fromKey', () => {
     expect(manifest.key).toBe(key)
     expect(manifest.store).toBe(store)
     expect(String(manifest)).toBe(`Manifest(key=${key})`)
-    expect(await collect(manifest)).toStrictEqual([file('a'), file('c', { extra: { deep: [1, 2] } }), file('b')])
-    expect(await collect(manifest.iterEntries({ resolveRefs: false }))).toStrictEqual([
+    expect(await Array.fromAsync(manifest)).toStrictEqual([file('a'), file('c', { extra: { deep: [1, 2] } }), file('b')])
+    expect(await Array.fromAsync(manifest.iterEntries({ resolveRefs: false }))).toStrictEqual([
       file('a'),
       { kind: 'manifest_ref', key: child },
       file('b'),
     ])
     // Iterable again: nothing is cached or consumed.
-    expect(await collect(manifest)).toHaveLength(3)
+    expect(await Array.fromAsync(manifest)).toHaveLength(3)
   })
 
   it('nothing is read until the manifest is iterated', async () => {
@@ -74,14 +59,14 @@ describe('fromKey', () => {
     manifest.iterEntries()
     manifest.iterObjects()
     expect(counts.GetObjectCommand ?? 0).toBe(0)
-    expect(await collect(manifest)).toHaveLength(3)
+    expect(await Array.fromAsync(manifest)).toHaveLength(3)
     expect(counts.GetObjectCommand).toBe(2)
     client.destroy()
   })
 
   it('a missing manifest is ManifestNotFoundError naming the key', async () => {
     const key = s3.key('k/missing.jsonl')
-    const error = await rejection(collect(Manifest.fromKey(store, key)))
+    const error = await rejection(Array.fromAsync(Manifest.fromKey(store, key)))
     expect(error).toBeInstanceOf(ManifestNotFoundError)
     expect((error as ManifestNotFoundError).key).toBe(key)
   })
@@ -89,7 +74,7 @@ describe('fromKey', () => {
   it('a bad line is InvalidManifestError with the key and line number', async () => {
     const key = s3.key('k/bad.jsonl')
     await put(key, `${JSON.stringify(file('a'))}\n\n{"kind":"file"}\n`)
-    const error = await rejection(collect(Manifest.fromKey(store, key)))
+    const error = await rejection(Array.fromAsync(Manifest.fromKey(store, key)))
     expect(error).toBeInstanceOf(InvalidManifestError)
     expect((error as InvalidManifestError).key).toBe(key)
     expect((error as InvalidManifestError).lineNumber).toBe(3)
@@ -100,7 +85,7 @@ describe('fromKey', () => {
     const bad = s3.key('k/bad-kind.jsonl')
     await put(bad, '{"kind":"folder","key":"x"}\n')
     await putManifest(key, [{ kind: 'manifest_ref', key: bad }])
-    const error = await rejection(collect(Manifest.fromKey(store, key)))
+    const error = await rejection(Array.fromAsync(Manifest.fromKey(store, key)))
     expect(error).toBeInstanceOf(InvalidManifestError)
     expect((error as InvalidManifestError).key).toBe(bad)
     expect((error as InvalidManifestError).lineNumber).toBe(1)
@@ -126,18 +111,24 @@ describe('refs', () => {
     const client = s3.s3.createClient()
     const counts = countRequests(client)
     const counted = new S3ExchangeStore({ client, bucket: s3.bucket })
-    expect(await collect(Manifest.fromKey(counted, a))).toStrictEqual([file('a1'), file('b1'), file('c1'), file('a2')])
+    expect(await Array.fromAsync(Manifest.fromKey(counted, a))).toStrictEqual([file('a1'), file('b1'), file('c1'), file('a2')])
     expect(counts.GetObjectCommand).toBe(3)
     client.destroy()
   })
 
   it('from entries in memory: the same traversal, the root not counted as visited', async () => {
     const entries: ManifestEntry[] = [file('m1'), { kind: 'manifest_ref', key: a }, { kind: 'manifest_ref', key: c }]
-    expect(await collect(Manifest.fromEntries(store, entries))).toStrictEqual([file('m1'), file('a1'), file('b1'), file('c1'), file('a2')])
+    expect(await Array.fromAsync(Manifest.fromEntries(store, entries))).toStrictEqual([
+      file('m1'),
+      file('a1'),
+      file('b1'),
+      file('c1'),
+      file('a2'),
+    ])
   })
 
   it('limit across a ref', async () => {
-    expect(await collect(Manifest.fromKey(store, a).iterEntries({ limit: 2 }))).toStrictEqual([file('a1'), file('b1')])
+    expect(await Array.fromAsync(Manifest.fromKey(store, a).iterEntries({ limit: 2 }))).toStrictEqual([file('a1'), file('b1')])
   })
 })
 
@@ -147,9 +138,9 @@ describe('fromEntries', () => {
     const manifest = Manifest.fromEntries(store, entries)
     expect(manifest.key).toBeUndefined()
     expect(String(manifest)).toBe('Manifest(entries)')
-    expect(await collect(manifest)).toStrictEqual(entries)
-    expect(await collect(manifest)).toStrictEqual(entries)
-    expect(await collect(manifest.iterEntries({ limit: 1 }))).toStrictEqual([file('x')])
+    expect(await Array.fromAsync(manifest)).toStrictEqual(entries)
+    expect(await Array.fromAsync(manifest)).toStrictEqual(entries)
+    expect(await Array.fromAsync(manifest.iterEntries({ limit: 1 }))).toStrictEqual([file('x')])
   })
 
   it('an async iterable is read as it comes', async () => {
@@ -157,7 +148,7 @@ describe('fromEntries', () => {
       yield file('p')
       yield file('q')
     }
-    expect(await collect(Manifest.fromEntries(store, entries()))).toStrictEqual([file('p'), file('q')])
+    expect(await Array.fromAsync(Manifest.fromEntries(store, entries()))).toStrictEqual([file('p'), file('q')])
   })
 })
 
@@ -168,13 +159,13 @@ describe('fromRef', () => {
     expect(Manifest.fromRef(store, 'other/manifest.jsonl').key).toBe('other/manifest.jsonl')
     const fromArray = Manifest.fromRef(store, [file('z')])
     expect(fromArray.key).toBeUndefined()
-    expect(await collect(fromArray)).toStrictEqual([file('z')])
+    expect(await Array.fromAsync(fromArray)).toStrictEqual([file('z')])
   })
 
   it('the store methods accept a Manifest', async () => {
     const manifest = Manifest.fromEntries(store, [file('one'), file('two')])
-    expect(await collect(store.iterManifestEntries(manifest))).toStrictEqual([file('one'), file('two')])
-    expect(await collect(store.getKeys(manifest))).toEqual(['one', 'two'])
+    expect(await Array.fromAsync(store.iterManifestEntries(manifest))).toStrictEqual([file('one'), file('two')])
+    expect(await Array.fromAsync(store.getKeys(manifest))).toEqual(['one', 'two'])
   })
 })
 
@@ -199,12 +190,15 @@ describe('a shard-backed manifest and filterByPrefix', () => {
   it('fromShard reads the internal manifest', async () => {
     const manifest = Manifest.fromShard(store, shard)
     expect(manifest.key).toBeUndefined()
-    expect((await collect(manifest)).map((entry) => (entry as FileEntry).key)).toEqual(members.map((m) => `${archiveKey}#${m.name}`))
+    expect((await Array.fromAsync(manifest)).map((entry) => (entry as FileEntry).key)).toEqual(
+      members.map((m) => `${archiveKey}#${m.name}`),
+    )
   })
 
   it('filterByPrefix matches loose keys and virtual keys of members', async () => {
     const manifest = Manifest.fromEntries(store, [file(s3.key('fp/clips/loose.wav')), shard, file(s3.key('fp/other/x.wav'))])
-    const keysFor = async (prefix: string) => (await collect(manifest.filterByPrefix(prefix))).map((entry) => (entry as FileEntry).key)
+    const keysFor = async (prefix: string) =>
+      (await Array.fromAsync(manifest.filterByPrefix(prefix))).map((entry) => (entry as FileEntry).key)
     expect(await keysFor(s3.key('fp/clips/'))).toEqual([s3.key('fp/clips/loose.wav')])
     expect(await keysFor(`${archiveKey}#clips/`)).toEqual([`${archiveKey}#clips/0001.wav`, `${archiveKey}#clips/0002.wav`])
     expect(await keysFor(s3.key('fp/'))).toEqual([
@@ -218,7 +212,7 @@ describe('a shard-backed manifest and filterByPrefix', () => {
     // A prefix, not a substring: 'fp/clips/' is inside every key above but starts none.
     expect(await keysFor('fp/clips/')).toEqual([])
     expect(await keysFor('clips/')).toEqual([])
-    const [member] = await collect(manifest.filterByPrefix(`${archiveKey}#notes/`))
+    const [member] = await Array.fromAsync(manifest.filterByPrefix(`${archiveKey}#notes/`))
     expect(member).toStrictEqual({
       kind: 'file',
       key: `${archiveKey}#notes/n.txt`,
@@ -232,16 +226,16 @@ describe('a shard-backed manifest and filterByPrefix', () => {
 
   it('listFiles with and without shards', async () => {
     const manifest = Manifest.fromEntries(store, [file('l'), shard])
-    expect((await collect(manifest.listFiles())).map((entry) => (entry as FileEntry).key)).toEqual([
+    expect((await Array.fromAsync(manifest.listFiles())).map((entry) => (entry as FileEntry).key)).toEqual([
       'l',
       ...members.map((m) => `${archiveKey}#${m.name}`),
     ])
-    expect(await collect(manifest.listFiles({ includeShards: false }))).toStrictEqual([file('l'), shard])
+    expect(await Array.fromAsync(manifest.listFiles({ includeShards: false }))).toStrictEqual([file('l'), shard])
   })
 
   it('getKeys and iterObjects over a Manifest', async () => {
     const manifest = Manifest.fromEntries(store, [shard])
-    expect(await collect(manifest.getKeys({ limit: 2 }))).toEqual([`${archiveKey}#clips/0001.wav`, `${archiveKey}#clips/0002.wav`])
+    expect(await Array.fromAsync(manifest.getKeys({ limit: 2 }))).toEqual([`${archiveKey}#clips/0001.wav`, `${archiveKey}#clips/0002.wav`])
     const got = []
     for await (const { entry, body } of manifest.iterObjects()) got.push([(entry as FileEntry).member_path, await body.text()])
     expect(got).toEqual(members.map((m) => [m.name, m.data]))

@@ -24,12 +24,6 @@ interface Got {
   data: Buffer
 }
 
-async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
-  const out: T[] = []
-  for await (const item of items) out.push(item)
-  return out
-}
-
 async function objects(items: AsyncIterable<EntryWithBody>): Promise<Got[]> {
   const out: Got[] = []
   for await (const { entry, body } of items) {
@@ -182,12 +176,12 @@ describe('iterManifestEntries with partition', () => {
   const keyOf = (entry: ManifestEntry) => (entry.kind === 'shard' ? entry.archive_key : entry.key)
 
   it('shares out the entries (refs resolved) that iterObjects fetches for the same worker', async () => {
-    const entries = await collect(store.iterManifestEntries(root))
+    const entries = await Array.fromAsync(store.iterManifestEntries(root))
     expect(entries).toHaveLength(9 + 4)
     for (let count = 1; count <= 4; count++) {
       const union: string[] = []
       for (let index = 0; index < count; index++) {
-        const share = await collect(store.iterManifestEntries(root, { partition: { index, count } }))
+        const share = await Array.fromAsync(store.iterManifestEntries(root, { partition: { index, count } }))
         union.push(...share.map(keyOf))
         // The worker's objects are exactly its loose files and its shards' members.
         const expected = share.map((entry) => (entry.kind === 'shard' ? entry.archive_key : entry.key))
@@ -200,16 +194,16 @@ describe('iterManifestEntries with partition', () => {
   })
 
   it('with resolveRefs: false, a manifest_ref goes whole to one worker', async () => {
-    const raw = await collect(store.iterManifestEntries(root, { resolveRefs: false }))
+    const raw = await Array.fromAsync(store.iterManifestEntries(root, { resolveRefs: false }))
     const shares = await Promise.all(
-      [0, 1, 2].map((index) => collect(store.iterManifestEntries(root, { resolveRefs: false, partition: { index, count: 3 } }))),
+      [0, 1, 2].map((index) => Array.fromAsync(store.iterManifestEntries(root, { resolveRefs: false, partition: { index, count: 3 } }))),
     )
     expect(shares.flat().map(keyOf).sort()).toStrictEqual(raw.map(keyOf).sort())
     expect(shares.flat().filter((entry) => entry.kind === 'manifest_ref')).toHaveLength(1)
   })
 
   it('a file entry keeps every field it was written with', async () => {
-    const share = await collect(store.iterManifestEntries(root, { partition: { index: 0, count: 2 } }))
+    const share = await Array.fromAsync(store.iterManifestEntries(root, { partition: { index: 0, count: 2 } }))
     const file = share.find((entry): entry is FileEntry => entry.kind === 'file' && entry.id === '0')
     expect(file).toStrictEqual({ kind: 'file', key: s3.key('ds/loose/0.bin'), id: '0', size_bytes: 100 })
   })

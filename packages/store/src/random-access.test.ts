@@ -67,12 +67,6 @@ function getsSince(mark: number): ProxiedRequest[] {
   return proxy.requests.slice(mark).filter((request) => request.method === 'GET')
 }
 
-async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
-  const out: T[] = []
-  for await (const item of items) out.push(item)
-  return out
-}
-
 /** Reads every body in turn: entries and the SHA-256 of their bytes. */
 async function read(items: AsyncIterable<EntryWithBody<FileEntry>>): Promise<{ entry: FileEntry; sha: string }[]> {
   const out: { entry: FileEntry; sha: string }[] = []
@@ -344,7 +338,9 @@ describe('iterObjectsFromKeys', () => {
     expect(out).toEqual([loose, `${key}#${list[3]?.path}`])
     expect((failure as { name?: string }).name).toBe('ObjectNotFoundError')
     // With onMissing: 'skip', the rest comes.
-    const skipped = await collect(newStore().iterObjectsFromKeys([`${key}#${list[3]?.path}`, `${key}#nope.bin`], { onMissing: 'skip' }))
+    const skipped = await Array.fromAsync(
+      newStore().iterObjectsFromKeys([`${key}#${list[3]?.path}`, `${key}#nope.bin`], { onMissing: 'skip' }),
+    )
     expect(skipped.map((item) => item.entry.key)).toEqual([`${key}#${list[3]?.path}`])
     for (const item of skipped) item.body.destroy()
   })

@@ -3,7 +3,7 @@
  * member by path, and archives written by others (unlisted members, links, directories).
  */
 import { PutObjectCommand } from '@aws-sdk/client-s3'
-import { buildTar, countRequests, internalManifestFor } from '@s3exchange/testing'
+import { buildTar, countRequests, internalManifestFor, rejection } from '@s3exchange/testing'
 import { useTestS3 } from '@s3exchange/testing/vitest'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { type FileEntry, ObjectNotFoundError, ShardReadError } from './index.js'
@@ -14,23 +14,8 @@ import { S3ExchangeStore } from './store.js'
 const s3 = useTestS3()
 let store: S3ExchangeStore
 
-async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
-  const out: T[] = []
-  for await (const item of items) out.push(item)
-  return out
-}
-
 async function put(key: string, body: Uint8Array | string): Promise<void> {
   await s3.client.send(new PutObjectCommand({ Bucket: s3.bucket, Key: key, Body: body }))
-}
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise
-  } catch (error) {
-    return error
-  }
-  throw new Error('expected the promise to reject')
 }
 
 const members = [
@@ -102,7 +87,7 @@ describe.each([
     const manifest = store.getShard(key).getManifest()
     expect(manifest).toBeInstanceOf(Manifest)
     expect(String(manifest)).toBe(`Manifest(shard=${key})`)
-    expect(await collect(manifest)).toStrictEqual(manifestLines(key))
+    expect(await Array.fromAsync(manifest)).toStrictEqual(manifestLines(key))
   })
 
   it('iterEntries() gives the data members, in archive order, entries enriched, with their bytes, in one GET', async () => {
@@ -123,7 +108,7 @@ describe.each([
   })
 
   it('iterEntries({ limit }) stops early', async () => {
-    const got = await collect(store.getShard(archiveKey()).iterEntries({ limit: 2 }))
+    const got = await Array.fromAsync(store.getShard(archiveKey()).iterEntries({ limit: 2 }))
     expect(got.map(({ entry }) => entry.member_path)).toEqual(['0001.wav', 'deep/0002.wav'])
   })
 
@@ -141,7 +126,7 @@ describe.each([
       [{ kind: 'file', key: `${key}#deep/0002.wav`, member_path: 'deep/0002.wav', size_bytes: 5 }, '\t\b\u0007\u0006\u0005'],
       [{ kind: 'file', key: `${key}#0003.txt`, member_path: '0003.txt', size_bytes: 0 }, ''],
     ])
-    expect(await collect(store.getShard(key).iterObjects({ limit: 1 }))).toHaveLength(1)
+    expect(await Array.fromAsync(store.getShard(key).iterObjects({ limit: 1 }))).toHaveLength(1)
   })
 
   it('getMember() reads one member', async () => {
@@ -176,7 +161,11 @@ describe('a missing archive', () => {
   it('getManifest(), iterEntries() and iterObjects() are ShardReadError naming the archive', async () => {
     const key = s3.key('shards/missing.tar.gz')
     const shard = store.getShard(key)
-    for (const attempt of [collect(shard.getManifest()), collect(shard.iterEntries()), collect(shard.iterObjects())]) {
+    for (const attempt of [
+      Array.fromAsync(shard.getManifest()),
+      Array.fromAsync(shard.iterEntries()),
+      Array.fromAsync(shard.iterObjects()),
+    ]) {
       const error = await rejection(attempt)
       expect(error).toBeInstanceOf(ShardReadError)
       expect((error as ShardReadError).archiveKey).toBe(key)
@@ -214,7 +203,7 @@ describe('an archive written by someone else', () => {
   })
 
   it('iterObjects() gives the regular members only', async () => {
-    const got = await collect(store.getShard(key).iterObjects())
+    const got = await Array.fromAsync(store.getShard(key).iterObjects())
     expect(got.map(({ entry }) => entry.member_path)).toEqual(['__manifest__.jsonl', 'a.txt', 'dir/b.txt'])
   })
 
@@ -229,7 +218,7 @@ describe('an archive written by someone else', () => {
   it('an archive without an internal manifest: iterEntries() is ShardReadError, iterObjects() reads it', async () => {
     const bare = s3.key('shards/bare.tar')
     await put(bare, await buildTar([{ name: 'x.txt', data: 'x' }]))
-    const error = await rejection(collect(store.getShard(bare).iterEntries()))
+    const error = await rejection(Array.fromAsync(store.getShard(bare).iterEntries()))
     expect(error).toBeInstanceOf(ShardReadError)
     expect((error as ShardReadError).archiveKey).toBe(bare)
     const got = []

@@ -23,7 +23,7 @@ import {
   type S3Client,
   UploadPartCommand,
 } from '@aws-sdk/client-s3'
-import { countRequests, startS3Proxy } from '@s3exchange/testing'
+import { countRequests, rejection, startS3Proxy } from '@s3exchange/testing'
 import { useTestS3 } from '@s3exchange/testing/vitest'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
@@ -60,21 +60,6 @@ afterAll(() => {
 })
 
 // ------------------------------------------------------------------ helpers
-
-async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
-  const out: T[] = []
-  for await (const item of items) out.push(item)
-  return out
-}
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise
-  } catch (error) {
-    return error
-  }
-  throw new Error('expected the promise to reject')
-}
 
 async function put(key: string, body: Uint8Array | string, contentType?: string): Promise<void> {
   await s3.client.send(new PutObjectCommand({ Bucket: s3.bucket, Key: key, Body: body, ContentType: contentType }))
@@ -421,7 +406,7 @@ describe('writeManifest overwrite', () => {
     expect(text).toContain('"key":"data/\\u00fc/clip 1.wav"')
     expect(text).toContain('"text":"\\u65e5\\u672c\\u8a9e \\ud83c\\udfa7"')
     expect(/^[\x20-\x7e\n]*$/.test(text)).toBe(true)
-    expect(await collect(store.iterManifestEntries(key, { resolveRefs: false }))).toStrictEqual(tricky)
+    expect(await Array.fromAsync(store.iterManifestEntries(key, { resolveRefs: false }))).toStrictEqual(tricky)
     const stored = await head(key)
     expect(stored?.contentType).toBe('application/x-ndjson')
     expect(result).toMatchObject({ key, etag: stored?.etag, size: Buffer.byteLength(text), entries: tricky.length })
@@ -435,7 +420,7 @@ describe('writeManifest overwrite', () => {
     }
     await store.writeManifest(key, entries())
     expect(await textOf(key)).toBe('{"kind":"file","key":"only/one.wav","id":"one"}\n')
-    expect(await collect(store.iterManifestEntries(key))).toStrictEqual([fileEntry('only/one.wav', { id: 'one' })])
+    expect(await Array.fromAsync(store.iterManifestEntries(key))).toStrictEqual([fileEntry('only/one.wav', { id: 'one' })])
   })
 
   it('no entries give exactly "\\n" (as Python writes), which reads back as no entries', async () => {
@@ -444,7 +429,7 @@ describe('writeManifest overwrite', () => {
     const result = (await store.writeManifest(key, [])) as WrittenManifest
     expect(await textOf(key)).toBe('\n')
     expect(result.entries).toBe(0)
-    expect(await collect(store.iterManifestEntries(key))).toEqual([])
+    expect(await Array.fromAsync(store.iterManifestEntries(key))).toEqual([])
   })
 
   // The write path validates entries as the reader does: a manifest our own reader would refuse is
@@ -499,7 +484,7 @@ describe('writeManifest append_parts', () => {
     expect(await textOf(part)).toBe(`${entries.map((entry) => serializeEntry(entry)).join('\n')}\n`)
     expect((await head(part))?.contentType).toBe('application/x-ndjson')
     expect(result.rootEtag).toBe((await head(root))?.etag)
-    expect(await collect(store.iterManifestEntries(root))).toStrictEqual(entries)
+    expect(await Array.fromAsync(store.iterManifestEntries(root))).toStrictEqual(entries)
   })
 
   it('keeps the existing root lines byte for byte and adds exactly one ref per call', async () => {
@@ -516,7 +501,7 @@ describe('writeManifest append_parts', () => {
       expect(text).toBe(original + parts.map((key) => `{"kind":"manifest_ref","key":"${key}"}\n`).join(''))
     }
     expect(new Set(parts).size).toBe(3)
-    expect(await collect(store.iterManifestEntries(root))).toStrictEqual([
+    expect(await Array.fromAsync(store.iterManifestEntries(root))).toStrictEqual([
       { kind: 'file', key: 'x/ü.wav', extra: { a: 1 } },
       fileEntry('x/2.wav'),
       fileEntry('y/0.wav'),
@@ -544,7 +529,7 @@ describe('writeManifest append_parts', () => {
     expect(refsOf(await textOf(root))).toEqual(result.parts)
     expect((await textOf(result.parts[2] as string)).trim()).toBe(serializeEntry(entries[4] as FileEntry))
     expect(counts.PutObjectCommand).toBe(4) // three parts and the root, once
-    expect(await collect(counted.iterManifestEntries(root))).toStrictEqual(entries)
+    expect(await Array.fromAsync(counted.iterManifestEntries(root))).toStrictEqual(entries)
   })
 
   it('no entries: no part, and the root is neither created nor touched', async () => {
@@ -563,8 +548,8 @@ describe('writeManifest append_parts', () => {
     const second = [{ kind: 'file', key: 'training/123/samples/file3.wav', id: '003' }] satisfies ManifestEntry[]
     await store.writeManifest(root, first, { mode: 'overwrite' })
     const { parts } = (await store.writeManifest(root, second, { mode: 'append_parts' })) as CommitResult
-    expect(await collect(store.iterManifestEntries(root))).toStrictEqual([...first, ...second])
-    expect(await collect(store.iterManifestEntries(root, { resolveRefs: false }))).toStrictEqual([
+    expect(await Array.fromAsync(store.iterManifestEntries(root))).toStrictEqual([...first, ...second])
+    expect(await Array.fromAsync(store.iterManifestEntries(root, { resolveRefs: false }))).toStrictEqual([
       ...first,
       { kind: 'manifest_ref', key: parts[0] },
     ])
@@ -652,7 +637,7 @@ describe('concurrent append_parts on one root', () => {
       expect([...refs].sort()).toEqual([...parts].sort())
       expect(proxy.conflicts).toBeGreaterThan(0)
 
-      const read = await collect(store.iterManifestEntries(root))
+      const read = await Array.fromAsync(store.iterManifestEntries(root))
       const expected = Array.from({ length: WRITERS }, (_, w) => Array.from({ length: APPENDS }, (_, i) => `w${w}/${i}.wav`)).flat()
       expect(read.map((entry) => entry.key).sort()).toEqual(expected.sort())
       // Each writer's own appends land in the order it made them.
@@ -677,7 +662,7 @@ describe('concurrent append_parts on one root', () => {
     for (const ref of refs) expect(parts).toContain(ref)
     // Every part itself was written, referenced or not.
     for (const part of parts.slice(0, 5)) expect(await head(part)).toBeDefined()
-    expect((await collect(store.iterManifestEntries(root))).length).toBe(refs.length)
+    expect((await Array.fromAsync(store.iterManifestEntries(root))).length).toBe(refs.length)
   })
 })
 
@@ -717,7 +702,7 @@ describe('a source that fails midway (Done when)', () => {
         `${serializeEntry(fileEntry(`new/${2 * i}.wav`))}\n${serializeEntry(fileEntry(`new/${2 * i + 1}.wav`))}\n`,
       )
     }
-    const partsNow = await collect(store.listKeys(s3.key('fail/append/manifests/')))
+    const partsNow = await Array.fromAsync(store.listKeys(s3.key('fail/append/manifests/')))
     expect(partsNow.filter((key) => !refsOf(root.bytes.toString()).includes(key)).sort()).toEqual([...uploaded].sort())
     await expectRootUnchanged(root)
     expect(await openUploads(created, s3.key('fail/append/'))).toEqual([])
@@ -741,7 +726,7 @@ describe('a source that fails midway (Done when)', () => {
     expect((error as PublishError).uploadedKeys).toEqual([])
     await expectRootUnchanged(root)
     expect(await openUploads(created, s3.key('fail/append-big/'))).toEqual([])
-    expect(await collect(store.listKeys(s3.key('fail/append-big/manifests/')))).toHaveLength(1) // the earlier part only
+    expect(await Array.fromAsync(store.listKeys(s3.key('fail/append-big/manifests/')))).toHaveLength(1) // the earlier part only
   })
 
   it('writeManifest overwrite: the error itself, the old root intact, the multipart upload aborted', async () => {
@@ -956,7 +941,7 @@ describe('putShardArchive', () => {
     it('offsets point at each member in the uncompressed tar', async () => {
       const raw = await bytesOf(archiveKey)
       const tar = compression === undefined ? gunzipSync(raw) : raw
-      const manifest = await collect(shard.getManifest())
+      const manifest = await Array.fromAsync(shard.getManifest())
       expect(manifest).toHaveLength(expected.length)
       for (const [i, entry] of manifest.entries()) {
         const want = expected[i] as Expected
@@ -1004,13 +989,13 @@ describe('putShardArchive', () => {
     })
     expect(shard.entry.internal_manifest_path).toBe('meta/index.jsonl')
     expect(shard.internalManifestPath).toBe('meta/index.jsonl')
-    const members = await collect(Shard.fromEntry(store, shard.entry).iterEntries())
+    const members = await Array.fromAsync(Shard.fromEntry(store, shard.entry).iterEntries())
     expect(members.map(({ entry }) => entry.member_path)).toEqual(['v.txt'])
 
     const emptyKey = s3.key('shards/put/empty.tar.gz')
     const empty = await store.putShardArchive(emptyKey, [])
     expect(empty.entry.count).toBe(0)
-    expect(await collect(store.getShard(emptyKey).iterEntries())).toEqual([])
+    expect(await Array.fromAsync(store.getShard(emptyKey).iterEntries())).toEqual([])
   })
 
   it('an unsupported format or compression is ShardWriteError naming the archive; nothing is written', async () => {
@@ -1106,7 +1091,7 @@ describe('putSharded', () => {
     const root = s3.key('sharded/overwrite.jsonl')
     await store.writeManifest(root, [fileEntry('old.wav')])
     await store.putSharded(root, shardEntries, { updateMode: 'overwrite' })
-    expect(await collect(store.iterManifestEntries(root, { resolveRefs: false }))).toStrictEqual(shardEntries)
+    expect(await Array.fromAsync(store.iterManifestEntries(root, { resolveRefs: false }))).toStrictEqual(shardEntries)
     const got = await objects(root)
     expect(got.map(([path]) => path)).toEqual(clips.map((clip) => clip.path))
     for (const [i, [, data]] of got.entries()) expect(data.equals((clips[i] as Clip).data)).toBe(true)

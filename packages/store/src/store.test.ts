@@ -5,7 +5,7 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { Readable } from 'node:stream'
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3'
-import { buildTar, countRequests, internalManifestFor, type RequestCounts } from '@s3exchange/testing'
+import { buildTar, countRequests, internalManifestFor, type RequestCounts, rejection } from '@s3exchange/testing'
 import { useTestS3 } from '@s3exchange/testing/vitest'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
@@ -33,12 +33,6 @@ beforeAll(() => {
 afterAll(() => {
   for (const client of extraClients) client.destroy()
 })
-
-async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
-  const out: T[] = []
-  for await (const item of items) out.push(item)
-  return out
-}
 
 async function put(key: string, body: Uint8Array | string, contentType?: string): Promise<void> {
   await s3.client.send(new PutObjectCommand({ Bucket: s3.bucket, Key: key, Body: body, ContentType: contentType }))
@@ -71,15 +65,6 @@ function countedStore(): { store: S3ExchangeStore; counts: RequestCounts } {
 
 function md5(data: Uint8Array | string): string {
   return createHash('md5').update(data).digest('hex')
-}
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise
-  } catch (error) {
-    return error
-  }
-  throw new Error('expected the promise to reject')
 }
 
 describe('constructor', () => {
@@ -243,7 +228,7 @@ describe('cancellation of single calls', () => {
       store.getObject(s3.key('meta/one.bin'), { signal }),
       store.exists(s3.key('meta/one.bin'), { signal }),
       store.exists(s3.key('meta/missing.bin'), { signal }),
-      collect(store.listKeys(s3.key('meta/'), { signal })),
+      Array.fromAsync(store.listKeys(s3.key('meta/'), { signal })),
     ]) {
       const error = await rejection(attempt)
       expect((error as Error).name).toBe('AbortError')
@@ -261,13 +246,13 @@ describe('listKeys', () => {
     await put(s3.key('list/other'), 'outside')
 
     const { store: counted, counts } = countedStore()
-    const listed = await collect(counted.listKeys(prefix))
+    const listed = await Array.fromAsync(counted.listKeys(prefix))
     expect(listed.sort()).toEqual(keys)
     expect(counts.ListObjectsV2Command).toBeGreaterThanOrEqual(2)
   })
 
   it('an empty prefix of nothing yields nothing', async () => {
-    expect(await collect(store.listKeys(s3.key('list/nothing-here/')))).toEqual([])
+    expect(await Array.fromAsync(store.listKeys(s3.key('list/nothing-here/')))).toEqual([])
   })
 })
 
@@ -324,36 +309,36 @@ describe('manifest reads', () => {
 
   describe('iterManifestEntries', () => {
     it('by key: refs inlined in place, shards kept', async () => {
-      expect(await collect(store.iterManifestEntries(root))).toStrictEqual([fileA(), shard, fileC(), fileD(), fileB()])
+      expect(await Array.fromAsync(store.iterManifestEntries(root))).toStrictEqual([fileA(), shard, fileC(), fileD(), fileB()])
     })
 
     it('resolveRefs: false keeps the refs', async () => {
-      expect(await collect(store.iterManifestEntries(root, { resolveRefs: false }))).toStrictEqual(rootEntries)
+      expect(await Array.fromAsync(store.iterManifestEntries(root, { resolveRefs: false }))).toStrictEqual(rootEntries)
     })
 
     it('entries in memory: a manifest_ref to an S3 manifest is resolved', async () => {
       const entries: ManifestEntry[] = [fileB() as FileEntry, { kind: 'manifest_ref', key: child }]
-      expect(await collect(store.iterManifestEntries(entries))).toStrictEqual([fileB(), fileC(), fileD()])
-      expect(await collect(store.iterManifestEntries(entries, { resolveRefs: false }))).toStrictEqual(entries)
+      expect(await Array.fromAsync(store.iterManifestEntries(entries))).toStrictEqual([fileB(), fileC(), fileD()])
+      expect(await Array.fromAsync(store.iterManifestEntries(entries, { resolveRefs: false }))).toStrictEqual(entries)
     })
 
     it('limit stops early, also inside a ref', async () => {
-      expect(await collect(store.iterManifestEntries(root, { limit: 1 }))).toStrictEqual([fileA()])
-      expect(await collect(store.iterManifestEntries(root, { limit: 3 }))).toStrictEqual([fileA(), shard, fileC()])
-      expect(await collect(store.iterManifestEntries(root, { limit: 0 }))).toStrictEqual([])
-      expect(await collect(store.iterManifestEntries(root, { limit: 100 }))).toHaveLength(5)
+      expect(await Array.fromAsync(store.iterManifestEntries(root, { limit: 1 }))).toStrictEqual([fileA()])
+      expect(await Array.fromAsync(store.iterManifestEntries(root, { limit: 3 }))).toStrictEqual([fileA(), shard, fileC()])
+      expect(await Array.fromAsync(store.iterManifestEntries(root, { limit: 0 }))).toStrictEqual([])
+      expect(await Array.fromAsync(store.iterManifestEntries(root, { limit: 100 }))).toHaveLength(5)
     })
 
     it('a missing manifest is ManifestNotFoundError', async () => {
       const key = s3.key('m/none/manifest.jsonl')
-      const error = await rejection(collect(store.iterManifestEntries(key)))
+      const error = await rejection(Array.fromAsync(store.iterManifestEntries(key)))
       expect(error).toBeInstanceOf(ManifestNotFoundError)
       expect((error as ManifestNotFoundError).key).toBe(key)
     })
 
     it('a ref to a missing manifest is ManifestNotFoundError naming both', async () => {
       const key = s3.key('m/none/ref.jsonl')
-      const error = await rejection(collect(store.iterManifestEntries([{ kind: 'manifest_ref', key }])))
+      const error = await rejection(Array.fromAsync(store.iterManifestEntries([{ kind: 'manifest_ref', key }])))
       expect(error).toBeInstanceOf(ManifestNotFoundError)
       expect((error as ManifestNotFoundError).key).toBe(key)
     })
@@ -361,7 +346,7 @@ describe('manifest reads', () => {
 
   describe('getKeys', () => {
     it('expands shards into virtual keys by default, refs resolved', async () => {
-      expect(await collect(store.getKeys(root))).toEqual([
+      expect(await Array.fromAsync(store.getKeys(root))).toEqual([
         s3.key('m/data/a.txt'),
         `${shardKey}#s1.txt`,
         `${shardKey}#sub/s2.txt`,
@@ -372,7 +357,7 @@ describe('manifest reads', () => {
     })
 
     it('expandShards: false yields the archive key', async () => {
-      expect(await collect(store.getKeys(root, { expandShards: false }))).toEqual([
+      expect(await Array.fromAsync(store.getKeys(root, { expandShards: false }))).toEqual([
         s3.key('m/data/a.txt'),
         shardKey,
         s3.key('m/data/c.txt'),
@@ -382,7 +367,7 @@ describe('manifest reads', () => {
     })
 
     it('resolveRefs: false yields the ref key', async () => {
-      expect(await collect(store.getKeys(root, { resolveRefs: false, expandShards: false }))).toEqual([
+      expect(await Array.fromAsync(store.getKeys(root, { resolveRefs: false, expandShards: false }))).toEqual([
         s3.key('m/data/a.txt'),
         shardKey,
         child,
@@ -391,18 +376,18 @@ describe('manifest reads', () => {
     })
 
     it('limit counts members', async () => {
-      expect(await collect(store.getKeys(root, { limit: 2 }))).toEqual([s3.key('m/data/a.txt'), `${shardKey}#s1.txt`])
+      expect(await Array.fromAsync(store.getKeys(root, { limit: 2 }))).toEqual([s3.key('m/data/a.txt'), `${shardKey}#s1.txt`])
     })
   })
 
   describe('listManifestFiles', () => {
     it('includeShards (default): shards replaced by their internal entries, enriched', async () => {
-      expect(await collect(store.listManifestFiles(root))).toStrictEqual([fileA(), member(0), member(1), fileC(), fileD(), fileB()])
-      expect(await collect(store.listManifestFiles(root, { includeShards: true }))).toHaveLength(6)
+      expect(await Array.fromAsync(store.listManifestFiles(root))).toStrictEqual([fileA(), member(0), member(1), fileC(), fileD(), fileB()])
+      expect(await Array.fromAsync(store.listManifestFiles(root, { includeShards: true }))).toHaveLength(6)
     })
 
     it('includeShards: false keeps the shard entries', async () => {
-      expect(await collect(store.listManifestFiles(root, { includeShards: false }))).toStrictEqual([
+      expect(await Array.fromAsync(store.listManifestFiles(root, { includeShards: false }))).toStrictEqual([
         fileA(),
         shard,
         fileC(),
@@ -414,11 +399,11 @@ describe('manifest reads', () => {
 
   describe('listByManifestPrefix', () => {
     it('matches loose keys and the virtual keys of shard members', async () => {
-      expect(await collect(store.listByManifestPrefix(root, s3.key('m/data/')))).toStrictEqual([fileA(), fileC(), fileB()])
-      expect(await collect(store.listByManifestPrefix(root, `${shardKey}#sub/`))).toStrictEqual([member(1)])
-      expect(await collect(store.listByManifestPrefix(root, shardKey))).toStrictEqual([member(0), member(1)])
-      expect(await collect(store.listByManifestPrefix(root, s3.key('m/nothing')))).toStrictEqual([])
-      expect(await collect(store.listByManifestPrefix(root, 'm/data/'))).toStrictEqual([])
+      expect(await Array.fromAsync(store.listByManifestPrefix(root, s3.key('m/data/')))).toStrictEqual([fileA(), fileC(), fileB()])
+      expect(await Array.fromAsync(store.listByManifestPrefix(root, `${shardKey}#sub/`))).toStrictEqual([member(1)])
+      expect(await Array.fromAsync(store.listByManifestPrefix(root, shardKey))).toStrictEqual([member(0), member(1)])
+      expect(await Array.fromAsync(store.listByManifestPrefix(root, s3.key('m/nothing')))).toStrictEqual([])
+      expect(await Array.fromAsync(store.listByManifestPrefix(root, 'm/data/'))).toStrictEqual([])
     })
   })
 
@@ -427,7 +412,7 @@ describe('manifest reads', () => {
       const manifest = store.getManifest(root)
       expect(manifest).toBeInstanceOf(Manifest)
       expect(manifest.key).toBe(root)
-      expect(await collect(manifest.iterEntries({ resolveRefs: false }))).toStrictEqual(rootEntries)
+      expect(await Array.fromAsync(manifest.iterEntries({ resolveRefs: false }))).toStrictEqual(rootEntries)
     })
 
     it("an archive key: the shard's internal manifest", async () => {
@@ -437,7 +422,7 @@ describe('manifest reads', () => {
         .trim()
         .split('\n')
         .map((line) => JSON.parse(line))
-      expect(await collect(manifest)).toStrictEqual(expected)
+      expect(await Array.fromAsync(manifest)).toStrictEqual(expected)
       expect(expected).toHaveLength(2)
     })
   })
@@ -582,7 +567,7 @@ describe('iterObjects over many loose objects', () => {
   it('a signal aborted before the start rejects at once with its AbortError', async () => {
     const controller = new AbortController()
     controller.abort()
-    const error = await rejection(collect(store.iterObjects(manifestKey, { signal: controller.signal })))
+    const error = await rejection(Array.fromAsync(store.iterObjects(manifestKey, { signal: controller.signal })))
     expect((error as Error).name).toBe('AbortError')
     expect(error).not.toBeInstanceOf(S3ExchangeError)
   })
@@ -769,7 +754,7 @@ describe('iterObjectsFromKeys', () => {
 
   it('a missing loose key is ObjectNotFoundError; skipped with onMissing: skip', async () => {
     const missing = s3.key('fk/missing.wav')
-    const error = await rejection(collect(store.iterObjectsFromKeys([s3.key('fk/l1.wav'), missing])))
+    const error = await rejection(Array.fromAsync(store.iterObjectsFromKeys([s3.key('fk/l1.wav'), missing])))
     expect(error).toBeInstanceOf(ObjectNotFoundError)
     expect((error as ObjectNotFoundError).key).toBe(missing)
 
@@ -817,7 +802,7 @@ describe('iterObjectsFromKeys', () => {
 
   it("a key with '#', no archive and no object is ObjectNotFoundError naming the whole key", async () => {
     const key = s3.key('fk/nohash#1.txt')
-    const error = await rejection(collect(store.iterObjectsFromKeys([key])))
+    const error = await rejection(Array.fromAsync(store.iterObjectsFromKeys([key])))
     expect(error).toBeInstanceOf(ObjectNotFoundError)
     expect((error as ObjectNotFoundError).key).toBe(key)
   })
@@ -832,7 +817,7 @@ describe('iterObjectsFromKeys', () => {
       [`${tarKey}#m1.txt`, 'member one'],
     ])
     expect(counts.GetObjectCommand).toBe(2)
-    expect(await collect(store.iterObjectsFromKeys(keys, { limit: 0 }))).toEqual([])
-    expect(await collect(store.iterObjectsFromKeys([s3.key('fk/l1.wav'), s3.key('fk/l2.txt')], { limit: 1 }))).toHaveLength(1)
+    expect(await Array.fromAsync(store.iterObjectsFromKeys(keys, { limit: 0 }))).toEqual([])
+    expect(await Array.fromAsync(store.iterObjectsFromKeys([s3.key('fk/l1.wav'), s3.key('fk/l2.txt')], { limit: 1 }))).toHaveLength(1)
   })
 })

@@ -1,4 +1,5 @@
 export { type BuildTarOptions, buildTar, internalManifestFor, type TarMemberSpec } from './archives.js'
+export { rejection } from './assertions.js'
 export {
   clientFor,
   connectS3,

@@ -50,12 +50,6 @@ const shardOf = (archiveKey: string, fields: Partial<ShardEntry> = {}): ShardEnt
   ...fields,
 })
 
-async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
-  const out: T[] = []
-  for await (const item of items) out.push(item)
-  return out
-}
-
 /** Every member with its bytes read inside the loop. */
 async function readAll(ctx: S3Context, items: PipelineItem[]): Promise<{ entry: ManifestEntry; data: string }[]> {
   const out: { entry: ManifestEntry; data: string }[] = []
@@ -105,7 +99,7 @@ describe('expandShards, bodies: false', () => {
     const reversed = ids(data).reverse()
     const archiveKey = await putArchive('xs/entries.tar.gz', data, { gzip: true, manifest: (key) => internalManifestFor(key, reversed) })
     const { ctx, counts } = fresh()
-    const out = await collect(expandShards(ctx)([shardOf(archiveKey)]))
+    const out = await Array.fromAsync(expandShards(ctx)([shardOf(archiveKey)]))
     expect(out).toStrictEqual(reversed.map((m) => listed(archiveKey, m, m.id)))
     expect(counts.GetObjectCommand).toBe(1)
   })
@@ -115,7 +109,7 @@ describe('expandShards, bodies: false', () => {
       manifest: () => '{"kind":"file","member_path":"a.txt","id":"x","x_extra":[1]}\n\n',
     })
     const { ctx } = fresh()
-    expect(await collect(expandShards(ctx)([shardOf(archiveKey, { compression: null })]))).toStrictEqual([
+    expect(await Array.fromAsync(expandShards(ctx)([shardOf(archiveKey, { compression: null })]))).toStrictEqual([
       { kind: 'file', key: `${archiveKey}#a.txt`, member_path: 'a.txt', id: 'x', x_extra: [1], archive_key: archiveKey },
     ])
   })
@@ -127,7 +121,7 @@ describe('expandShards, bodies: false', () => {
     })
     const { ctx } = fresh()
     const withBody: EntryWithBody = { entry: { kind: 'file', key: 'mem' }, body: ObjectBody.fromBytes({ key: 'mem' }, new Uint8Array(1)) }
-    const out = await collect(
+    const out = await Array.fromAsync(
       expandShards(ctx)([{ kind: 'file', key: 'before' }, shardOf(archiveKey), withBody, { kind: 'manifest_ref', key: 'r' }]),
     )
     expect(out.map((item) => (hasBody(item) ? `body:${item.entry.kind}` : (item as { key: string }).key))).toStrictEqual([
@@ -146,7 +140,7 @@ describe('expandShards, bodies: false', () => {
       manifestAt: 2,
     })
     const { ctx, counts } = fresh()
-    expect(await collect(expandShards(ctx)([shardOf(archiveKey)]))).toStrictEqual(ids(data).map((m) => listed(archiveKey, m, m.id)))
+    expect(await Array.fromAsync(expandShards(ctx)([shardOf(archiveKey)]))).toStrictEqual(ids(data).map((m) => listed(archiveKey, m, m.id)))
     expect(counts.GetObjectCommand).toBe(1)
   })
 
@@ -156,21 +150,21 @@ describe('expandShards, bodies: false', () => {
       manifestPath: 'meta/index.jsonl',
     })
     const { ctx } = fresh()
-    expect(await collect(expandShards(ctx)([shardOf(archiveKey, { internal_manifest_path: 'meta/index.jsonl' })]))).toHaveLength(1)
-    await shardError(collect(expandShards(ctx)([shardOf(archiveKey)])), archiveKey)
+    expect(await Array.fromAsync(expandShards(ctx)([shardOf(archiveKey, { internal_manifest_path: 'meta/index.jsonl' })]))).toHaveLength(1)
+    await shardError(Array.fromAsync(expandShards(ctx)([shardOf(archiveKey)])), archiveKey)
   })
 
   it('a missing internal manifest is a ShardReadError naming the archive and the path', async () => {
     const archiveKey = await putArchive('xs/no-manifest.tar.gz', data, { gzip: true })
     const { ctx } = fresh()
-    const error = await shardError(collect(expandShards(ctx)([shardOf(archiveKey)])), archiveKey)
+    const error = await shardError(Array.fromAsync(expandShards(ctx)([shardOf(archiveKey)])), archiveKey)
     expect(error.message).toContain('__manifest__.jsonl')
   })
 
   it('a missing archive is a ShardReadError whose cause is ObjectNotFoundError', async () => {
     const archiveKey = s3.key('xs/does-not-exist.tar.gz')
     const { ctx } = fresh()
-    const error = await shardError(collect(expandShards(ctx)([shardOf(archiveKey)])), archiveKey)
+    const error = await shardError(Array.fromAsync(expandShards(ctx)([shardOf(archiveKey)])), archiveKey)
     expect(error.cause).toBeInstanceOf(ObjectNotFoundError)
     expect((error.cause as ObjectNotFoundError).key).toBe(archiveKey)
   })
@@ -178,7 +172,7 @@ describe('expandShards, bodies: false', () => {
   it('bytes that are not an archive are a ShardReadError', async () => {
     const archiveKey = await putObject('xs/not-an-archive.tar.gz', 'this is not a tar archive at all, just some text. '.repeat(40))
     const { ctx } = fresh()
-    await shardError(collect(expandShards(ctx)([shardOf(archiveKey)])), archiveKey)
+    await shardError(Array.fromAsync(expandShards(ctx)([shardOf(archiveKey)])), archiveKey)
   })
 
   it('a bad line in the internal manifest is InvalidManifestError naming archive#manifest and the line', async () => {
@@ -186,7 +180,7 @@ describe('expandShards, bodies: false', () => {
       manifest: (key) => `${internalManifestFor(key, data.slice(0, 1))}\n{"kind":"file","member_path":\n`,
     })
     const { ctx } = fresh()
-    const error = await collect(expandShards(ctx)([shardOf(archiveKey)])).catch((e: unknown) => e)
+    const error = await Array.fromAsync(expandShards(ctx)([shardOf(archiveKey)])).catch((e: unknown) => e)
     expect(error).toBeInstanceOf(InvalidManifestError)
     expect((error as InvalidManifestError).key).toBe(`${archiveKey}#__manifest__.jsonl`)
     expect((error as InvalidManifestError).lineNumber).toBe(3)
@@ -197,7 +191,7 @@ describe('expandShards, bodies: false', () => {
       manifest: () => '{"kind":"manifest_ref","key":"x.jsonl"}\n',
     })
     const { ctx } = fresh()
-    const error = await shardError(collect(expandShards(ctx)([shardOf(archiveKey)])), archiveKey)
+    const error = await shardError(Array.fromAsync(expandShards(ctx)([shardOf(archiveKey)])), archiveKey)
     expect(error.message).toMatch(/only 'file' entries/)
   })
 })
@@ -301,7 +295,7 @@ describe('expandShards, bodies: true', () => {
     })
     const { ctx } = fresh()
     expect((await readAll(ctx, [shardOf(archiveKey, { compression: null })])).map((m) => m.data)).toStrictEqual(['alpha', 'b'.repeat(3000)])
-    expect(await collect(expandShards(ctx)([shardOf(archiveKey, { compression: null })]))).toHaveLength(2)
+    expect(await Array.fromAsync(expandShards(ctx)([shardOf(archiveKey, { compression: null })]))).toHaveLength(2)
   })
 
   it('a shard entry without compression (gzip by default) still reads a plain tar', async () => {

@@ -14,16 +14,10 @@ import { partition } from './partition.js'
 
 type Item = FileEntry | ShardEntry
 
-async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
-  const out: T[] = []
-  for await (const item of items) out.push(item)
-  return out
-}
-
 /** Every worker's share, computed as each worker would: its own pass over the same input. */
 async function shares(items: Item[], count: number): Promise<Item[][]> {
   const out: Item[][] = []
-  for (let index = 0; index < count; index++) out.push(await collect(partition({ index, count })(items)))
+  for (let index = 0; index < count; index++) out.push(await Array.fromAsync(partition({ index, count })(items)))
   return out
 }
 
@@ -73,7 +67,7 @@ describe('partition: disjoint, complete, in order', () => {
   it('count 1 keeps everything', async () => {
     await fc.assert(
       fc.asyncProperty(itemsArb, async (items) => {
-        expect(await collect(partition({ index: 0, count: 1 })(items))).toStrictEqual(items)
+        expect(await Array.fromAsync(partition({ index: 0, count: 1 })(items))).toStrictEqual(items)
       }),
       { numRuns: 30 },
     )
@@ -101,7 +95,7 @@ describe('partition: the same on every run', () => {
           yield* structuredClone(items)
         }
         for (let index = 0; index < count; index++) {
-          expect((await collect(partition({ index, count })(streamed()))).map(keyOf)).toStrictEqual(first[index])
+          expect((await Array.fromAsync(partition({ index, count })(streamed()))).map(keyOf)).toStrictEqual(first[index])
         }
       }),
       { numRuns: 60 },
@@ -208,7 +202,7 @@ describe('partition: streaming', () => {
       entry: { kind: 'file', key: `m${i}`, size_bytes: 3 },
       body: ObjectBody.fromBytes({ key: `m${i}` }, new Uint8Array([i, i, i])),
     }))
-    const mine = await collect(partition({ index: 1, count: 2 })(items))
+    const mine = await Array.fromAsync(partition({ index: 1, count: 2 })(items))
     expect(mine.map((item) => item.entry.key)).toStrictEqual(['m1', 'm3'])
     expect(items.map((item) => item.body.destroyed)).toStrictEqual([true, false, true, false])
     expect(Array.from(await (mine[0] as EntryWithBody).body.bytes())).toStrictEqual([1, 1, 1])

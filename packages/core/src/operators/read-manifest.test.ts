@@ -16,14 +16,8 @@ async function put(name: string, body: string | Uint8Array): Promise<string> {
   return key
 }
 
-async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
-  const out: T[] = []
-  for await (const item of items) out.push(item)
-  return out
-}
-
 async function invalidAt(key: string): Promise<InvalidManifestError> {
-  const error = await collect(readManifest(ctx(), key)).catch((e: unknown) => e)
+  const error = await Array.fromAsync(readManifest(ctx(), key)).catch((e: unknown) => e)
   expect(error).toBeInstanceOf(InvalidManifestError)
   const invalid = error as InvalidManifestError
   expect(invalid.key).toBe(key)
@@ -42,7 +36,7 @@ describe('readManifest', () => {
         '',
       ].join('\n'),
     )
-    expect(await collect(readManifest(ctx(), key))).toStrictEqual([
+    expect(await Array.fromAsync(readManifest(ctx(), key))).toStrictEqual([
       { kind: 'file', key: 'a.wav', id: 'a' },
       { kind: 'manifest_ref', key: 'other.jsonl' },
       { kind: 'shard', archive_key: 's/0.tar.gz', count: 2 },
@@ -53,7 +47,7 @@ describe('readManifest', () => {
     const key = await put('rm/marked.jsonl', '')
     const source = readManifest(ctx(), key)
     expect(source[MANIFEST_KEY]).toBe(key)
-    expect(await collect(source)).toStrictEqual([])
+    expect(await Array.fromAsync(source)).toStrictEqual([])
   })
 
   it('makes no request before it is iterated', async () => {
@@ -64,7 +58,7 @@ describe('readManifest', () => {
 
   it('a missing manifest is ManifestNotFoundError with the key', async () => {
     const key = s3.key('rm/missing.jsonl')
-    const error = await collect(readManifest(ctx(), key)).catch((e: unknown) => e)
+    const error = await Array.fromAsync(readManifest(ctx(), key)).catch((e: unknown) => e)
     expect(error).toBeInstanceOf(ManifestNotFoundError)
     expect((error as ManifestNotFoundError).key).toBe(key)
     expect((error as ManifestNotFoundError).referencedFrom).toBeUndefined()
@@ -74,7 +68,7 @@ describe('readManifest', () => {
 
   it('names the manifest it was referenced from, when told', async () => {
     const key = s3.key('rm/missing-ref.jsonl')
-    const error = await collect(readManifest(ctx(), key, { referencedFrom: 'root.jsonl' })).catch((e: unknown) => e)
+    const error = await Array.fromAsync(readManifest(ctx(), key, { referencedFrom: 'root.jsonl' })).catch((e: unknown) => e)
     expect(error).toBeInstanceOf(ManifestNotFoundError)
     expect((error as ManifestNotFoundError).referencedFrom).toBe('root.jsonl')
     expect((error as Error).message).toContain('root.jsonl')
@@ -121,7 +115,7 @@ describe('readManifest', () => {
 
   it('a line longer than maxLineBytes is InvalidManifestError naming the line', async () => {
     const key = await put('rm/long.jsonl', `{"kind":"file","key":"a"}\n{"kind":"file","key":"${'x'.repeat(500)}"}\n`)
-    const error = await collect(readManifest(ctx(), key, { maxLineBytes: 100 })).catch((e: unknown) => e)
+    const error = await Array.fromAsync(readManifest(ctx(), key, { maxLineBytes: 100 })).catch((e: unknown) => e)
     expect(error).toBeInstanceOf(InvalidManifestError)
     expect((error as InvalidManifestError).key).toBe(key)
     expect((error as InvalidManifestError).lineNumber).toBe(2)
@@ -133,7 +127,7 @@ describe('readManifest', () => {
       'rm/lenient.jsonl',
       '\ufeff{"kind":"file","key":"a","x_unknown":{"deep":[1,null]}}\r\n\r\n   \n\t\r\n{"kind":"shard","archive_key":"s.tar","compression":null,"future":true}\r\n{"kind":"file","key":"\\u00fc","id":"ü"}',
     )
-    expect(await collect(readManifest(ctx(), key))).toStrictEqual([
+    expect(await Array.fromAsync(readManifest(ctx(), key))).toStrictEqual([
       { kind: 'file', key: 'a', x_unknown: { deep: [1, null] } },
       { kind: 'shard', archive_key: 's.tar', compression: null, future: true },
       { kind: 'file', key: 'ü', id: 'ü' },
@@ -179,7 +173,7 @@ describe('readManifest', () => {
     }
     expect(seen).toStrictEqual(['k0', 'k1', 'k2'])
     // The client still works afterwards (the connection was let go).
-    expect(await collect(readManifest(ctx(), key))).toHaveLength(5000)
+    expect(await Array.fromAsync(readManifest(ctx(), key))).toHaveLength(5000)
   })
 })
 

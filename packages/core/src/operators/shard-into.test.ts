@@ -34,12 +34,6 @@ function tracked(): { ctx: S3Context; started: MultipartUpload[]; counts: Record
   return { ctx: { client, bucket: s3.bucket }, started: trackMultipartUploads(client), counts: countRequests(client) }
 }
 
-async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
-  const out: T[] = []
-  for await (const item of items) out.push(item)
-  return out
-}
-
 async function keysUnder(prefix: string): Promise<string[]> {
   const response = await s3.client.send(new ListObjectsV2Command({ Bucket: s3.bucket, Prefix: prefix }))
   return (response.Contents ?? []).map((object) => object.Key as string).sort()
@@ -71,7 +65,7 @@ function itemsOfSizes(sizes: number[]): ShardItem[] {
 /** The member paths of each shard, read back from the archives. */
 async function groupsOf(entries: ShardEntry[]): Promise<string[][]> {
   const groups: string[][] = []
-  for (const entry of entries) groups.push((await collect(readShardEntries(ctx(), entry))).map((e) => e.member_path as string))
+  for (const entry of entries) groups.push((await Array.fromAsync(readShardEntries(ctx(), entry))).map((e) => e.member_path as string))
   return groups
 }
 
@@ -88,7 +82,7 @@ describe('splitting, as Python split_items', () => {
     { name: 'no limit', sizes: [100, 200, 300] },
   ])('$name', async ({ sizes, maxEntries, maxBytes }) => {
     const prefix = s3.key(`split/${randomBytes(4).toString('hex')}`)
-    const entries = await collect(shardInto(ctx(), { prefix, compression: null, maxEntries, maxBytes })(itemsOfSizes(sizes)))
+    const entries = await Array.fromAsync(shardInto(ctx(), { prefix, compression: null, maxEntries, maxBytes })(itemsOfSizes(sizes)))
     const expected = splitItems(sizes, maxEntries, maxBytes)
     expect(entries.map((entry) => entry.count)).toEqual(expected.map((batch) => batch.length))
     expect(await groupsOf(entries)).toEqual(asPaths(expected))
@@ -106,7 +100,7 @@ describe('splitting, as Python split_items', () => {
       { source: stream(3), member_path: 'c', size_bytes: 3 },
       { source: Buffer.alloc(1), member_path: 'd' },
     ]
-    const entries = await collect(shardInto(ctx(), { prefix, compression: null, maxBytes: 10 })(items))
+    const entries = await Array.fromAsync(shardInto(ctx(), { prefix, compression: null, maxBytes: 10 })(items))
     expect(await groupsOf(entries)).toEqual([['a'], ['b', 'c', 'd']])
   })
 })
@@ -114,8 +108,8 @@ describe('splitting, as Python split_items', () => {
 describe('archive names', () => {
   it('default names are unique per call: shard-<YYYYMMDD-HHMMSS>-<6 hex>-<index>.tar.gz', async () => {
     const prefix = s3.key('names/default')
-    const first = await collect(shardInto(ctx(), { prefix, maxEntries: 1 })(itemsOfSizes([1, 1])))
-    const second = await collect(shardInto(ctx(), { prefix, maxEntries: 1 })(itemsOfSizes([1, 1])))
+    const first = await Array.fromAsync(shardInto(ctx(), { prefix, maxEntries: 1 })(itemsOfSizes([1, 1])))
+    const second = await Array.fromAsync(shardInto(ctx(), { prefix, maxEntries: 1 })(itemsOfSizes([1, 1])))
     const keys = [...first, ...second].map((entry) => entry.archive_key)
     expect(new Set(keys).size).toBe(4)
     for (const [i, key] of keys.entries()) {
@@ -129,8 +123,8 @@ describe('archive names', () => {
   it('a stage used for two runs does not overwrite the archives of the first', async () => {
     const prefix = s3.key('names/reused')
     const stage = shardInto(ctx(), { prefix, compression: null })
-    const [first] = await collect(stage([{ source: Buffer.from('first run'), member_path: 'a' }]))
-    const [second] = await collect(stage([{ source: Buffer.from('second run'), member_path: 'a' }]))
+    const [first] = await Array.fromAsync(stage([{ source: Buffer.from('first run'), member_path: 'a' }]))
+    const [second] = await Array.fromAsync(stage([{ source: Buffer.from('second run'), member_path: 'a' }]))
     expect(first?.archive_key).not.toBe(second?.archive_key)
     expect(await keysUnder(`${prefix}/`)).toHaveLength(2)
     const read = []
@@ -140,7 +134,7 @@ describe('archive names', () => {
 
   it('a plain tar is named .tar', async () => {
     const prefix = s3.key('names/plain/')
-    const [entry] = await collect(shardInto(ctx(), { prefix, compression: null })(itemsOfSizes([1])))
+    const [entry] = await Array.fromAsync(shardInto(ctx(), { prefix, compression: null })(itemsOfSizes([1])))
     expect(entry?.archive_key).toMatch(new RegExp(`^${s3.key('names/plain')}/shard-\\d{8}-\\d{6}-[0-9a-f]{6}-00000\\.tar$`))
   })
 
@@ -156,7 +150,7 @@ describe('archive names', () => {
       archiveName: (index) => `part-${index}.tar`,
       compression: null,
     }
-    const entries = await collect(shardInto(ctx(), options)(itemsOfSizes([1, 1, 1, 1, 1])))
+    const entries = await Array.fromAsync(shardInto(ctx(), options)(itemsOfSizes([1, 1, 1, 1, 1])))
     expect(entries.map((entry) => entry.archive_key)).toEqual([`${prefix}/part-0.tar`, `${prefix}/part-1.tar`, `${prefix}/part-2.tar`])
   })
 })
@@ -165,7 +159,11 @@ describe('output', () => {
   it('yields complete ShardEntries in order, whose members read back', async () => {
     const prefix = s3.key('output/in-order')
     const items = Array.from({ length: 7 }, (_, i) => ({ source: Buffer.from(`member ${i}`), member_path: `dir/${i}.txt`, id: `id-${i}` }))
-    const entries = await pipe(items, shardInto(ctx(), { prefix, maxEntries: 3, archiveName: (i) => `s-${i}.tar.gz` }), collect<ShardEntry>)
+    const entries = await pipe(
+      items,
+      shardInto(ctx(), { prefix, maxEntries: 3, archiveName: (i) => `s-${i}.tar.gz` }),
+      Array.fromAsync<ShardEntry>,
+    )
     expect(entries.map((entry) => [entry.archive_key, entry.count])).toEqual([
       [`${prefix}/s-0.tar.gz`, 3],
       [`${prefix}/s-1.tar.gz`, 3],
@@ -181,7 +179,7 @@ describe('output', () => {
 
   it('no items, no archive', async () => {
     const prefix = s3.key('output/none')
-    expect(await collect(shardInto(ctx(), { prefix })([]))).toEqual([])
+    expect(await Array.fromAsync(shardInto(ctx(), { prefix })([]))).toEqual([])
     expect(await keysUnder(`${prefix}/`)).toEqual([])
   })
 })
@@ -223,7 +221,7 @@ describe('failures and early exits', () => {
       { source: randomBytes(2 * PART + 1), member_path: 'big.bin' },
       { source: Buffer.from('x'), member_path: '../escape' },
     ]
-    const error = await collect(shardInto(t.ctx, { prefix, partSize: PART })(items)).then(
+    const error = await Array.fromAsync(shardInto(t.ctx, { prefix, partSize: PART })(items)).then(
       () => undefined,
       (e: unknown) => e,
     )

@@ -2,12 +2,6 @@ import { pipe } from 'it-pipe'
 import { describe, expect, it } from 'vitest'
 import { take } from './take.js'
 
-async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
-  const out: T[] = []
-  for await (const item of items) out.push(item)
-  return out
-}
-
 /** An endless source that records how many items were pulled and whether it was closed. */
 function counting() {
   const state = { pulled: 0, closed: false }
@@ -26,28 +20,28 @@ function counting() {
 
 describe('take', () => {
   it('passes the first `limit` items', async () => {
-    expect(await collect(take<number>(3)([1, 2, 3, 4, 5]))).toStrictEqual([1, 2, 3])
+    expect(await Array.fromAsync(take<number>(3)([1, 2, 3, 4, 5]))).toStrictEqual([1, 2, 3])
   })
 
   it('passes everything when the input is shorter than the limit', async () => {
-    expect(await collect(take<number>(10)([1, 2]))).toStrictEqual([1, 2])
+    expect(await Array.fromAsync(take<number>(10)([1, 2]))).toStrictEqual([1, 2])
   })
 
   it('undefined passes everything', async () => {
-    expect(await collect(take<number>(undefined)([1, 2, 3]))).toStrictEqual([1, 2, 3])
+    expect(await Array.fromAsync(take<number>(undefined)([1, 2, 3]))).toStrictEqual([1, 2, 3])
   })
 
   it('limit 0 (or less) yields nothing and pulls nothing', async () => {
     for (const limit of [0, -1]) {
       const { state, source } = counting()
-      expect(await collect(take<number>(limit)(source))).toStrictEqual([])
+      expect(await Array.fromAsync(take<number>(limit)(source))).toStrictEqual([])
       expect(state.pulled).toBe(0)
     }
   })
 
   it('stops pulling from the input at the limit, and closes it', async () => {
     const { state, source } = counting()
-    expect(await collect(pipe(source, take<number>(4)))).toStrictEqual([0, 1, 2, 3])
+    expect(await Array.fromAsync(pipe(source, take<number>(4)))).toStrictEqual([0, 1, 2, 3])
     expect(state.pulled).toBe(4)
     expect(state.closed).toBe(true)
   })
