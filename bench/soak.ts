@@ -30,6 +30,7 @@ import { parseArgs } from 'node:util'
 import { CreateBucketCommand, HeadObjectCommand, S3Client } from '@aws-sdk/client-s3'
 import {
   type MultipartUpload,
+  mulberry32,
   pendingMultipartUploads,
   randomFaults,
   retryQuickly,
@@ -83,18 +84,8 @@ function content(objectSeed: number, size: number): Buffer {
 
 const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex')
 
-/** mulberry32, for the workload's own choices. */
-function prng(state: number): () => number {
-  let s = state >>> 0
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0
-    let t = s
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
-const random = prng(seed * 7919 + 17)
+/** The workload's own choices. */
+const random = mulberry32(seed * 7919 + 17)
 const between = (low: number, high: number) => low + Math.floor(random() * (high - low + 1))
 const pick = <T>(list: readonly T[]): T => list[Math.floor(random() * list.length)] as T
 let nextSeed = seed * 1_000_003

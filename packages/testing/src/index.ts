@@ -15,6 +15,7 @@ export { type MultipartUpload, pendingMultipartUploads, trackMultipartUploads } 
 export { countRequests, type RequestCounts, uploadDirectory } from './s3-helpers.js'
 export {
   type InjectedFaults,
+  mulberry32,
   type ProxiedRequest,
   type ProxyAction,
   type ProxyAnswer,

@@ -568,8 +568,11 @@ export function retryQuickly(options: RetryQuicklyOptions = {}): Pick<S3ClientCo
   return { maxAttempts, retryStrategy: retryStrategy as unknown as S3ClientConfig['retryStrategy'] }
 }
 
-/** mulberry32: a small, fast 32-bit PRNG; returns numbers in [0, 1). */
-function mulberry32(seed: number): () => number {
+/**
+ * A seeded pseudo-random sequence (mulberry32, a small, fast 32-bit PRNG): numbers in [0, 1), the
+ * same ones for the same seed on every machine. For workloads that must repeat exactly.
+ */
+export function mulberry32(seed: number): () => number {
   let state = seed >>> 0
   return () => {
     state = (state + 0x6d2b79f5) >>> 0
