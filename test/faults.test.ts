@@ -48,6 +48,7 @@ import {
   type FileEntry,
   type ManifestEntry,
   PublishError,
+  putObject,
   S3ExchangeError,
   S3ExchangeStore,
   S3RequestError,
@@ -510,6 +511,7 @@ describe('a write carried out by the server whose response is lost (the client s
     const { proxy, store } = await droppingStore((request) => isSinglePut(request) && keyOf(request) === root)
     const result = (await store.writeManifest(root, [{ kind: 'file', key: 'new.bin' }], { mode: 'append_parts' })) as CommitResult
     expect(proxy.drops).toBe(1)
+    expect(proxy.conflicts).toBe(1) // the SDK's repeat, refused: the root had changed (by the first)
     const refs = (await Array.fromAsync(clean.iterManifestEntries(root, { resolveRefs: false }))).filter(
       (entry) => entry.kind === 'manifest_ref',
     )
@@ -540,10 +542,88 @@ describe('a write carried out by the server whose response is lost (the client s
     for (let i = 0; i < 1100; i++) await writer.addFile(`new/${i}.bin`, { meta: { pad } })
     const result = await writer.close()
     expect(proxy.drops).toBe(1)
+    expect(proxy.requests.filter((request) => isComplete(request) && keyOf(request) === root)).toHaveLength(2) // sent again
     expect(result).toMatchObject({ key: root, entries: 1100 })
     expect((await Array.fromAsync(clean.iterManifestEntries(root))).map((entry) => entry.key)).toEqual(
       Array.from({ length: 1100 }, (_, i) => `new/${i}.bin`),
     )
+  })
+})
+
+describe('a conditional write carried out whose answer was lost: the repeat is refused with 412', () => {
+  it('putObject, multipart, ifNoneMatch: the completion landed; its repeat is refused: the entry, not an error', async () => {
+    const key = s3.key('lost/conditional/big.bin')
+    const bytes = data(20 * MiB)
+    const { proxy, started, store } = await droppingStore((request) => isComplete(request) && keyOf(request) === key)
+    const entry = await putObject(store.context(), key, bytes, { ifNoneMatch: '*' })
+    expect(proxy.drops).toBe(1)
+    expect(proxy.conflicts).toBe(1)
+    expect(entry).toMatchObject({ key, size_bytes: bytes.byteLength, sha256: sha256(bytes) })
+    expect(`"${entry.etag}"`).toBe((await head(key))?.etag)
+    await expectNoOpenUploads({ started } as FaultyStore, key)
+  })
+
+  it('putObject, single PUT, ifNoneMatch: the PUT landed; its repeat is refused: the entry, not an error', async () => {
+    const key = s3.key('lost/conditional/small.bin')
+    const bytes = data(64 * KiB)
+    const { proxy, store } = await droppingStore((request) => isSinglePut(request) && keyOf(request) === key)
+    const entry = await putObject(store.context(), key, bytes, { ifNoneMatch: '*' })
+    expect(proxy.drops).toBe(1)
+    expect(proxy.conflicts).toBe(1)
+    expect(entry).toMatchObject({ key, size_bytes: bytes.byteLength, etag: createHash('md5').update(bytes).digest('hex') })
+  })
+
+  it('but a 412 on a repeat when another object is there (the first send was answered 503): S3RequestError 412, the other object kept', async () => {
+    const key = s3.key('lost/conditional/taken.bin')
+    const theirs = data(1000)
+    await clean.putObject(key, theirs)
+    let sent = 0
+    // The proxy answers for the server: 503 to the first send (not carried out), then 412, as a
+    // server that enforces If-None-Match answers when the key is taken.
+    const proxy = await startS3Proxy({
+      target: s3.s3.endpoint,
+      intercept: (request) => {
+        if (!isSinglePut(request) || keyOf(request) !== key) return undefined
+        return sent++ === 0 ? { status: 503, code: 'SlowDown' } : { status: 412, code: 'PreconditionFailed' }
+      },
+    })
+    proxies.push(proxy)
+    const client = s3.s3.createClient({ endpoint: proxy.endpoint, ...retryQuickly({ maxAttempts: 5, baseDelayMs: 5 }) })
+    clients.push(client)
+    const store = new S3ExchangeStore({ client, bucket: s3.bucket })
+    const error = await rejection(putObject(store.context(), key, data(1000), { ifNoneMatch: '*' }))
+    expect(error).toBeInstanceOf(S3RequestError)
+    expect(error).toMatchObject({ key, statusCode: 412 })
+    expect(sent).toBe(2)
+    expect((await bytesOf(key)).equals(theirs)).toBe(true)
+  })
+})
+
+describe('append_parts: the root PUT landed, its answer was lost, and every repeat is answered 503', () => {
+  it('the root, read again, holds the append: done, the ref listed once', async () => {
+    const root = s3.key('lost/landed/manifest.jsonl')
+    await clean.writeManifest(root, [{ kind: 'file', key: 'before.bin' }])
+    let rootPuts = 0
+    // Conditions not enforced here, so that the repeats reach the intercept and get their 503s.
+    const proxy = await startS3Proxy({
+      target: s3.s3.endpoint,
+      intercept: (request) => {
+        if (!isSinglePut(request) || keyOf(request) !== root) return undefined
+        return rootPuts++ === 0 ? { dropResponse: true } : { status: 503, code: 'SlowDown' }
+      },
+    })
+    proxies.push(proxy)
+    const client = s3.s3.createClient({ endpoint: proxy.endpoint, ...retryQuickly({ maxAttempts: 4, baseDelayMs: 5 }) })
+    clients.push(client)
+    const store = new S3ExchangeStore({ client, bucket: s3.bucket })
+    const result = (await store.writeManifest(root, [{ kind: 'file', key: 'new.bin' }], { mode: 'append_parts' })) as CommitResult
+    expect(proxy.drops).toBe(1)
+    expect(rootPuts).toBe(4) // dropped, then 503 three times: the write failed as far as the SDK knows
+    const refs = (await Array.fromAsync(clean.iterManifestEntries(root, { resolveRefs: false }))).filter(
+      (entry) => entry.kind === 'manifest_ref',
+    )
+    expect(refs.map((entry) => entry.key)).toEqual(result.parts)
+    expect((await Array.fromAsync(clean.iterManifestEntries(root))).map((entry) => entry.key)).toEqual(['before.bin', 'new.bin'])
   })
 })
 

@@ -6,7 +6,10 @@
  * a read of the root that broke and found it replaced on resuming) it rereads and tries again
  * after a jittered, growing pause. A write whose answer was lost (the server wrote, the
  * connection broke, the SDK's repeat of it was refused) is recognized on rereading: the root then
- * begins with what was written, and nothing is appended twice. On servers that enforce conditional
+ * begins with what was written, and nothing is appended twice. (Were another writer to append the
+ * very same lines at that moment, they would be listed once, not twice; the parts of
+ * `writeManifestParts` and the ManifestWriter have unique keys, so their refs never coincide.)
+ * On servers that enforce conditional
  * writes (AWS S3, MinIO, R2, …) concurrent appenders lose nothing; on servers that ignore them it
  * behaves like Python (last writer wins).
  *
@@ -53,7 +56,10 @@ export interface AppendOptions {
 
 /** What an append did. */
 export interface AppendResult {
-  /** The root's new ETag. */
+  /**
+   * The root's new ETag. When the append was recognized after its answer was lost, the ETag of the
+   * root read then, which may already hold later writers' appends.
+   */
   etag: string | undefined
   /** Attempts it took (1 when nobody else was writing). */
   attempts: number
@@ -92,8 +98,10 @@ export async function appendToManifest(
     } catch (error) {
       const mayHaveLanded = body !== undefined && sentMoreThanOnce(error)
       if (!(isConflict(error) || error instanceof ObjectChangedError)) {
-        // A failure other than a lost race: look once whether the write got through anyway.
-        const landed = mayHaveLanded ? await landedRead(ctx, root, body as string) : undefined
+        // A failure other than a lost race: look once whether this write, or an earlier one whose
+        // answer was lost, got through anyway.
+        const candidate = mayHaveLanded ? body : unsure
+        const landed = candidate !== undefined ? await landedRead(ctx, root, candidate) : undefined
         if (landed) return { etag: landed.etag, attempts: attempt }
         throw error
       }
@@ -164,6 +172,7 @@ async function landedRead(ctx: S3Context, root: string, body: string): Promise<{
       const now = await readRoot(ctx, root)
       return now?.text.startsWith(body) ? now : undefined
     } catch {
+      ctx.signal?.throwIfAborted()
       // try again: the root may have changed under a broken read
     }
   }

@@ -4,6 +4,9 @@
  * about `partSize × (queueSize + 1)` whatever the object size. Nothing is visible under the key
  * until `finish()` succeeds; on any failure, or `abort()`, the multipart upload is aborted.
  * Conditional writes (`ifMatch`, `ifNoneMatch`) apply to the PUT or to the multipart completion.
+ * A write the server carried out but whose answer was lost, so that the SDK's repeat of it was
+ * refused (`NoSuchUpload` for a completion, 412 for a conditional write), is recognized by the
+ * object's ETag and size and counts as done.
  *
  * With `reserveFirstPart`, part 1 is sent last, as `prefix + the first 5 MiB written`, where
  * `prefix` is given to `finish()`: that is how a shard puts its internal manifest, known only at the
@@ -26,6 +29,7 @@ import {
   PutObjectCommand,
   UploadPartCommand,
 } from '@aws-sdk/client-s3'
+import { ObjectNotFoundError, S3RequestError } from './errors.js'
 import { headObject, mapS3Error, type S3Context, unquoteEtag } from './s3.js'
 
 /** Default part size: 8 MiB (S3's minimum is 5 MiB; some servers reject requests of 10 MiB and more). */
@@ -200,7 +204,7 @@ export class ObjectWriter {
         )
         this.#parts.push({ PartNumber: partNumber, ETag: response.ETag })
       } catch (error) {
-        this.#failure ??= mapS3Error('UploadPart', this.key, error, this.#ctx.signal)
+        this.#failure ??= mapWriteError('UploadPart', this.key, error, this.#ctx.signal)
       }
     })()
     this.#inFlight.add(task)
@@ -218,7 +222,7 @@ export class ObjectWriter {
         this.#uploadId = response.UploadId
         return response.UploadId
       } catch (error) {
-        throw mapS3Error('CreateMultipartUpload', this.key, error, this.#ctx.signal)
+        throw mapWriteError('CreateMultipartUpload', this.key, error, this.#ctx.signal)
       }
     })()
     return this.#creating
@@ -245,7 +249,9 @@ export class ObjectWriter {
       )
       etag = unquoteEtag(response.ETag)
     } catch (error) {
-      throw mapS3Error('PutObject', this.key, error, this.#ctx.signal)
+      const landed = await this.#landedBefore(error, () => createHash('md5').update(body).digest('hex'), body.byteLength)
+      if (landed !== undefined) return landed
+      throw mapWriteError('PutObject', this.key, error, this.#ctx.signal)
     }
     return etag ?? unquoteEtag((await headObject(this.#ctx, this.key)).ETag)
   }
@@ -268,32 +274,37 @@ export class ObjectWriter {
       this.#uploadId = 'completed'
       return unquoteEtag(response.ETag) ?? unquoteEtag((await headObject(this.#ctx, this.key)).ETag)
     } catch (error) {
-      const landed = await this.#completedBefore(error, parts, size)
+      const landed = await this.#landedBefore(error, () => multipartEtag(parts), size)
       if (landed !== undefined) {
         this.#uploadId = 'completed'
         return landed
       }
-      throw mapS3Error('CompleteMultipartUpload', this.key, error, this.#ctx.signal)
+      throw mapWriteError('CompleteMultipartUpload', this.key, error, this.#ctx.signal)
     }
   }
 
   /**
-   * A completion sent more than once and answered NoSuchUpload: the first one may have been
-   * carried out, its answer lost (AWS S3 answers a repeat with success; MinIO and others answer
-   * NoSuchUpload). If the object under the key now is this upload (the multipart ETag of these
-   * parts, this size), it is done: resolves to its ETag. Otherwise undefined.
+   * A write sent more than once whose repeat was refused although the first may have been carried
+   * out, its answer lost: a completion answered `NoSuchUpload` (AWS S3 answers a repeated completion
+   * with success; MinIO, fauxqs and others with NoSuchUpload), or a conditional write answered 412
+   * because the first one already changed the object. If the object under the key now is this
+   * write (its ETag, `expectedEtag()`, and its size), the write is done: resolves to that ETag.
+   * Otherwise (or when the server's ETags are not MD5-based, as with SSE-KMS) undefined, and the
+   * error stands.
    */
-  async #completedBefore(error: unknown, parts: { ETag: string | undefined }[], size: number): Promise<string | undefined> {
-    const sent = (error as { $metadata?: { attempts?: number } } | undefined)?.$metadata?.attempts ?? 1
-    if (sent < 2 || (error as { name?: string } | undefined)?.name !== 'NoSuchUpload') return undefined
-    const digests = parts.map((part) => Buffer.from(unquoteEtag(part.ETag) ?? '', 'hex'))
-    if (digests.some((digest) => digest.byteLength !== 16)) return undefined
-    const expected = `${createHash('md5').update(Buffer.concat(digests)).digest('hex')}-${parts.length}`
+  async #landedBefore(error: unknown, expectedEtag: () => string | undefined, size: number): Promise<string | undefined> {
+    const detail = error as { name?: string; $metadata?: { attempts?: number; httpStatusCode?: number } } | undefined
+    if ((detail?.$metadata?.attempts ?? 1) < 2) return undefined
+    const conditional = this.#options.ifMatch !== undefined || this.#options.ifNoneMatch !== undefined
+    const refusedRepeat = detail?.name === 'NoSuchUpload' || (conditional && detail?.$metadata?.httpStatusCode === 412)
+    if (!refusedRepeat || this.#ctx.signal?.aborted) return undefined
+    const expected = expectedEtag()
+    if (expected === undefined) return undefined
     try {
       const head = await headObject(this.#ctx, this.key)
       return unquoteEtag(head.ETag) === expected && head.ContentLength === size ? expected : undefined
     } catch {
-      return undefined
+      return undefined // the error that brought us here is the one to report
     }
   }
 }
@@ -308,4 +319,20 @@ export async function putBytes(ctx: S3Context, key: string, body: Uint8Array, op
   const writer = new ObjectWriter(ctx, key, options)
   await writer.write(body)
   return writer.finish()
+}
+
+/** The ETag S3 gives a multipart upload of these parts: MD5 of their binary MD5s, `-` their count. */
+function multipartEtag(parts: { ETag?: string | undefined }[]): string | undefined {
+  const digests = parts.map((part) => Buffer.from(unquoteEtag(part.ETag) ?? '', 'hex'))
+  if (digests.some((digest) => digest.byteLength !== 16)) return undefined
+  return `${createHash('md5').update(Buffer.concat(digests)).digest('hex')}-${parts.length}`
+}
+
+/**
+ * The typed error of a failed write: as `mapS3Error`, except that a 404 (`NoSuchUpload`,
+ * `NoSuchBucket`) is an `S3RequestError`: the write failed, no object was missing.
+ */
+function mapWriteError(operation: string, key: string, error: unknown, signal: AbortSignal | undefined): unknown {
+  const mapped = mapS3Error(operation, key, error, signal)
+  return mapped instanceof ObjectNotFoundError ? new S3RequestError(operation, key, error) : mapped
 }
