@@ -13,7 +13,7 @@ export {
   openLocatedMember,
   readArchiveHead,
 } from './archive-index.js'
-export { type ByteSource, type Expectation, expectationOf, ObjectBody, type ObjectInfo } from './body.js'
+export { type BodySourceOptions, type ByteSource, type Expectation, expectationOf, ObjectBody, type ObjectInfo } from './body.js'
 export { type DeleteKeysOptions, type DeleteKeysResult, deleteKeys, isWithinFence } from './delete.js'
 export { safeLocalPath, type WriteFileOptions, writeFileAtomically } from './download.js'
 export {
@@ -163,6 +163,7 @@ export {
   readTarMembers,
   type SniffedCompression,
   sniffCompression,
+  type TarEntryStream,
   type TarMember,
 } from './tar-reader.js'
 export { paddedSize, TAR_END, type TarHeaderSpec, tarHeader, tarHeaderSize, tarPadding } from './tar-writer.js'

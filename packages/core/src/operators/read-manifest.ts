@@ -82,6 +82,7 @@ export class EntryStream implements AsyncGenerator<ManifestEntry, void, undefine
   #busy: Promise<unknown> = Promise.resolve()
   #pulling = 0
 
+  /** @internal Made by `readManifest` and `parseManifest`. */
   constructor(open: () => Promise<Opened>, options: SplitLinesOptions = {}) {
     this.#open = open
     this.#options = options
