@@ -232,6 +232,20 @@ describe('answers and conditional writes (unchanged behaviour)', () => {
     expect(error).toMatchObject({ name: 'AccessDenied', $metadata: { httpStatusCode: 403 } })
   })
 
+  it('requests are logged by default; recordRequests: false keeps none, and still forwards', async () => {
+    const key = s3.key('proxy/logged.bin')
+    const logging = await proxy()
+    const silent = await proxy({ recordRequests: false, intercept: () => ({ delayMs: 1 }) })
+    for (const endpoint of [logging.endpoint, silent.endpoint]) {
+      await clientFor(endpoint).send(new PutObjectCommand({ Bucket: s3.bucket, Key: key, Body: 'x' }))
+    }
+    expect(logging.requests.map((request) => request.method)).toEqual(['PUT'])
+    expect(silent.requests).toEqual([])
+    const read = await clientFor(silent.endpoint).send(new GetObjectCommand({ Bucket: s3.bucket, Key: key }))
+    expect(await read.Body?.transformToString()).toBe('x')
+    expect(silent.requests).toEqual([])
+  })
+
   it('enforces If-None-Match and If-Match on PutObject with 412, and forwards what passes', async () => {
     const enforcing = await proxy({ enforceConditionalWrites: true })
     const client = clientFor(enforcing.endpoint)

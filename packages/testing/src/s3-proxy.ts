@@ -122,13 +122,18 @@ export interface S3ProxyOptions {
    * let it through; the request waits while a returned promise is pending.
    */
   intercept?: (request: ProxiedRequest) => ProxyAction | undefined | Promise<ProxyAction | undefined>
+  /**
+   * Keep every request in `requests`. Default true; turn it off for long runs (a soak), where the
+   * log would grow by a kilobyte or so per request.
+   */
+  recordRequests?: boolean
 }
 
 /** A running proxy. */
 export interface S3Proxy {
   /** Base URL to point clients at. */
   endpoint: string
-  /** Every request seen, in order. */
+  /** Every request seen, in order (empty with `recordRequests: false`). */
   requests: ProxiedRequest[]
   /** Conditional writes refused with 412 so far. */
   conflicts: number
@@ -147,7 +152,7 @@ export async function startS3Proxy(options: S3ProxyOptions): Promise<S3Proxy> {
 
   const server = createServer((req, res) => {
     const seen: ProxiedRequest = { method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers }
-    proxy.requests.push(seen)
+    if (options.recordRequests ?? true) proxy.requests.push(seen)
     handle(req, res, seen).catch((error: Error) => {
       if (!res.headersSent) answer(res, { status: 502, code: 'ProxyError' }, error.message)
       else res.destroy(error)
