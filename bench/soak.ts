@@ -14,6 +14,9 @@
  *   node bench/soak.ts [--minutes 60] [--fault-rate 0.05] [--seed 1] [--epoch-minutes 5] [--record]
  *   node bench/soak.ts --objects 100000 [--fault-rate 0.05] [--seed 1] [--record]
  *
+ * Run with `node --expose-gc` to also record the heap after a full GC at each epoch end (flat if
+ * nothing leaks).
+ *
  * `--objects N` writes N objects instead (30% loose, 70% in shards of 1,000, half tar.gz written
  * by the ManifestWriter, half plain tar by putShardArchive) through the faults, publishes them in
  * one manifest, then reads every entry back and verifies it. `--record` replaces the "## Soak" (or
@@ -125,6 +128,8 @@ const stats = {
   fatal: 0,
   fatalSamples: [] as string[],
   rssAtEpochEnds: [] as number[],
+  /** Heap in use after a full GC at each epoch end (only when run with --expose-gc): flat if nothing leaks. */
+  heapAfterGcAtEpochEnds: [] as number[],
   /** Seconds each epoch's final check took (with the load going on, but for the last). */
   epochChecks: [] as number[],
 }
@@ -570,6 +575,13 @@ async function closeEpoch(epoch: Epoch): Promise<void> {
   stats.rssAtEpochEnds.push(Math.round(process.memoryUsage().rss / MiB))
   await clean.deletePrefix(epoch.prefix)
   for (const key of epoch.keys) written.delete(key)
+  // What this epoch wrote is forgotten; the next one's keys (a few minutes' worth) remain.
+  const gc = (globalThis as { gc?: () => void }).gc
+  if (gc) {
+    gc()
+    stats.heapAfterGcAtEpochEnds.push(Math.round(process.memoryUsage().heapUsed / MiB))
+    console.log(`epoch ${epoch.n}: heap after a full GC ${stats.heapAfterGcAtEpochEnds.at(-1)} MB`)
+  }
   const seconds = (Date.now() - began) / 1000
   stats.epochChecks.push(Math.round(seconds))
   console.log(`epoch ${epoch.n}: ${roots.length} roots verified in ${seconds.toFixed(0)} s, then deleted`)
@@ -797,7 +809,7 @@ try {
       ['typed errors (operations that failed cleanly)', typedLine()],
       [
         'peak RSS',
-        `client and proxy ${Math.round(ownPeakRss())} MB${serverRss ? `; server ${Math.round(serverRss)} MB` : ''}; client RSS at each epoch end: ${stats.rssAtEpochEnds.join(', ')} MB`,
+        `client and proxy ${Math.round(ownPeakRss())} MB${serverRss ? `; server ${Math.round(serverRss)} MB` : ''}; client RSS at each epoch end: ${stats.rssAtEpochEnds.join(', ')} MB${stats.heapAfterGcAtEpochEnds.length ? `; heap after a full GC at each epoch end: ${stats.heapAfterGcAtEpochEnds.join(', ')} MB` : ''}`,
       ],
     ]
     const command = `node bench/soak.ts --minutes ${minutes} --fault-rate ${faultRate} --seed ${seed}${args.record ? ' --record' : ''}`
