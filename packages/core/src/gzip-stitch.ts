@@ -23,6 +23,7 @@
  * ```
  */
 import { constants, createDeflateRaw, type DeflateRaw, deflateRawSync, crc32 as nativeCrc32 } from 'node:zlib'
+import { drained } from './drained.js'
 
 /** The 10-byte gzip header: deflate, no name, mtime 0, OS Unix. */
 const GZIP_HEADER = Buffer.from([0x1f, 0x8b, 0x08, 0x00, 0, 0, 0, 0, 0x00, 0x03])
@@ -205,7 +206,7 @@ export class SegmentDeflater {
       for await (const part of parts) {
         this.#crc = crc32(part, this.#crc)
         this.#length += part.byteLength
-        if (!deflate.write(part)) await drainedOrClosed(deflate)
+        if (!deflate.write(part)) await drained(deflate)
       }
       deflate.end()
       await pumping
@@ -226,18 +227,6 @@ export class SegmentDeflater {
   destroy(): void {
     this.#current?.destroy()
   }
-}
-
-function drainedOrClosed(stream: DeflateRaw): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      stream.off('drain', done)
-      stream.off('close', done)
-      resolve()
-    }
-    stream.on('drain', done)
-    stream.on('close', done)
-  })
 }
 
 /** CRC-32 (the gzip one) of `data`, continuing from `crc`. */

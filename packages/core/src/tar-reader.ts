@@ -19,6 +19,7 @@ import type { Readable } from 'node:stream'
 import { constants, createGunzip, createInflateRaw, createZstdDecompress } from 'node:zlib'
 import { extract as createExtract, type Extract, type Header } from 'tar-stream'
 import type { ByteSource } from './body.js'
+import { drained } from './drained.js'
 import { isAbort, S3ExchangeError, ShardReadError } from './errors.js'
 
 /** The stream of one member's data, as tar-stream hands it out (a streamx Readable). */
@@ -201,22 +202,6 @@ async function pump(
     await feeding
   }
   extract.end(undefined as never)
-}
-
-/** Waits for a writable to drain, or to close (when it was destroyed meanwhile). */
-function drained(writable: {
-  once(event: string, listener: () => void): unknown
-  removeListener(event: string, listener: () => void): unknown
-}): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      writable.removeListener('drain', done)
-      writable.removeListener('close', done)
-      resolve()
-    }
-    writable.once('drain', done)
-    writable.once('close', done)
-  })
 }
 
 /** Wraps any error met while reading an archive in a `ShardReadError` (cancellations pass). */
