@@ -28,7 +28,7 @@ import { ManifestConflictError, ObjectChangedError, ObjectNotFoundError, S3Reque
 import { isBlankLine } from './jsonl.js'
 import { putBytes, type WrittenObject } from './object-writer.js'
 import { parseManifest } from './operators/read-manifest.js'
-import { getObjectBody, type S3Context } from './s3.js'
+import { getObjectBody, type S3Context, timesSent } from './s3.js'
 
 /** Content-Type of manifests. */
 export const MANIFEST_CONTENT_TYPE = 'application/x-ndjson'
@@ -161,8 +161,7 @@ async function putManifestBytes(
  */
 function sentMoreThanOnce(error: unknown): boolean {
   if (!(error instanceof S3RequestError)) return false
-  const sent = (error.cause as { $metadata?: { attempts?: number } } | undefined)?.$metadata?.attempts ?? 1
-  return sent > 1 || error.statusCode === undefined
+  return timesSent(error.cause) > 1 || error.statusCode === undefined
 }
 
 /** The root, if it begins with `body` (a few reads are tried); else undefined. */

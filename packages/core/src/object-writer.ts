@@ -30,7 +30,7 @@ import {
   UploadPartCommand,
 } from '@aws-sdk/client-s3'
 import { ObjectNotFoundError, S3RequestError } from './errors.js'
-import { headObject, mapS3Error, type S3Context, unquoteEtag } from './s3.js'
+import { headObject, mapS3Error, type S3Context, timesSent, unquoteEtag } from './s3.js'
 
 /** Default part size: 8 MiB (S3's minimum is 5 MiB; some servers reject requests of 10 MiB and more). */
 export const DEFAULT_PART_SIZE = 8 * 1024 * 1024
@@ -293,8 +293,8 @@ export class ObjectWriter {
    * error stands.
    */
   async #landedBefore(error: unknown, expectedEtag: () => string | undefined, size: number): Promise<string | undefined> {
-    const detail = error as { name?: string; $metadata?: { attempts?: number; httpStatusCode?: number } } | undefined
-    if ((detail?.$metadata?.attempts ?? 1) < 2) return undefined
+    const detail = error as { name?: string; $metadata?: { httpStatusCode?: number } } | undefined
+    if (timesSent(error) < 2) return undefined
     const conditional = this.#options.ifMatch !== undefined || this.#options.ifNoneMatch !== undefined
     const refusedRepeat = detail?.name === 'NoSuchUpload' || (conditional && detail?.$metadata?.httpStatusCode === 412)
     if (!refusedRepeat || this.#ctx.signal?.aborted) return undefined

@@ -79,6 +79,11 @@ export function mapS3Error(operation: string, key: string, error: unknown, signa
   return new S3RequestError(operation, key, error)
 }
 
+/** How many times the SDK sent the request that failed with `sdkError` (its retries included; 1 when unknown). */
+export function timesSent(sdkError: unknown): number {
+  return (sdkError as { $metadata?: { attempts?: number } } | undefined)?.$metadata?.attempts ?? 1
+}
+
 /** An ETag without its surrounding quotes. */
 export function unquoteEtag(etag: string | undefined): string | undefined {
   if (etag === undefined) return undefined
