@@ -132,6 +132,15 @@ export { runId, type ShardIntoOptions, shardInto } from './operators/shard-into.
 export { take } from './operators/take.js'
 export { type WriteManifestPartsOptions, writeManifestParts } from './operators/write-manifest-parts.js'
 export { type PutObjectItem, type PutObjectOptions, type PutObjectsOptions, putObject, putObjects } from './put-object.js'
+export {
+  type ConditionalPutForm,
+  type ConditionOutcome,
+  formatSize,
+  type LibraryBehaviour,
+  libraryBehaviour,
+  type ServerCapabilities,
+} from './s3/server-capabilities.js'
+export { type ProbeCheck, type ProbeServerOptions, probeServer, probeServerOnce, type ServerProbe } from './s3/server-probe.js'
 export { type GetObjectBodyOptions, getObjectBody, headObject, mapS3Error, objectBodyFrom, type S3Context, unquoteEtag } from './s3.js'
 export {
   type EntryWithBody,
