@@ -29,3 +29,10 @@ export {
   type S3ProxyOptions,
   startS3Proxy,
 } from './s3-proxy.js'
+export {
+  describeServer,
+  SERVER_FEATURES,
+  type ServerFeature,
+  serverSupports,
+  type TestServerInfo,
+} from './test-server.js'

@@ -1,5 +1,8 @@
 /**
- * Helpers for vitest test files that run against the S3 server of the shared global setup.
+ * Helpers for vitest test files that run against the S3 server of the shared global setup:
+ * `useTestS3()` connects and makes a bucket for the file; `testServer()` tells what the server is
+ * and whether it supports a feature, so that a test that needs one skips, naming it, where it is
+ * missing.
  *
  * @example
  * ```ts
@@ -9,6 +12,10 @@
  * it('writes', async () => {
  *   await s3.client.send(new PutObjectCommand({ Bucket: s3.bucket, Key: s3.key('a.txt'), Body: 'a' }))
  * })
+ *
+ * const server = testServer()
+ * const feature = 'conditional CompleteMultipartUpload'
+ * it.skipIf(!server.supports(feature))(`refuses a stale completion (needs ${feature})`, async () => { … })
  * ```
  */
 
@@ -16,11 +23,24 @@ import { randomBytes } from 'node:crypto'
 import type { S3Client } from '@aws-sdk/client-s3'
 import { afterAll, beforeAll, inject } from 'vitest'
 import { connectS3, type LocalS3, type S3Connection } from './local-s3.js'
+import { type ServerFeature, serverSupports, type TestServerInfo } from './test-server.js'
 
 declare module 'vitest' {
   export interface ProvidedContext {
     s3: S3Connection
+    s3Server: TestServerInfo
   }
+}
+
+/** The test server's name and capabilities, and whether it supports a feature. */
+export interface TestServer extends TestServerInfo {
+  supports(feature: ServerFeature): boolean
+}
+
+/** What the tests' S3 server is and guarantees (found once per run by the global setup); usable at collection time. */
+export function testServer(): TestServer {
+  const info = inject('s3Server')
+  return { ...info, supports: (feature) => serverSupports(info.capabilities, feature) }
 }
 
 /** What a test file gets from {@link useTestS3}; fields are set once `beforeAll` has run. */

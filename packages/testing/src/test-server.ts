@@ -1,0 +1,76 @@
+/**
+ * Which S3 server the tests run against, and what it guarantees: its name, as far as its answers
+ * tell (`fauxqs` when embedded; `ceph-rgw` recognized by its request ids; else `unknown`), and its
+ * capabilities as `probeServer` measures them. The vitest global setup finds both once per run;
+ * tests read them with `testServer()` (from `@s3exchange/testing/vitest`) and skip what the server
+ * cannot do, naming the feature: `it.skipIf(!server.supports(feature))(\`… (needs ${feature})\`, …)`.
+ *
+ * @example
+ * ```ts
+ * import { describeServer, startLocalS3 } from '@s3exchange/testing'
+ *
+ * const s3 = await startLocalS3()
+ * const server = await describeServer(s3, await s3.createBucket())
+ * console.log(server.name, server.capabilities.conditionalPut) // fauxqs none
+ * ```
+ */
+import { probeServer, type ServerCapabilities } from '@s3exchange/core'
+import type { LocalS3 } from './local-s3.js'
+
+/** What the tests know of their server. */
+export interface TestServerInfo {
+  /** `fauxqs` (the embedded one), `ceph-rgw` (told by its request ids), or `unknown`. */
+  name: 'fauxqs' | 'ceph-rgw' | 'unknown'
+  /** As `probeServer` measured them. */
+  capabilities: ServerCapabilities
+}
+
+/**
+ * Server features tests may need, each with how to read it from the capabilities. A test that
+ * needs one skips where it is missing, with the feature's name in its title.
+ */
+export const SERVER_FEATURES = {
+  /** If-Match (in some ETag form) and If-None-Match: * enforced on PutObject. */
+  'conditional PutObject': (c: ServerCapabilities) => c.conditionalPut !== 'none' && c.putIfNoneMatch === 'honoured',
+  /** If-Match with the quoted ETag (RFC 7232, AWS) enforced on PutObject. */
+  'quoted If-Match on PutObject': (c: ServerCapabilities) => c.conditionalPut === 'quoted' || c.conditionalPut === 'both',
+  /** If-Match and If-None-Match honoured on CompleteMultipartUpload. */
+  'conditional CompleteMultipartUpload': (c: ServerCapabilities) => c.conditionalComplete,
+  /** CompleteMultipartUpload answers the new object's ETag. */
+  'an ETag in the CompleteMultipartUpload answer': (c: ServerCapabilities) => c.completeEtag,
+  /** Conditions on PutObject and CompleteMultipartUpload are ignored (what a test of last-writer-wins behaviour needs). */
+  'conditional writes ignored': (c: ServerCapabilities) =>
+    c.conditionalPut === 'none' && c.putIfNoneMatch === 'ignored' && c.completeIfMatch === 'ignored' && c.completeIfNoneMatch === 'ignored',
+} as const
+
+/** The name of a feature in {@link SERVER_FEATURES}. */
+export type ServerFeature = keyof typeof SERVER_FEATURES
+
+/** Whether a server with these capabilities has `feature`. */
+export function serverSupports(capabilities: ServerCapabilities, feature: ServerFeature): boolean {
+  return SERVER_FEATURES[feature](capabilities)
+}
+
+/**
+ * Names the server behind `s3` and probes it in `bucket` (under a scratch prefix it empties),
+ * with single PUTs tried up to 16 MiB.
+ */
+export async function describeServer(s3: LocalS3, bucket: string): Promise<TestServerInfo> {
+  const probe = await probeServer({ client: s3.client, bucket }, { maxSinglePutBound: 16 * 1024 * 1024 })
+  return { name: s3.external ? await nameOf(s3.endpoint) : 'fauxqs', capabilities: probe.capabilities }
+}
+
+/**
+ * Ceph RGW answers every request with an `x-amz-request-id` of the form
+ * `tx<21 hex>-<10 hex>-<hex>-<zone group>`; nothing else here does.
+ */
+async function nameOf(endpoint: string): Promise<TestServerInfo['name']> {
+  try {
+    const response = await fetch(endpoint, { method: 'GET' })
+    await response.body?.cancel()
+    const id = response.headers.get('x-amz-request-id') ?? ''
+    return /^tx[0-9a-f]{21}-[0-9a-f]{10}-[0-9a-f]+-/.test(id) ? 'ceph-rgw' : 'unknown'
+  } catch {
+    return 'unknown'
+  }
+}
