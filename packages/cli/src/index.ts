@@ -23,6 +23,7 @@ export {
 } from './args.js'
 export { type ArchiveCheck, type ArchiveExpectations, checkArchive, checkLooseObject, type Problem } from './checks.js'
 export type { Command, CommandContext } from './command.js'
+export { doctorReport } from './commands/doctor.js'
 export { commands } from './commands/index.js'
 export { entryLine } from './commands/manifest-ls.js'
 export type { ManifestStats } from './commands/stat.js'
