@@ -13,8 +13,16 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3'
 import { buildTar, internalManifestFor } from '@s3exchange/testing'
-import { useTestS3 } from '@s3exchange/testing/vitest'
-import { type FileEntry, type ManifestEntry, readInternalManifest, S3ExchangeStore, type ShardEntry } from 's3exchange'
+import { testServer, useTestS3 } from '@s3exchange/testing/vitest'
+import {
+  type FileEntry,
+  libraryBehaviour,
+  type ManifestEntry,
+  readInternalManifest,
+  S3ExchangeStore,
+  type ServerProbe,
+  type ShardEntry,
+} from 's3exchange'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 
 const sha256 = (data: Uint8Array | string) => createHash('sha256').update(data).digest('hex')
@@ -125,7 +133,7 @@ it('the CLI is built (it runs dist/bin.js; run `npx tsc -b`)', () => {
 
 describe.concurrent('s3x', () => {
   it('--help, --version, and --help for every command', async ({ expect }) => {
-    const commands = ['ls', 'manifest ls', 'cat', 'get', 'put', 'pack', 'compact', 'rm', 'verify', 'stat']
+    const commands = ['ls', 'manifest ls', 'cat', 'get', 'put', 'pack', 'compact', 'rm', 'verify', 'stat', 'doctor']
     const [help, version, ...each] = await Promise.all([
       s3x(['--help']),
       s3x(['--version']),
@@ -155,6 +163,7 @@ describe.concurrent('s3x', () => {
       s3x(['put', 'dir', 'prefix', '--append']),
       s3x(['ls', 'a', 'b']),
       s3x(['ls', 'x'], { env: { S3_BUCKET: undefined } }),
+      s3x(['doctor', '--max-single-put', 'big']),
       s3x([]),
     ])
     const messages = [
@@ -166,6 +175,7 @@ describe.concurrent('s3x', () => {
       's3x: put: --append needs --manifest <key>',
       "s3x: ls: unexpected argument 'b'",
       's3x: ls: no bucket: set S3_BUCKET (in the environment or .env) or pass --bucket',
+      "s3x: doctor: --max-single-put needs a size such as 512, 10k, 64MiB or 1G, not 'big'",
     ]
     messages.forEach((message, index) => {
       const run = runs[index] as Run
@@ -174,7 +184,7 @@ describe.concurrent('s3x', () => {
       expect(lines(run.err)[1]).toMatch(/^Run 's3x .*--help' for usage\.$/)
       expect(run.out).toBe('')
     })
-    const bare = runs[8] as Run
+    const bare = runs[9] as Run
     expect(bare.code).toBe(2)
     expect(bare.err).toContain('Usage: s3x <command>')
   })
@@ -558,6 +568,39 @@ describe.concurrent('s3x', () => {
     expect(gone.err).toBe(`s3x: S3 object not found: ${key('one.txt')}\n`)
     expect(emptyPrefix.code).toBe(1)
     expect(emptyPrefix.err).toBe('s3x: Refused to delete "/": an empty prefix would delete the whole bucket\n')
+  })
+
+  it('doctor prints the checks and what s3exchange does on this server; --json gives the probe; the scratch prefix is emptied', async ({
+    expect,
+  }) => {
+    const prefix = s3.key('doctor/')
+    const [table, json] = await Promise.all([
+      s3x(['doctor', '--prefix', prefix, '--max-single-put', '2MiB']),
+      s3x(['doctor', '--prefix', prefix, '--max-single-put', '2MiB', '--json']),
+    ])
+    expect(json.code, describeRun(json)).toBe(0)
+    const probe = JSON.parse(json.out) as ServerProbe
+    // The same answers as the global setup's probe, but for the bound of the largest single PUT.
+    const server = testServer()
+    expect(probe.capabilities).toEqual({ ...server.capabilities, maxSinglePut: 2 * 1024 * 1024, maxSinglePutRefused: null })
+    expect(probe.behaviour).toEqual(libraryBehaviour(probe.capabilities))
+    expect(probe.scratchPrefix.startsWith(`${prefix}.s3x-probe-`)).toBe(true)
+
+    expect(table.code, describeRun(table)).toBe(0)
+    expect(table.err).toBe('')
+    const out = lines(table.out)
+    expect(out[0]).toBe(`server   ${inject('s3').endpoint}`)
+    expect(out[1]).toMatch(new RegExp(`^bucket   ${s3.bucket} \\(scratch prefix ${prefix}\\.s3x-probe-[0-9a-f]{12}/, emptied\\)$`))
+    expect(out[3]).toMatch(/^check {2,}result$/)
+    for (const check of probe.checks) expect(table.out).toContain(check.check)
+    expect(table.out).toContain('Largest single PUT (up to 2 MiB)  ')
+    const statements = out
+      .slice(out.indexOf('What s3exchange does on this server:') + 1)
+      .join(' ')
+      .replace(/ +/g, ' ')
+    for (const { verdict, topic, text } of probe.behaviour) expect(statements).toContain(`[${verdict}] ${topic}: ${text}`)
+    expect(Math.max(...out.map((line) => line.length))).toBeLessThanOrEqual(100)
+    expect(await store.listKeys(prefix).next()).toEqual({ done: true, value: undefined })
   })
 
   it('flags win over the environment: --bucket, --endpoint, --region', async ({ expect }) => {

@@ -59,20 +59,41 @@ Example:
   },
 }
 
-/** The lines `s3x doctor` prints for a probe. */
-export function doctorReport(probe: ServerProbe, endpoint: string): string[] {
+/** The lines `s3x doctor` prints for a probe: the checks as a table, then the statements, wrapped to `columns`. */
+export function doctorReport(probe: ServerProbe, endpoint: string, columns = 100): string[] {
   const width = Math.max(5, ...probe.checks.map((check) => check.check.length)) + 2
-  const topic = Math.max(...probe.behaviour.map((each) => each.topic.length)) + 1
+  const topic = Math.max(...probe.behaviour.map((each) => each.topic.length)) + 2
   return [
     `server   ${endpoint}`,
     `bucket   ${probe.bucket} (scratch prefix ${probe.scratchPrefix}, emptied)`,
     '',
     `${'check'.padEnd(width)}result`,
-    ...probe.checks.map((check) => `${check.check.padEnd(width)}${check.result}`),
+    ...probe.checks.flatMap((check) =>
+      wrap(check.result, columns - width).map((line, i) => `${(i === 0 ? check.check : '').padEnd(width)}${line}`),
+    ),
     '',
     'What s3exchange does on this server:',
-    ...probe.behaviour.map((each) => `  ${`[${each.verdict}]`.padEnd(10)}${`${each.topic}:`.padEnd(topic + 1)}${each.text}`),
+    ...probe.behaviour.flatMap((each) => {
+      const head = `  ${`[${each.verdict}]`.padEnd(10)}${`${each.topic}:`.padEnd(topic)}`
+      return wrap(each.text, columns - head.length).map((line, i) => `${i === 0 ? head : ' '.repeat(head.length)}${line}`)
+    }),
   ]
+}
+
+/** `text` in lines of at most `width` characters, broken at spaces (a longer word stays whole). */
+function wrap(text: string, width: number): string[] {
+  const lines: string[] = []
+  let line = ''
+  // A size stays on one line with its unit.
+  for (const word of text.replace(/(\d) (B|KiB|MiB|GiB|TiB)\b/g, '$1\u00a0$2').split(' ')) {
+    if (line !== '' && line.length + 1 + word.length > width) {
+      lines.push(line)
+      line = word
+    } else {
+      line = line === '' ? word : `${line} ${word}`
+    }
+  }
+  return [...lines, line].map((each) => each.replaceAll('\u00a0', ' '))
 }
 
 /** The client's endpoint as a URL, or `AWS S3 (region)` when it has none of its own. */

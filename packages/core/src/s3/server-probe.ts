@@ -169,11 +169,7 @@ class Probe {
     const fresh = await this.#put(this.#key('if-none-match-new'), 'new', { IfNoneMatch: '*' })
     const existing = await this.#put(key, 'version 2', { IfNoneMatch: '*' })
     const putIfNoneMatch = !fresh.ok ? 'refused' : outcome(existing)
-    this.#record(
-      'putIfNoneMatch',
-      'PutObject If-None-Match: * (a new key, then an existing one)',
-      `${putIfNoneMatch} (${statuses(fresh, existing)})`,
-    )
+    this.#record('putIfNoneMatch', 'PUT If-None-Match: * (new key; existing key)', `${putIfNoneMatch} (${statuses(fresh, existing)})`)
 
     // If-Match with a stale ETag must be refused, with the current one written; in either form.
     const quotedStale = await this.#put(key, 'version 3', { IfMatch: `"${STALE_ETAG}"` })
@@ -185,8 +181,8 @@ class Probe {
     const conditionalPut: ConditionalPutForm = quoted && bare ? 'both' : quoted ? 'quoted' : bare ? 'bare' : 'none'
     this.#record(
       'conditionalPut',
-      'PutObject If-Match: "etag" (quoted) and etag (bare), stale then current',
-      `${conditionalPut} (quoted: stale ${status(quotedStale)}, current ${status(quotedCurrent)}; bare: stale ${status(bareStale)}, current ${status(bareCurrent)})`,
+      'PUT If-Match "etag" / etag (stale; current)',
+      `${conditionalPut} ("etag": ${statuses(quotedStale, quotedCurrent)}; etag: ${statuses(bareStale, bareCurrent)})`,
     )
 
     const missingKey = this.#key('if-match-missing')
@@ -194,7 +190,7 @@ class Probe {
     const putIfMatchMissing = missing.ok ? 'written' : (missing.status ?? 0)
     this.#record(
       'putIfMatchMissing',
-      'PutObject If-Match on a missing key',
+      'PUT If-Match on a missing key',
       missing.ok ? `written (${status(missing)})` : `refused (${status(missing)})`,
     )
     return { putIfNoneMatch, conditionalPut, putIfMatchMissing }
@@ -211,7 +207,7 @@ class Probe {
     const completeEtag = created.ok && unquote(created.value.ETag) !== ''
     this.#record(
       'completeEtag',
-      'CompleteMultipartUpload answer carries the ETag',
+      'Complete: ETag in the answer',
       created.ok
         ? completeEtag
           ? `yes (${created.value.ETag})`
@@ -222,7 +218,7 @@ class Probe {
     const completeIfNoneMatch = !created.ok ? 'refused' : outcome(overwritten)
     this.#record(
       'completeIfNoneMatch',
-      'CompleteMultipartUpload If-None-Match: * (a new key, then an existing one)',
+      'Complete If-None-Match: * (new; existing)',
       `${completeIfNoneMatch} (${statuses(created, overwritten)})`,
     )
 
@@ -236,11 +232,11 @@ class Probe {
     }
     this.#record(
       'completeIfMatch',
-      `CompleteMultipartUpload If-Match (${form === 'bare' ? 'bare' : 'quoted'}), stale then current`,
+      `Complete If-Match ${form === 'bare' ? 'etag' : '"etag"'} (stale; current)`,
       `${completeIfMatch} (${detail})`,
     )
     const conditionalComplete = completeIfNoneMatch === 'honoured' && completeIfMatch === 'honoured'
-    this.#record('conditionalComplete', 'Conditional multipart commit keeps its guarantee', conditionalComplete ? 'yes' : 'no')
+    this.#record('conditionalComplete', 'Conditional multipart commit', conditionalComplete ? 'yes' : 'no')
     return { completeIfNoneMatch, completeIfMatch, conditionalComplete, completeEtag }
   }
 
@@ -250,14 +246,14 @@ class Probe {
     const key = this.#key('min-part-size')
     const tiny = await this.#multipart(key, [Buffer.from('a'), Buffer.from('b')])
     if (tiny.ok) {
-      this.#record('minPartSize', 'A 1-byte part that is not the last', `accepted (${status(tiny)}): no minimum enforced`)
+      this.#record('minPartSize', 'Non-last part of 1 B', `accepted (${status(tiny)}): no minimum enforced`)
       return 1
     }
     const s3Minimum = await this.#multipart(key, [Buffer.alloc(S3_MIN_PART_SIZE), Buffer.from('b')])
     const minPartSize = s3Minimum.ok ? S3_MIN_PART_SIZE : null
     this.#record(
       'minPartSize',
-      'A 1-byte part, then a 5 MiB part, that is not the last',
+      'Non-last part of 1 B; of 5 MiB',
       `1 B refused (${status(tiny)}); 5 MiB ${s3Minimum.ok ? 'accepted' : 'refused'} (${status(s3Minimum)})`,
     )
     return minPartSize
@@ -276,7 +272,7 @@ class Probe {
       return answer.ok
     }
     if (await accepts(bound)) {
-      this.#record('maxSinglePut', `Largest single PutObject, up to ${formatSize(bound)}`, `at least ${formatSize(bound)}`)
+      this.#record('maxSinglePut', `Largest single PUT (up to ${formatSize(bound)})`, `at least ${formatSize(bound)}`)
       return { maxSinglePut: bound, maxSinglePutRefused: null }
     }
     // Halve down to 1 MiB, then narrow between the largest taken and the smallest refused, to the MiB.
@@ -296,7 +292,7 @@ class Probe {
     }
     this.#record(
       'maxSinglePut',
-      `Largest single PutObject, up to ${formatSize(bound)}`,
+      `Largest single PUT (up to ${formatSize(bound)})`,
       `${formatSize(taken)} (${formatSize(refused)} refused); tried ${tried.join(', ')}`,
     )
     return { maxSinglePut: taken, maxSinglePutRefused: refused }
@@ -327,11 +323,15 @@ class Probe {
         `${range}: ${answer.ok ? `${answer.status}${answer.value.contentRange ? ` ${answer.value.contentRange}` : ''}` : status(answer)}${right ? '' : ' (wrong)'}`,
       )
     }
-    this.#record('rangedGet', 'GetObject Range bytes=a-b, a-, -n', `${rangedGet ? 'yes' : 'no'} (${seen.join('; ')})`)
+    this.#record(
+      'rangedGet',
+      'GET Range a-b; a-; -n',
+      rangedGet ? 'yes (206, the bytes asked for, Content-Range right)' : `no (${seen.join('; ')})`,
+    )
 
     const pastEnd = await this.#get(key, { Range: 'bytes=2000-2010' })
     const rangePastEnd = pastEnd.status ?? 0
-    this.#record('rangePastEnd', 'GetObject Range past the end', String(rangePastEnd))
+    this.#record('rangePastEnd', 'GET Range past the end', String(rangePastEnd))
 
     const etag = await this.#etag(key)
     const current = await this.#get(key, { IfMatch: `"${etag}"` })
@@ -339,7 +339,7 @@ class Probe {
     const getIfMatch = current.ok && current.status === 200 && !stale.ok && stale.status === 412
     this.#record(
       'getIfMatch',
-      'GetObject If-Match: "etag", current then stale',
+      'GET If-Match "etag" (current; stale)',
       `${getIfMatch ? 'honoured' : 'not honoured'} (${statuses(current, stale)})`,
     )
     return { rangedGet, rangePastEnd, getIfMatch }
@@ -361,14 +361,14 @@ class Probe {
       JSON.stringify(pages.flat()) === JSON.stringify(keys)
     this.#record(
       'listPaging',
-      'ListObjectsV2 MaxKeys 2 over 3 keys, then the continuation token',
+      'ListObjectsV2 paging (MaxKeys 2, 3 keys)',
       `${listPaging ? 'yes' : 'no'} (pages of ${pages.map((page) => page.length).join(' and ')} keys)`,
     )
     const wide = await this.#list(prefix, 10_000)
     const listMaxKeys = wide.MaxKeys !== undefined && wide.MaxKeys < 10_000 ? wide.MaxKeys : null
     this.#record(
       'listMaxKeys',
-      'ListObjectsV2 MaxKeys 10000: the MaxKeys answered',
+      'ListObjectsV2 MaxKeys 10000 answered as',
       wide.MaxKeys === undefined ? 'none answered' : `${wide.MaxKeys}${listMaxKeys === null ? ' (no cap shown)' : ' (its cap)'}`,
     )
     return { listPaging, listMaxKeys }
@@ -383,7 +383,7 @@ class Probe {
     const deleteObjects = deleted.ok && (deleted.value.Errors ?? []).length === 0 && (left.Contents ?? []).length === 0
     this.#record(
       'deleteObjects',
-      'DeleteObjects of 3 keys',
+      'DeleteObjects (3 keys)',
       `${deleteObjects ? 'yes' : 'no'} (${status(deleted)}; ${(left.Contents ?? []).length} of 3 keys left)`,
     )
     // 1,001 keys that do not exist: a server that keeps to S3's limit refuses the request (400).
@@ -391,7 +391,7 @@ class Probe {
     const deleteObjectsMaxKeys = many.ok ? null : 1000
     this.#record(
       'deleteObjectsMaxKeys',
-      'DeleteObjects of 1,001 keys',
+      'DeleteObjects (1,001 keys)',
       many.ok ? `taken (${status(many)}): more than 1,000` : `refused (${status(many)}): at most 1,000`,
     )
     return { deleteObjects, deleteObjectsMaxKeys }
@@ -613,7 +613,9 @@ function ifMatchValue(form: ConditionalPutForm, etag: string): string {
 function status(answer: Answer<unknown>): string {
   if (answer.ok) return String(answer.status)
   if (answer.status === undefined) return `no answer: ${(answer.error as Error)?.message ?? answer.error}`
-  return `${answer.status}${answer.code ? ` ${answer.code}` : ''}`
+  // The error code, where it says more than the status (412 is always PreconditionFailed).
+  const code = answer.code && answer.code !== 'Unknown' && answer.status !== 412 ? ` ${answer.code}` : ''
+  return `${answer.status}${code}`
 }
 
 function statuses(...answers: Answer<unknown>[]): string {
