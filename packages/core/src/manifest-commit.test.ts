@@ -23,7 +23,7 @@ afterAll(async () => {
 })
 
 async function proxied(options: Omit<S3ProxyOptions, 'target'>): Promise<{ proxy: S3Proxy; ctx: S3Context }> {
-  const proxy = await startS3Proxy({ target: s3.s3.endpoint, ...options })
+  const proxy = await startS3Proxy({ target: s3.s3, ...options })
   proxies.push(proxy)
   const client = s3.s3.createClient({ endpoint: proxy.endpoint })
   clients.push(client)

@@ -29,7 +29,7 @@ const clients: S3Client[] = []
 let proxy: S3Proxy
 
 beforeAll(async () => {
-  proxy = await startS3Proxy({ target: s3.s3.endpoint, enforceConditionalWrites: true })
+  proxy = await startS3Proxy({ target: s3.s3, enforceConditionalWrites: true })
 })
 
 afterAll(async () => {

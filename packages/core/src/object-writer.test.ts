@@ -75,7 +75,7 @@ function watched(config: S3ClientConfig = {}): Watched {
 }
 
 async function proxy(options: Omit<S3ProxyOptions, 'target'>): Promise<S3Proxy> {
-  const started = await startS3Proxy({ target: s3.s3.endpoint, ...options })
+  const started = await startS3Proxy({ target: s3.s3, ...options })
   proxies.push(started)
   return started
 }

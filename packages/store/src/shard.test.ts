@@ -161,12 +161,14 @@ describe('a missing archive', () => {
   it('getManifest(), iterEntries() and iterObjects() are ShardReadError naming the archive', async () => {
     const key = s3.key('shards/missing.tar.gz')
     const shard = store.getShard(key)
+    // Each call starts when the previous one is checked: a call started early could fail before its
+    // rejection is awaited (an unhandled rejection on a slower server).
     for (const attempt of [
-      Array.fromAsync(shard.getManifest()),
-      Array.fromAsync(shard.iterEntries()),
-      Array.fromAsync(shard.iterObjects()),
+      () => Array.fromAsync(shard.getManifest()),
+      () => Array.fromAsync(shard.iterEntries()),
+      () => Array.fromAsync(shard.iterObjects()),
     ]) {
-      const error = await rejection(attempt)
+      const error = await rejection(attempt())
       expect(error).toBeInstanceOf(ShardReadError)
       expect((error as ShardReadError).archiveKey).toBe(key)
       expect((error as ShardReadError).cause).toBeInstanceOf(ObjectNotFoundError)

@@ -625,7 +625,7 @@ describe('concurrent append_parts on one root', () => {
   }
 
   it('with conditional writes enforced (as on AWS S3): every one of the 80 parts is referenced exactly once', async () => {
-    const proxy = await startS3Proxy({ target: s3.s3.endpoint, enforceConditionalWrites: true })
+    const proxy = await startS3Proxy({ target: s3.s3, enforceConditionalWrites: true })
     const client = s3.s3.createClient({ endpoint: proxy.endpoint })
     try {
       const root = s3.key('race/enforced/manifest.jsonl')

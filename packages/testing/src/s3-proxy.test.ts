@@ -27,7 +27,7 @@ const s3 = useTestS3()
 const proxies: S3Proxy[] = []
 const clients: S3Client[] = []
 
-async function proxy(options: Omit<S3ProxyOptions, 'target'> = {}, target = s3.s3.endpoint): Promise<S3Proxy> {
+async function proxy(options: Omit<S3ProxyOptions, 'target'> = {}, target: S3ProxyOptions['target'] = s3.s3): Promise<S3Proxy> {
   const started = await startS3Proxy({ target, ...options })
   proxies.push(started)
   return started

@@ -614,7 +614,7 @@ function status(answer: Answer<unknown>): string {
   if (answer.ok) return String(answer.status)
   if (answer.status === undefined) return `no answer: ${(answer.error as Error)?.message ?? answer.error}`
   // The error code, where it says more than the status (412 is always PreconditionFailed).
-  const code = answer.code && answer.code !== 'Unknown' && answer.status !== 412 ? ` ${answer.code}` : ''
+  const code = answer.code && answer.code !== 'Unknown' && answer.code !== 'Error' && answer.status !== 412 ? ` ${answer.code}` : ''
   return `${answer.status}${code}`
 }
 
