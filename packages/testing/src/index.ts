@@ -3,6 +3,7 @@ export { rejection } from './assertions.js'
 export {
   clientFor,
   connectS3,
+  deleteBucket,
   ensureBucket,
   externalS3FromEnv,
   type LocalS3,

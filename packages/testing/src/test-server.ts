@@ -14,8 +14,9 @@
  * console.log(server.name, server.capabilities.conditionalPut) // fauxqs none
  * ```
  */
+import { CreateBucketCommand } from '@aws-sdk/client-s3'
 import { probeServer, type ServerCapabilities } from '@s3exchange/core'
-import type { LocalS3 } from './local-s3.js'
+import { deleteBucket, type LocalS3, randomBucketName } from './local-s3.js'
 
 /** What the tests know of their server. */
 export interface TestServerInfo {
@@ -23,41 +24,60 @@ export interface TestServerInfo {
   name: 'fauxqs' | 'ceph-rgw' | 'unknown'
   /** As `probeServer` measured them. */
   capabilities: ServerCapabilities
+  /** Whether these credentials may create (and delete) buckets of their own. */
+  createsBuckets: boolean
 }
 
 /**
- * Server features tests may need, each with how to read it from the capabilities. A test that
- * needs one skips where it is missing, with the feature's name in its title.
+ * Server features tests may need, each with how to read it from what is known of the server. A
+ * test that needs one skips where it is missing, with the feature's name in its title.
  */
 export const SERVER_FEATURES = {
   /** If-Match (in some ETag form) and If-None-Match: * enforced on PutObject. */
-  'conditional PutObject': (c: ServerCapabilities) => c.conditionalPut !== 'none' && c.putIfNoneMatch === 'honoured',
+  'conditional PutObject': ({ capabilities: c }: TestServerInfo) => c.conditionalPut !== 'none' && c.putIfNoneMatch === 'honoured',
   /** If-Match with the quoted ETag (RFC 7232, AWS) enforced on PutObject. */
-  'quoted If-Match on PutObject': (c: ServerCapabilities) => c.conditionalPut === 'quoted' || c.conditionalPut === 'both',
+  'quoted If-Match on PutObject': ({ capabilities: c }: TestServerInfo) => c.conditionalPut === 'quoted' || c.conditionalPut === 'both',
   /** If-Match and If-None-Match honoured on CompleteMultipartUpload. */
-  'conditional CompleteMultipartUpload': (c: ServerCapabilities) => c.conditionalComplete,
+  'conditional CompleteMultipartUpload': ({ capabilities: c }: TestServerInfo) => c.conditionalComplete,
   /** CompleteMultipartUpload answers the new object's ETag. */
-  'an ETag in the CompleteMultipartUpload answer': (c: ServerCapabilities) => c.completeEtag,
-  /** Conditions on PutObject and CompleteMultipartUpload are ignored (what a test of last-writer-wins behaviour needs). */
-  'conditional writes ignored': (c: ServerCapabilities) =>
+  'an ETag in the CompleteMultipartUpload answer': ({ capabilities: c }: TestServerInfo) => c.completeEtag,
+  /** Conditions on PutObject and CompleteMultipartUpload are all ignored (what a test of last-writer-wins behaviour needs). */
+  'conditional writes ignored': ({ capabilities: c }: TestServerInfo) =>
     c.conditionalPut === 'none' && c.putIfNoneMatch === 'ignored' && c.completeIfMatch === 'ignored' && c.completeIfNoneMatch === 'ignored',
+  /** The test credentials may create buckets (for tests that need a whole bucket of their own). */
+  'creating buckets': (server: TestServerInfo) => server.createsBuckets,
 } as const
 
 /** The name of a feature in {@link SERVER_FEATURES}. */
 export type ServerFeature = keyof typeof SERVER_FEATURES
 
-/** Whether a server with these capabilities has `feature`. */
-export function serverSupports(capabilities: ServerCapabilities, feature: ServerFeature): boolean {
-  return SERVER_FEATURES[feature](capabilities)
+/** Whether `server` has `feature`. */
+export function serverSupports(server: TestServerInfo, feature: ServerFeature): boolean {
+  return SERVER_FEATURES[feature](server)
 }
 
 /**
- * Names the server behind `s3` and probes it in `bucket` (under a scratch prefix it empties),
- * with single PUTs tried up to 16 MiB.
+ * Names the server behind `s3`, probes it in `bucket` (under a scratch prefix it empties, with
+ * single PUTs tried up to 16 MiB), and tries to create and delete a bucket.
  */
 export async function describeServer(s3: LocalS3, bucket: string): Promise<TestServerInfo> {
   const probe = await probeServer({ client: s3.client, bucket }, { maxSinglePutBound: 16 * 1024 * 1024 })
-  return { name: s3.external ? await nameOf(s3.endpoint) : 'fauxqs', capabilities: probe.capabilities }
+  return {
+    name: s3.external ? await nameOf(s3.endpoint) : 'fauxqs',
+    capabilities: probe.capabilities,
+    createsBuckets: await createsBuckets(s3),
+  }
+}
+
+async function createsBuckets(s3: LocalS3): Promise<boolean> {
+  const bucket = randomBucketName('s3x-can-create')
+  try {
+    await s3.client.send(new CreateBucketCommand({ Bucket: bucket }))
+  } catch {
+    return false
+  }
+  await deleteBucket(s3.client, bucket)
+  return true
 }
 
 /**

@@ -40,7 +40,7 @@ export interface TestServer extends TestServerInfo {
 /** What the tests' S3 server is and guarantees (found once per run by the global setup); usable at collection time. */
 export function testServer(): TestServer {
   const info = inject('s3Server')
-  return { ...info, supports: (feature) => serverSupports(info.capabilities, feature) }
+  return { ...info, supports: (feature) => serverSupports(info, feature) }
 }
 
 /** What a test file gets from {@link useTestS3}; fields are set once `beforeAll` has run. */
