@@ -133,6 +133,7 @@ export { take } from './operators/take.js'
 export { type WriteManifestPartsOptions, writeManifestParts } from './operators/write-manifest-parts.js'
 export { type PutObjectItem, type PutObjectOptions, type PutObjectsOptions, putObject, putObjects } from './put-object.js'
 export {
+  BEHAVIOUR_TOPICS,
   type ConditionalPutForm,
   type ConditionOutcome,
   formatSize,

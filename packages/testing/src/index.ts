@@ -32,6 +32,7 @@ export {
 } from './s3-proxy.js'
 export {
   describeServer,
+  MEASURED_CAPABILITIES,
   SERVER_FEATURES,
   type ServerFeature,
   serverSupports,

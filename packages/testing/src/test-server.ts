@@ -28,6 +28,56 @@ export interface TestServerInfo {
   createsBuckets: boolean
 }
 
+const MiB = 1024 * 1024
+
+/**
+ * What `probeServer` measured on the servers tests know by name, with single PUTs tried up to
+ * 16 MiB (as `describeServer` probes): fauxqs 2.4 ignores every condition on writes and takes single
+ * PUTs of 11 MiB, not 12; Ceph RGW 16.2 honours If-Match only with the bare ETag (412 on a missing
+ * key), ignores conditions on CompleteMultipartUpload and answers it an empty ETag, and takes at most
+ * 1,000 keys per DeleteObjects.
+ */
+export const MEASURED_CAPABILITIES: Record<Exclude<TestServerInfo['name'], 'unknown'>, ServerCapabilities> = {
+  fauxqs: {
+    putIfNoneMatch: 'ignored',
+    conditionalPut: 'none',
+    putIfMatchMissing: 'written',
+    completeIfNoneMatch: 'ignored',
+    completeIfMatch: 'ignored',
+    conditionalComplete: false,
+    completeEtag: true,
+    minPartSize: 5 * MiB,
+    maxSinglePut: 11 * MiB,
+    maxSinglePutRefused: 12 * MiB,
+    rangedGet: true,
+    rangePastEnd: 416,
+    getIfMatch: true,
+    listPaging: true,
+    listMaxKeys: 1000,
+    deleteObjects: true,
+    deleteObjectsMaxKeys: null,
+  },
+  'ceph-rgw': {
+    putIfNoneMatch: 'honoured',
+    conditionalPut: 'bare',
+    putIfMatchMissing: 412,
+    completeIfNoneMatch: 'ignored',
+    completeIfMatch: 'ignored',
+    conditionalComplete: false,
+    completeEtag: false,
+    minPartSize: 5 * MiB,
+    maxSinglePut: 16 * MiB,
+    maxSinglePutRefused: null,
+    rangedGet: true,
+    rangePastEnd: 416,
+    getIfMatch: true,
+    listPaging: true,
+    listMaxKeys: 1000,
+    deleteObjects: true,
+    deleteObjectsMaxKeys: 1000,
+  },
+}
+
 /**
  * Server features tests may need, each with how to read it from what is known of the server. A
  * test that needs one skips where it is missing, with the feature's name in its title.
@@ -61,7 +111,7 @@ export function serverSupports(server: TestServerInfo, feature: ServerFeature): 
  * single PUTs tried up to 16 MiB), and tries to create and delete a bucket.
  */
 export async function describeServer(s3: LocalS3, bucket: string): Promise<TestServerInfo> {
-  const probe = await probeServer({ client: s3.client, bucket }, { maxSinglePutBound: 16 * 1024 * 1024 })
+  const probe = await probeServer({ client: s3.client, bucket }, { maxSinglePutBound: 16 * MiB })
   return {
     name: s3.external ? await nameOf(s3.endpoint) : 'fauxqs',
     capabilities: probe.capabilities,

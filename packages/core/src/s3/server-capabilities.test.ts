@@ -3,56 +3,27 @@
  * the sentence of each topic for the servers measured here (fauxqs, Ceph RGW 16) and for one that
  * honours everything (as AWS S3 documents), and for the limits that change a statement.
  */
+import { MEASURED_CAPABILITIES } from '@s3exchange/testing'
 import { describe, expect, it } from 'vitest'
-import { formatSize, libraryBehaviour, type ServerCapabilities } from './server-capabilities.js'
+import { BEHAVIOUR_TOPICS, formatSize, libraryBehaviour, type ServerCapabilities } from './server-capabilities.js'
 
 const MiB = 1024 * 1024
 
-/** As AWS S3 documents it (conditional writes since 2024, both ETag forms are not documented: quoted). */
+/** As AWS S3 documents it: Ceph's answers, but conditions honoured everywhere and an ETag in every answer. */
 const honoursAll: ServerCapabilities = {
-  putIfNoneMatch: 'honoured',
+  ...MEASURED_CAPABILITIES['ceph-rgw'],
   conditionalPut: 'quoted',
   putIfMatchMissing: 404,
   completeIfNoneMatch: 'honoured',
   completeIfMatch: 'honoured',
   conditionalComplete: true,
   completeEtag: true,
-  minPartSize: 5 * MiB,
   maxSinglePut: 64 * MiB,
-  maxSinglePutRefused: null,
-  rangedGet: true,
-  rangePastEnd: 416,
-  getIfMatch: true,
-  listPaging: true,
-  listMaxKeys: 1000,
-  deleteObjects: true,
-  deleteObjectsMaxKeys: 1000,
 }
 
-/** Ceph RGW 16.2.15 as `probeServer` measured it here. */
-const cephRgw16: ServerCapabilities = {
-  ...honoursAll,
-  conditionalPut: 'bare',
-  putIfMatchMissing: 412,
-  completeIfNoneMatch: 'ignored',
-  completeIfMatch: 'ignored',
-  conditionalComplete: false,
-  completeEtag: false,
-}
-
-/** fauxqs 2.4 as `probeServer` measured it here. */
-const fauxqs: ServerCapabilities = {
-  ...honoursAll,
-  putIfNoneMatch: 'ignored',
-  conditionalPut: 'none',
-  putIfMatchMissing: 'written',
-  completeIfNoneMatch: 'ignored',
-  completeIfMatch: 'ignored',
-  conditionalComplete: false,
-  maxSinglePut: 11 * MiB,
-  maxSinglePutRefused: 12 * MiB,
-  deleteObjectsMaxKeys: null,
-}
+/** Ceph RGW 16.2.15 and fauxqs 2.4 as `probeServer` measured them here, with single PUTs tried up to 64 MiB. */
+const cephRgw16: ServerCapabilities = { ...MEASURED_CAPABILITIES['ceph-rgw'], maxSinglePut: 64 * MiB }
+const fauxqs: ServerCapabilities = MEASURED_CAPABILITIES.fauxqs
 
 const about = (capabilities: ServerCapabilities, topic: string) => {
   const found = libraryBehaviour(capabilities).find((each) => each.topic === topic)
@@ -63,14 +34,7 @@ const about = (capabilities: ServerCapabilities, topic: string) => {
 describe('libraryBehaviour', () => {
   it('states every topic once, in order', () => {
     for (const capabilities of [honoursAll, cephRgw16, fauxqs]) {
-      expect(libraryBehaviour(capabilities).map((each) => each.topic)).toEqual([
-        'append_parts',
-        'multipart writes',
-        'single PUTs',
-        'reads',
-        'deletes',
-        'listing',
-      ])
+      expect(libraryBehaviour(capabilities).map((each) => each.topic)).toEqual([...BEHAVIOUR_TOPICS])
     }
   })
 

@@ -74,10 +74,13 @@ export interface ServerCapabilities {
   listMaxKeys: number | null
 }
 
+/** What {@link libraryBehaviour} speaks about, in the order it does. */
+export const BEHAVIOUR_TOPICS = ['append_parts', 'multipart writes', 'single PUTs', 'reads', 'deletes', 'listing'] as const
+
 /** One thing the library does on a server, for people: `topic`, a verdict, and a sentence. */
 export interface LibraryBehaviour {
-  /** What it is about, e.g. `append_parts`, `multipart writes`. */
-  topic: string
+  /** What it is about (`append_parts` covers every root commit: `putSharded` and the `ManifestWriter` too). */
+  topic: (typeof BEHAVIOUR_TOPICS)[number]
   /** `ok`: works as documented; `limited`: works within a stated limit or at a stated cost; `unsafe`: a guarantee does not hold, or it fails. */
   verdict: 'ok' | 'limited' | 'unsafe'
   /** What the library does and why, in one or two sentences. */
