@@ -12,7 +12,7 @@
  * library does on that server, in words. `probeServerOnce` probes once per `S3Client` and keeps
  * the answer for as long as the client lives.
  *
- * It sends about 40 requests and uploads about twice `maxSinglePutBound` (64 MiB by default) plus
+ * It sends about 70 requests and uploads at most about twice `maxSinglePutBound` (64 MiB by default) plus
  * 5 MiB; lower the bound to probe a remote server quickly.
  *
  * @example
