@@ -3,6 +3,20 @@
  * s3exchange. Operators are plain functions that return async generators (sources) or functions
  * from one async iterable to another (stages), so a pipeline composes with `pipe` from it-pipe.
  */
+
+export {
+  BodyDeflater,
+  crc32,
+  crc32Combine,
+  deflateHead,
+  deflatePadding,
+  gzipHead,
+  gzipHeader,
+  gzipTrailer,
+  type Segment,
+  SegmentDeflater,
+} from './archive/gzip-stitch.js'
+export { openEntryObject, openObject } from './archive/open-object.js'
 export {
   type ArchiveHead,
   type ArchiveIndex,
@@ -12,10 +26,40 @@ export {
   LruCache,
   openLocatedMember,
   readArchiveHead,
-} from './archive-index.js'
-export { type BodySourceOptions, type ByteSource, type Expectation, expectationOf, ObjectBody, type ObjectInfo } from './body.js'
-export { type DeleteKeysOptions, type DeleteKeysResult, deleteKeys, isWithinFence } from './delete.js'
-export { safeLocalPath, type WriteFileOptions, writeFileAtomically } from './download.js'
+} from './archive/random-access.js'
+export {
+  type EntryWithBody,
+  listedMemberEntry,
+  type OpenMemberOptions,
+  openArchiveMember,
+  parseInternalManifest,
+  readInternalManifest,
+  readShardEntries,
+  readShardMembers,
+  type ScanArchiveOptions,
+  type ScannedMember,
+  type ShardReadOptions,
+  scanArchive,
+  streamedMemberEntry,
+} from './archive/scan-archive.js'
+export {
+  memberPathProblem,
+  type PreparedShardItem,
+  prepareShardItem,
+  type ShardItem,
+  ShardWriter,
+  type ShardWriterOptions,
+} from './archive/shard-writer.js'
+export {
+  isRegularFile,
+  type ReadTarOptions,
+  readTarMembers,
+  type SniffedCompression,
+  sniffCompression,
+  type TarEntryStream,
+  type TarMember,
+} from './archive/tar-reader.js'
+export { paddedSize, TAR_END, type TarHeaderSpec, tarHeader, tarHeaderSize, tarPadding } from './archive/tar-writer.js'
 export {
   DEFAULT_INTERNAL_MANIFEST_PATH,
   ENTRY_KINDS,
@@ -32,7 +76,7 @@ export {
   serializeEntry,
   shardCompression,
   validateEntry,
-} from './entries.js'
+} from './format/entries.js'
 export {
   ConfigurationError,
   DeleteRefusedError,
@@ -55,20 +99,8 @@ export {
   ShardReadError,
   ShardWriteError,
   UnsafePathError,
-} from './errors.js'
-export {
-  BodyDeflater,
-  crc32,
-  crc32Combine,
-  deflateHead,
-  deflatePadding,
-  gzipHead,
-  gzipHeader,
-  gzipTrailer,
-  type Segment,
-  SegmentDeflater,
-} from './gzip-stitch.js'
-export { DEFAULT_MAX_LINE_BYTES, isBlankLine, type SplitLinesOptions, splitLines } from './jsonl.js'
+} from './format/errors.js'
+export { DEFAULT_MAX_LINE_BYTES, isBlankLine, type SplitLinesOptions, splitLines } from './format/jsonl.js'
 export {
   type ArchiveFormat,
   inferArchiveFormat,
@@ -81,8 +113,8 @@ export {
   type TemplateVars,
   type VirtualKey,
   virtualKey,
-} from './keys.js'
-export { DEFAULT_LIMITS, effectiveLimits, type ReadLimits } from './limits.js'
+} from './format/keys.js'
+export { DEFAULT_LIMITS, effectiveLimits, type ReadLimits } from './format/limits.js'
 export {
   type AppendOptions,
   type AppendResult,
@@ -90,26 +122,15 @@ export {
   isConflict,
   MANIFEST_CONTENT_TYPE,
   partKeyFor,
-} from './manifest-commit.js'
-export { ManifestObjectWriter, type WriteManifestObjectOptions, type WrittenManifest, writeManifestObject } from './manifest-object.js'
-export { type CommitResult, type ManifestPartsOptions, ManifestPartsWriter } from './manifest-parts-writer.js'
+} from './manifest/commit.js'
 export {
-  collectSource,
-  DEFAULT_RESUME_ATTEMPTS,
-  type ObjectSourceOptions,
-  openObjectSource,
-  ResumableSource,
-  requestObject,
-} from './object-source.js'
-export {
-  DEFAULT_PART_SIZE,
-  DEFAULT_QUEUE_SIZE,
-  ObjectWriter,
-  type ObjectWriterOptions,
-  putBytes,
-  type WrittenObject,
-} from './object-writer.js'
-export { openEntryObject, openObject } from './objects.js'
+  ManifestObjectWriter,
+  type WriteManifestObjectOptions,
+  type WrittenManifest,
+  writeManifestObject,
+} from './manifest/manifest-object.js'
+export { type CommitResult, type ManifestPartsOptions, ManifestPartsWriter } from './manifest/parts-writer.js'
+export { safeLocalPath, type WriteFileOptions, writeFileAtomically } from './operators/download.js'
 export { type ExpandRefsOptions, expandRefs } from './operators/expand-refs.js'
 export { type ExpandShardsOptions, expandShards, hasBody, type PipelineItem } from './operators/expand-shards.js'
 export {
@@ -120,6 +141,7 @@ export {
 } from './operators/fetch-bodies.js'
 export { type PartitionOptions, partition } from './operators/partition.js'
 export { type PrefetchShardsOptions, prefetchShards } from './operators/prefetch-shards.js'
+export { type PutObjectItem, type PutObjectOptions, type PutObjectsOptions, putObject, putObjects } from './operators/put-objects.js'
 export {
   EntryStream,
   MANIFEST_KEY,
@@ -131,39 +153,37 @@ export {
 export { runId, type ShardIntoOptions, shardInto } from './operators/shard-into.js'
 export { take } from './operators/take.js'
 export { type WriteManifestPartsOptions, writeManifestParts } from './operators/write-manifest-parts.js'
-export { type PutObjectItem, type PutObjectOptions, type PutObjectsOptions, putObject, putObjects } from './put-object.js'
-export { type GetObjectBodyOptions, getObjectBody, headObject, mapS3Error, objectBodyFrom, type S3Context, unquoteEtag } from './s3.js'
+export { type BodySourceOptions, type ByteSource, type Expectation, expectationOf, ObjectBody, type ObjectInfo } from './s3/body.js'
 export {
-  type EntryWithBody,
-  listedMemberEntry,
-  type OpenMemberOptions,
-  openArchiveMember,
-  parseInternalManifest,
-  readInternalManifest,
-  readShardEntries,
-  readShardMembers,
-  type ScanArchiveOptions,
-  type ScannedMember,
-  type ShardReadOptions,
-  scanArchive,
-  streamedMemberEntry,
-} from './shard-reader.js'
+  type DataSource,
+  DEFAULT_MAX_UNSIZED_BYTES,
+  type PreparedSource,
+  type PrepareSourceOptions,
+  prepareSource,
+} from './s3/data-source.js'
+export { type DeleteKeysOptions, type DeleteKeysResult, deleteKeys, isWithinFence } from './s3/delete-keys.js'
 export {
-  memberPathProblem,
-  type PreparedShardItem,
-  prepareShardItem,
-  type ShardItem,
-  ShardWriter,
-  type ShardWriterOptions,
-} from './shard-writer.js'
-export { type DataSource, DEFAULT_MAX_UNSIZED_BYTES, type PreparedSource, type PrepareSourceOptions, prepareSource } from './sources.js'
+  collectSource,
+  DEFAULT_RESUME_ATTEMPTS,
+  type ObjectSourceOptions,
+  openObjectSource,
+  ResumableSource,
+  requestObject,
+} from './s3/object-source.js'
 export {
-  isRegularFile,
-  type ReadTarOptions,
-  readTarMembers,
-  type SniffedCompression,
-  sniffCompression,
-  type TarEntryStream,
-  type TarMember,
-} from './tar-reader.js'
-export { paddedSize, TAR_END, type TarHeaderSpec, tarHeader, tarHeaderSize, tarPadding } from './tar-writer.js'
+  DEFAULT_PART_SIZE,
+  DEFAULT_QUEUE_SIZE,
+  ObjectWriter,
+  type ObjectWriterOptions,
+  putBytes,
+  type WrittenObject,
+} from './s3/object-writer.js'
+export {
+  type GetObjectBodyOptions,
+  getObjectBody,
+  headObject,
+  mapS3Error,
+  objectBodyFrom,
+  type S3Context,
+  unquoteEtag,
+} from './s3/requests.js'

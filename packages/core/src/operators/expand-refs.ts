@@ -14,10 +14,10 @@
  * for await (const entry of entries) console.log(entry.kind) // 'file' or 'shard', never 'manifest_ref'
  * ```
  */
-import type { FileEntry, ManifestEntry, ShardEntry } from '../entries.js'
-import { LimitExceededError } from '../errors.js'
-import { effectiveLimits, type ReadLimits } from '../limits.js'
-import type { S3Context } from '../s3.js'
+import type { FileEntry, ManifestEntry, ShardEntry } from '../format/entries.js'
+import { LimitExceededError } from '../format/errors.js'
+import { effectiveLimits, type ReadLimits } from '../format/limits.js'
+import type { S3Context } from '../s3/requests.js'
 import { MANIFEST_KEY, readManifest } from './read-manifest.js'
 
 /** Options for {@link expandRefs}. */

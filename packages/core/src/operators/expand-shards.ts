@@ -21,9 +21,10 @@
  * }
  * ```
  */
-import type { FileEntry, ManifestEntry } from '../entries.js'
-import type { S3Context } from '../s3.js'
-import { type EntryWithBody, readShardEntries, readShardMembers, type ShardReadOptions } from '../shard-reader.js'
+
+import { type EntryWithBody, readShardEntries, readShardMembers, type ShardReadOptions } from '../archive/scan-archive.js'
+import type { FileEntry, ManifestEntry } from '../format/entries.js'
+import type { S3Context } from '../s3/requests.js'
 import { prefetchShards } from './prefetch-shards.js'
 
 /** Options for {@link expandShards}. */

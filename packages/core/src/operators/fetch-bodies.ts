@@ -19,15 +19,16 @@
  * for await (const { entry, body } of objects) console.log(entry.key, (await body.bytes()).byteLength)
  * ```
  */
-import type { ArchiveIndexCache } from '../archive-index.js'
-import { expectationOf, ObjectBody } from '../body.js'
-import type { ManifestEntry } from '../entries.js'
-import { ObjectNotFoundError } from '../errors.js'
-import { collectSource, openObjectSource } from '../object-source.js'
-import { openEntryObject } from '../objects.js'
-import type { S3Context } from '../s3.js'
-import { objectBodyFrom } from '../s3.js'
-import type { EntryWithBody } from '../shard-reader.js'
+
+import { openEntryObject } from '../archive/open-object.js'
+import type { ArchiveIndexCache } from '../archive/random-access.js'
+import type { EntryWithBody } from '../archive/scan-archive.js'
+import type { ManifestEntry } from '../format/entries.js'
+import { ObjectNotFoundError } from '../format/errors.js'
+import { expectationOf, ObjectBody } from '../s3/body.js'
+import { collectSource, openObjectSource } from '../s3/object-source.js'
+import type { S3Context } from '../s3/requests.js'
+import { objectBodyFrom } from '../s3/requests.js'
 import { hasBody, type PipelineItem } from './expand-shards.js'
 
 /** Options for {@link fetchBodies}. */

@@ -34,8 +34,8 @@
  * }
  * ```
  */
-import type { ManifestEntry } from '../entries.js'
-import { ConfigurationError } from '../errors.js'
+import type { ManifestEntry } from '../format/entries.js'
+import { ConfigurationError } from '../format/errors.js'
 import { hasBody, type PipelineItem } from './expand-shards.js'
 
 /** Options for {@link partition}: which share to keep. */

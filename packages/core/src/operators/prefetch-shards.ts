@@ -18,10 +18,11 @@
  * )
  * ```
  */
-import { ObjectBody } from '../body.js'
-import type { FileEntry, ShardEntry } from '../entries.js'
-import type { S3Context } from '../s3.js'
-import { type EntryWithBody, readShardMembers, type ShardReadOptions } from '../shard-reader.js'
+
+import { type EntryWithBody, readShardMembers, type ShardReadOptions } from '../archive/scan-archive.js'
+import type { FileEntry, ShardEntry } from '../format/entries.js'
+import { ObjectBody } from '../s3/body.js'
+import type { S3Context } from '../s3/requests.js'
 import { hasBody, type PipelineItem } from './expand-shards.js'
 
 /** Options for {@link prefetchShards}. */

@@ -16,11 +16,12 @@
  * }
  * ```
  */
-import type { ObjectBody } from '../body.js'
-import { type ManifestEntry, parseEntry } from '../entries.js'
-import { ManifestNotFoundError, ObjectNotFoundError } from '../errors.js'
-import { isBlankLine, type SplitLinesOptions, splitLines } from '../jsonl.js'
-import { getObjectBody, type S3Context } from '../s3.js'
+
+import { type ManifestEntry, parseEntry } from '../format/entries.js'
+import { ManifestNotFoundError, ObjectNotFoundError } from '../format/errors.js'
+import { isBlankLine, type SplitLinesOptions, splitLines } from '../format/jsonl.js'
+import type { ObjectBody } from '../s3/body.js'
+import { getObjectBody, type S3Context } from '../s3/requests.js'
 
 /** Options for {@link readManifest}. */
 export interface ReadManifestOptions {

@@ -9,11 +9,11 @@ import { countRequests, type MultipartUpload, pendingMultipartUploads, trackMult
 import { useTestS3 } from '@s3exchange/testing/vitest'
 import { pipe } from 'it-pipe'
 import { afterAll, describe, expect, it } from 'vitest'
-import type { ShardEntry } from '../entries.js'
-import { ShardWriteError } from '../errors.js'
-import type { S3Context } from '../s3.js'
-import { readShardEntries, readShardMembers } from '../shard-reader.js'
-import type { ShardItem } from '../shard-writer.js'
+import { readShardEntries, readShardMembers } from '../archive/scan-archive.js'
+import type { ShardItem } from '../archive/shard-writer.js'
+import type { ShardEntry } from '../format/entries.js'
+import { ShardWriteError } from '../format/errors.js'
+import type { S3Context } from '../s3/requests.js'
 import { runId, type ShardIntoOptions, shardInto } from './shard-into.js'
 
 const s3 = useTestS3()

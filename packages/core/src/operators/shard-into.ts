@@ -23,9 +23,9 @@
  * ```
  */
 import { randomBytes } from 'node:crypto'
-import type { ShardEntry } from '../entries.js'
-import type { S3Context } from '../s3.js'
-import { prepareShardItem, type ShardItem, ShardWriter, type ShardWriterOptions } from '../shard-writer.js'
+import { prepareShardItem, type ShardItem, ShardWriter, type ShardWriterOptions } from '../archive/shard-writer.js'
+import type { ShardEntry } from '../format/entries.js'
+import type { S3Context } from '../s3/requests.js'
 
 /** Options for {@link shardInto}. */
 export interface ShardIntoOptions extends ShardWriterOptions {

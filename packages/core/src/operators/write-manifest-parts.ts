@@ -20,10 +20,10 @@
  * )
  * ```
  */
-import type { ManifestEntry } from '../entries.js'
-import { isAbort, PublishError } from '../errors.js'
-import { type CommitResult, type ManifestPartsOptions, ManifestPartsWriter } from '../manifest-parts-writer.js'
-import type { S3Context } from '../s3.js'
+import type { ManifestEntry } from '../format/entries.js'
+import { isAbort, PublishError } from '../format/errors.js'
+import { type CommitResult, type ManifestPartsOptions, ManifestPartsWriter } from '../manifest/parts-writer.js'
+import type { S3Context } from '../s3/requests.js'
 
 /** Options for {@link writeManifestParts}. */
 export type WriteManifestPartsOptions = ManifestPartsOptions
