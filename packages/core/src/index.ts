@@ -5,6 +5,14 @@
  */
 
 export {
+  type ArchiveHead,
+  type ArchiveIndex,
+  type ArchiveIndexCache,
+  type ArchiveIndexOptions,
+  isLocated,
+  readArchiveHead,
+} from './archive/archive-index.js'
+export {
   BodyDeflater,
   crc32,
   crc32Combine,
@@ -16,23 +24,10 @@ export {
   type Segment,
   SegmentDeflater,
 } from './archive/gzip-stitch.js'
+export { listedMemberEntry, parseInternalManifest, streamedMemberEntry } from './archive/internal-manifest.js'
 export { openEntryObject, openObject } from './archive/open-object.js'
+export { type OpenMemberOptions, openArchiveMember, openLocatedMember } from './archive/random-access.js'
 export {
-  type ArchiveHead,
-  type ArchiveIndex,
-  type ArchiveIndexCache,
-  type ArchiveIndexOptions,
-  isLocated,
-  LruCache,
-  openLocatedMember,
-  readArchiveHead,
-} from './archive/random-access.js'
-export {
-  type EntryWithBody,
-  listedMemberEntry,
-  type OpenMemberOptions,
-  openArchiveMember,
-  parseInternalManifest,
   readInternalManifest,
   readShardEntries,
   readShardMembers,
@@ -40,7 +35,6 @@ export {
   type ScannedMember,
   type ShardReadOptions,
   scanArchive,
-  streamedMemberEntry,
 } from './archive/scan-archive.js'
 export {
   memberPathProblem,
@@ -77,6 +71,7 @@ export {
   shardCompression,
   validateEntry,
 } from './format/entries.js'
+export { EntryStream, parseManifest } from './format/entry-stream.js'
 export {
   ConfigurationError,
   DeleteRefusedError,
@@ -115,6 +110,7 @@ export {
   virtualKey,
 } from './format/keys.js'
 export { DEFAULT_LIMITS, effectiveLimits, type ReadLimits } from './format/limits.js'
+export { LruCache } from './format/lru-cache.js'
 export {
   type AppendOptions,
   type AppendResult,
@@ -132,7 +128,7 @@ export {
 export { type CommitResult, type ManifestPartsOptions, ManifestPartsWriter } from './manifest/parts-writer.js'
 export { safeLocalPath, type WriteFileOptions, writeFileAtomically } from './operators/download.js'
 export { type ExpandRefsOptions, expandRefs } from './operators/expand-refs.js'
-export { type ExpandShardsOptions, expandShards, hasBody, type PipelineItem } from './operators/expand-shards.js'
+export { type ExpandShardsOptions, expandShards } from './operators/expand-shards.js'
 export {
   DEFAULT_FETCH_CONCURRENCY,
   DEFAULT_MAX_BUFFERED_BYTES,
@@ -142,18 +138,22 @@ export {
 export { type PartitionOptions, partition } from './operators/partition.js'
 export { type PrefetchShardsOptions, prefetchShards } from './operators/prefetch-shards.js'
 export { type PutObjectItem, type PutObjectOptions, type PutObjectsOptions, putObject, putObjects } from './operators/put-objects.js'
-export {
-  EntryStream,
-  MANIFEST_KEY,
-  type ManifestSource,
-  parseManifest,
-  type ReadManifestOptions,
-  readManifest,
-} from './operators/read-manifest.js'
+export { MANIFEST_KEY, type ManifestSource, type ReadManifestOptions, readManifest } from './operators/read-manifest.js'
 export { runId, type ShardIntoOptions, shardInto } from './operators/shard-into.js'
 export { take } from './operators/take.js'
 export { type WriteManifestPartsOptions, writeManifestParts } from './operators/write-manifest-parts.js'
-export { type BodySourceOptions, type ByteSource, type Expectation, expectationOf, ObjectBody, type ObjectInfo } from './s3/body.js'
+export {
+  type BodySourceOptions,
+  type ByteSource,
+  type EntryWithBody,
+  type Expectation,
+  expectationOf,
+  hasBody,
+  ObjectBody,
+  type ObjectInfo,
+  type PipelineItem,
+} from './s3/body.js'
+export type { S3Context } from './s3/context.js'
 export {
   type DataSource,
   DEFAULT_MAX_UNSIZED_BYTES,
@@ -165,10 +165,11 @@ export { type DeleteKeysOptions, type DeleteKeysResult, deleteKeys, isWithinFenc
 export {
   collectSource,
   DEFAULT_RESUME_ATTEMPTS,
+  getObjectBody,
   type ObjectSourceOptions,
+  objectBodyFrom,
   openObjectSource,
   ResumableSource,
-  requestObject,
 } from './s3/object-source.js'
 export {
   DEFAULT_PART_SIZE,
@@ -178,12 +179,4 @@ export {
   putBytes,
   type WrittenObject,
 } from './s3/object-writer.js'
-export {
-  type GetObjectBodyOptions,
-  getObjectBody,
-  headObject,
-  mapS3Error,
-  objectBodyFrom,
-  type S3Context,
-  unquoteEtag,
-} from './s3/requests.js'
+export { headObject, mapS3Error, requestObject, unquoteEtag } from './s3/requests.js'

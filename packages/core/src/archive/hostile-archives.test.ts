@@ -25,11 +25,12 @@ import {
   ShardReadError,
   UnsafePathError,
 } from '../format/errors.js'
+import { LruCache } from '../format/lru-cache.js'
 import { safeLocalPath, writeFileAtomically } from '../operators/download.js'
 import { expandShards } from '../operators/expand-shards.js'
-import type { S3Context } from '../s3/requests.js'
-import { LruCache } from './random-access.js'
-import { openArchiveMember, readInternalManifest, readShardEntries, readShardMembers, type ShardReadOptions } from './scan-archive.js'
+import type { S3Context } from '../s3/context.js'
+import { openArchiveMember } from './random-access.js'
+import { readInternalManifest, readShardEntries, readShardMembers, type ShardReadOptions } from './scan-archive.js'
 import { TAR_END, tarHeader, tarPadding } from './tar-writer.js'
 
 const s3 = useTestS3()

@@ -16,8 +16,9 @@ import type { ManifestEntry } from '../format/entries.js'
 import { ObjectNotFoundError } from '../format/errors.js'
 import { splitVirtualKey } from '../format/keys.js'
 import type { ObjectBody } from '../s3/body.js'
-import { getObjectBody, type S3Context } from '../s3/requests.js'
-import { type OpenMemberOptions, openArchiveMember } from './scan-archive.js'
+import type { S3Context } from '../s3/context.js'
+import { getObjectBody } from '../s3/object-source.js'
+import { type OpenMemberOptions, openArchiveMember } from './random-access.js'
 
 /** Opens an object by key; a virtual key opens one archive member. */
 export async function openObject(ctx: S3Context, key: string, options: OpenMemberOptions = {}): Promise<ObjectBody> {

@@ -1,12 +1,8 @@
 /**
- * Random access to shard members. An archive's *index* is its internal manifest, read from the
- * head of the archive with one small ranged GET (more only when the manifest is larger); for
- * shards this library wrote it holds each member's `offset` (plain tar) or `gz_offset` /
- * `gz_size` (seekable gzip), so one member costs one ranged GET, checked against the tar header
- * it lands on and pinned to the archive's ETag with `If-Match`. Indexes can be kept in a bounded
- * LRU cache (`LruCache`), as the store does, so that later members of the same archive cost one
- * GET each. Archives without such fields (written by Python, or by others) are streamed from the
- * start up to the member, as before.
+ * Random access to shard members: one member of an archive by its path. With an index that
+ * locates it (see `archive-index.ts`: shards this library writes), that is one ranged GET, checked
+ * against the tar header it lands on and pinned to the archive's ETag with `If-Match`; otherwise
+ * the archive is streamed from the start up to the member, as Python reads it.
  *
  * @example
  * ```ts
@@ -18,186 +14,14 @@
  */
 import { Readable } from 'node:stream'
 import type { FileEntry } from '../format/entries.js'
-import { ObjectChangedError, ObjectNotFoundError, S3RequestError } from '../format/errors.js'
+import { ObjectChangedError, ObjectNotFoundError, ShardReadError } from '../format/errors.js'
+import { virtualKey } from '../format/keys.js'
 import type { ObjectBody } from '../s3/body.js'
-import { collectSource, openObjectSource } from '../s3/object-source.js'
-import { getObjectBody, type S3Context } from '../s3/requests.js'
-import { memberBody, parseInternalManifest } from './scan-archive.js'
-import { isRegularFile, readTarMembers, type SniffedCompression, sniffCompression, type TarMember } from './tar-reader.js'
+import type { S3Context } from '../s3/context.js'
+import { getObjectBody } from '../s3/object-source.js'
+import { type ArchiveIndex, type ArchiveIndexCache, isLocated, readArchiveHead } from './archive-index.js'
+import { isRegularFile, memberBody, readTarMembers, type TarMember, toShardReadError } from './tar-reader.js'
 import { paddedSize, tarHeaderSize } from './tar-writer.js'
-
-/** What is known of an archive for random access to its members. */
-export interface ArchiveIndex {
-  archiveKey: string
-  /** The ETag of the version indexed; ranged reads insist on it. */
-  etag: string | undefined
-  /** The compression found in the archive's first bytes (`null`: a plain tar). */
-  compression: SniffedCompression
-  /** Size of the archive object. */
-  size: number | undefined
-  /** The internal manifest's entries, in order, as written. */
-  entries: FileEntry[]
-  /** The same, by member path. */
-  byPath: Map<string, FileEntry>
-}
-
-/** Where indexes are kept between calls (see {@link LruCache}). */
-export interface ArchiveIndexCache {
-  get(archiveKey: string): ArchiveIndex | undefined
-  set(archiveKey: string, index: ArchiveIndex): void
-  delete(archiveKey: string): void
-}
-
-/** A small least-recently-used map: at most `max` entries, the oldest used dropped first. */
-export class LruCache<V> {
-  readonly #max: number
-  readonly #map = new Map<string, V>()
-
-  constructor(max: number) {
-    this.#max = Math.max(1, max)
-  }
-
-  get(key: string): V | undefined {
-    const value = this.#map.get(key)
-    if (value !== undefined) {
-      this.#map.delete(key)
-      this.#map.set(key, value)
-    }
-    return value
-  }
-
-  set(key: string, value: V): void {
-    this.#map.delete(key)
-    this.#map.set(key, value)
-    while (this.#map.size > this.#max) this.#map.delete(this.#map.keys().next().value as string)
-  }
-
-  delete(key: string): void {
-    this.#map.delete(key)
-  }
-
-  get size(): number {
-    return this.#map.size
-  }
-}
-
-/** Options for reading an index. */
-export interface ArchiveIndexOptions {
-  /** Path of the internal manifest. Default `__manifest__.jsonl`. */
-  internalManifestPath?: string
-  /** Largest head of the archive read to find the internal manifest. Default 64 MiB. */
-  maxHeadBytes?: number
-}
-
-/** What reading an archive's head found. */
-export interface ArchiveHead {
-  /** The index, or null when the archive has none usable (its internal manifest is not first, …). */
-  index: ArchiveIndex | null
-  /** The whole archive, when it fitted in the head that was read. */
-  whole: Uint8Array | undefined
-}
-
-const FIRST_HEAD = 64 * 1024
-
-/**
- * Reads the head of an archive and its internal manifest (first member). Resolves to undefined
- * when the archive does not exist.
- */
-export async function readArchiveHead(
-  ctx: S3Context,
-  archiveKey: string,
-  options: ArchiveIndexOptions = {},
-): Promise<ArchiveHead | undefined> {
-  const path = options.internalManifestPath ?? '__manifest__.jsonl'
-  const maxHead = options.maxHeadBytes ?? 64 * 1024 * 1024
-  for (let want = FIRST_HEAD; ; ) {
-    let fetched: { bytes: Uint8Array; etag: string | undefined; total: number | undefined }
-    try {
-      fetched = await fetchHead(ctx, archiveKey, want)
-    } catch (error) {
-      if (error instanceof ObjectNotFoundError) return undefined
-      // 416: an empty object has no head.
-      if (error instanceof S3RequestError && error.statusCode === 416) return { index: null, whole: new Uint8Array(0) }
-      throw error
-    }
-    const { bytes, etag, total } = fetched
-    const complete = total !== undefined ? bytes.byteLength >= total : bytes.byteLength < want
-    const compression = sniffCompression(bytes)
-    const head = { whole: complete ? bytes : undefined }
-    if (compression !== null && compression !== 'gzip') return { index: null, ...head }
-    // The head is read as an archive of its own (gzip decompressed as it goes, only as far as the
-    // internal manifest): a head that ends inside the manifest shows up as truncated.
-    const first = await firstMember(bytes, archiveKey, path, ctx.limits?.maxLineBytes)
-    if (first.kind === 'none') return { index: null, ...head }
-    if (first.kind === 'entries') return { index: makeIndex(archiveKey, etag, compression, total, first.entries), ...head }
-    // The manifest goes on past what was read.
-    if (complete) return { index: null, ...head }
-    const next = compression === null ? first.needed : want * 8
-    if (next > maxHead) return { index: null, whole: undefined }
-    want = Math.max(next, want + 1)
-  }
-}
-
-async function fetchHead(
-  ctx: S3Context,
-  key: string,
-  want: number,
-): Promise<{ bytes: Uint8Array; etag: string | undefined; total: number | undefined }> {
-  const { info, source } = await openObjectSource(ctx, key, { start: 0, end: want - 1 })
-  const bytes = await collectSource(ctx, key, source)
-  return { bytes, etag: info.etag, total: totalOf(info.contentRange) ?? (bytes.byteLength < want ? bytes.byteLength : undefined) }
-}
-
-function totalOf(contentRange: string | undefined): number | undefined {
-  const match = contentRange?.match(/\/(\d+)$/)
-  return match ? Number(match[1]) : undefined
-}
-
-type FirstMember = { kind: 'none' } | { kind: 'entries'; entries: FileEntry[] } | { kind: 'truncated'; needed: number }
-
-/** The internal manifest, if it is the first regular member of these (possibly partial) archive bytes. */
-async function firstMember(head: Uint8Array, archiveKey: string, path: string, maxLineBytes: number | undefined): Promise<FirstMember> {
-  const tar = head
-  const gzip = sniffCompression(head) === 'gzip'
-  const members = readTarMembers(Readable.from([Buffer.from(head.buffer, head.byteOffset, head.byteLength)]), { archiveKey })
-  try {
-    for await (const member of members) {
-      if (!isRegularFile(member)) continue
-      if (member.name !== path) return { kind: 'none' }
-      const needed = member.dataOffset + paddedSize(member.size)
-      if (!gzip && needed > tar.byteLength) return { kind: 'truncated', needed }
-      return { kind: 'entries', entries: await parseInternalManifest(member.stream, archiveKey, path, { maxLineBytes }) }
-    }
-    return { kind: 'none' }
-  } catch (error) {
-    // Cut inside a header: a longer head will tell. Not a tar at all: no index.
-    const truncated = error instanceof Error && /truncated|unexpected end/i.test(error.message)
-    return truncated && tar.byteLength > 0 ? { kind: 'truncated', needed: tar.byteLength * 2 } : { kind: 'none' }
-  } finally {
-    await members.return(undefined)
-  }
-}
-
-/** Builds an index from an archive's internal manifest entries. */
-export function makeIndex(
-  archiveKey: string,
-  etag: string | undefined,
-  compression: SniffedCompression,
-  size: number | undefined,
-  entries: FileEntry[],
-): ArchiveIndex {
-  const byPath = new Map<string, FileEntry>()
-  for (const entry of entries) byPath.set(entry.member_path ?? entry.key, entry)
-  return { archiveKey, etag, compression, size, entries, byPath }
-}
-
-/** True when an index entry says where the member is, for this archive's compression. */
-export function isLocated(index: ArchiveIndex, entry: FileEntry): boolean {
-  if (typeof entry.size_bytes !== 'number' || typeof entry.member_path !== 'string') return false
-  if (index.compression === null) return typeof entry.offset === 'number'
-  if (index.compression === 'gzip') return typeof entry.gz_offset === 'number' && typeof entry.gz_size === 'number'
-  return false
-}
 
 /**
  * Reads one member with one ranged GET, from where its index entry says; the tar header found
@@ -240,4 +64,94 @@ export async function openLocatedMember(ctx: S3Context, index: ArchiveIndex, ent
     if (error instanceof ObjectChangedError) throw error
     return undefined
   }
+}
+
+/** Options for {@link openArchiveMember}. */
+export interface OpenMemberOptions {
+  /** Where archive indexes are kept between calls (a `LruCache`); without one each call reads the head again. */
+  indexCache?: ArchiveIndexCache
+  /** Path of the internal manifest. Default `__manifest__.jsonl`. */
+  internalManifestPath?: string
+}
+
+/**
+ * Opens one member of an archive. With an index that locates it (shards this library writes),
+ * that is one ranged GET (after one small GET of the archive's head, unless the index is cached);
+ * otherwise the archive is streamed up to the member (from memory when the head read held the
+ * whole archive). Resolves to undefined when the archive does not exist; throws
+ * `ObjectNotFoundError` (with the virtual key) when the archive has no such member,
+ * `ShardReadError` when it is not a regular file or the archive is unreadable.
+ */
+export async function openArchiveMember(
+  ctx: S3Context,
+  archiveKey: string,
+  memberPath: string,
+  options: OpenMemberOptions = {},
+): Promise<ObjectBody | undefined> {
+  const cache = options.indexCache
+  let index = cache?.get(archiveKey)
+  let whole: Uint8Array | undefined
+  if (index === undefined) {
+    let head: Awaited<ReturnType<typeof readArchiveHead>>
+    try {
+      head = await readArchiveHead(ctx, archiveKey, options)
+    } catch (error) {
+      throw toShardReadError(error, archiveKey, memberPath)
+    }
+    if (head === undefined) return undefined
+    whole = head.whole
+    if (head.index) {
+      index = head.index
+      cache?.set(archiveKey, index)
+    }
+  }
+  const entry = index?.byPath.get(memberPath)
+  if (index && entry && isLocated(index, entry)) {
+    try {
+      const body = await openLocatedMember(ctx, index, entry)
+      if (body) return body
+    } catch (error) {
+      if (!(error instanceof ObjectChangedError)) throw error
+    }
+    // The archive changed, or its index did not hold: forget it and read the archive itself.
+    cache?.delete(archiveKey)
+  }
+  return scanForMember(ctx, archiveKey, memberPath, whole)
+}
+
+/** Streams an archive (from memory when given) up to one member. */
+async function scanForMember(
+  ctx: S3Context,
+  archiveKey: string,
+  memberPath: string,
+  whole: Uint8Array | undefined,
+): Promise<ObjectBody | undefined> {
+  let archive: Readable
+  if (whole !== undefined) {
+    archive = Readable.from([Buffer.from(whole.buffer, whole.byteOffset, whole.byteLength)])
+  } else {
+    try {
+      archive = await getObjectBody(ctx, archiveKey)
+    } catch (error) {
+      if (error instanceof ObjectNotFoundError) return undefined
+      throw error
+    }
+  }
+  const members = readTarMembers(archive, { archiveKey, signal: ctx.signal })
+  try {
+    for (let next = await members.next(); !next.done; next = await members.next()) {
+      const member = next.value
+      if (member.name !== memberPath) continue
+      if (!isRegularFile(member)) {
+        throw new ShardReadError(`the member is a ${member.type}, not a regular file`, { archiveKey, memberPath })
+      }
+      return memberBody(member, archiveKey, virtualKey(archiveKey, memberPath), () => {
+        void members.return(undefined)
+      })
+    }
+  } catch (error) {
+    await members.return(undefined)
+    throw error
+  }
+  throw new ObjectNotFoundError(virtualKey(archiveKey, memberPath), { detail: 'the archive has no such member' })
 }

@@ -1,7 +1,8 @@
 /**
- * Reading shard archives from S3: the internal manifest, the members with their bodies, one
- * member by path. Entries come out enriched exactly as Python s3exchange enriches them
- * (`archive_key`, `member_path`, and the virtual `key` when the internal manifest lacks one).
+ * Reading shard archives from S3 as streams: the internal manifest, and the members with their
+ * bodies out of one GET (random access to one member is `random-access.ts`). Entries come out
+ * enriched exactly as Python s3exchange enriches them (`archive_key`, `member_path`, and the
+ * virtual `key` when the internal manifest lacks one).
  *
  * @example
  * ```ts
@@ -15,28 +16,16 @@
  * ```
  */
 import { Readable } from 'node:stream'
-import {
-  DEFAULT_INTERNAL_MANIFEST_PATH,
-  type FileEntry,
-  internalManifestPath,
-  type ManifestEntry,
-  type ShardEntry,
-  validateEntry,
-} from '../format/entries.js'
-import { InvalidManifestError, LimitExceededError, ObjectChangedError, ObjectNotFoundError, ShardReadError } from '../format/errors.js'
-import { isBlankLine, type SplitLinesOptions, splitLines } from '../format/jsonl.js'
+import { DEFAULT_INTERNAL_MANIFEST_PATH, type FileEntry, internalManifestPath, type ShardEntry } from '../format/entries.js'
+import { LimitExceededError, ObjectNotFoundError, ShardReadError } from '../format/errors.js'
 import { virtualKey } from '../format/keys.js'
 import { effectiveLimits, type ReadLimits } from '../format/limits.js'
-import { expectationOf, ObjectBody } from '../s3/body.js'
-import { getObjectBody, type S3Context } from '../s3/requests.js'
-import { type ArchiveIndex, type ArchiveIndexCache, isLocated, makeIndex, openLocatedMember, readArchiveHead } from './random-access.js'
-import { isRegularFile, readTarMembers, type SniffedCompression, type TarMember, toShardReadError } from './tar-reader.js'
-
-/** An entry with the bytes of the object it names. */
-export interface EntryWithBody<E extends ManifestEntry = ManifestEntry> {
-  entry: E
-  body: ObjectBody
-}
+import { type EntryWithBody, expectationOf, type ObjectBody } from '../s3/body.js'
+import type { S3Context } from '../s3/context.js'
+import { getObjectBody } from '../s3/object-source.js'
+import { type ArchiveIndex, makeIndex } from './archive-index.js'
+import { indexByPath, listedMemberEntry, parseInternalManifest, streamedMemberEntry } from './internal-manifest.js'
+import { isRegularFile, memberBody, readTarMembers, type SniffedCompression, type TarMember } from './tar-reader.js'
 
 /** Options for reading shards. */
 export interface ShardReadOptions extends Pick<ReadLimits, 'maxLineBytes' | 'maxInternalManifestBytes' | 'maxMemberBytes'> {
@@ -69,87 +58,6 @@ async function openArchive(ctx: S3Context, archiveKey: string): Promise<ObjectBo
     }
     throw error
   }
-}
-
-/**
- * Parses an internal manifest as Python does: every entry must be a `file`; an entry without
- * `key` gets the virtual key of its `member_path`.
- */
-export async function parseInternalManifest(
-  source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
-  archiveKey: string,
-  path: string,
-  options: SplitLinesOptions = {},
-): Promise<FileEntry[]> {
-  const location = virtualKey(archiveKey, path)
-  const entries: FileEntry[] = []
-  let lineNumber = 0
-  try {
-    for await (const lines of splitLines(source, { ...options, key: location })) {
-      for (const line of lines) {
-        lineNumber++
-        if (isBlankLine(line)) continue
-        entries.push(parseInternalEntry(line, archiveKey, { key: location, lineNumber }))
-      }
-    }
-  } catch (error) {
-    if (error instanceof InvalidManifestError) throw error
-    throw toShardReadError(error, archiveKey, path)
-  }
-  return entries
-}
-
-function parseInternalEntry(line: string, archiveKey: string, location: { key: string; lineNumber: number }): FileEntry {
-  let value: unknown
-  try {
-    value = JSON.parse(line)
-  } catch (error) {
-    throw new InvalidManifestError(`invalid JSON: ${(error as Error).message}`, { ...location, cause: error })
-  }
-  const raw = value as Record<string, unknown> | null
-  if (
-    raw &&
-    typeof raw === 'object' &&
-    raw.kind === 'file' &&
-    raw.key === undefined &&
-    typeof raw.member_path === 'string' &&
-    raw.member_path
-  ) {
-    raw.key = virtualKey(archiveKey, raw.member_path)
-  }
-  const entry = validateEntry(value, location)
-  if (entry.kind !== 'file') {
-    throw new ShardReadError(`internal manifest line ${location.lineNumber} is a '${entry.kind}' entry; only 'file' entries are allowed`, {
-      archiveKey,
-    })
-  }
-  return entry
-}
-
-/** An internal manifest entry as Python's `list_manifest_files` yields it. */
-export function listedMemberEntry(entry: FileEntry, archiveKey: string): FileEntry {
-  const enriched: FileEntry = { ...entry, archive_key: archiveKey, member_path: entry.member_path ?? '' }
-  if (enriched.key === undefined) enriched.key = virtualKey(archiveKey, enriched.member_path ?? '')
-  return enriched
-}
-
-/** The entry of a member met while streaming, as Python's `iter_objects` yields it. */
-export function streamedMemberEntry(member: { name: string; size: number }, listed: FileEntry | undefined, archiveKey: string): FileEntry {
-  const base: FileEntry = listed ?? ({ kind: 'file', member_path: member.name, size_bytes: member.size } as FileEntry)
-  const enriched: FileEntry = { ...base, archive_key: archiveKey, member_path: base.member_path ?? member.name }
-  if (enriched.key === undefined) enriched.key = virtualKey(archiveKey, member.name)
-  return enriched
-}
-
-/** Wraps the data of a member in an `ObjectBody`; an unread rest is skipped when the body is let go. */
-export function memberBody(member: TarMember, archiveKey: string, key: string, onRelease?: () => void): ObjectBody {
-  return ObjectBody.fromSource({ key, size: member.size, archiveKey, memberPath: member.name }, member.stream, {
-    wrapError: (error) => toShardReadError(error, archiveKey, member.name) as Error,
-    release: (complete) => {
-      if (!complete) member.stream.resume()
-      onRelease?.()
-    },
-  })
 }
 
 /** Reads the internal manifest of a shard: streams the archive until it is found, then stops. */
@@ -322,103 +230,4 @@ export async function* readShardMembers(
   for await (const member of scanArchive(ctx, archiveKey, { ...options, internalManifestPath: internalManifestPath(shard) })) {
     yield { entry: streamedMemberEntry(member, member.listed, archiveKey), body: member.body }
   }
-}
-
-function indexByPath(entries: FileEntry[]): Map<string, FileEntry> {
-  const byPath = new Map<string, FileEntry>()
-  for (const entry of entries) {
-    const path = entry.member_path ?? entry.key
-    if (path) byPath.set(path, entry)
-  }
-  return byPath
-}
-
-/** Options for {@link openArchiveMember}. */
-export interface OpenMemberOptions {
-  /** Where archive indexes are kept between calls (a `LruCache`); without one each call reads the head again. */
-  indexCache?: ArchiveIndexCache
-  /** Path of the internal manifest. Default `__manifest__.jsonl`. */
-  internalManifestPath?: string
-}
-
-/**
- * Opens one member of an archive. With an index that locates it (shards this library writes),
- * that is one ranged GET (after one small GET of the archive's head, unless the index is cached);
- * otherwise the archive is streamed up to the member (from memory when the head read held the
- * whole archive). Resolves to undefined when the archive does not exist; throws
- * `ObjectNotFoundError` (with the virtual key) when the archive has no such member,
- * `ShardReadError` when it is not a regular file or the archive is unreadable.
- */
-export async function openArchiveMember(
-  ctx: S3Context,
-  archiveKey: string,
-  memberPath: string,
-  options: OpenMemberOptions = {},
-): Promise<ObjectBody | undefined> {
-  const cache = options.indexCache
-  let index = cache?.get(archiveKey)
-  let whole: Uint8Array | undefined
-  if (index === undefined) {
-    let head: Awaited<ReturnType<typeof readArchiveHead>>
-    try {
-      head = await readArchiveHead(ctx, archiveKey, options)
-    } catch (error) {
-      throw toShardReadError(error, archiveKey, memberPath)
-    }
-    if (head === undefined) return undefined
-    whole = head.whole
-    if (head.index) {
-      index = head.index
-      cache?.set(archiveKey, index)
-    }
-  }
-  const entry = index?.byPath.get(memberPath)
-  if (index && entry && isLocated(index, entry)) {
-    try {
-      const body = await openLocatedMember(ctx, index, entry)
-      if (body) return body
-    } catch (error) {
-      if (!(error instanceof ObjectChangedError)) throw error
-    }
-    // The archive changed, or its index did not hold: forget it and read the archive itself.
-    cache?.delete(archiveKey)
-  }
-  return scanForMember(ctx, archiveKey, memberPath, whole)
-}
-
-/** Streams an archive (from memory when given) up to one member. */
-async function scanForMember(
-  ctx: S3Context,
-  archiveKey: string,
-  memberPath: string,
-  whole: Uint8Array | undefined,
-): Promise<ObjectBody | undefined> {
-  let archive: Readable
-  if (whole !== undefined) {
-    archive = Readable.from([Buffer.from(whole.buffer, whole.byteOffset, whole.byteLength)])
-  } else {
-    try {
-      archive = await getObjectBody(ctx, archiveKey)
-    } catch (error) {
-      if (error instanceof ObjectNotFoundError) return undefined
-      throw error
-    }
-  }
-  const members = readTarMembers(archive, { archiveKey, signal: ctx.signal })
-  try {
-    for (let next = await members.next(); !next.done; next = await members.next()) {
-      const member = next.value
-      if (member.name !== memberPath) continue
-      if (!isRegularFile(member)) {
-        throw new ShardReadError(`the member is a ${member.type}, not a regular file`, { archiveKey, memberPath })
-      }
-      return memberBody(member, archiveKey, virtualKey(archiveKey, memberPath), () => {
-        void members.return(undefined)
-      })
-    }
-  } catch (error) {
-    await members.return(undefined)
-    throw error
-  }
-  throw new ObjectNotFoundError(virtualKey(archiveKey, memberPath), { detail: 'the archive has no such member' })
 }

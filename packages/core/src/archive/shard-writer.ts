@@ -24,9 +24,9 @@ import { createHash } from 'node:crypto'
 import { DEFAULT_INTERNAL_MANIFEST_PATH, type FileEntry, type Meta, type ShardEntry, serializeEntry } from '../format/entries.js'
 import { InvalidSourceError, S3ExchangeError, ShardWriteError } from '../format/errors.js'
 import { virtualKey } from '../format/keys.js'
+import type { S3Context } from '../s3/context.js'
 import { type DataSource, type PreparedSource, prepareSource } from '../s3/data-source.js'
 import { ObjectWriter, type ObjectWriterOptions } from '../s3/object-writer.js'
-import type { S3Context } from '../s3/requests.js'
 import {
   BodyDeflater,
   deflateHead,

@@ -19,7 +19,7 @@ import type { Readable } from 'node:stream'
 import { constants, createGunzip, createInflateRaw, createZstdDecompress } from 'node:zlib'
 import { extract as createExtract, type Extract, type Header } from 'tar-stream'
 import { isAbort, S3ExchangeError, ShardReadError } from '../format/errors.js'
-import type { ByteSource } from '../s3/body.js'
+import { type ByteSource, ObjectBody } from '../s3/body.js'
 import { drained } from './drained.js'
 
 /** The stream of one member's data, as tar-stream hands it out (a streamx Readable). */
@@ -221,4 +221,15 @@ function describeTarError(error: unknown): string {
   if (code === 'Z_BUF_ERROR' || /unexpected end of file/i.test(message)) return 'truncated gzip stream'
   if (code === 'Z_DATA_ERROR' || /incorrect header check|invalid/i.test(message)) return `corrupt gzip stream (${message})`
   return message
+}
+
+/** Wraps the data of a member in an `ObjectBody`; an unread rest is skipped when the body is let go. */
+export function memberBody(member: TarMember, archiveKey: string, key: string, onRelease?: () => void): ObjectBody {
+  return ObjectBody.fromSource({ key, size: member.size, archiveKey, memberPath: member.name }, member.stream, {
+    wrapError: (error) => toShardReadError(error, archiveKey, member.name) as Error,
+    release: (complete) => {
+      if (!complete) member.stream.resume()
+      onRelease?.()
+    },
+  })
 }

@@ -10,7 +10,7 @@ import { useTestS3 } from '@s3exchange/testing/vitest'
 import { afterAll, describe, expect, it } from 'vitest'
 import { type ManifestEntry, serializeEntry } from '../format/entries.js'
 import { InvalidManifestError, ManifestConflictError, S3RequestError } from '../format/errors.js'
-import type { S3Context } from '../s3/requests.js'
+import type { S3Context } from '../s3/context.js'
 import { appendToManifest, isConflict, MANIFEST_CONTENT_TYPE, partKeyFor } from './commit.js'
 
 const s3 = useTestS3()

@@ -24,11 +24,13 @@
 import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { type ManifestEntry, serializeEntry } from '../format/entries.js'
+import { parseManifest } from '../format/entry-stream.js'
 import { ManifestConflictError, ObjectChangedError, ObjectNotFoundError, S3RequestError } from '../format/errors.js'
 import { isBlankLine } from '../format/jsonl.js'
-import { parseManifest } from '../operators/read-manifest.js'
+import type { S3Context } from '../s3/context.js'
+import { getObjectBody } from '../s3/object-source.js'
 import { putBytes, type WrittenObject } from '../s3/object-writer.js'
-import { getObjectBody, type S3Context, timesSent } from '../s3/requests.js'
+import { timesSent } from '../s3/requests.js'
 
 /** Content-Type of manifests. */
 export const MANIFEST_CONTENT_TYPE = 'application/x-ndjson'

@@ -12,7 +12,7 @@ import { useTestS3 } from '@s3exchange/testing/vitest'
 import { afterAll, describe, expect, it } from 'vitest'
 import type { ManifestEntry } from '../format/entries.js'
 import { readManifest } from '../operators/read-manifest.js'
-import type { S3Context } from '../s3/requests.js'
+import type { S3Context } from '../s3/context.js'
 import { ManifestObjectWriter, writeManifestObject } from './manifest-object.js'
 
 const s3 = useTestS3()

@@ -16,8 +16,8 @@
  * ```
  */
 import { type ManifestEntry, serializeEntry, validateEntry } from '../format/entries.js'
+import type { S3Context } from '../s3/context.js'
 import { ObjectWriter, type ObjectWriterOptions, type WrittenObject } from '../s3/object-writer.js'
-import type { S3Context } from '../s3/requests.js'
 import { MANIFEST_CONTENT_TYPE } from './commit.js'
 
 /** Options for writing a manifest object. */

@@ -20,7 +20,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type FileEntry, type ManifestEntry, serializeEntry } from '../format/entries.js'
 import { PublishError } from '../format/errors.js'
 import { writeManifestParts } from '../operators/write-manifest-parts.js'
-import type { S3Context } from '../s3/requests.js'
+import type { S3Context } from '../s3/context.js'
 import { ManifestPartsWriter } from './parts-writer.js'
 
 const s3 = useTestS3()

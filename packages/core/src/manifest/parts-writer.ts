@@ -15,8 +15,8 @@
  * ```
  */
 import type { ManifestEntry } from '../format/entries.js'
+import type { S3Context } from '../s3/context.js'
 import type { ObjectWriterOptions } from '../s3/object-writer.js'
-import type { S3Context } from '../s3/requests.js'
 import { type AppendOptions, appendToManifest, partKeyFor } from './commit.js'
 import { lineOf, ManifestObjectWriter } from './manifest-object.js'
 

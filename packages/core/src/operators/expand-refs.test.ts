@@ -5,7 +5,7 @@ import { pipe } from 'it-pipe'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { ManifestEntry } from '../format/entries.js'
 import { InvalidManifestError, ManifestNotFoundError } from '../format/errors.js'
-import type { S3Context } from '../s3/requests.js'
+import type { S3Context } from '../s3/context.js'
 import { expandRefs } from './expand-refs.js'
 import { readManifest } from './read-manifest.js'
 

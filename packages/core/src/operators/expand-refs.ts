@@ -17,7 +17,7 @@
 import type { FileEntry, ManifestEntry, ShardEntry } from '../format/entries.js'
 import { LimitExceededError } from '../format/errors.js'
 import { effectiveLimits, type ReadLimits } from '../format/limits.js'
-import type { S3Context } from '../s3/requests.js'
+import type { S3Context } from '../s3/context.js'
 import { MANIFEST_KEY, readManifest } from './read-manifest.js'
 
 /** Options for {@link expandRefs}. */

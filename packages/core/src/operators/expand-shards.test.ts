@@ -2,12 +2,12 @@ import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3'
 import { buildTar, countRequests, internalManifestFor, type TarMemberSpec } from '@s3exchange/testing'
 import { useTestS3 } from '@s3exchange/testing/vitest'
 import { afterEach, describe, expect, it } from 'vitest'
-import type { EntryWithBody } from '../archive/scan-archive.js'
 import type { FileEntry, ManifestEntry, ShardEntry } from '../format/entries.js'
 import { InvalidManifestError, ObjectNotFoundError, S3ExchangeError, ShardReadError } from '../format/errors.js'
-import { ObjectBody } from '../s3/body.js'
-import type { S3Context } from '../s3/requests.js'
-import { expandShards, hasBody, type PipelineItem } from './expand-shards.js'
+import type { EntryWithBody } from '../s3/body.js'
+import { hasBody, ObjectBody, type PipelineItem } from '../s3/body.js'
+import type { S3Context } from '../s3/context.js'
+import { expandShards } from './expand-shards.js'
 
 const s3 = useTestS3()
 const clients: S3Client[] = []

@@ -22,9 +22,10 @@
  * ```
  */
 
-import { type EntryWithBody, readShardEntries, readShardMembers, type ShardReadOptions } from '../archive/scan-archive.js'
-import type { FileEntry, ManifestEntry } from '../format/entries.js'
-import type { S3Context } from '../s3/requests.js'
+import { readShardEntries, readShardMembers, type ShardReadOptions } from '../archive/scan-archive.js'
+import type { FileEntry } from '../format/entries.js'
+import { type EntryWithBody, hasBody, type PipelineItem } from '../s3/body.js'
+import type { S3Context } from '../s3/context.js'
 import { prefetchShards } from './prefetch-shards.js'
 
 /** Options for {@link expandShards}. */
@@ -38,14 +39,6 @@ export interface ExpandShardsOptions extends ShardReadOptions {
   shardConcurrency?: number
   /** With `shardConcurrency` > 1: bytes of prefetched members held at once. Default 64 MiB. */
   maxBufferedBytes?: number
-}
-
-/** An item of a pipeline: an entry, or an entry with its body. */
-export type PipelineItem = ManifestEntry | EntryWithBody
-
-/** True for an item that already carries its body. */
-export function hasBody(item: PipelineItem): item is EntryWithBody {
-  return (item as { kind?: unknown }).kind === undefined && (item as { body?: unknown }).body !== undefined
 }
 
 /** Expands shard entries into their members; see the module comment. */

@@ -20,16 +20,15 @@
  * ```
  */
 
+import type { ArchiveIndexCache } from '../archive/archive-index.js'
 import { openEntryObject } from '../archive/open-object.js'
-import type { ArchiveIndexCache } from '../archive/random-access.js'
-import type { EntryWithBody } from '../archive/scan-archive.js'
 import type { ManifestEntry } from '../format/entries.js'
 import { ObjectNotFoundError } from '../format/errors.js'
-import { expectationOf, ObjectBody } from '../s3/body.js'
-import { collectSource, openObjectSource } from '../s3/object-source.js'
-import type { S3Context } from '../s3/requests.js'
-import { objectBodyFrom } from '../s3/requests.js'
-import { hasBody, type PipelineItem } from './expand-shards.js'
+import { iteratorOf } from '../format/iterables.js'
+import type { EntryWithBody } from '../s3/body.js'
+import { expectationOf, hasBody, ObjectBody, type PipelineItem } from '../s3/body.js'
+import type { S3Context } from '../s3/context.js'
+import { collectSource, objectBodyFrom, openObjectSource } from '../s3/object-source.js'
 
 /** Options for {@link fetchBodies}. */
 export interface FetchBodiesOptions {
@@ -78,7 +77,7 @@ export function fetchBodies(ctx: S3Context, options: FetchBodiesOptions = {}) {
   return async function* fetchBodiesStage<E extends ManifestEntry>(
     items: AsyncIterable<E | EntryWithBody<E>> | Iterable<E | EntryWithBody<E>>,
   ): AsyncGenerator<EntryWithBody<E>, void, undefined> {
-    const input = toAsyncIterator(items)
+    const input = iteratorOf(items)
     const window: Slot<E>[] = []
     let inFlight = 0
     let buffered = 0
@@ -204,15 +203,6 @@ export function fetchBodies(ctx: S3Context, options: FetchBodiesOptions = {}) {
 /** A file entry for a plain object: not an archive member, no `#` that might make it one. */
 function isLooseKey(entry: ManifestEntry): entry is ManifestEntry & { kind: 'file' } {
   return entry.kind === 'file' && entry.archive_key === undefined && !entry.key.includes('#')
-}
-
-function toAsyncIterator<T>(items: AsyncIterable<T> | Iterable<T>): AsyncIterator<T> {
-  if (Symbol.asyncIterator in items) return items[Symbol.asyncIterator]()
-  const iterator = items[Symbol.iterator]()
-  return {
-    next: async () => iterator.next(),
-    return: async () => iterator.return?.() ?? { done: true, value: undefined },
-  }
 }
 
 function ignore(): void {}

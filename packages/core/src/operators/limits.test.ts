@@ -12,7 +12,7 @@ import { readInternalManifest, readShardMembers, scanArchive } from '../archive/
 import type { FileEntry, ManifestEntry, ShardEntry } from '../format/entries.js'
 import { InvalidManifestError, LimitExceededError, S3ExchangeError } from '../format/errors.js'
 import { DEFAULT_LIMITS, effectiveLimits } from '../format/limits.js'
-import type { S3Context } from '../s3/requests.js'
+import type { S3Context } from '../s3/context.js'
 import { expandRefs } from './expand-refs.js'
 import { expandShards } from './expand-shards.js'
 import { readManifest } from './read-manifest.js'

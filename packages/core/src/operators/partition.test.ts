@@ -6,9 +6,9 @@
  */
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import type { EntryWithBody } from '../archive/scan-archive.js'
 import type { FileEntry, ShardEntry } from '../format/entries.js'
 import { ConfigurationError } from '../format/errors.js'
+import type { EntryWithBody } from '../s3/body.js'
 import { ObjectBody } from '../s3/body.js'
 import { partition } from './partition.js'
 

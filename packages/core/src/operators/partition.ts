@@ -36,7 +36,7 @@
  */
 import type { ManifestEntry } from '../format/entries.js'
 import { ConfigurationError } from '../format/errors.js'
-import { hasBody, type PipelineItem } from './expand-shards.js'
+import { hasBody, type PipelineItem } from '../s3/body.js'
 
 /** Options for {@link partition}: which share to keep. */
 export interface PartitionOptions {

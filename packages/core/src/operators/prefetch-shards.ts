@@ -19,11 +19,11 @@
  * ```
  */
 
-import { type EntryWithBody, readShardMembers, type ShardReadOptions } from '../archive/scan-archive.js'
+import { readShardMembers, type ShardReadOptions } from '../archive/scan-archive.js'
 import type { FileEntry, ShardEntry } from '../format/entries.js'
-import { ObjectBody } from '../s3/body.js'
-import type { S3Context } from '../s3/requests.js'
-import { hasBody, type PipelineItem } from './expand-shards.js'
+import { iteratorOf } from '../format/iterables.js'
+import { type EntryWithBody, hasBody, ObjectBody, type PipelineItem } from '../s3/body.js'
+import type { S3Context } from '../s3/context.js'
 
 /** Options for {@link prefetchShards}. */
 export interface PrefetchShardsOptions extends ShardReadOptions {
@@ -156,7 +156,7 @@ export function prefetchShards(ctx: S3Context, options: PrefetchShardsOptions = 
     items: AsyncIterable<PipelineItem> | Iterable<PipelineItem>,
   ): AsyncGenerator<Exclude<PipelineItem, ShardEntry> | EntryWithBody<FileEntry>, void, undefined> {
     const budget = new Budget(options.maxBufferedBytes ?? 64 * 1024 * 1024)
-    const input = Symbol.asyncIterator in items ? items[Symbol.asyncIterator]() : toAsync(items)
+    const input = iteratorOf(items)
     const window: (PipelineItem | ShardReader)[] = []
     let inputDone = false
     /** Shard readers in the window (counted, not scanned for: the window can be long). */
@@ -196,8 +196,4 @@ export function prefetchShards(ctx: S3Context, options: PrefetchShardsOptions = 
       await input.return?.()
     }
   }
-}
-
-async function* toAsync<T>(items: Iterable<T>): AsyncGenerator<T> {
-  yield* items
 }

@@ -15,7 +15,7 @@ import { pipe } from 'it-pipe'
 import { afterAll, describe, expect, it } from 'vitest'
 import type { FileEntry } from '../format/entries.js'
 import { InvalidSourceError, S3RequestError } from '../format/errors.js'
-import type { S3Context } from '../s3/requests.js'
+import type { S3Context } from '../s3/context.js'
 import { type PutObjectItem, putObject, putObjects } from './put-objects.js'
 
 const s3 = useTestS3()

@@ -20,10 +20,11 @@
  */
 import { createHash } from 'node:crypto'
 import type { FileEntry, Meta } from '../format/entries.js'
+import { iteratorOf } from '../format/iterables.js'
 import { inferId as defaultInferId } from '../format/keys.js'
+import type { S3Context } from '../s3/context.js'
 import { type DataSource, prepareSource } from '../s3/data-source.js'
 import { ObjectWriter, type ObjectWriterOptions } from '../s3/object-writer.js'
-import type { S3Context } from '../s3/requests.js'
 
 /** Options for {@link putObject}. */
 export interface PutObjectOptions extends Pick<ObjectWriterOptions, 'partSize' | 'queueSize' | 'ifMatch' | 'ifNoneMatch'> {
@@ -93,7 +94,7 @@ export function putObjects(ctx: S3Context, options: PutObjectsOptions = {}) {
     items: AsyncIterable<PutObjectItem> | Iterable<PutObjectItem>,
   ): AsyncGenerator<FileEntry, void, undefined> {
     const window: Promise<FileEntry>[] = []
-    const iterator = Symbol.asyncIterator in items ? items[Symbol.asyncIterator]() : toAsyncIterator(items)
+    const iterator = iteratorOf(items)
     let done = false
     try {
       for (;;) {
@@ -118,9 +119,4 @@ export function putObjects(ctx: S3Context, options: PutObjectsOptions = {}) {
       await iterator.return?.()
     }
   }
-}
-
-function toAsyncIterator<T>(items: Iterable<T>): AsyncIterator<T> {
-  const iterator = items[Symbol.iterator]()
-  return { next: async () => iterator.next(), return: async () => iterator.return?.() ?? { done: true, value: undefined } }
 }

@@ -13,7 +13,7 @@ import { readShardEntries, readShardMembers } from '../archive/scan-archive.js'
 import type { ShardItem } from '../archive/shard-writer.js'
 import type { ShardEntry } from '../format/entries.js'
 import { ShardWriteError } from '../format/errors.js'
-import type { S3Context } from '../s3/requests.js'
+import type { S3Context } from '../s3/context.js'
 import { runId, type ShardIntoOptions, shardInto } from './shard-into.js'
 
 const s3 = useTestS3()

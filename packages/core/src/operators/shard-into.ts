@@ -25,7 +25,7 @@
 import { randomBytes } from 'node:crypto'
 import { prepareShardItem, type ShardItem, ShardWriter, type ShardWriterOptions } from '../archive/shard-writer.js'
 import type { ShardEntry } from '../format/entries.js'
-import type { S3Context } from '../s3/requests.js'
+import type { S3Context } from '../s3/context.js'
 
 /** Options for {@link shardInto}. */
 export interface ShardIntoOptions extends ShardWriterOptions {

@@ -23,7 +23,7 @@
 import type { ManifestEntry } from '../format/entries.js'
 import { isAbort, PublishError } from '../format/errors.js'
 import { type CommitResult, type ManifestPartsOptions, ManifestPartsWriter } from '../manifest/parts-writer.js'
-import type { S3Context } from '../s3/requests.js'
+import type { S3Context } from '../s3/context.js'
 
 /** Options for {@link writeManifestParts}. */
 export type WriteManifestPartsOptions = ManifestPartsOptions

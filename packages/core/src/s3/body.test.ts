@@ -13,7 +13,7 @@ import {
   ShardReadError,
 } from '../format/errors.js'
 import { expectationOf, ObjectBody } from './body.js'
-import { getObjectBody } from './requests.js'
+import { getObjectBody } from './object-source.js'
 
 const enc = (text: string) => new TextEncoder().encode(text)
 

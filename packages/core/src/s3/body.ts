@@ -15,6 +15,7 @@
 
 import { createHash, type Hash } from 'node:crypto'
 import { Readable } from 'node:stream'
+import type { ManifestEntry } from '../format/entries.js'
 import { IntegrityError, S3ExchangeError } from '../format/errors.js'
 
 /** What is known about a body before reading it. */
@@ -314,4 +315,18 @@ function ignore(): void {}
 function concatChunks(chunks: Uint8Array[]): Uint8Array {
   if (chunks.length === 1) return chunks[0] as Uint8Array
   return chunks.length === 0 ? new Uint8Array(0) : Buffer.concat(chunks)
+}
+
+/** An entry with the bytes of the object it names. */
+export interface EntryWithBody<E extends ManifestEntry = ManifestEntry> {
+  entry: E
+  body: ObjectBody
+}
+
+/** An item of a pipeline: an entry, or an entry with its body. */
+export type PipelineItem = ManifestEntry | EntryWithBody
+
+/** True for an item that already carries its body. */
+export function hasBody(item: PipelineItem): item is EntryWithBody {
+  return (item as { kind?: unknown }).kind === undefined && (item as { body?: unknown }).body !== undefined
 }

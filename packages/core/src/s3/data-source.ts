@@ -85,7 +85,7 @@ export async function prepareSource(data: DataSource, options: PrepareSourceOpti
       open: () => {
         if (opened) throw new InvalidSourceError('a stream source can be read only once', { key: options.key })
         opened = true
-        return hint === undefined ? toAsync(data) : checkedStream(data, hint, options.key)
+        return hint === undefined ? byteChunks(data) : checkedStream(data, hint, options.key)
       },
     }
   }
@@ -110,10 +110,11 @@ export async function prepareSource(data: DataSource, options: PrepareSourceOpti
 }
 
 function inMemory(bytes: Uint8Array): PreparedSource {
-  return { size: bytes.byteLength, bytes, open: () => toAsync([bytes]) }
+  return { size: bytes.byteLength, bytes, open: () => byteChunks([bytes]) }
 }
 
-async function* toAsync(data: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+/** The chunks of `data` as bytes (string chunks, from a Readable with an encoding, as UTF-8). */
+async function* byteChunks(data: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): AsyncGenerator<Uint8Array> {
   for await (const chunk of data) yield typeof chunk === 'string' ? Buffer.from(chunk) : chunk
 }
 

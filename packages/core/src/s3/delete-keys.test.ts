@@ -9,8 +9,8 @@ import { type DeleteObjectsCommandInput, ListObjectsV2Command, PutObjectCommand,
 import { type S3Proxy, startS3Proxy } from '@s3exchange/testing'
 import { useTestS3 } from '@s3exchange/testing/vitest'
 import { afterAll, describe, expect, it } from 'vitest'
+import type { S3Context } from './context.js'
 import { deleteKeys, isWithinFence } from './delete-keys.js'
-import type { S3Context } from './requests.js'
 
 const s3 = useTestS3()
 const clients: S3Client[] = []

@@ -12,7 +12,8 @@
  */
 import { DeleteObjectsCommand } from '@aws-sdk/client-s3'
 import pLimit from 'p-limit'
-import { mapS3Error, type S3Context } from './requests.js'
+import type { S3Context } from './context.js'
+import { mapS3Error } from './requests.js'
 
 /** Options for {@link deleteKeys}. */
 export interface DeleteKeysOptions {

@@ -7,53 +7,53 @@
  *
  * @example
  * ```ts
- * import { openObjectSource } from '@s3exchange/core'
+ * import { getObjectBody, openObjectSource } from '@s3exchange/core'
  *
  * const { info, source } = await openObjectSource(ctx, 'ds/shards/shard-00000.tar', { resumeAttempts: 3 })
  * source.on('data', (chunk) => …); source.on('end', …); source.on('error', …); source.resume()
+ * const body = await getObjectBody(ctx, 'ds/clip.wav')   // the same, as an ObjectBody (a Readable with bytes())
  * ```
  */
 import { EventEmitter } from 'node:events'
 import type { Readable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { GetObjectCommand, type GetObjectCommandOutput } from '@aws-sdk/client-s3'
+import type { GetObjectCommandOutput } from '@aws-sdk/client-s3'
 import { ObjectChangedError, S3ExchangeError, S3RequestError } from '../format/errors.js'
-import type { ByteSource, ObjectInfo } from './body.js'
-import { mapS3Error, type S3Context, unquoteEtag } from './requests.js'
+import { type ByteSource, ObjectBody, type ObjectInfo } from './body.js'
+import type { S3Context } from './context.js'
+import { type RangeOptions, requestObject, unquoteEtag } from './requests.js'
 
 /** Default number of times a broken body is resumed. */
 export const DEFAULT_RESUME_ATTEMPTS = 3
 
-/** Options for {@link openObjectSource}. */
-export interface ObjectSourceOptions {
-  /** First byte to read (inclusive). Default 0. */
-  start?: number
-  /** Last byte to read (inclusive). Default: the end. */
-  end?: number
-  /** Only read the object if its ETag is this one (412 → `ObjectChangedError`). */
-  ifMatch?: string
+/** Options for {@link openObjectSource} and {@link getObjectBody}: a byte range, an ETag to insist on, resumption. */
+export interface ObjectSourceOptions extends RangeOptions {
   /** Times a body cut mid-way is resumed. Default 3; 0 turns resumption off. */
   resumeAttempts?: number
 }
 
-/** Sends a GetObject (a range when asked), with the typed errors. */
-export async function requestObject(ctx: S3Context, key: string, options: ObjectSourceOptions = {}): Promise<GetObjectCommandOutput> {
-  const range =
-    options.start === undefined && options.end === undefined
-      ? undefined
-      : `bytes=${options.start ?? 0}-${options.end === undefined ? '' : options.end}`
-  try {
-    return await ctx.client.send(
-      new GetObjectCommand({ Bucket: ctx.bucket, Key: key, Range: range, IfMatch: options.ifMatch ? quote(options.ifMatch) : undefined }),
-      { abortSignal: ctx.signal },
-    )
-  } catch (error) {
-    const mapped = mapS3Error('GetObject', key, error, ctx.signal)
-    if (mapped instanceof S3RequestError && mapped.statusCode === 412 && options.ifMatch) {
-      throw new ObjectChangedError(key, { cause: error })
-    }
-    throw mapped
-  }
+/**
+ * Opens a GET of `key` and returns its body as an {@link ObjectBody}. A body cut mid-way is
+ * resumed (see `openObjectSource`); a body that still fails is an `S3RequestError`.
+ */
+export async function getObjectBody(ctx: S3Context, key: string, options: ObjectSourceOptions = {}): Promise<ObjectBody> {
+  const { info, source } = await openObjectSource(ctx, key, options)
+  return objectBodyFrom(ctx, info, source)
+}
+
+/** The `ObjectBody` over an opened GET, with its errors typed. */
+export function objectBodyFrom(ctx: S3Context, info: ObjectInfo, source: ResumableSource): ObjectBody {
+  const key = info.key
+  return ObjectBody.fromSource(info, source, {
+    wrapError: (error) => {
+      // A body cut by the caller's signal fails with a plain 'aborted' error: give the signal's reason.
+      if (ctx.signal?.aborted) return ctx.signal.reason ?? error
+      return error instanceof S3ExchangeError ? error : new S3RequestError('GetObject', key, error)
+    },
+    release: (complete) => {
+      if (!complete) source.destroy()
+    },
+  })
 }
 
 /** Opens a GET and returns what is known of the object and a resumable source of its bytes. */
@@ -231,10 +231,6 @@ export function collectSource(ctx: S3Context, key: string, source: ResumableSour
     })
     source.resume()
   })
-}
-
-function quote(etag: string): string {
-  return etag.startsWith('"') ? etag : `"${etag}"`
 }
 
 function ignore(): void {}

@@ -19,8 +19,8 @@ import {
 import { useTestS3 } from '@s3exchange/testing/vitest'
 import { afterAll, describe, expect, it } from 'vitest'
 import { S3RequestError } from '../format/errors.js'
+import type { S3Context } from './context.js'
 import { ObjectWriter, putBytes } from './object-writer.js'
-import type { S3Context } from './requests.js'
 
 const s3 = useTestS3()
 const MiB = 1024 * 1024

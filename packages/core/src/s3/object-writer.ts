@@ -29,8 +29,8 @@ import {
   PutObjectCommand,
   UploadPartCommand,
 } from '@aws-sdk/client-s3'
-import { ObjectNotFoundError, S3RequestError } from '../format/errors.js'
-import { headObject, mapS3Error, type S3Context, timesSent, unquoteEtag } from './requests.js'
+import type { S3Context } from './context.js'
+import { headObject, mapWriteError, timesSent, unquoteEtag } from './requests.js'
 
 /** Default part size: 8 MiB (S3's minimum is 5 MiB; some servers reject requests of 10 MiB and more). */
 export const DEFAULT_PART_SIZE = 8 * 1024 * 1024
@@ -326,13 +326,4 @@ function multipartEtag(parts: { ETag?: string | undefined }[]): string | undefin
   const digests = parts.map((part) => Buffer.from(unquoteEtag(part.ETag) ?? '', 'hex'))
   if (digests.some((digest) => digest.byteLength !== 16)) return undefined
   return `${createHash('md5').update(Buffer.concat(digests)).digest('hex')}-${parts.length}`
-}
-
-/**
- * The typed error of a failed write: as `mapS3Error`, except that a 404 (`NoSuchUpload`,
- * `NoSuchBucket`) is an `S3RequestError`: the write failed, no object was missing.
- */
-function mapWriteError(operation: string, key: string, error: unknown, signal: AbortSignal | undefined): unknown {
-  const mapped = mapS3Error(operation, key, error, signal)
-  return mapped instanceof ObjectNotFoundError ? new S3RequestError(operation, key, error) : mapped
 }

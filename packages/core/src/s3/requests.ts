@@ -1,62 +1,54 @@
 /**
- * The S3 calls the operators make, with errors mapped to the typed ones: a missing key becomes
- * `ObjectNotFoundError`, any other failure `S3RequestError`, and a cancellation stays the
- * caller's `AbortError`. Every operator takes an {@link S3Context}.
+ * The single S3 requests the layers above make, with errors mapped to the typed ones: a missing
+ * key becomes `ObjectNotFoundError`, any other failure `S3RequestError`, and a cancellation stays
+ * the caller's `AbortError`. ETags are handled here too (unquoted in results, quoted in conditions).
  *
  * @example
  * ```ts
- * import { S3Client } from '@aws-sdk/client-s3'
- * import { getObjectBody } from '@s3exchange/core'
+ * import { headObject } from '@s3exchange/core'
  *
- * const ctx = { client: new S3Client({}), bucket: 'my-bucket' }
- * const body = await getObjectBody(ctx, 'training/123/samples/file.wav')
- * const bytes = await body.bytes()
+ * const head = await headObject(ctx, 'training/123/samples/file.wav') // ObjectNotFoundError when missing
+ * console.log(head.ContentLength)
  * ```
  */
 
-import { HeadObjectCommand, type HeadObjectCommandOutput, type S3Client } from '@aws-sdk/client-s3'
-import { isAbort, isNotFound, ObjectNotFoundError, S3ExchangeError, S3RequestError } from '../format/errors.js'
-import type { ReadLimits } from '../format/limits.js'
-import { ObjectBody, type ObjectInfo } from './body.js'
-import { type ObjectSourceOptions, openObjectSource, type ResumableSource } from './object-source.js'
+import { GetObjectCommand, type GetObjectCommandOutput, HeadObjectCommand, type HeadObjectCommandOutput } from '@aws-sdk/client-s3'
+import { isAbort, isNotFound, ObjectChangedError, ObjectNotFoundError, S3RequestError } from '../format/errors.js'
+import type { S3Context } from './context.js'
 
-/** What every operator needs: a client, a bucket, and optionally a signal to cancel with. */
-export interface S3Context {
-  /** The caller's S3 client; the library never configures it. */
-  client: S3Client
-  /** The bucket every key is in. */
-  bucket: string
-  /** Cancels every request the operator makes, and the iteration itself. */
-  signal?: AbortSignal | undefined
-  /** Limits on what readers accept, for every call made with this context (see `ReadLimits`). */
-  limits?: ReadLimits | undefined
+/** A byte range of an object, and the version it must be. */
+export interface RangeOptions {
+  /** First byte to read (inclusive). Default 0. */
+  start?: number
+  /** Last byte to read (inclusive). Default: the end. */
+  end?: number
+  /** Only read the object if its ETag is this one (412 → `ObjectChangedError`). */
+  ifMatch?: string
 }
 
-/** Options for {@link getObjectBody}: a byte range, an ETag to insist on, resumption. */
-export type GetObjectBodyOptions = ObjectSourceOptions
-
-/**
- * Opens a GET of `key` and returns its body as an {@link ObjectBody}. A body cut mid-way is
- * resumed (see `openObjectSource`); a body that still fails is an `S3RequestError`.
- */
-export async function getObjectBody(ctx: S3Context, key: string, options: GetObjectBodyOptions = {}): Promise<ObjectBody> {
-  const { info, source } = await openObjectSource(ctx, key, options)
-  return objectBodyFrom(ctx, info, source)
-}
-
-/** The `ObjectBody` over an opened GET, with its errors typed. */
-export function objectBodyFrom(ctx: S3Context, info: ObjectInfo, source: ResumableSource): ObjectBody {
-  const key = info.key
-  return ObjectBody.fromSource(info, source, {
-    wrapError: (error) => {
-      // A body cut by the caller's signal fails with a plain 'aborted' error: give the signal's reason.
-      if (ctx.signal?.aborted) return ctx.signal.reason ?? error
-      return error instanceof S3ExchangeError ? error : new S3RequestError('GetObject', key, error)
-    },
-    release: (complete) => {
-      if (!complete) source.destroy()
-    },
-  })
+/** Sends a GetObject (a range when asked), with the typed errors. */
+export async function requestObject(ctx: S3Context, key: string, options: RangeOptions = {}): Promise<GetObjectCommandOutput> {
+  const range =
+    options.start === undefined && options.end === undefined
+      ? undefined
+      : `bytes=${options.start ?? 0}-${options.end === undefined ? '' : options.end}`
+  try {
+    return await ctx.client.send(
+      new GetObjectCommand({
+        Bucket: ctx.bucket,
+        Key: key,
+        Range: range,
+        IfMatch: options.ifMatch ? quoteEtag(options.ifMatch) : undefined,
+      }),
+      { abortSignal: ctx.signal },
+    )
+  } catch (error) {
+    const mapped = mapS3Error('GetObject', key, error, ctx.signal)
+    if (mapped instanceof S3RequestError && mapped.statusCode === 412 && options.ifMatch) {
+      throw new ObjectChangedError(key, { cause: error })
+    }
+    throw mapped
+  }
 }
 
 /** HEADs `key`; a missing key throws `ObjectNotFoundError`. */
@@ -79,6 +71,15 @@ export function mapS3Error(operation: string, key: string, error: unknown, signa
   return new S3RequestError(operation, key, error)
 }
 
+/**
+ * The typed error of a failed write: as `mapS3Error`, except that a 404 (`NoSuchUpload`,
+ * `NoSuchBucket`) is an `S3RequestError`: the write failed, no object was missing.
+ */
+export function mapWriteError(operation: string, key: string, error: unknown, signal: AbortSignal | undefined): unknown {
+  const mapped = mapS3Error(operation, key, error, signal)
+  return mapped instanceof ObjectNotFoundError ? new S3RequestError(operation, key, error) : mapped
+}
+
 /** How many times the SDK sent the request that failed with `sdkError` (its retries included; 1 when unknown). */
 export function timesSent(sdkError: unknown): number {
   return (sdkError as { $metadata?: { attempts?: number } } | undefined)?.$metadata?.attempts ?? 1
@@ -90,7 +91,7 @@ export function unquoteEtag(etag: string | undefined): string | undefined {
   return etag.length >= 2 && etag.startsWith('"') && etag.endsWith('"') ? etag.slice(1, -1) : etag
 }
 
-/** Throws the signal's reason when it has fired. */
-export function throwIfAborted(signal: AbortSignal | undefined): void {
-  signal?.throwIfAborted()
+/** An ETag in quotes, as HTTP conditions write it (left as it is when already quoted). */
+export function quoteEtag(etag: string): string {
+  return etag.startsWith('"') ? etag : `"${etag}"`
 }
