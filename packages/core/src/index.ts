@@ -24,6 +24,7 @@ export {
   type Segment,
   SegmentDeflater,
 } from './archive/gzip-stitch.js'
+export { HeadLastWriter } from './archive/head-last-writer.js'
 export { listedMemberEntry, parseInternalManifest, streamedMemberEntry } from './archive/internal-manifest.js'
 export { openEntryObject, openObject } from './archive/open-object.js'
 export { type OpenMemberOptions, openArchiveMember, openLocatedMember } from './archive/random-access.js'
@@ -36,14 +37,8 @@ export {
   type ShardReadOptions,
   scanArchive,
 } from './archive/scan-archive.js'
-export {
-  memberPathProblem,
-  type PreparedShardItem,
-  prepareShardItem,
-  type ShardItem,
-  ShardWriter,
-  type ShardWriterOptions,
-} from './archive/shard-writer.js'
+export { type PreparedShardItem, prepareShardItem, type ShardItem, splitShardItems } from './archive/shard-items.js'
+export { ShardWriter, type ShardWriterOptions } from './archive/shard-writer.js'
 export {
   isRegularFile,
   type ReadTarOptions,
@@ -102,8 +97,13 @@ export {
   inferId,
   isArchiveKey,
   isManifestKey,
+  isWithinFence,
+  memberPathProblem,
   normalizeKey,
+  partKeyFor,
   resolveTemplate,
+  runId,
+  shardArchiveName,
   splitVirtualKey,
   type TemplateVars,
   type VirtualKey,
@@ -111,20 +111,10 @@ export {
 } from './format/keys.js'
 export { DEFAULT_LIMITS, effectiveLimits, type ReadLimits } from './format/limits.js'
 export { LruCache } from './format/lru-cache.js'
-export {
-  type AppendOptions,
-  type AppendResult,
-  appendToManifest,
-  isConflict,
-  MANIFEST_CONTENT_TYPE,
-  partKeyFor,
-} from './manifest/commit.js'
-export {
-  ManifestObjectWriter,
-  type WriteManifestObjectOptions,
-  type WrittenManifest,
-  writeManifestObject,
-} from './manifest/manifest-object.js'
+export { type BatchSize, closesBefore, isFull, type RolloverLimits } from './format/rollover.js'
+export { type Writer, writeAll } from './format/writer.js'
+export { type AppendOptions, type AppendResult, appendToManifest, isConflict, MANIFEST_CONTENT_TYPE } from './manifest/commit.js'
+export { ManifestObjectWriter, type WriteManifestObjectOptions, type WrittenManifest } from './manifest/manifest-object.js'
 export { type CommitResult, type ManifestPartsOptions, ManifestPartsWriter } from './manifest/parts-writer.js'
 export { safeLocalPath, type WriteFileOptions, writeFileAtomically } from './operators/download.js'
 export { type ExpandRefsOptions, expandRefs } from './operators/expand-refs.js'
@@ -139,8 +129,9 @@ export { type PartitionOptions, partition } from './operators/partition.js'
 export { type PrefetchShardsOptions, prefetchShards } from './operators/prefetch-shards.js'
 export { type PutObjectItem, type PutObjectOptions, type PutObjectsOptions, putObject, putObjects } from './operators/put-objects.js'
 export { MANIFEST_KEY, type ManifestSource, type ReadManifestOptions, readManifest } from './operators/read-manifest.js'
-export { runId, type ShardIntoOptions, shardInto } from './operators/shard-into.js'
+export { type ShardIntoOptions, shardInto } from './operators/shard-into.js'
 export { take } from './operators/take.js'
+export { writeManifestObject } from './operators/write-manifest-object.js'
 export { type WriteManifestPartsOptions, writeManifestParts } from './operators/write-manifest-parts.js'
 export {
   type BodySourceOptions,
@@ -161,7 +152,8 @@ export {
   type PrepareSourceOptions,
   prepareSource,
 } from './s3/data-source.js'
-export { type DeleteKeysOptions, type DeleteKeysResult, deleteKeys, isWithinFence } from './s3/delete-keys.js'
+export { type DeleteKeysOptions, type DeleteKeysResult, deleteKeys } from './s3/delete-keys.js'
+export { DEFAULT_PART_SIZE, DEFAULT_QUEUE_SIZE, type UploadOptions, type WrittenObject } from './s3/multipart-upload.js'
 export {
   collectSource,
   DEFAULT_RESUME_ATTEMPTS,
@@ -171,12 +163,5 @@ export {
   openObjectSource,
   ResumableSource,
 } from './s3/object-source.js'
-export {
-  DEFAULT_PART_SIZE,
-  DEFAULT_QUEUE_SIZE,
-  ObjectWriter,
-  type ObjectWriterOptions,
-  putBytes,
-  type WrittenObject,
-} from './s3/object-writer.js'
+export { ObjectWriter, putBytes } from './s3/object-writer.js'
 export { headObject, mapS3Error, requestObject, unquoteEtag } from './s3/requests.js'

@@ -26,31 +26,36 @@
 import {
   type CommitResult,
   ConfigurationError,
+  closesBefore,
   type DataSource,
   type FileEntry,
   isAbort,
+  isFull,
   type ManifestEntry,
   ManifestObjectWriter,
   ManifestPartsWriter,
   type ManifestRefEntry,
   type Meta,
   PublishError,
+  prepareShardItem,
+  type RolloverLimits,
   runId,
   type ShardEntry,
   type ShardItem,
   ShardWriter,
+  shardArchiveName,
   type WrittenManifest,
 } from '@s3exchange/core'
 import type { CallOptions } from './manifest.js'
 import type { S3ExchangeStore } from './store.js'
 
-/** How big a shard gets before it is written out: at least one limit. */
-export interface ShardSizePolicy {
-  /** Most members per shard. */
-  maxEntries?: number
-  /** Most member bytes per shard. */
-  maxBytes?: number
-}
+/**
+ * How big a shard gets before it is written out: at least one limit. By default a shard is written
+ * out once it has reached a limit, after the member that reached it (`rollover: 'at-limit'`, as
+ * Python's writer; a shard may then exceed `maxBytes` by its last member); `'before-overflow'`
+ * writes it out before a member that would take it past `maxBytes` instead.
+ */
+export type ShardSizePolicy = RolloverLimits
 
 /** Options for {@link ManifestWriter}, as Python's `open_manifest_writer`. */
 export interface ManifestWriterOptions extends CallOptions {
@@ -219,18 +224,16 @@ export class ManifestWriter implements AsyncDisposable {
     // A usage error, refused before it can fail the writer (Python raises without closing it).
     if (!policy) return Promise.reject(new ConfigurationError('shard buffering is not enabled: pass shardSize to openManifestWriter'))
     return this.#run(async () => {
-      this.#shard ??= new ShardWriter(this.store.context(this.#options.signal), this.#nextArchiveKey(), {
-        compression: this.#options.shardCompression ?? null,
-        internalManifestPath: this.#options.internalManifestPath,
-      })
-      const member = await this.#shard.add(item)
-      const shard = this.#shard
-      if (
-        (policy.maxEntries !== undefined && shard.count >= policy.maxEntries) ||
-        (policy.maxBytes !== undefined && shard.dataBytes >= policy.maxBytes)
-      ) {
+      this.#shard ??= this.#newShard()
+      const rule: RolloverLimits = { rollover: 'at-limit', ...policy }
+      const prepared = await prepareShardItem(item, this.#shard.archiveKey)
+      if (closesBefore(rule, { count: this.#shard.count, bytes: this.#shard.dataBytes }, prepared.source.size)) {
         await this.#flushShard()
+        this.#shard = this.#newShard()
       }
+      const shard = this.#shard
+      const member = await shard.add(prepared)
+      if (isFull(rule, { count: shard.count, bytes: shard.dataBytes })) await this.#flushShard()
       return member
     })
   }
@@ -264,7 +267,7 @@ export class ManifestWriter implements AsyncDisposable {
       let result: CommitResult | WrittenManifest
       if (this.#parts) {
         if (await this.#parts.flushPart()) this.#partsUploaded++
-        result = await this.#parts.commit()
+        result = await this.#parts.finish()
       } else {
         const root = this.#root as ManifestObjectWriter
         // As Python's writer: an overwrite with no entries leaves the root as it was.
@@ -329,9 +332,13 @@ export class ManifestWriter implements AsyncDisposable {
     }
   }
 
-  #nextArchiveKey(): string {
-    const extension = (this.#options.shardCompression ?? null) === 'gzip' ? '.tar.gz' : '.tar'
-    return `${this.shardPrefix}/shard-${this.#runId}-${String(++this.#shardSequence).padStart(6, '0')}${extension}`
+  #newShard(): ShardWriter {
+    const compression = this.#options.shardCompression ?? null
+    const archiveKey = `${this.shardPrefix}/${shardArchiveName(this.#runId, ++this.#shardSequence, 6, compression)}`
+    return new ShardWriter(this.store.context(this.#options.signal), archiveKey, {
+      compression,
+      internalManifestPath: this.#options.internalManifestPath,
+    })
   }
 
   async #add(entry: ManifestEntry): Promise<void> {
@@ -382,7 +389,7 @@ export class ManifestWriter implements AsyncDisposable {
       try {
         await this.#shard?.abort()
         this.#shard = undefined
-        if (this.#parts) await this.#parts.commit()
+        if (this.#parts) await this.#parts.finish()
         else if (this.#root && this.#root.entries > 0) await this.#root.finish()
         return error
       } catch {

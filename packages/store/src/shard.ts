@@ -15,7 +15,6 @@
  * ```
  */
 
-import { statSync } from 'node:fs'
 import {
   type ArchiveFormat,
   type EntryWithBody,
@@ -25,6 +24,7 @@ import {
   type ObjectBody,
   ObjectNotFoundError,
   openArchiveMember,
+  type RolloverLimits,
   readShardMembers,
   type ScannedMember,
   type ShardEntry,
@@ -32,6 +32,7 @@ import {
   ShardReadError,
   scanArchive,
   shardCompression,
+  splitShardItems,
   take,
   virtualKey,
 } from '@s3exchange/core'
@@ -66,35 +67,9 @@ export class Shard {
     return new Shard(store, entry)
   }
 
-  /**
-   * Splits items into batches for shards, as Python's `Shard.split_items`: a new batch starts when
-   * the current one already has `maxEntries` items, or when the next item's size would take it past
-   * `maxBytes` (an item larger than `maxBytes` gets a batch of its own). Sizes come from `size_bytes`,
-   * the length of bytes, or the size of a file path; a stream without `size_bytes` counts as 0.
-   * With neither limit, everything is one batch (an empty one for no items, as Python). Unlike
-   * Python, bytes count by their length when `size_bytes` is absent, so no batch exceeds `maxBytes`.
-   */
-  static *splitItems(items: Iterable<ShardItem>, options: { maxEntries?: number; maxBytes?: number } = {}): Generator<ShardItem[]> {
-    if (options.maxEntries === undefined && options.maxBytes === undefined) {
-      yield [...items]
-      return
-    }
-    let batch: ShardItem[] = []
-    let bytes = 0
-    for (const item of items) {
-      const size = itemSize(item)
-      const full =
-        (options.maxEntries !== undefined && batch.length >= options.maxEntries) ||
-        (options.maxBytes !== undefined && size !== undefined && bytes + size > options.maxBytes)
-      if (batch.length > 0 && full) {
-        yield batch
-        batch = []
-        bytes = 0
-      }
-      batch.push(item)
-      bytes += size ?? 0
-    }
-    if (batch.length > 0) yield batch
+  /** Splits items into batches for shards, as Python's `Shard.split_items`; see `splitShardItems`. */
+  static splitItems(items: Iterable<ShardItem>, options: RolloverLimits = {}): Generator<ShardItem[]> {
+    return splitShardItems(items, options)
   }
 
   /** `(format, compression)` from an archive key's extension, as Python infers it. */
@@ -176,17 +151,4 @@ export class Shard {
   toString(): string {
     return `Shard(archive_key=${this.archiveKey})`
   }
-}
-
-function itemSize(item: ShardItem): number | undefined {
-  if (typeof item.size_bytes === 'number') return item.size_bytes
-  if (item.source instanceof Uint8Array) return item.source.byteLength
-  if (typeof item.source === 'string') {
-    try {
-      return statSync(item.source).size
-    } catch {
-      return undefined
-    }
-  }
-  return undefined
 }

@@ -53,6 +53,7 @@ import {
   splitVirtualKey,
   type TemplateVars,
   type WrittenManifest,
+  writeAll,
   writeManifestObject,
   writeManifestParts,
 } from '@s3exchange/core'
@@ -344,13 +345,7 @@ export class S3ExchangeStore {
       compression,
       internalManifestPath: options.internalManifestPath,
     })
-    try {
-      for await (const item of items) await writer.add(item)
-      return new Shard(this, await writer.finish())
-    } catch (error) {
-      await writer.abort()
-      throw error
-    }
+    return new Shard(this, await writeAll(writer, items))
   }
 
   /** Writes shard entries to a manifest (`updateMode` `append_parts` by default, as Python). */

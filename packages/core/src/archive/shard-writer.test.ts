@@ -26,7 +26,8 @@ import { type FileEntry, type ShardEntry, serializeEntry } from '../format/entri
 import { ShardWriteError } from '../format/errors.js'
 import type { S3Context } from '../s3/context.js'
 import { readShardMembers } from './scan-archive.js'
-import { type ShardItem, ShardWriter, type ShardWriterOptions } from './shard-writer.js'
+import type { ShardItem } from './shard-items.js'
+import { ShardWriter, type ShardWriterOptions } from './shard-writer.js'
 import { readTarMembers } from './tar-reader.js'
 
 function sha256(data: Uint8Array): string {

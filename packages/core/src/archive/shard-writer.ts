@@ -3,12 +3,12 @@
  * the internal manifest first and each member's `offset` recorded in it. Memory stays at a few
  * parts whatever the archive size, and nothing touches the disk.
  *
- * How the manifest gets first although it is known only at the end: the members stream into parts
- * 2, 3, … of a multipart upload as they come (the first `partSize` bytes are held back); when the
- * shard is finished, part 1 is sent as the tar header and body of the internal manifest followed by
- * the held-back bytes. A shard smaller than a part is one PUT. With gzip, the manifest's deflate
- * data is placed in front of the members' in one single gzip member (see `gzip-stitch.ts`), so
- * every gzip reader, streaming ones included, reads it as usual.
+ * How the manifest gets first although it is known only at the end: the members stream out as
+ * they come, and the manifest is handed over at the end as the archive's head, which
+ * `HeadLastWriter` sends as part 1 of the multipart upload, last (a shard smaller than a part is
+ * one PUT). With gzip, the manifest's deflate data is placed in front of the members' in one
+ * single gzip member (see `gzip-stitch.ts`), so every gzip reader, streaming ones included, reads
+ * it as usual.
  *
  * @example
  * ```ts
@@ -21,12 +21,13 @@
  * ```
  */
 import { createHash } from 'node:crypto'
-import { DEFAULT_INTERNAL_MANIFEST_PATH, type FileEntry, type Meta, type ShardEntry, serializeEntry } from '../format/entries.js'
-import { InvalidSourceError, S3ExchangeError, ShardWriteError } from '../format/errors.js'
+import { DEFAULT_INTERNAL_MANIFEST_PATH, type FileEntry, type ShardEntry, serializeEntry } from '../format/entries.js'
+import { ShardWriteError } from '../format/errors.js'
 import { virtualKey } from '../format/keys.js'
+import type { Writer } from '../format/writer.js'
 import type { S3Context } from '../s3/context.js'
-import { type DataSource, type PreparedSource, prepareSource } from '../s3/data-source.js'
-import { ObjectWriter, type ObjectWriterOptions } from '../s3/object-writer.js'
+import { hashing } from '../s3/data-source.js'
+import type { UploadOptions } from '../s3/multipart-upload.js'
 import {
   BodyDeflater,
   deflateHead,
@@ -38,28 +39,12 @@ import {
   type Segment,
   SegmentDeflater,
 } from './gzip-stitch.js'
+import { HeadLastWriter } from './head-last-writer.js'
+import { asShardWriteError, isPrepared, type PreparedShardItem, prepareShardItem, type ShardItem } from './shard-items.js'
 import { paddedSize, TAR_END, tarHeader, tarHeaderSize, tarPadding } from './tar-writer.js'
 
-/** One member to put in a shard: Python's `ShardItem`, field for field. */
-export interface ShardItem {
-  /** The data: bytes, a local file path, or a stream (then give `size_bytes`, or it is read into memory first). */
-  source: DataSource
-  /** Path inside the archive: relative, without `..`, unique in the shard. */
-  member_path: string
-  id?: string | null
-  meta?: Meta | null
-  /** Size of the data in bytes; checked against bytes and files, required (or buffered) for streams. */
-  size_bytes?: number | null
-}
-
-/** An item whose size is known, ready to be added. */
-export interface PreparedShardItem {
-  readonly item: ShardItem
-  readonly source: PreparedSource & { size: number }
-}
-
 /** Options for {@link ShardWriter}. */
-export interface ShardWriterOptions extends Pick<ObjectWriterOptions, 'partSize' | 'queueSize'> {
+export interface ShardWriterOptions extends Pick<UploadOptions, 'partSize' | 'queueSize'> {
   /** `'gzip'` for a .tar.gz, `null` for a plain tar. Default `'gzip'`, as Python's `put_shard_archive`. */
   compression?: 'gzip' | null
   /** Path of the internal manifest in the archive. Default `__manifest__.jsonl`. */
@@ -82,52 +67,13 @@ const SMALL_MEMBER = 256 * 1024
 /** Size a segment of grouped small members reaches before it is deflated (seekable gzip). */
 const SEGMENT_BYTES = 64 * 1024
 
-/** Checks a member path: relative, no `..`, no empty segment at the start, no NUL. Returns the problem, if any. */
-export function memberPathProblem(path: string): string | undefined {
-  if (typeof path !== 'string' || path === '') return 'the member path is empty'
-  if (path.includes('\u0000')) return 'the member path contains a NUL character'
-  if (path.startsWith('/') || /^[A-Za-z]:[\\/]/.test(path)) return 'the member path is absolute'
-  if (path.split(/[\\/]/).includes('..')) return "the member path contains '..'"
-  if (path.endsWith('/')) return 'the member path ends with / (a directory)'
-  return undefined
-}
-
-/** Works out the size of an item's data (reading a sizeless stream into memory) and checks its path. */
-export async function prepareShardItem(
-  item: ShardItem,
-  archiveKey: string,
-  options: Pick<ShardWriterOptions, 'maxUnsizedItemBytes'> = {},
-): Promise<PreparedShardItem> {
-  const problem = memberPathProblem(item?.member_path)
-  if (problem) throw new ShardWriteError(problem, { archiveKey, memberPath: item?.member_path })
-  try {
-    const source = await prepareSource(item.source, {
-      key: virtualKey(archiveKey, item.member_path),
-      sizeHint: item.size_bytes,
-      requireSize: true,
-      maxBufferedBytes: options.maxUnsizedItemBytes,
-    })
-    return { item, source: source as PreparedSource & { size: number } }
-  } catch (error) {
-    throw asShardWriteError(error, archiveKey, item.member_path)
-  }
-}
-
-function asShardWriteError(error: unknown, archiveKey: string, memberPath?: string): unknown {
-  if (error instanceof ShardWriteError || !(error instanceof S3ExchangeError)) return error
-  if (error instanceof InvalidSourceError) {
-    return new ShardWriteError(error.message.replace(/^Invalid data for [^:]*: /, ''), { archiveKey, memberPath, cause: error })
-  }
-  return error
-}
-
 /** Writes one shard archive; see the module comment. */
-export class ShardWriter {
+export class ShardWriter implements Writer<ShardItem | PreparedShardItem, ShardEntry> {
   readonly archiveKey: string
   readonly compression: 'gzip' | null
   readonly internalManifestPath: string
   readonly #options: ShardWriterOptions
-  readonly #output: ObjectWriter
+  readonly #output: HeadLastWriter
   readonly #entries: FileEntry[] = []
   readonly #offsets: number[] = []
   readonly #paths = new Set<string>()
@@ -146,8 +92,8 @@ export class ShardWriter {
     this.#options = options
     this.compression = options.compression === undefined ? 'gzip' : options.compression
     this.internalManifestPath = options.internalManifestPath ?? DEFAULT_INTERNAL_MANIFEST_PATH
-    this.#output = new ObjectWriter(ctx, archiveKey, { ...options, reserveFirstPart: true })
-    const write = (chunk: Buffer) => this.#output.write(chunk)
+    this.#output = new HeadLastWriter(ctx, archiveKey, options)
+    const write = (chunk: Buffer) => this.#output.add(chunk)
     if (this.compression === 'gzip' && (options.seekable ?? true)) this.#segments = new SegmentDeflater(write, options.gzipLevel ?? 6)
     else if (this.compression === 'gzip') this.#gzip = new BodyDeflater(write, options.gzipLevel ?? 6)
   }
@@ -192,12 +138,6 @@ export class ShardWriter {
       const hash = createHash('sha256')
       const data = prepared.source.bytes
       if (data) hash.update(data)
-      const hashed = async function* (chunks: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
-        for await (const chunk of chunks) {
-          hash.update(chunk)
-          yield chunk
-        }
-      }
       if (this.#segments) {
         // Seekable gzip: members go into independently inflatable segments. Small ones are grouped
         // into segments of about SEGMENT_BYTES, so that they still compress against each other; a
@@ -211,7 +151,7 @@ export class ShardWriter {
         } else {
           await this.#flushGroup()
           this.#gzRanges[index] = await this.#segments.streamSegment(
-            concatStreams([header], data ? [data] : hashed(prepared.source.open()), [padding]),
+            concatStreams([header], data ? [data] : hashing(hash, prepared.source.open()), [padding]),
           )
         }
         this.#regionBytes += header.byteLength + size + padding.byteLength
@@ -219,7 +159,7 @@ export class ShardWriter {
         await this.#write(Buffer.concat([header, prepared.source.bytes, padding]))
       } else {
         await this.#write(header)
-        for await (const chunk of data ? [data] : hashed(prepared.source.open())) await this.#write(chunk)
+        for await (const chunk of data ? [data] : hashing(hash, prepared.source.open())) await this.#write(chunk)
         await this.#write(padding)
       }
       this.#dataBytes += size
@@ -264,7 +204,7 @@ export class ShardWriter {
           deflated = deflateHead(head, level)
         }
         prefix = Buffer.concat([gzipHeader(), deflated, deflatePadding(base - GZIP_HEADER_BYTES - deflated.byteLength)])
-        await this.#output.write(gzipTrailer(head, body.crc, body.length))
+        await this.#output.add(gzipTrailer(head, body.crc, body.length))
       } else {
         await this.#write(TAR_END)
         const head = this.#manifestRegion(undefined)
@@ -272,7 +212,7 @@ export class ShardWriter {
         if (this.#gzip) {
           // One gzip member: the manifest's deflate data goes in front of the members' (see gzip-stitch.ts).
           const body = await this.#gzip.end()
-          await this.#output.write(gzipTrailer(head, body.crc, body.length))
+          await this.#output.add(gzipTrailer(head, body.crc, body.length))
           prefix = gzipHead(head, level)
         }
       }
@@ -320,7 +260,7 @@ export class ShardWriter {
     if (bytes.byteLength === 0) return
     this.#regionBytes += bytes.byteLength
     if (this.#gzip) await this.#gzip.write(bytes)
-    else await this.#output.write(bytes)
+    else await this.#output.add(bytes)
   }
 
   /**
@@ -353,11 +293,6 @@ export class ShardWriter {
     }
     throw new ShardWriteError('the internal manifest size did not settle', { archiveKey: this.archiveKey })
   }
-}
-
-function isPrepared(item: object): item is PreparedShardItem {
-  const source = (item as { source?: unknown }).source
-  return typeof source === 'object' && source !== null && 'open' in source && 'size' in source && 'item' in item
 }
 
 async function* concatStreams(...parts: (Iterable<Uint8Array> | AsyncIterable<Uint8Array>)[]): AsyncGenerator<Uint8Array> {

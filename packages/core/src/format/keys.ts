@@ -11,6 +11,7 @@
  * splitVirtualKey('s/shard-0.tar#x/0001.wav') // { archiveKey: 's/shard-0.tar', memberPath: 'x/0001.wav' }
  * ```
  */
+import { randomBytes, randomUUID } from 'node:crypto'
 import { MissingPlaceholderError } from './errors.js'
 
 /** Collapses repeated slashes and removes leading and trailing ones. */
@@ -87,4 +88,45 @@ export function isArchiveKey(key: string): boolean {
 /** True when the key's extension is a manifest's (`.jsonl`). */
 export function isManifestKey(key: string): boolean {
   return key.endsWith('.jsonl')
+}
+
+/** True when `key` is inside the fence `fence` (a folder: `a/b` holds `a/b` and `a/b/…`; an empty fence holds every key). */
+export function isWithinFence(key: string, fence: string): boolean {
+  const base = fence.replace(/\/+$/, '')
+  return base === '' || key === base || key.startsWith(`${base}/`)
+}
+
+/** Checks a shard member path: relative, no `..`, no empty segment at the start, no NUL. Returns the problem, if any. */
+export function memberPathProblem(path: string): string | undefined {
+  if (typeof path !== 'string' || path === '') return 'the member path is empty'
+  if (path.includes('\u0000')) return 'the member path contains a NUL character'
+  if (path.startsWith('/') || /^[A-Za-z]:[\\/]/.test(path)) return 'the member path is absolute'
+  if (path.split(/[\\/]/).includes('..')) return "the member path contains '..'"
+  if (path.endsWith('/')) return 'the member path ends with / (a directory)'
+  return undefined
+}
+
+/** `YYYYMMDD-HHMMSS`, in UTC: the time stamp in part and archive names. */
+export function utcStamp(date: Date = new Date()): string {
+  return date.toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15)
+}
+
+/** A run id for default archive names: UTC time and 6 random hex digits. */
+export function runId(date: Date = new Date()): string {
+  return `${utcStamp(date)}-${randomBytes(3).toString('hex')}`
+}
+
+/** A default shard archive name: `shard-<run id>-<index, zero-padded to digits>.tar[.gz]`. */
+export function shardArchiveName(run: string, index: number, digits: number, compression: 'gzip' | null): string {
+  return `shard-${run}-${String(index).padStart(digits, '0')}${compression === 'gzip' ? '.tar.gz' : '.tar'}`
+}
+
+/**
+ * A new part key for a root: `<directory of root>/manifests/part-<YYYYMMDD>-<HHMMSS>-<8 hex>.jsonl`
+ * (UTC time, 8 hex digits of a random UUID), as Python's `Manifest.generate_part_key`.
+ */
+export function partKeyFor(rootKey: string, date: Date = new Date()): string {
+  const slash = rootKey.lastIndexOf('/')
+  const dir = slash === -1 ? '' : rootKey.slice(0, slash)
+  return `${dir ? `${dir}/` : ''}manifests/part-${utcStamp(date)}-${randomUUID().slice(0, 8)}.jsonl`
 }

@@ -10,8 +10,9 @@ import { useTestS3 } from '@s3exchange/testing/vitest'
 import { afterAll, describe, expect, it } from 'vitest'
 import { type ManifestEntry, serializeEntry } from '../format/entries.js'
 import { InvalidManifestError, ManifestConflictError, S3RequestError } from '../format/errors.js'
+import { partKeyFor } from '../format/keys.js'
 import type { S3Context } from '../s3/context.js'
-import { appendToManifest, isConflict, MANIFEST_CONTENT_TYPE, partKeyFor } from './commit.js'
+import { appendToManifest, isConflict, MANIFEST_CONTENT_TYPE } from './commit.js'
 
 const s3 = useTestS3()
 const clients: S3Client[] = []

@@ -1,6 +1,6 @@
 /**
- * Publishing to a root manifest: part keys named as Python names them, and the conditional append
- * of entries (the `manifest_ref`s of new parts) to a root. The append reads the root and its ETag,
+ * Publishing to a root manifest: the conditional append of entries (the `manifest_ref`s of new
+ * parts, named by `partKeyFor`) to a root. The append reads the root and its ETag,
  * then writes it back with the new lines only if it has not changed meanwhile (`If-Match`, or
  * `If-None-Match: *` when creating it); when another writer got there first (HTTP 412 or 409, or
  * a read of the root that broke and found it replaced on resuming) it rereads and tries again
@@ -21,30 +21,19 @@
  * await appendToManifest(ctx, 'training/123/samples/manifest.jsonl', [{ kind: 'manifest_ref', key: part }])
  * ```
  */
-import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { type ManifestEntry, serializeEntry } from '../format/entries.js'
 import { parseManifest } from '../format/entry-stream.js'
 import { ManifestConflictError, ObjectChangedError, ObjectNotFoundError, S3RequestError } from '../format/errors.js'
 import { isBlankLine } from '../format/jsonl.js'
 import type { S3Context } from '../s3/context.js'
+import type { WrittenObject } from '../s3/multipart-upload.js'
 import { getObjectBody } from '../s3/object-source.js'
-import { putBytes, type WrittenObject } from '../s3/object-writer.js'
+import { putBytes } from '../s3/object-writer.js'
 import { timesSent } from '../s3/requests.js'
 
 /** Content-Type of manifests. */
 export const MANIFEST_CONTENT_TYPE = 'application/x-ndjson'
-
-/**
- * A new part key for a root: `<directory of root>/manifests/part-<YYYYMMDD>-<HHMMSS>-<8 hex>.jsonl`
- * (UTC time, 8 hex digits of a random UUID), as Python's `Manifest.generate_part_key`.
- */
-export function partKeyFor(rootKey: string, date: Date = new Date()): string {
-  const slash = rootKey.lastIndexOf('/')
-  const dir = slash === -1 ? '' : rootKey.slice(0, slash)
-  const stamp = date.toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15)
-  return `${dir ? `${dir}/` : ''}manifests/part-${stamp}-${randomUUID().slice(0, 8)}.jsonl`
-}
 
 /** Options for {@link appendToManifest}. */
 export interface AppendOptions {

@@ -12,8 +12,9 @@ import { useTestS3 } from '@s3exchange/testing/vitest'
 import { afterAll, describe, expect, it } from 'vitest'
 import type { ManifestEntry } from '../format/entries.js'
 import { readManifest } from '../operators/read-manifest.js'
+import { writeManifestObject } from '../operators/write-manifest-object.js'
 import type { S3Context } from '../s3/context.js'
-import { ManifestObjectWriter, writeManifestObject } from './manifest-object.js'
+import { ManifestObjectWriter } from './manifest-object.js'
 
 const s3 = useTestS3()
 const MiB = 1024 * 1024

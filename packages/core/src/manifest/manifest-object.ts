@@ -1,27 +1,28 @@
 /**
- * Writing one manifest object from entries, replacing what was there (Python's
+ * `ManifestObjectWriter`: entries into one manifest object, replacing what was there (Python's
  * `mode="overwrite"`). The JSONL is streamed into S3 as it is produced (a multipart upload when
  * large, so a 1,000,000-entry manifest works on servers that cap single PUTs) and appears under the
  * key all at once when complete; on failure the old object is untouched. No entries give `"\n"`, as
- * Python writes. `ManifestObjectWriter` is the push-based form (entries one call at a time),
- * `writeManifestObject` the pull-based one (an iterable of entries).
+ * Python writes. The pull-based form, a sink for an iterable of entries, is `writeManifestObject`.
  *
  * @example
  * ```ts
- * import { writeManifestObject } from '@s3exchange/core'
+ * import { ManifestObjectWriter } from '@s3exchange/core/internals'
  *
- * await writeManifestObject(ctx, 'training/123/samples/manifest.jsonl', [
- *   { kind: 'file', key: 'training/123/samples/file1.wav', id: '001' },
- * ])
+ * const writer = new ManifestObjectWriter(ctx, 'training/123/samples/manifest.jsonl')
+ * await writer.add({ kind: 'file', key: 'training/123/samples/file1.wav', id: '001' })
+ * await writer.finish() // { key, etag, size, entries: 1 }
  * ```
  */
 import { type ManifestEntry, serializeEntry, validateEntry } from '../format/entries.js'
+import type { Writer } from '../format/writer.js'
 import type { S3Context } from '../s3/context.js'
-import { ObjectWriter, type ObjectWriterOptions, type WrittenObject } from '../s3/object-writer.js'
+import type { UploadOptions, WrittenObject } from '../s3/multipart-upload.js'
+import { ObjectWriter } from '../s3/object-writer.js'
 import { MANIFEST_CONTENT_TYPE } from './commit.js'
 
 /** Options for writing a manifest object. */
-export type WriteManifestObjectOptions = Pick<ObjectWriterOptions, 'partSize' | 'queueSize' | 'ifMatch' | 'ifNoneMatch'>
+export type WriteManifestObjectOptions = Pick<UploadOptions, 'partSize' | 'queueSize' | 'ifMatch' | 'ifNoneMatch'>
 
 /** A manifest object that was written. */
 export type WrittenManifest = WrittenObject & { entries: number }
@@ -29,7 +30,7 @@ export type WrittenManifest = WrittenObject & { entries: number }
 const FLUSH_TEXT = 64 * 1024
 
 /** Streams entries into one manifest object, published by `finish()`. */
-export class ManifestObjectWriter {
+export class ManifestObjectWriter implements Writer<ManifestEntry, WrittenManifest> {
   readonly #writer: ObjectWriter
   #text = ''
   #entries = 0
@@ -84,28 +85,11 @@ export class ManifestObjectWriter {
     if (this.#text === '') return
     const text = this.#text
     this.#text = ''
-    await this.#writer.write(Buffer.from(text, 'utf8'))
+    await this.#writer.add(Buffer.from(text, 'utf8'))
   }
 }
 
 /** The manifest line of an entry, newline included (its length is its byte count: the line is ASCII). */
 export function lineOf(entry: ManifestEntry): string {
   return `${serializeEntry(entry)}\n`
-}
-
-/** Writes entries as one manifest object; see the module comment. */
-export async function writeManifestObject(
-  ctx: S3Context,
-  key: string,
-  entries: AsyncIterable<ManifestEntry> | Iterable<ManifestEntry>,
-  options: WriteManifestObjectOptions = {},
-): Promise<WrittenManifest> {
-  const writer = new ManifestObjectWriter(ctx, key, options)
-  try {
-    for await (const entry of entries) await writer.add(entry)
-    return await writer.finish()
-  } catch (error) {
-    await writer.abort()
-    throw error
-  }
 }

@@ -11,17 +11,20 @@
  *
  * const writer = new ManifestPartsWriter(ctx, 'training/123/samples/manifest.jsonl')
  * for (const entry of entries) await writer.add(entry)
- * const { parts } = await writer.commit()
+ * const { parts } = await writer.finish()
  * ```
  */
 import type { ManifestEntry } from '../format/entries.js'
+import { partKeyFor } from '../format/keys.js'
+import { type BatchSize, closesBefore, isFull, type RolloverLimits } from '../format/rollover.js'
+import type { Writer } from '../format/writer.js'
 import type { S3Context } from '../s3/context.js'
-import type { ObjectWriterOptions } from '../s3/object-writer.js'
-import { type AppendOptions, appendToManifest, partKeyFor } from './commit.js'
+import type { UploadOptions } from '../s3/multipart-upload.js'
+import { type AppendOptions, appendToManifest } from './commit.js'
 import { lineOf, ManifestObjectWriter } from './manifest-object.js'
 
 /** Options for {@link ManifestPartsWriter}. */
-export interface ManifestPartsOptions extends AppendOptions, Pick<ObjectWriterOptions, 'partSize' | 'queueSize'> {
+export interface ManifestPartsOptions extends AppendOptions, Pick<UploadOptions, 'partSize' | 'queueSize'> {
   /** Most entries per part. Default 50,000. */
   partMaxEntries?: number
   /** Most bytes per part. Default 50 MiB. */
@@ -41,10 +44,11 @@ export interface CommitResult {
 }
 
 /** Writes part manifests and commits them to a root; see the module comment. */
-export class ManifestPartsWriter {
+export class ManifestPartsWriter implements Writer<ManifestEntry, CommitResult> {
   readonly root: string
   readonly #ctx: S3Context
   readonly #options: ManifestPartsOptions
+  readonly #limits: RolloverLimits
   readonly #parts: string[] = []
   #part: ManifestObjectWriter | undefined
   #entries = 0
@@ -53,6 +57,11 @@ export class ManifestPartsWriter {
     this.#ctx = ctx
     this.root = root
     this.#options = options
+    this.#limits = { maxEntries: options.partMaxEntries ?? 50_000, maxBytes: options.partMaxBytes ?? 50 * 1024 * 1024 }
+  }
+
+  #sizeOf(part: ManifestObjectWriter): BatchSize {
+    return { count: part.entries, bytes: part.bytes }
   }
 
   /** Parts uploaded and not yet committed. */
@@ -73,15 +82,14 @@ export class ManifestPartsWriter {
   /** Adds an entry to the current part, and closes the part when it reaches a limit. */
   async add(entry: ManifestEntry): Promise<void> {
     const line = lineOf(entry)
-    const maxEntries = this.#options.partMaxEntries ?? 50_000
-    const maxBytes = this.#options.partMaxBytes ?? 50 * 1024 * 1024
-    // A part holds at most maxEntries entries and maxBytes bytes (a single longer line gets a part of its own).
-    if (this.#part && this.#part.entries > 0 && this.#part.bytes + line.length > maxBytes) await this.flushPart()
+    // A part holds at most partMaxEntries entries and partMaxBytes bytes (a single longer line gets
+    // a part of its own): the rollover rule, with a part uploaded as soon as it is full.
+    if (this.#part && closesBefore(this.#limits, this.#sizeOf(this.#part), line.length)) await this.flushPart()
     this.#part ??= new ManifestObjectWriter(this.#ctx, partKeyFor(this.root), this.#options)
     const part = this.#part
     await part.add(entry, line)
     this.#entries++
-    if (part.entries >= maxEntries || part.bytes >= maxBytes) await this.flushPart()
+    if (isFull(this.#limits, this.#sizeOf(part))) await this.flushPart()
   }
 
   /** Closes the current part (if it has entries) and returns its key. */
@@ -94,8 +102,8 @@ export class ManifestPartsWriter {
     return part.key
   }
 
-  /** Closes the current part and appends a ref for every new part to the root, in one conditional write. */
-  async commit(): Promise<CommitResult> {
+  /** Closes the current part and appends a ref for every new part to the root, in one conditional write (the commit). */
+  async finish(): Promise<CommitResult> {
     await this.flushPart()
     const parts = [...this.#parts]
     if (parts.length === 0) return { root: this.root, parts, entries: 0, rootEtag: undefined }

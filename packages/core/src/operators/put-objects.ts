@@ -22,12 +22,14 @@ import { createHash } from 'node:crypto'
 import type { FileEntry, Meta } from '../format/entries.js'
 import { iteratorOf } from '../format/iterables.js'
 import { inferId as defaultInferId } from '../format/keys.js'
+import { writeAll } from '../format/writer.js'
 import type { S3Context } from '../s3/context.js'
-import { type DataSource, prepareSource } from '../s3/data-source.js'
-import { ObjectWriter, type ObjectWriterOptions } from '../s3/object-writer.js'
+import { type DataSource, hashing, prepareSource } from '../s3/data-source.js'
+import type { UploadOptions } from '../s3/multipart-upload.js'
+import { ObjectWriter } from '../s3/object-writer.js'
 
 /** Options for {@link putObject}. */
-export interface PutObjectOptions extends Pick<ObjectWriterOptions, 'partSize' | 'queueSize' | 'ifMatch' | 'ifNoneMatch'> {
+export interface PutObjectOptions extends Pick<UploadOptions, 'partSize' | 'queueSize' | 'ifMatch' | 'ifNoneMatch'> {
   /** The entry's id. Default: inferred from the key (`inferId`). */
   id?: string | null
   /** The entry's metadata. */
@@ -46,32 +48,18 @@ export interface PutObjectOptions extends Pick<ObjectWriterOptions, 'partSize' |
  */
 export async function putObject(ctx: S3Context, key: string, data: DataSource, options: PutObjectOptions = {}): Promise<FileEntry> {
   const source = await prepareSource(data, { key })
-  const writer = new ObjectWriter(ctx, key, { ...options, contentType: options.contentType ?? undefined })
   const hash = createHash('sha256')
-  try {
-    if (source.bytes) {
-      hash.update(source.bytes)
-      await writer.write(source.bytes)
-    } else {
-      for await (const chunk of source.open()) {
-        hash.update(chunk)
-        await writer.write(chunk)
-      }
-    }
-    const written = await writer.finish()
-    return {
-      kind: 'file',
-      key,
-      id: options.id ?? (options.inferId ?? defaultInferId)(key),
-      meta: options.meta ?? null,
-      content_type: options.contentType ?? null,
-      size_bytes: written.size,
-      etag: written.etag ?? null,
-      sha256: hash.digest('hex'),
-    }
-  } catch (error) {
-    await writer.abort()
-    throw error
+  const writer = new ObjectWriter(ctx, key, { ...options, contentType: options.contentType ?? undefined })
+  const written = await writeAll(writer, hashing(hash, source.bytes ? [source.bytes] : source.open()))
+  return {
+    kind: 'file',
+    key,
+    id: options.id ?? (options.inferId ?? defaultInferId)(key),
+    meta: options.meta ?? null,
+    content_type: options.contentType ?? null,
+    size_bytes: written.size,
+    etag: written.etag ?? null,
+    sha256: hash.digest('hex'),
   }
 }
 

@@ -10,11 +10,12 @@ import { useTestS3 } from '@s3exchange/testing/vitest'
 import { pipe } from 'it-pipe'
 import { afterAll, describe, expect, it } from 'vitest'
 import { readShardEntries, readShardMembers } from '../archive/scan-archive.js'
-import type { ShardItem } from '../archive/shard-writer.js'
+import type { ShardItem } from '../archive/shard-items.js'
 import type { ShardEntry } from '../format/entries.js'
 import { ShardWriteError } from '../format/errors.js'
+import { runId } from '../format/keys.js'
 import type { S3Context } from '../s3/context.js'
-import { runId, type ShardIntoOptions, shardInto } from './shard-into.js'
+import { type ShardIntoOptions, shardInto } from './shard-into.js'
 
 const s3 = useTestS3()
 const MiB = 1024 * 1024

@@ -13,6 +13,7 @@
  * for await (const chunk of source.open()) …     // streams the file
  * ```
  */
+import type { Hash } from 'node:crypto'
 import { createReadStream } from 'node:fs'
 import { stat } from 'node:fs/promises'
 import { InvalidSourceError } from '../format/errors.js'
@@ -132,4 +133,12 @@ async function* checkedStream(
     yield chunk
   }
   if (seen !== size) throw new InvalidSourceError(`the data has ${seen} bytes but size_bytes is ${size}`, { key })
+}
+
+/** Passes chunks through, feeding each to `hash` on the way (the digest of what was uploaded). */
+export async function* hashing(hash: Hash, chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  for await (const chunk of chunks) {
+    hash.update(chunk)
+    yield chunk
+  }
 }

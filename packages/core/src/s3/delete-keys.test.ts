@@ -9,8 +9,9 @@ import { type DeleteObjectsCommandInput, ListObjectsV2Command, PutObjectCommand,
 import { type S3Proxy, startS3Proxy } from '@s3exchange/testing'
 import { useTestS3 } from '@s3exchange/testing/vitest'
 import { afterAll, describe, expect, it } from 'vitest'
+import { isWithinFence } from '../format/keys.js'
 import type { S3Context } from './context.js'
-import { deleteKeys, isWithinFence } from './delete-keys.js'
+import { deleteKeys } from './delete-keys.js'
 
 const s3 = useTestS3()
 const clients: S3Client[] = []

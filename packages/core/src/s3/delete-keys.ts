@@ -95,9 +95,3 @@ async function deleteBatch(ctx: S3Context, keys: string[], result: DeleteKeysRes
     for (const key of keys) result.errors[key] = message
   }
 }
-
-/** True when `key` is inside the fence `fence` (an empty fence holds every key). */
-export function isWithinFence(key: string, fence: string): boolean {
-  const base = fence.replace(/\/+$/, '')
-  return base === '' || key === base || key.startsWith(`${base}/`)
-}

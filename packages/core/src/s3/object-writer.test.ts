@@ -1,7 +1,8 @@
 /**
  * ObjectWriter against a real (local) S3: a single PUT up to a part, a multipart upload beyond
- * (parts of exactly partSize, bytes intact), the reserved first part, conditional writes through
- * the enforcing proxy, abort, and a failing part (nothing published, nothing left open).
+ * (parts of exactly partSize, bytes intact), conditional writes through the enforcing proxy,
+ * abort, and a failing part (nothing published, nothing left open). The layout with part 1 sent
+ * last is tested beside its writer, in archive/head-last-writer.test.ts.
  */
 import { createHash, randomBytes } from 'node:crypto'
 import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, type S3Client, type S3ClientConfig } from '@aws-sdk/client-s3'
@@ -100,7 +101,7 @@ function md5(data: Uint8Array): string {
 
 /** Writes `data` in chunks of `chunk` bytes. */
 async function writeChunks(writer: ObjectWriter, data: Uint8Array, chunk: number): Promise<void> {
-  for (let i = 0; i < data.byteLength; i += chunk) await writer.write(data.subarray(i, i + chunk))
+  for (let i = 0; i < data.byteLength; i += chunk) await writer.add(data.subarray(i, i + chunk))
 }
 
 async function pending(started: MultipartUpload[]): Promise<MultipartUpload[]> {
@@ -112,9 +113,9 @@ describe('up to a part: one PUT', () => {
     const w = watched()
     const key = s3.key('small/one.txt')
     const writer = new ObjectWriter(w.ctx, key, { partSize: PART, contentType: 'text/plain' })
-    await writer.write(Buffer.from('hello '))
-    await writer.write(new Uint8Array(0))
-    await writer.write(Buffer.from('world'))
+    await writer.add(Buffer.from('hello '))
+    await writer.add(new Uint8Array(0))
+    await writer.add(Buffer.from('world'))
     expect(writer.size).toBe(11)
     const written = await writer.finish()
     expect(written).toEqual({ key, etag: md5(Buffer.from('hello world')), size: 11 })
@@ -145,9 +146,9 @@ describe('up to a part: one PUT', () => {
 
   it('refuses writes and a second finish once finished', async () => {
     const writer = new ObjectWriter({ client: s3.client, bucket: s3.bucket }, s3.key('small/twice.txt'))
-    await writer.write(Buffer.from('x'))
+    await writer.add(Buffer.from('x'))
     await writer.finish()
-    await expect(writer.write(Buffer.from('y'))).rejects.toThrow(/already finished/)
+    await expect(writer.add(Buffer.from('y'))).rejects.toThrow(/already finished/)
     await expect(writer.finish()).rejects.toThrow(/already finished/)
   })
 })
@@ -200,50 +201,6 @@ describe('beyond a part: multipart', () => {
   })
 })
 
-describe('reserveFirstPart', () => {
-  it('small: the prefix given to finish() comes first, in one PUT', async () => {
-    const w = watched()
-    const key = s3.key('reserve/small.bin')
-    const writer = new ObjectWriter(w.ctx, key, { partSize: PART, reserveFirstPart: true })
-    const data = randomBytes(1000)
-    const prefix = randomBytes(300)
-    await writer.write(data)
-    const written = await writer.finish(prefix)
-    expect(written.size).toBe(1300)
-    expect(w.counts).toEqual({ PutObjectCommand: 1 })
-    expect((await getBytes(key)).equals(Buffer.concat([prefix, data]))).toBe(true)
-  })
-
-  it('multipart: part 1 is sent last, as prefix + the first partSize bytes', async () => {
-    const w = watched()
-    const key = s3.key('reserve/multi.bin')
-    const writer = new ObjectWriter(w.ctx, key, { partSize: PART, reserveFirstPart: true })
-    const data = randomBytes(2 * PART + 999)
-    const prefix = randomBytes(4096)
-    await writeChunks(writer, data, MiB)
-    const written = await writer.finish(prefix)
-    expect(written.size).toBe(prefix.byteLength + data.byteLength)
-    expect(w.parts.at(-1)).toEqual({ partNumber: 1, size: prefix.byteLength + PART })
-    expect([...w.parts].sort((a, b) => a.partNumber - b.partNumber).map((p) => p.size)).toEqual([prefix.byteLength + PART, PART, 999])
-    const stored = await getBytes(key)
-    expect(stored.byteLength).toBe(written.size)
-    expect(stored.equals(Buffer.concat([prefix, data]))).toBe(true)
-    expect(await pending(w.started)).toEqual([])
-  })
-
-  it('multipart with less than two parts of data: the held-back part still comes after the prefix', async () => {
-    const w = watched()
-    const key = s3.key('reserve/between.bin')
-    const writer = new ObjectWriter(w.ctx, key, { partSize: PART, reserveFirstPart: true })
-    const data = randomBytes(PART + 10)
-    const prefix = Buffer.from('PREFIX')
-    await writer.write(data)
-    await writer.finish(prefix)
-    expect(w.counts.UploadPartCommand).toBe(2)
-    expect((await getBytes(key)).equals(Buffer.concat([prefix, data]))).toBe(true)
-  })
-})
-
 describe('conditional writes (through a proxy that enforces them)', () => {
   it("ifNoneMatch '*' creates an absent object and fails with 412 when it exists", async () => {
     const enforcing = await proxy({ enforceConditionalWrites: true })
@@ -289,7 +246,7 @@ describe('abort and failures', () => {
     const w = watched()
     const key = s3.key('abort/a.bin')
     const writer = new ObjectWriter(w.ctx, key, { partSize: PART })
-    await writer.write(randomBytes(2 * PART + 1))
+    await writer.add(randomBytes(2 * PART + 1))
     expect(writer.multipart).toBe(true)
     await writer.abort()
     expect(w.counts.UploadPartCommand).toBe(2)
@@ -299,7 +256,7 @@ describe('abort and failures', () => {
     expect(await head(key)).toBeUndefined()
     await writer.abort() // safe twice
     expect(w.counts.AbortMultipartUploadCommand).toBe(1)
-    await expect(writer.write(Buffer.from('x'))).rejects.toThrow()
+    await expect(writer.add(Buffer.from('x'))).rejects.toThrow()
     await expect(writer.finish()).rejects.toThrow()
     expect(await head(key)).toBeUndefined()
   })
@@ -308,7 +265,7 @@ describe('abort and failures', () => {
     const w = watched()
     const key = s3.key('abort/left-open.bin')
     const writer = new ObjectWriter(w.ctx, key, { partSize: PART })
-    await writer.write(randomBytes(PART + 1))
+    await writer.add(randomBytes(PART + 1))
     expect(await pending(w.started)).toEqual(w.started)
     await writer.abort()
     expect(await pending(w.started)).toEqual([])
@@ -324,7 +281,7 @@ describe('abort and failures', () => {
     const w = watched({ endpoint: failing.endpoint, maxAttempts: 1 })
     const key = s3.key('abort/failing-part.bin')
     const writer = new ObjectWriter(w.ctx, key, { partSize: PART })
-    await writer.write(randomBytes(2 * PART + 1))
+    await writer.add(randomBytes(2 * PART + 1))
     const error = await rejection(writer.finish())
     expect(error).toBeInstanceOf(S3RequestError)
     expect(error).toMatchObject({ statusCode: 500, operation: 'UploadPart', key })
@@ -355,7 +312,7 @@ describe('abort and failures', () => {
     const writer = new ObjectWriter(w.ctx, key, { partSize: PART })
     const error = await rejection(
       (async () => {
-        await writer.write(randomBytes(PART + 1))
+        await writer.add(randomBytes(PART + 1))
         await writer.finish()
       })(),
     )
