@@ -3,7 +3,10 @@
  * uploaded on the way, and items packed into shards as they come, published to the root manifest
  * only by `close()`. In `append_parts` mode (the default) entries stream into part manifests and
  * `close()` appends all their refs to the root in one conditional write; in `overwrite` mode they
- * stream into the root itself, which appears whole at `close()`.
+ * stream into the root itself, which appears whole at `close()`. It is built of core's writers
+ * (`ManifestPartsWriter` or `ManifestObjectWriter`, `ShardWriter`, `putObject`) and the rollover
+ * rule; what it adds is Python's object: one queue of calls, one state, publishing once. (Over 300
+ * lines on purpose: that state machine reads best whole.)
  *
  * On an error nothing is published (unless `publishOnError`), open multipart uploads are aborted,
  * and the `PublishError` thrown lists what was uploaded but not published. `await using` is
@@ -26,107 +29,35 @@
 import {
   type CommitResult,
   ConfigurationError,
-  closesBefore,
   type DataSource,
   type FileEntry,
-  isAbort,
-  isFull,
   type ManifestEntry,
-  ManifestObjectWriter,
-  ManifestPartsWriter,
   type ManifestRefEntry,
   type Meta,
   PublishError,
-  prepareShardItem,
+  putObject,
   type RolloverLimits,
-  runId,
   type ShardEntry,
   type ShardItem,
   ShardWriter,
-  shardArchiveName,
   type WrittenManifest,
 } from '@s3exchange/core'
-import type { CallOptions } from './manifest.js'
-import type { S3ExchangeStore } from './store.js'
-
-/**
- * How big a shard gets before it is written out: at least one limit. By default a shard is written
- * out once it has reached a limit, after the member that reached it (`rollover: 'at-limit'`, as
- * Python's writer; a shard may then exceed `maxBytes` by its last member); `'before-overflow'`
- * writes it out before a member that would take it past `maxBytes` instead.
- */
-export type ShardSizePolicy = RolloverLimits
-
-/** Options for {@link ManifestWriter}, as Python's `open_manifest_writer`. */
-export interface ManifestWriterOptions extends CallOptions {
-  /** `append_parts` (default): parts + refs appended to the root. `overwrite`: the root is replaced. */
-  mode?: 'overwrite' | 'append_parts'
-  /** Most entries per part before it is uploaded. Default 50,000. */
-  partMaxEntries?: number
-  /** Most bytes per part before it is uploaded. Default 50 MiB. */
-  partMaxBytes?: number
-  /** Enables `addShardItem` / `addToShard`: a shard is written out when it reaches a limit. */
-  shardSize?: ShardSizePolicy
-  /** Where shards go. Default `<directory of the manifest key>/shards`. */
-  shardPrefix?: string
-  /** Archive format; only `tar`. */
-  shardFormat?: 'tar'
-  /** `null` (default, as Python's writer): `.tar`. `'gzip'`: `.tar.gz`. */
-  shardCompression?: 'gzip' | null
-  /** Internal manifest path in shards. Default `__manifest__.jsonl`. */
-  internalManifestPath?: string
-  /** On an error, publish what was written before it (Python's `publish_on_error`). Default false. */
-  publishOnError?: boolean
-  /** Attempts of the conditional root update before giving up. Default 20. */
-  maxCommitAttempts?: number
-}
-
-/** Options for {@link ManifestWriter.addFile}. */
-export interface AddFileOptions {
-  id?: string | null
-  meta?: Meta | null
-  contentType?: string | null
-  sizeBytes?: number | null
-  etag?: string | null
-}
-
-/** Options for {@link ManifestWriter.addToShard}. */
-export interface AddToShardOptions {
-  id?: string | null
-  meta?: Meta | null
-  /** Size of the data; needed for streams (else the stream is read into memory first). */
-  sizeBytes?: number | null
-  /** Stored in the member's `meta.content_type`, as Python does. */
-  contentType?: string | null
-}
-
-/** Options for {@link ManifestWriter.putObject}. */
-export interface WriterPutObjectOptions {
-  id?: string | null
-  meta?: Meta | null
-  contentType?: string | null
-}
-
-/** Counters of a writer, as Python's `stats()` (camelCased). */
-export interface ManifestWriterStats {
-  /** Entries in the part being written (overwrite mode: in the root). */
-  partEntries: number
-  /** Bytes in the part being written. */
-  partBytes: number
-  /** Parts uploaded so far. */
-  partsUploaded: number
-  /** Members in the shard being written. */
-  shardEntries: number
-  /** Member bytes in the shard being written. */
-  shardBytes: number
-  /** Shards written so far. */
-  shardsCreated: number
-  isClosed: boolean
-}
+import {
+  closesBefore,
+  isAbort,
+  isFull,
+  ManifestObjectWriter,
+  ManifestPartsWriter,
+  prepareShardItem,
+  runId,
+  shardArchiveName,
+} from '@s3exchange/core/internals'
+import type { StoreContext } from './context.js'
+import type { AddFileOptions, AddToShardOptions, EntryFields, ManifestWriterOptions, ManifestWriterStats } from './options.js'
 
 /** Builds and publishes a manifest incrementally; see the module comment. */
 export class ManifestWriter implements AsyncDisposable {
-  readonly store: S3ExchangeStore
+  readonly store: StoreContext
   readonly key: string
   readonly mode: 'overwrite' | 'append_parts'
   readonly shardPrefix: string
@@ -143,7 +74,7 @@ export class ManifestWriter implements AsyncDisposable {
   #state: 'open' | 'closed' | 'failed' = 'open'
   #queue: Promise<unknown> = Promise.resolve()
 
-  constructor(store: S3ExchangeStore, key: string, options: ManifestWriterOptions = {}) {
+  constructor(store: StoreContext, key: string, options: ManifestWriterOptions = {}) {
     const shardSize = options.shardSize
     if (shardSize && shardSize.maxEntries === undefined && shardSize.maxBytes === undefined) {
       throw new ConfigurationError('shardSize needs maxEntries or maxBytes')
@@ -205,9 +136,9 @@ export class ManifestWriter implements AsyncDisposable {
    * Uploads an object and adds its entry. Uploads of calls made without awaiting run in
    * parallel; their entries are added in call order.
    */
-  async putObject(key: string, data: DataSource, options: WriterPutObjectOptions = {}): Promise<FileEntry> {
+  async putObject(key: string, data: DataSource, options: EntryFields = {}): Promise<FileEntry> {
     this.#checkOpen()
-    const uploading = this.store.putObject(key, data, { ...options, signal: this.#options.signal })
+    const uploading = putObject(this.store.context(this.#options.signal), key, data, { ...options, inferId: this.store.inferId })
     uploading.catch(() => {}) // handled in its turn below
     return this.#run(async () => {
       // Queued behind earlier calls; a failed upload fails the writer like any other error.

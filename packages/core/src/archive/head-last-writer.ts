@@ -15,103 +15,43 @@
  * await writer.finish(manifestMember) // the object is manifestMember followed by every chunk
  * ```
  */
-import type { S3Context } from '../s3/context.js'
-import {
-  MIN_PART_SIZE,
-  MultipartUpload,
-  PartBuffer,
-  partSizeOf,
-  putSingle,
-  type UploadOptions,
-  type WrittenObject,
-} from '../s3/multipart-upload.js'
+import { MIN_PART_SIZE, putSingle, type WrittenObject } from '../s3/multipart-upload.js'
+import { PartWriter } from '../s3/object-writer.js'
 
 /** Streams an object whose head is given at the end; see the module comment. */
-export class HeadLastWriter {
-  readonly key: string
-  readonly #ctx: S3Context
-  readonly #options: UploadOptions
-  readonly #partSize: number
-  readonly #buffer = new PartBuffer()
-  readonly #upload: MultipartUpload
+export class HeadLastWriter extends PartWriter {
   /** The first bytes of the body, held back for part 1. */
   #held: Uint8Array | undefined
   #nextPart = 2
-  #written = 0
-  #state: 'open' | 'finished' | 'aborted' = 'open'
-
-  constructor(ctx: S3Context, key: string, options: UploadOptions = {}) {
-    this.#ctx = ctx
-    this.key = key
-    this.#options = options
-    this.#partSize = partSizeOf(options)
-    this.#upload = new MultipartUpload(ctx, key, options)
-  }
-
-  /** Bytes of body written so far (the head not counted). */
-  get size(): number {
-    return this.#written
-  }
-
-  /** Adds body bytes; resolves when they are accepted (waits while too many parts are uploading). */
-  async add(chunk: Uint8Array): Promise<void> {
-    this.#check()
-    this.#buffer.push(chunk)
-    this.#written += chunk.byteLength
-    try {
-      // Only cut a part when more data follows it. What is held back for part 1 is only S3's
-      // minimum part size, so that part 1 (head + held-back bytes) stays small when the head is large.
-      for (let cut = this.#nextCut(); this.#buffer.size > cut; cut = this.#nextCut()) await this.#emit(this.#buffer.take(cut))
-    } catch (error) {
-      await this.abort()
-      throw error
-    }
-  }
 
   /** Publishes the object: `head`, then every body byte. */
-  async finish(head: Uint8Array): Promise<WrittenObject> {
-    this.#check()
-    this.#state = 'finished'
-    const size = head.byteLength + this.#written
-    try {
-      if (!this.#upload.started && this.#held === undefined) {
-        return {
-          key: this.key,
-          etag: await putSingle(this.#ctx, this.key, Buffer.concat([head, this.#buffer.take()]), this.#options),
-          size,
-        }
+  finish(head: Uint8Array): Promise<WrittenObject> {
+    return this.finishWith(async (written) => {
+      const size = head.byteLength + written
+      if (!this.multipart && this.#held === undefined) {
+        return { key: this.key, etag: await putSingle(this.ctx, this.key, Buffer.concat([head, this.buffer.take()]), this.options), size }
       }
-      if (this.#buffer.size > 0) await this.#emit(this.#buffer.take())
-      await this.#upload.upload(1, Buffer.concat([head, this.#held ?? new Uint8Array(0)]))
-      return { key: this.key, etag: await this.#upload.complete(size), size }
-    } catch (error) {
-      await this.#abortUpload()
-      throw error
-    }
+      if (this.buffer.size > 0) await this.emit(this.buffer.take())
+      await this.upload.upload(1, Buffer.concat([head, this.#held ?? new Uint8Array(0)]))
+      return { key: this.key, etag: await this.upload.complete(size), size }
+    })
   }
 
-  /** Abandons the object: aborts the multipart upload, if one was started. Safe to call twice. */
-  async abort(): Promise<void> {
-    if (this.#state === 'open') this.#state = 'aborted'
-    await this.#abortUpload()
+  /**
+   * What is held back for part 1 is only S3's minimum part size, so that part 1 (head + held-back
+   * bytes) stays small when the head is large.
+   */
+  protected override nextCut(): number {
+    return this.#held === undefined ? MIN_PART_SIZE : this.partSize
   }
 
-  async #abortUpload(): Promise<void> {
-    this.#buffer.clear()
-    this.#held = undefined
-    await this.#upload.abort()
-  }
-
-  #nextCut(): number {
-    return this.#held === undefined ? MIN_PART_SIZE : this.#partSize
-  }
-
-  async #emit(part: Uint8Array): Promise<void> {
+  protected override async emit(part: Uint8Array): Promise<void> {
     if (this.#held === undefined) this.#held = part
-    else await this.#upload.upload(this.#nextPart++, part)
+    else await this.upload.upload(this.#nextPart++, part)
   }
 
-  #check(): void {
-    if (this.#state !== 'open') throw new Error(`HeadLastWriter for ${this.key} is ${this.#state}`)
+  protected override release(): void {
+    super.release()
+    this.#held = undefined
   }
 }

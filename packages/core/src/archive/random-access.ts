@@ -155,3 +155,15 @@ async function scanForMember(
   }
   throw new ObjectNotFoundError(virtualKey(archiveKey, memberPath), { detail: 'the archive has no such member' })
 }
+
+/** Opens one member of a shard, as `openArchiveMember`; a missing archive is a `ShardReadError` whose cause is `ObjectNotFoundError`. */
+export async function openShardMember(
+  ctx: S3Context,
+  archiveKey: string,
+  memberPath: string,
+  options: OpenMemberOptions = {},
+): Promise<ObjectBody> {
+  const body = await openArchiveMember(ctx, archiveKey, memberPath, options)
+  if (body !== undefined) return body
+  throw new ShardReadError('the archive does not exist', { archiveKey, memberPath, cause: new ObjectNotFoundError(archiveKey) })
+}

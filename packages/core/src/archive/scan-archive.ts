@@ -20,7 +20,7 @@ import { DEFAULT_INTERNAL_MANIFEST_PATH, type FileEntry, internalManifestPath, t
 import { LimitExceededError, ObjectNotFoundError, ShardReadError } from '../format/errors.js'
 import { virtualKey } from '../format/keys.js'
 import { effectiveLimits, type ReadLimits } from '../format/limits.js'
-import { type EntryWithBody, expectationOf, type ObjectBody } from '../s3/body.js'
+import { type EntryWithBody, expectationOf, type ObjectBody, type VerifyOptions } from '../s3/body.js'
 import type { S3Context } from '../s3/context.js'
 import { getObjectBody } from '../s3/object-source.js'
 import { type ArchiveIndex, makeIndex } from './archive-index.js'
@@ -28,14 +28,7 @@ import { indexByPath, listedMemberEntry, parseInternalManifest, streamedMemberEn
 import { isRegularFile, memberBody, readTarMembers, type SniffedCompression, type TarMember } from './tar-reader.js'
 
 /** Options for reading shards. */
-export interface ShardReadOptions extends Pick<ReadLimits, 'maxLineBytes' | 'maxInternalManifestBytes' | 'maxMemberBytes'> {
-  /**
-   * Check each member against its internal manifest entry as it is read: its length against
-   * `size_bytes`, its SHA-256 against `sha256`, when the entry has them; a mismatch fails the read
-   * with `IntegrityError`. Default false.
-   */
-  verify?: boolean
-}
+export interface ShardReadOptions extends VerifyOptions, Pick<ReadLimits, 'maxLineBytes' | 'maxInternalManifestBytes' | 'maxMemberBytes'> {}
 
 /** Throws `LimitExceededError` when a member is larger than allowed. */
 function checkMemberSize(member: TarMember, archiveKey: string, limit: number, option: string): void {
@@ -89,6 +82,11 @@ function missingManifest(archiveKey: string, path: string): ShardReadError {
  */
 export async function* readShardEntries(ctx: S3Context, shard: ShardEntry, options: ShardReadOptions = {}): AsyncGenerator<FileEntry> {
   for (const entry of await readInternalManifest(ctx, shard, options)) yield listedMemberEntry(entry, shard.archive_key)
+}
+
+/** The entries of a shard's internal manifest as written (not enriched), read when first asked for. */
+export async function* readInternalEntries(ctx: S3Context, shard: ShardEntry, options: ShardReadOptions = {}): AsyncGenerator<FileEntry> {
+  yield* await readInternalManifest(ctx, shard, options)
 }
 
 /** A regular member met while scanning an archive, with what its internal manifest says of it. */
@@ -229,5 +227,17 @@ export async function* readShardMembers(
   const archiveKey = shard.archive_key
   for await (const member of scanArchive(ctx, archiveKey, { ...options, internalManifestPath: internalManifestPath(shard) })) {
     yield { entry: streamedMemberEntry(member, member.listed, archiveKey), body: member.body }
+  }
+}
+
+/**
+ * Every regular member of an archive, its internal manifest included, with a minimal entry
+ * (`kind`, virtual `key`, `member_path`, `size_bytes`), in archive order, out of one streaming GET
+ * (Python's `Shard.iter_objects`).
+ */
+export async function* readArchiveMembers(ctx: S3Context, archiveKey: string): AsyncGenerator<EntryWithBody<FileEntry>> {
+  for await (const member of scanArchive(ctx, archiveKey, { internalManifestPath: null })) {
+    const entry: FileEntry = { kind: 'file', key: virtualKey(archiveKey, member.name), member_path: member.name, size_bytes: member.size }
+    yield { entry, body: member.body }
   }
 }

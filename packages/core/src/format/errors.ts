@@ -1,5 +1,5 @@
 /**
- * The typed errors of s3exchange. Every failure a caller can meet while reading or writing is an
+ * The typed errors of s3exchange (a declarative table of classes: over 300 lines on purpose). Every failure a caller can meet while reading or writing is an
  * {@link S3ExchangeError} subclass that names the key (and the line or member) it is about, with
  * the underlying error as `cause`. The one exception is cancellation: when the caller's
  * `AbortSignal` fires, the signal's own reason (an `AbortError`) comes out unchanged.

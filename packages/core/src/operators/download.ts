@@ -1,24 +1,35 @@
 /**
- * Writing downloads safely: a relative path is checked (no absolute path, no `..`, no empty name,
- * no NUL) and resolved strictly inside the target folder, parents are created and checked again
- * after symlinks are resolved, and the data goes to a temporary file that is renamed to its final
- * name only when complete. A download cut off midway leaves no file under the final name, and
- * nothing is ever written outside the folder or through a link.
+ * Downloading to local disk, safely. `downloadInto(dir)` is the sink that writes every object of
+ * an iteration under `dir`: loose objects under their key's basename (as Python does), archive
+ * members under their path in the archive; `downloadObject` writes one object. Absolute paths,
+ * paths with `..`, and two objects that map to one file are refused with `UnsafePathError`;
+ * relative paths are resolved strictly inside the folder (`safeLocalPath`), parents are created and
+ * checked again after symlinks are resolved, and the data goes to a temporary file renamed to its
+ * final name only when complete (`writeFileAtomically`). A download cut off midway leaves no file
+ * under the final name, and nothing is ever written outside the folder or through a link.
  *
  * @example
  * ```ts
- * import { safeLocalPath, writeFileAtomically } from '@s3exchange/core'
+ * import { pipe } from 'it-pipe'
+ * import { downloadInto, expandRefs, expandShards, fetchBodies, readManifest } from '@s3exchange/core'
  *
- * const path = safeLocalPath('/data/out', 'nested/dir/0001.wav', 'ds/shard.tar#nested/dir/0001.wav')
- * await writeFileAtomically(body, path, { root: '/data/out', key: body.key })
+ * const paths = await pipe(
+ *   readManifest(ctx, 'ds/manifest.jsonl'), expandRefs(ctx), expandShards(ctx, { bodies: true }), fetchBodies(ctx),
+ *   downloadInto('/data/ds'),
+ * ) // Map of key → local path
  * ```
  */
 import { randomBytes } from 'node:crypto'
 import { createWriteStream } from 'node:fs'
 import { mkdir, realpath, rename, unlink } from 'node:fs/promises'
-import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path'
+import { basename, dirname, isAbsolute, join, posix, relative, resolve, sep } from 'node:path'
 import { pipeline } from 'node:stream/promises'
+import { openObject } from '../archive/open-object.js'
+import type { OpenMemberOptions } from '../archive/random-access.js'
+import { type ManifestEntry, objectKeyOf } from '../format/entries.js'
 import { UnsafePathError } from '../format/errors.js'
+import type { EntryWithBody } from '../s3/body.js'
+import type { S3Context } from '../s3/context.js'
 
 /**
  * The absolute path of `relativePath` inside `root`, or `UnsafePathError` when it would not stay
@@ -91,4 +102,47 @@ async function makeFolderInside(root: string, folder: string, refuse: () => Erro
     if (!inside(current)) throw refuse()
   }
   return current
+}
+
+/** The relative local path of an object: an archive member's path, or a loose key's basename. */
+export function localPathOf(entry: ManifestEntry): string {
+  if (entry.kind === 'file' && typeof entry.archive_key === 'string' && typeof entry.member_path === 'string') return entry.member_path
+  return posix.basename(objectKeyOf(entry))
+}
+
+/** The sink that writes every object of an iteration under `dir`; resolves to a map of key to local path. See the module comment. */
+export function downloadInto(dir: string) {
+  return async function downloadIntoSink(items: AsyncIterable<EntryWithBody> | Iterable<EntryWithBody>): Promise<Map<string, string>> {
+    const root = resolve(dir)
+    const written = new Map<string, string>()
+    const owners = new Map<string, string>()
+    for await (const { entry, body } of items) {
+      const key = objectKeyOf(entry)
+      try {
+        const target = safeLocalPath(root, localPathOf(entry), key)
+        const owner = owners.get(target)
+        if (owner !== undefined && owner !== key) {
+          throw new UnsafePathError(`${owner} is written to the same file`, { key, path: localPathOf(entry) })
+        }
+        owners.set(target, key)
+        await writeFileAtomically(body, target, { root, key })
+        written.set(key, target)
+      } finally {
+        body.destroy()
+      }
+    }
+    return written
+  }
+}
+
+/** Writes one object (or archive member, by virtual key) to `localPath`, atomically. Resolves to the absolute path. */
+export async function downloadObject(ctx: S3Context, key: string, localPath: string, options: OpenMemberOptions = {}): Promise<string> {
+  const target = resolve(localPath)
+  const body = await openObject(ctx, key, options)
+  try {
+    await writeFileAtomically(body, target, { root: dirname(target), key })
+  } finally {
+    body.destroy()
+  }
+  return target
 }

@@ -26,12 +26,12 @@ import type { ManifestEntry } from '../format/entries.js'
 import { ObjectNotFoundError } from '../format/errors.js'
 import { iteratorOf } from '../format/iterables.js'
 import type { EntryWithBody } from '../s3/body.js'
-import { expectationOf, hasBody, ObjectBody, type PipelineItem } from '../s3/body.js'
+import { expectationOf, hasBody, ObjectBody, type PipelineItem, type VerifyOptions } from '../s3/body.js'
 import type { S3Context } from '../s3/context.js'
 import { collectSource, objectBodyFrom, openObjectSource } from '../s3/object-source.js'
 
 /** Options for {@link fetchBodies}. */
-export interface FetchBodiesOptions {
+export interface FetchBodiesOptions extends VerifyOptions {
   /** Requests in flight at once. Default 16. */
   concurrency?: number
   /**
@@ -43,12 +43,6 @@ export interface FetchBodiesOptions {
   onMissing?: 'throw' | 'skip'
   /** Archive indexes kept between reads of archive members (see `openArchiveMember`). */
   indexCache?: ArchiveIndexCache
-  /**
-   * Check each body against its entry as it is read: its length against `size_bytes`, its SHA-256
-   * against `sha256`, when the entry has them; a mismatch fails the read with `IntegrityError`.
-   * Default false.
-   */
-  verify?: boolean
 }
 
 /** Default requests in flight for `fetchBodies`. */

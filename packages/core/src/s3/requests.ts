@@ -12,7 +12,13 @@
  * ```
  */
 
-import { GetObjectCommand, type GetObjectCommandOutput, HeadObjectCommand, type HeadObjectCommandOutput } from '@aws-sdk/client-s3'
+import {
+  DeleteObjectCommand,
+  GetObjectCommand,
+  type GetObjectCommandOutput,
+  HeadObjectCommand,
+  type HeadObjectCommandOutput,
+} from '@aws-sdk/client-s3'
 import { isAbort, isNotFound, ObjectChangedError, ObjectNotFoundError, S3RequestError } from '../format/errors.js'
 import type { S3Context } from './context.js'
 
@@ -60,6 +66,26 @@ export async function headObject(ctx: S3Context, key: string): Promise<HeadObjec
   }
 }
 
+/** Whether an object exists under `key` (a HEAD). */
+export async function objectExists(ctx: S3Context, key: string): Promise<boolean> {
+  try {
+    await headObject(ctx, key)
+    return true
+  } catch (error) {
+    if (error instanceof ObjectNotFoundError) return false
+    throw error
+  }
+}
+
+/** Deletes one object (S3 answers success for a key that does not exist). */
+export async function deleteObject(ctx: S3Context, key: string): Promise<void> {
+  try {
+    await ctx.client.send(new DeleteObjectCommand({ Bucket: ctx.bucket, Key: key }), { abortSignal: ctx.signal })
+  } catch (error) {
+    throw mapS3Error('DeleteObject', key, error, ctx.signal)
+  }
+}
+
 /**
  * The typed error for a failed S3 call: the abort reason when the caller cancelled,
  * `ObjectNotFoundError` for a missing key, `S3RequestError` otherwise.
@@ -86,6 +112,8 @@ export function timesSent(sdkError: unknown): number {
 }
 
 /** An ETag without its surrounding quotes. */
+export function unquoteEtag(etag: string): string
+export function unquoteEtag(etag: string | undefined): string | undefined
 export function unquoteEtag(etag: string | undefined): string | undefined {
   if (etag === undefined) return undefined
   return etag.length >= 2 && etag.startsWith('"') && etag.endsWith('"') ? etag.slice(1, -1) : etag

@@ -16,16 +16,17 @@
  *
  * @example
  * ```ts
- * import { settingsFromEnv } from 's3exchange'
+ * import { createClient, settingsFromEnv } from '@s3exchange/core'
  *
  * const settings = settingsFromEnv()   // reads process.env and ./.env
  * console.log(settings.endpoint, settings.bucket)
+ * const client = createClient(settings, { maxAttempts: 5 })
  * ```
  */
 import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { parseEnv } from 'node:util'
-import type { S3ClientConfig } from '@aws-sdk/client-s3'
+import { S3Client, type S3ClientConfig } from '@aws-sdk/client-s3'
 
 /** Where to read settings from. */
 export interface EnvSource {
@@ -76,6 +77,11 @@ export function clientConfigFor(settings: S3Settings): S3ClientConfig {
     ...(settings.endpoint ? { endpoint: settings.endpoint } : {}),
     ...(settings.credentials ? { credentials: settings.credentials } : {}),
   }
+}
+
+/** A new S3 client for some settings, with `config` (retries, timeouts, checksums, ...) on top. */
+export function createClient(settings: S3Settings, config: S3ClientConfig = {}): S3Client {
+  return new S3Client({ ...clientConfigFor(settings), ...config })
 }
 
 function mergedEnv(source: EnvSource): Record<string, string | undefined> {
