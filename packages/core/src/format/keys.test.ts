@@ -1,3 +1,4 @@
+/** The key rules on strings, without S3: templates, ids, virtual keys, archive formats, fences, member paths, part and archive names. */
 import { describe, expect, it } from 'vitest'
 import { MissingPlaceholderError, S3ExchangeError } from './errors.js'
 import {
@@ -5,9 +6,15 @@ import {
   inferId,
   isArchiveKey,
   isManifestKey,
+  isWithinFence,
+  memberPathProblem,
   normalizeKey,
+  partKeyFor,
   resolveTemplate,
+  runId,
+  shardArchiveName,
   splitVirtualKey,
+  utcStamp,
   virtualKey,
 } from './keys.js'
 
@@ -130,5 +137,78 @@ describe('archive keys', () => {
   it('isManifestKey', () => {
     expect(isManifestKey('a/manifest.jsonl')).toBe(true)
     expect(isManifestKey('a/manifest.json')).toBe(false)
+  })
+})
+
+describe('partKeyFor', () => {
+  it('puts parts in manifests/ beside the root, named part-<YYYYMMDD-HHMMSS>-<8 hex>.jsonl', () => {
+    const key = partKeyFor('dir/manifest.jsonl')
+    expect(key).toMatch(/^dir\/manifests\/part-\d{8}-\d{6}-[0-9a-f]{8}\.jsonl$/)
+    expect(partKeyFor('a/b/c/root.jsonl')).toMatch(/^a\/b\/c\/manifests\/part-\d{8}-\d{6}-[0-9a-f]{8}\.jsonl$/)
+  })
+
+  it('a root without a slash gets manifests/part-…', () => {
+    expect(partKeyFor('manifest.jsonl')).toMatch(/^manifests\/part-\d{8}-\d{6}-[0-9a-f]{8}\.jsonl$/)
+  })
+
+  it('uses the UTC time given', () => {
+    expect(partKeyFor('ds/m.jsonl', new Date('2026-11-24T23:40:44.999Z'))).toMatch(
+      /^ds\/manifests\/part-20261124-234044-[0-9a-f]{8}\.jsonl$/,
+    )
+  })
+
+  it('gives a new key each time', () => {
+    const date = new Date()
+    const keys = new Set(Array.from({ length: 100 }, () => partKeyFor('ds/m.jsonl', date)))
+    expect(keys.size).toBe(100)
+  })
+})
+
+describe('isWithinFence', () => {
+  it.each([
+    ['a/b', 'a', true],
+    ['a/b/c', 'a/b', true],
+    ['a', 'a', true],
+    ['a/b', 'a/', true],
+    ['a/b', 'a//', true],
+    ['ab/c', 'a', false],
+    ['a-other/x', 'a', false],
+    ['b/a', 'a', false],
+    ['a', 'a/b', false],
+    ['', 'a', false],
+    ['anything/at/all', '', true],
+    ['x', '/', true],
+  ])('%j inside %j: %s', (key, fence, inside) => {
+    expect(isWithinFence(key, fence)).toBe(inside)
+  })
+})
+
+describe('runId, shardArchiveName, utcStamp', () => {
+  it('runId is the UTC time and 6 hex digits', () => {
+    expect(runId(new Date('2026-11-24T10:15:00.123Z'))).toMatch(/^20261124-101500-[0-9a-f]{6}$/)
+  })
+
+  it('utcStamp is YYYYMMDD-HHMMSS in UTC; shardArchiveName pads the index and names the compression', () => {
+    expect(utcStamp(new Date('2026-01-02T03:04:05.678Z'))).toBe('20260102-030405')
+    expect(shardArchiveName('20260102-030405-abcdef', 7, 5, 'gzip')).toBe('shard-20260102-030405-abcdef-00007.tar.gz')
+    expect(shardArchiveName('r', 123456, 6, null)).toBe('shard-r-123456.tar')
+  })
+})
+
+describe('memberPathProblem', () => {
+  it.each([
+    ['', /empty/],
+    ['a\u0000b', /NUL/],
+    ['/abs/path', /absolute/],
+    ['C:\\win\\path', /absolute/],
+    ['a/../b', /'\.\.'/],
+    ['..\\up', /'\.\.'/],
+    ['dir/', /directory/],
+  ])('%j: %s', (path, reason) => {
+    expect(memberPathProblem(path)).toMatch(reason)
+  })
+
+  it('relative paths, nested or not, with dots that are not a whole segment, are fine', () => {
+    for (const path of ['a.wav', 'dir/sub/0001.wav', '..hidden', 'a..b/c', 'ü/ß.txt']) expect(memberPathProblem(path)).toBeUndefined()
   })
 })

@@ -1,5 +1,5 @@
 /**
- * Publishing to a root manifest: part keys as Python names them, and appendToManifest: creating
+ * Publishing to a root manifest (part keys are tested with the key rules, format/keys.test.ts): appendToManifest, creating
  * the root with If-None-Match, appending byte for byte with If-Match, refusing an invalid root,
  * concurrent appenders losing nothing through a proxy that enforces conditional writes, giving up
  * with ManifestConflictError, and the unconditional fallback on servers that answer 501.
@@ -10,7 +10,6 @@ import { useTestS3 } from '@s3exchange/testing/vitest'
 import { afterAll, describe, expect, it } from 'vitest'
 import { type ManifestEntry, serializeEntry } from '../format/entries.js'
 import { InvalidManifestError, ManifestConflictError, S3RequestError } from '../format/errors.js'
-import { partKeyFor } from '../format/keys.js'
 import type { S3Context } from '../s3/context.js'
 import { appendToManifest, isConflict, MANIFEST_CONTENT_TYPE } from './commit.js'
 
@@ -53,30 +52,6 @@ function putsOf(proxy: S3Proxy, key: string): ProxiedRequest[] {
     return request.method === 'PUT' && decodeURIComponent(url.pathname) === `/${s3.bucket}/${key}` && !url.searchParams.has('partNumber')
   })
 }
-
-describe('partKeyFor', () => {
-  it('puts parts in manifests/ beside the root, named part-<YYYYMMDD-HHMMSS>-<8 hex>.jsonl', () => {
-    const key = partKeyFor('dir/manifest.jsonl')
-    expect(key).toMatch(/^dir\/manifests\/part-\d{8}-\d{6}-[0-9a-f]{8}\.jsonl$/)
-    expect(partKeyFor('a/b/c/root.jsonl')).toMatch(/^a\/b\/c\/manifests\/part-\d{8}-\d{6}-[0-9a-f]{8}\.jsonl$/)
-  })
-
-  it('a root without a slash gets manifests/part-…', () => {
-    expect(partKeyFor('manifest.jsonl')).toMatch(/^manifests\/part-\d{8}-\d{6}-[0-9a-f]{8}\.jsonl$/)
-  })
-
-  it('uses the UTC time given', () => {
-    expect(partKeyFor('ds/m.jsonl', new Date('2026-11-24T23:40:44.999Z'))).toMatch(
-      /^ds\/manifests\/part-20261124-234044-[0-9a-f]{8}\.jsonl$/,
-    )
-  })
-
-  it('gives a new key each time', () => {
-    const date = new Date()
-    const keys = new Set(Array.from({ length: 100 }, () => partKeyFor('ds/m.jsonl', date)))
-    expect(keys.size).toBe(100)
-  })
-})
 
 describe('appendToManifest', () => {
   it("creates an absent root with If-None-Match: '*', as JSONL with the manifest content type", async () => {

@@ -13,7 +13,6 @@ import { readShardEntries, readShardMembers } from '../archive/scan-archive.js'
 import type { ShardItem } from '../archive/shard-items.js'
 import type { ShardEntry } from '../format/entries.js'
 import { ShardWriteError } from '../format/errors.js'
-import { runId } from '../format/keys.js'
 import type { S3Context } from '../s3/context.js'
 import { type ShardIntoOptions, shardInto } from './shard-into.js'
 
@@ -137,10 +136,6 @@ describe('archive names', () => {
     const prefix = s3.key('names/plain/')
     const [entry] = await Array.fromAsync(shardInto(ctx(), { prefix, compression: null })(itemsOfSizes([1])))
     expect(entry?.archive_key).toMatch(new RegExp(`^${s3.key('names/plain')}/shard-\\d{8}-\\d{6}-[0-9a-f]{6}-00000\\.tar$`))
-  })
-
-  it('runId is the UTC time and 6 hex digits', () => {
-    expect(runId(new Date('2026-11-24T10:15:00.123Z'))).toMatch(/^20261124-101500-[0-9a-f]{6}$/)
   })
 
   it('archiveName names the archives under prefix (a trailing slash is dropped)', async () => {

@@ -2,14 +2,13 @@
  * Deleting keys in bulk against a real (local) S3: DeleteObjects batches of at most 1,000 keys,
  * duplicates removed, a bounded number of batches in flight and queued, per-key failures and
  * failed batches collected rather than thrown (faults injected at the HTTP layer: a loopback
- * proxy, or SDK middleware that makes the server refuse some keys), cancellation; and the
- * fence rule of the destructive calls.
+ * proxy, or SDK middleware that makes the server refuse some keys), cancellation. (The fence rule
+ * is tested with the key rules, format/keys.test.ts.)
  */
 import { type DeleteObjectsCommandInput, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3'
 import { type S3Proxy, startS3Proxy } from '@s3exchange/testing'
 import { useTestS3 } from '@s3exchange/testing/vitest'
 import { afterAll, describe, expect, it } from 'vitest'
-import { isWithinFence } from '../format/keys.js'
 import type { S3Context } from './context.js'
 import { deleteKeys } from './delete-keys.js'
 
@@ -234,24 +233,5 @@ describe('deleteKeys', () => {
       (e: unknown) => e,
     )
     expect((error as Error | undefined)?.name).toBe('AbortError')
-  })
-})
-
-describe('isWithinFence', () => {
-  it.each([
-    ['a/b', 'a', true],
-    ['a/b/c', 'a/b', true],
-    ['a', 'a', true],
-    ['a/b', 'a/', true],
-    ['a/b', 'a//', true],
-    ['ab/c', 'a', false],
-    ['a-other/x', 'a', false],
-    ['b/a', 'a', false],
-    ['a', 'a/b', false],
-    ['', 'a', false],
-    ['anything/at/all', '', true],
-    ['x', '/', true],
-  ])('%j inside %j: %s', (key, fence, inside) => {
-    expect(isWithinFence(key, fence)).toBe(inside)
   })
 })
