@@ -11,12 +11,10 @@
  */
 import { type CompactIntoOptions, type CompactReport, compactInto } from '@s3exchange/core'
 import type { CallOptions, EntrySource, StoreContext } from './context.js'
+import type { ResolveRefsOptions } from './options.js'
 
 /** Options for {@link S3ExchangeStore.compactManifest}. */
-export interface CompactOptions extends CallOptions, CompactIntoOptions {
-  /** Inline refs. Default true. When false, refs are dropped (and counted in `resolvedRefs`), as Python does. */
-  resolveRefs?: boolean
-}
+export interface CompactOptions extends CallOptions, ResolveRefsOptions, CompactIntoOptions {}
 
 /** Compacts `src` into `dst`; see the module comment. */
 export async function compactManifest(

@@ -71,7 +71,8 @@ export interface LimitOptions {
 export interface ResolveRefsOptions {
   /**
    * Inline `manifest_ref` entries, recursively (depth first, each manifest read once). Default
-   * true. When false, a ref is an entry like the others (`getKeys` yields the key of its manifest).
+   * true. When false, a ref is an entry like the others: `getKeys` yields the key of its manifest,
+   * a compaction drops it (counted in `resolvedRefs`), as Python does.
    */
   resolveRefs?: boolean
 }

@@ -19,7 +19,7 @@ import { virtualKey } from '../format/keys.js'
 import type { ObjectBody } from '../s3/body.js'
 import type { S3Context } from '../s3/context.js'
 import { getObjectBody } from '../s3/object-source.js'
-import { type ArchiveIndex, type ArchiveIndexCache, isLocated, readArchiveHead } from './archive-index.js'
+import { type ArchiveIndex, type ArchiveIndexCache, type ArchiveIndexOptions, isLocated, readArchiveHead } from './archive-index.js'
 import { isRegularFile, memberBody, readTarMembers, type TarMember, toShardReadError } from './tar-reader.js'
 import { paddedSize, tarHeaderSize } from './tar-writer.js'
 
@@ -67,11 +67,9 @@ export async function openLocatedMember(ctx: S3Context, index: ArchiveIndex, ent
 }
 
 /** Options for {@link openArchiveMember}. */
-export interface OpenMemberOptions {
+export interface OpenMemberOptions extends Pick<ArchiveIndexOptions, 'internalManifestPath'> {
   /** Where archive indexes are kept between calls (a `LruCache`); without one each call reads the head again. */
   indexCache?: ArchiveIndexCache
-  /** Path of the internal manifest. Default `__manifest__.jsonl`. */
-  internalManifestPath?: string
 }
 
 /**

@@ -28,6 +28,7 @@ import type { Writer } from '../format/writer.js'
 import type { S3Context } from '../s3/context.js'
 import { hashing } from '../s3/data-source.js'
 import type { UploadOptions } from '../s3/multipart-upload.js'
+import type { ArchiveIndexOptions } from './archive-index.js'
 import {
   BodyDeflater,
   deflateHead,
@@ -44,11 +45,11 @@ import { asShardWriteError, isPrepared, type PreparedShardItem, prepareShardItem
 import { paddedSize, TAR_END, tarHeader, tarHeaderSize, tarPadding } from './tar-writer.js'
 
 /** Options for {@link ShardWriter}. */
-export interface ShardWriterOptions extends Pick<UploadOptions, 'partSize' | 'queueSize'> {
+export interface ShardWriterOptions
+  extends Pick<UploadOptions, 'partSize' | 'queueSize'>,
+    Pick<ArchiveIndexOptions, 'internalManifestPath'> {
   /** `'gzip'` for a .tar.gz, `null` for a plain tar. Default `'gzip'`, as Python's `put_shard_archive`. */
   compression?: 'gzip' | null
-  /** Path of the internal manifest in the archive. Default `__manifest__.jsonl`. */
-  internalManifestPath?: string
   /** gzip level, 1 (fast) to 9 (small). Default 6. */
   gzipLevel?: number
   /**

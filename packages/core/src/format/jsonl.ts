@@ -24,7 +24,10 @@ export const DEFAULT_MAX_LINE_BYTES = 16 * 1024 * 1024
 export interface SplitLinesOptions {
   /** Name of what is being read (a manifest key), for error messages. */
   key?: string
-  /** Longest line accepted, in bytes, without its newline. Default 16 MiB. */
+  /**
+   * Longest manifest line accepted (top-level or internal), in bytes, without its newline. Default
+   * 16 MiB; past it, `InvalidManifestError` naming the key and line. One of the `ReadLimits`.
+   */
   maxLineBytes?: number
 }
 

@@ -13,15 +13,10 @@
  * ```
  */
 
-import { DEFAULT_MAX_LINE_BYTES } from './jsonl.js'
+import { DEFAULT_MAX_LINE_BYTES, type SplitLinesOptions } from './jsonl.js'
 
 /** Limits on what readers accept. */
-export interface ReadLimits {
-  /**
-   * Longest manifest line (top-level or internal) accepted, in bytes. Default 16 MiB; past it,
-   * `InvalidManifestError` naming the key and line.
-   */
-  maxLineBytes?: number
+export interface ReadLimits extends Pick<SplitLinesOptions, 'maxLineBytes'> {
   /** Deepest chain of `manifest_ref`s followed (a ref in a ref in …). Default 64; past it, `LimitExceededError`. */
   maxRefDepth?: number
   /** Most manifests read while resolving one manifest's refs. Default 100,000; past it, `LimitExceededError`. */

@@ -20,8 +20,8 @@
  * ```
  */
 
-import type { ArchiveIndexCache } from '../archive/archive-index.js'
 import { openEntryObject } from '../archive/open-object.js'
+import type { OpenMemberOptions } from '../archive/random-access.js'
 import type { ManifestEntry } from '../format/entries.js'
 import { ObjectNotFoundError } from '../format/errors.js'
 import { iteratorOf } from '../format/iterables.js'
@@ -31,7 +31,7 @@ import type { S3Context } from '../s3/context.js'
 import { collectSource, objectBodyFrom, openObjectSource } from '../s3/object-source.js'
 
 /** Options for {@link fetchBodies}. */
-export interface FetchBodiesOptions extends VerifyOptions {
+export interface FetchBodiesOptions extends VerifyOptions, Pick<OpenMemberOptions, 'indexCache'> {
   /** Requests in flight at once. Default 16. */
   concurrency?: number
   /**
@@ -41,8 +41,6 @@ export interface FetchBodiesOptions extends VerifyOptions {
   maxBufferedBytes?: number
   /** What to do when an object does not exist: throw `ObjectNotFoundError` (default) or skip the entry. */
   onMissing?: 'throw' | 'skip'
-  /** Archive indexes kept between reads of archive members (see `openArchiveMember`). */
-  indexCache?: ArchiveIndexCache
 }
 
 /** Default requests in flight for `fetchBodies`. */

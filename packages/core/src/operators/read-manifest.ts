@@ -19,14 +19,13 @@
 
 import { EntryStream } from '../format/entry-stream.js'
 import { ManifestNotFoundError, ObjectNotFoundError } from '../format/errors.js'
+import type { ReadLimits } from '../format/limits.js'
 import type { ObjectBody } from '../s3/body.js'
 import type { S3Context } from '../s3/context.js'
 import { getObjectBody } from '../s3/object-source.js'
 
 /** Options for {@link readManifest}. */
-export interface ReadManifestOptions {
-  /** Longest line accepted, in bytes. Default: the context's `limits.maxLineBytes`, else 16 MiB. */
-  maxLineBytes?: number
+export interface ReadManifestOptions extends Pick<ReadLimits, 'maxLineBytes'> {
   /** The manifest whose `manifest_ref` led here, named in a `ManifestNotFoundError`. */
   referencedFrom?: string
 }
