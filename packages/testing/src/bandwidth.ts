@@ -1,10 +1,10 @@
 /**
  * A bandwidth cap for one direction of one connection, for the test proxy: a token bucket that
  * fills at `bytesPerSecond` up to `capacityBytes` (full when the connection opens), and a stream
- * that lets bytes through only as the bucket gives tokens for them, in slices of at most 16 KiB.
- * A connection idle for a while may so send `capacityBytes` at once, then the rate holds: by any
- * moment `t` after the bucket was made, at most `capacityBytes + bytesPerSecond × (t - createdAt)`
- * bytes have been let through. Each release is recorded (`at`, `bytes`), so a test can check that
+ * that lets bytes through only as the bucket gives tokens for them, in slices of at most a quarter
+ * of the bucket (and 64 KiB). A connection idle for a while may so send `capacityBytes` at once,
+ * then the rate holds: by any moment `t` after the bucket was made, at most
+ * `capacityBytes + bytesPerSecond × (t - createdAt)` bytes have been let through. Each release is recorded (`at`, `bytes`), so a test can check that
  * bound on the proxy's own schedule.
  *
  * @example
@@ -18,8 +18,10 @@
 import { Transform } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 
-/** Bytes let through at once, at most: small enough to pace smoothly, big enough to be cheap. */
-const SLICE_BYTES = 16 * 1024
+/** Bytes let through at once, at most: a quarter of the bucket (to pace smoothly), at most 64 KiB (a socket read's worth, cheap). */
+function sliceBytes(capacityBytes: number): number {
+  return Math.max(1, Math.min(64 * 1024, Math.floor(capacityBytes / 4)))
+}
 
 /** Bytes let through at one moment, on `performance.now()`'s clock (milliseconds). */
 export interface PacedSlice {
@@ -81,7 +83,7 @@ export class TokenBucket {
 
 /** A pass-through stream that lets bytes through as `bucket` allows, recording each release in `released` when given. */
 export function pacedStream(bucket: TokenBucket, released?: PacedSlice[]): Transform {
-  const slice = Math.min(SLICE_BYTES, bucket.capacityBytes)
+  const slice = sliceBytes(bucket.capacityBytes)
   return new Transform({
     transform(chunk: Buffer, _encoding, callback) {
       const release = async () => {
