@@ -7,32 +7,27 @@
  */
 import { randomBytes } from 'node:crypto'
 import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3'
-import { afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { beforeAll, describe, expect, it, onTestFinished } from 'vitest'
 import { rejection } from './assertions.js'
 import { defaultBurstBytes, largestBurst, type PacedSlice } from './bandwidth.js'
 import { type ProxyConnection, type S3Proxy, type S3ProxyOptions, startS3Proxy } from './s3-proxy.js'
 import { useTestS3 } from './vitest.js'
 
 const s3 = useTestS3()
-const proxies: S3Proxy[] = []
-const clients: S3Client[] = []
 
+/** A proxy in front of the test server (or `target`), stopped when the test ends. */
 async function proxy(options: Omit<S3ProxyOptions, 'target'> = {}, target = s3.s3.endpoint): Promise<S3Proxy> {
   const started = await startS3Proxy({ target, ...options })
-  proxies.push(started)
+  onTestFinished(() => started.stop())
   return started
 }
 
+/** A client without retries through `endpoint`, destroyed when the test ends. */
 function clientFor(endpoint: string): S3Client {
   const client = s3.s3.createClient({ endpoint, maxAttempts: 1 })
-  clients.push(client)
+  onTestFinished(() => client.destroy())
   return client
 }
-
-afterEach(async () => {
-  for (const client of clients.splice(0)) client.destroy()
-  await Promise.all(proxies.splice(0).map((p) => p.stop()))
-})
 
 const small = randomBytes(1024 * 1024 + 123)
 const medium = randomBytes(512 * 1024)
