@@ -35,9 +35,13 @@ export function coldChild(
 }
 
 /** Runs bench/boto3-child.py once. */
-function boto3Child(target: BenchTarget, task: Omit<ColdTask, 'endpoint' | 'bucket' | 'impl'>): Promise<ColdResult> {
+export function boto3Child(
+  target: BenchTarget,
+  task: Omit<ColdTask, 'endpoint' | 'bucket' | 'impl'>,
+  endpoint = target.endpoint,
+): Promise<ColdResult> {
   const script = new URL('./boto3-child.py', import.meta.url).pathname
-  return runProcess<ColdResult>('python3', [script, JSON.stringify({ ...task, endpoint: target.endpoint, bucket: target.bucket })])
+  return runProcess<ColdResult>('python3', [script, JSON.stringify({ ...task, endpoint, bucket: target.bucket })])
 }
 
 /** Items per second of each run. */

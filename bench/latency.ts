@@ -6,13 +6,15 @@
  */
 import { startS3Proxy } from '@s3exchange/testing'
 import { DEFAULT_FETCH_CONCURRENCY } from 's3exchange'
-import { coldChild, expectItems, interleaved, itemsPerSecond } from './cold.ts'
+import { boto3Child, coldChild, expectItems, interleaved, itemsPerSecond } from './cold.ts'
 import { type BenchTarget, DEFAULT_SHARD_CONCURRENCY, PYTHON } from './context.ts'
 import { datasetKeys, prepareLoose, prepareShards, type Sizes } from './datasets.ts'
 import { fmt, type Row } from './lib.ts'
 
 export const LATENCIES_MS = [20, 50]
 const CONCURRENCIES = [8, 16, 32, 64]
+/** Objects boto3 reads one at a time through the latency, to anchor Python's figure (its rate does not depend on how many). */
+const BOTO3_OBJECTS = 200
 
 /** `values` and `extra`, sorted, each once. */
 const withDefault = (values: number[], extra: number) => [...new Set([...values, extra])].sort((a, b) => a - b)
@@ -34,20 +36,25 @@ export async function runLatencyBenches(target: BenchTarget, sizes: Sizes, runs:
     try {
       for (const concurrency of withDefault(CONCURRENCIES, DEFAULT_FETCH_CONCURRENCY)) {
         log(`  ${latencyMs} ms, loose objects, concurrency ${concurrency}…`)
+        const isDefault = concurrency === DEFAULT_FETCH_CONCURRENCY
         const results = await interleaved(runs, {
           ours: () => coldChild(target, { workload: 'loose', impl: 'ours', key: looseManifest, concurrency }, proxy.endpoint),
           raw: () => coldChild(target, { workload: 'loose', impl: 'raw', keys: looseKeys, concurrency }, proxy.endpoint),
+          ...(isDefault && {
+            boto3: () => boto3Child(target, { workload: 'loose', keys: looseKeys.slice(0, BOTO3_OBJECTS) }, proxy.endpoint),
+          }),
         })
-        expectItems('loose through latency', results, sizes.latencyLooseCount)
+        expectItems('loose through latency', { ours: results.ours ?? [], raw: results.raw ?? [] }, sizes.latencyLooseCount)
         const ours = itemsPerSecond(results.ours ?? [])
         const raw = itemsPerSecond(results.raw ?? [])
-        const isDefault = concurrency === DEFAULT_FETCH_CONCURRENCY
+        const boto3 =
+          results.boto3 && `; boto3 one at a time (${BOTO3_OBJECTS} objects): ${fmt.spread(itemsPerSecond(results.boto3), 'obj/s')}`
         const python = latencyMs === 20 ? ours.median / PYTHON.loose20ms.high : undefined
         const checksPython = isDefault && python !== undefined
         rows.push({
           workload: `iterate ${fmt.int(sizes.latencyLooseCount)} loose 4 KiB objects, ${latencyMs} ms, concurrency ${concurrency}${isDefault ? ' (default)' : ''}`,
           ours: fmt.spread(ours, 'obj/s'),
-          baseline: `raw GetObject ×${concurrency}: ${fmt.spread(raw, 'obj/s')}`,
+          baseline: `raw GetObject ×${concurrency}: ${fmt.spread(raw, 'obj/s')}${boto3 ?? ''}`,
           ratio: `${fmt.pct(ours.median / raw.median)} of raw`,
           python: python === undefined ? '' : `${PYTHON.loose20ms.text} → ${fmt.ratio(python)}`,
           target: checksPython ? '≥ 20× Python, ≥ 90% of raw' : '≥ 90% of raw',
