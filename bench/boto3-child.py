@@ -68,5 +68,11 @@ elif workload == "put":
 else:
     raise SystemExit(f"unknown workload {workload}")
 seconds = time.perf_counter() - start
-peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+# VmHWM, not ru_maxrss: the latter also counts the parent's resident set at the fork (see bench/lib.ts).
+try:
+    with open("/proc/self/status") as status:
+        peak_kb = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+except (OSError, StopIteration):
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+peak_mb = peak_kb / 1024
 print(json.dumps({"seconds": seconds, "items": items, "bytes": size, "peakRssMb": peak_mb}))

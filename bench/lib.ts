@@ -3,6 +3,7 @@
  * report their own peak RSS, and the table that goes into bench/RESULTS.md.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { createInterface } from 'node:readline'
 import { S3Client } from '@aws-sdk/client-s3'
 
@@ -129,9 +130,23 @@ export function spread(values: number[]): Spread {
   return { median: median(values), min: Math.min(...values), max: Math.max(...values), runs: values.length }
 }
 
-/** Peak resident set size of this process so far, in MB. */
+/**
+ * Peak resident set size of this process so far, in MB (2^20 bytes). On Linux, `VmHWM` of
+ * /proc/self/status: the peak of this program's own memory. (`getrusage`'s `maxRSS`, which
+ * `process.resourceUsage()` reports, also counts the parent's resident set at the fork that
+ * started the process: a child of a parent holding 700 MB reports at least 700 MB.)
+ */
 export function peakRssMb(): number {
-  return process.resourceUsage().maxRSS / 1024
+  const hwm = /^VmHWM:\s+(\d+) kB$/m.exec(readFileIfPresent('/proc/self/status'))
+  return Number(hwm?.[1] ?? process.resourceUsage().maxRSS) / 1024
+}
+
+function readFileIfPresent(path: string): string {
+  try {
+    return readFileSync(path, 'utf8')
+  } catch {
+    return ''
+  }
 }
 
 export const fmt = {

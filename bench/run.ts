@@ -3,9 +3,9 @@
  * in the same run (the raw AWS SDK doing the same job), and beside Python s3exchange's reference
  * figures where they apply.
  *
- *   npx pnpm@10 bench                         # every section (about 35 minutes on 2 quiet cores)
+ *   npx pnpm@10 bench                         # every section (about 25 minutes on 2 quiet cores, estimated)
  *   npx pnpm@10 bench --only cold             # one section, or several: --only cold,latency,bandwidth
- *   npx pnpm@10 bench --quick                 # smaller sizes, fewer runs; prints, writes no file
+ *   npx pnpm@10 bench --quick                 # smaller sizes, fewer runs (5–10 minutes); prints, writes no file
  *   npx pnpm@10 bench --quick --only latency --out /tmp/latency.md
  *   npx pnpm@10 bench --runs 7                # runs per figure, for every section
  *
