@@ -55,6 +55,7 @@ export {
   ShardReadError,
   ShardWriteError,
   UnsafePathError,
+  UnsupportedCompressionError,
 } from './errors.js'
 export {
   BodyDeflater,
