@@ -60,6 +60,7 @@ export {
   ShardReadError,
   ShardWriteError,
   UnsafePathError,
+  UnsupportedCompressionError,
 } from './format/errors.js'
 export { isBlankLine, type SplitLinesOptions, splitLines } from './format/jsonl.js'
 export {
@@ -109,7 +110,7 @@ export {
   walkRefs,
 } from './operators/expand-refs.js'
 export { type ExpandShardsOptions, expandShards } from './operators/expand-shards.js'
-export { type FetchBodiesOptions, fetchBodies } from './operators/fetch-bodies.js'
+export { DEFAULT_FETCH_CONCURRENCY, type FetchBodiesOptions, fetchBodies } from './operators/fetch-bodies.js'
 export { type FetchKeysOptions, fetchKeys } from './operators/fetch-keys.js'
 export { objectKeys, withKeyPrefix } from './operators/object-keys.js'
 export { type PartitionOptions, partition } from './operators/partition.js'

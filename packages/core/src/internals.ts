@@ -67,7 +67,7 @@ export { ManifestObjectWriter } from './manifest/manifest-object.js'
 export { ManifestPartsWriter } from './manifest/parts-writer.js'
 // operators/
 export { localPathOf, safeLocalPath, type WriteFileOptions, writeFileAtomically } from './operators/download.js'
-export { DEFAULT_FETCH_CONCURRENCY, DEFAULT_MAX_BUFFERED_BYTES } from './operators/fetch-bodies.js'
+export { DEFAULT_MAX_BUFFERED_BYTES } from './operators/fetch-bodies.js'
 export { groupKeys, planRangedReads } from './operators/fetch-keys.js'
 export { type PrefetchShardsOptions, prefetchShards } from './operators/prefetch-shards.js'
 export { MANIFEST_KEY } from './operators/read-manifest.js'

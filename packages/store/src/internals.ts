@@ -1,7 +1,8 @@
 /**
  * `s3exchange/internals`: the few building blocks of `@s3exchange/core/internals` that `s3x`
  * (`@s3exchange/cli`) uses and that the public surface leaves out: reading a tar stream member by
- * member, parsing an internal manifest, ETags without quotes. May change between minor versions.
+ * member, parsing an internal manifest, ETags without quotes, typed S3 errors. May change between
+ * minor versions.
  *
  * @example
  * ```ts
@@ -11,4 +12,4 @@
  * for await (const member of readTarMembers(await getObjectBody(ctx, key), { archiveKey: key })) console.log(member.name)
  * ```
  */
-export { isRegularFile, parseInternalManifest, readTarMembers, type TarMember, unquoteEtag } from '@s3exchange/core/internals'
+export { isRegularFile, mapS3Error, parseInternalManifest, readTarMembers, type TarMember, unquoteEtag } from '@s3exchange/core/internals'

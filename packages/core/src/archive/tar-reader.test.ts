@@ -2,7 +2,7 @@ import { Readable } from 'node:stream'
 import { gunzipSync, gzipSync, zstdCompressSync } from 'node:zlib'
 import { buildTar, type TarMemberSpec } from '@s3exchange/testing'
 import { describe, expect, it } from 'vitest'
-import { ShardReadError } from '../format/errors.js'
+import { ShardReadError, UnsupportedCompressionError } from '../format/errors.js'
 import { isRegularFile, readTarMembers, sniffCompression, type TarMember } from './tar-reader.js'
 
 const ARCHIVE = 'ds/shards/shard-00000.tar'
@@ -248,9 +248,14 @@ describe('readTarMembers', () => {
     expect(error.message).toMatch(/empty/)
   })
 
-  it('bzip2 and xz are a ShardReadError saying they are not supported', async () => {
-    const error = await shardError(() => listMembers(source(Buffer.from('BZh91AY&SY-not-really'))))
-    expect(error.message).toMatch(/bzip2 compression is not supported/)
+  it('bzip2 and xz are an UnsupportedCompressionError (a ShardReadError) naming the archive and the codec', async () => {
+    const bzip2 = await shardError(() => listMembers(source(Buffer.from('BZh91AY&SY-not-really'))))
+    expect(bzip2).toBeInstanceOf(UnsupportedCompressionError)
+    expect((bzip2 as UnsupportedCompressionError).compression).toBe('bzip2')
+    expect(bzip2.message).toMatch(/bzip2 compression is not supported/)
+    const xz = await shardError(() => listMembers(source(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00, 1, 2, 3]))))
+    expect(xz).toBeInstanceOf(UnsupportedCompressionError)
+    expect((xz as UnsupportedCompressionError).compression).toBe('xz')
   })
 
   it('an error of the source is a ShardReadError with it as cause', async () => {

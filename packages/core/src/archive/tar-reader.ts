@@ -15,10 +15,10 @@
  * }
  * ```
  */
-import type { Readable } from 'node:stream'
-import { constants, createGunzip, createInflateRaw, createZstdDecompress } from 'node:zlib'
+import type { Readable, Transform } from 'node:stream'
+import * as zlib from 'node:zlib'
 import { extract as createExtract, type Extract, type Header } from 'tar-stream'
-import { isAbort, S3ExchangeError, ShardReadError } from '../format/errors.js'
+import { isAbort, S3ExchangeError, ShardReadError, UnsupportedCompressionError } from '../format/errors.js'
 import { type ByteSource, ObjectBody } from '../s3/body.js'
 import { drained } from './drained.js'
 
@@ -162,17 +162,14 @@ async function pump(
   if (head.byteLength === 0) throw new ShardReadError('the archive is empty (0 bytes)', { archiveKey })
   const compression = rawDeflate ? 'raw-deflate' : sniffCompression(head)
   if (compression !== 'raw-deflate') onCompression?.(compression)
-  if (compression === 'bzip2' || compression === 'xz') {
-    throw new ShardReadError(`${compression} compression is not supported (gzip, zstd or none)`, { archiveKey })
-  }
   const decompressor =
     compression === 'raw-deflate'
-      ? createInflateRaw({ chunkSize: 64 * 1024, finishFlush: constants.Z_SYNC_FLUSH })
+      ? zlib.createInflateRaw({ chunkSize: 64 * 1024, finishFlush: zlib.constants.Z_SYNC_FLUSH })
       : compression === 'gzip'
-        ? createGunzip({ chunkSize: 64 * 1024 })
-        : compression === 'zstd'
-          ? createZstdDecompress({ chunkSize: 64 * 1024 })
-          : undefined
+        ? zlib.createGunzip({ chunkSize: 64 * 1024 })
+        : compression === null
+          ? undefined
+          : optionalDecompressor(compression, archiveKey)
   const write = async (chunk: Buffer) => {
     if (extract.destroyed) throw new Error('the archive reader was closed')
     if (!extract.write(chunk)) await drained(extract)
@@ -205,6 +202,25 @@ async function pump(
 }
 
 /** Wraps any error met while reading an archive in a `ShardReadError` (cancellations pass). */
+/**
+ * zstd is looked up when an archive needs it, not imported: `node:zlib` has `createZstdDecompress`
+ * from Node 22.15 (and 23.8) only, and a named import of it would fail the whole module on older
+ * Nodes that the packages support.
+ */
+function optionalDecompressor(compression: 'zstd' | 'bzip2' | 'xz', archiveKey: string): Transform {
+  if (compression !== 'zstd') {
+    throw new UnsupportedCompressionError(`${compression} compression is not supported (gzip, zstd or none)`, { archiveKey, compression })
+  }
+  const createZstdDecompress = zlib.createZstdDecompress as typeof zlib.createZstdDecompress | undefined
+  if (createZstdDecompress === undefined) {
+    throw new UnsupportedCompressionError(
+      `zstd compression needs node:zlib's createZstdDecompress (Node 22.15 or later); this is Node ${process.versions.node}`,
+      { archiveKey, compression },
+    )
+  }
+  return createZstdDecompress({ chunkSize: 64 * 1024 })
+}
+
 export function toShardReadError(error: unknown, archiveKey: string, memberPath?: string): unknown {
   if (error instanceof ShardReadError) return error
   if (isAbort(error)) return error

@@ -103,6 +103,22 @@ export class ShardReadError extends S3ExchangeError {
 }
 
 /**
+ * A shard archive is compressed with a codec this process cannot decompress: bzip2 or xz (never
+ * supported), or zstd on a Node whose `node:zlib` has no `createZstdDecompress` (before 22.15).
+ * Only reading such an archive fails; everything else works on that Node.
+ */
+export class UnsupportedCompressionError extends ShardReadError {
+  override name = 'UnsupportedCompressionError'
+  /** The compression found in the archive's first bytes: `'zstd'`, `'bzip2'` or `'xz'`. */
+  readonly compression: string
+
+  constructor(message: string, options: { archiveKey: string; compression: string }) {
+    super(message, options)
+    this.compression = options.compression
+  }
+}
+
+/**
  * The object changed while it was being read: a read resumed after a broken connection found a
  * different version (its ETag no longer matched), so the bytes would have been spliced from two.
  */
