@@ -9,7 +9,9 @@ export default defineConfig({
     alias: [
       { find: /^@s3exchange\/testing\/vitest$/, replacement: src('testing/src/vitest.ts') },
       { find: /^@s3exchange\/testing$/, replacement: src('testing/src/index.ts') },
+      { find: /^@s3exchange\/core\/internals$/, replacement: src('core/src/internals.ts') },
       { find: /^@s3exchange\/core$/, replacement: src('core/src/index.ts') },
+      { find: /^s3exchange\/internals$/, replacement: src('store/src/internals.ts') },
       { find: /^s3exchange$/, replacement: src('store/src/index.ts') },
     ],
   },

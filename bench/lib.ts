@@ -3,6 +3,7 @@
  * report their own peak RSS, and the table that goes into bench/RESULTS.md.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { createInterface } from 'node:readline'
 import { S3Client } from '@aws-sdk/client-s3'
 
@@ -37,14 +38,31 @@ function firstLine(child: ChildProcess): Promise<string> {
   })
 }
 
-/** A client for the bench server. The SDK's default checksum settings are kept (say so in results). */
+/** Sockets a bench client may open to the server: above every concurrency the benches try (64), so the SDK's default of 50 never queues a request. */
+export const MAX_SOCKETS = 256
+
+/**
+ * A client for the bench server: the SDK's defaults (keep-alive, checksums `WHEN_SUPPORTED`; say so
+ * in results) but for `maxSockets` ({@link MAX_SOCKETS}).
+ */
 export function benchClient(endpoint: string): S3Client {
   return new S3Client({
     endpoint,
     region: 'us-east-1',
     credentials: { accessKeyId: 'bench', secretAccessKey: 'bench' },
     forcePathStyle: true,
+    requestHandler: { httpAgent: { maxSockets: MAX_SOCKETS } },
   })
+}
+
+/** Runs `fn` on every item, `concurrency` at a time. */
+export async function inParallel<T>(items: readonly T[], concurrency: number, fn: (item: T) => Promise<unknown>): Promise<void> {
+  let next = 0
+  await Promise.all(
+    Array.from({ length: Math.min(concurrency, items.length) }, async () => {
+      while (next < items.length) await fn(items[next++] as T)
+    }),
+  )
 }
 
 /** Seconds taken by `fn`. */
@@ -78,25 +96,57 @@ export async function compare(runs: number, contenders: Record<string, () => Pro
   return Object.fromEntries(Object.entries(samples).map(([name, values]) => [name, median(values)]))
 }
 
-/** Runs a bench child script and returns the JSON it prints on its last line. */
+/** Runs a bench child script (of bench/, in a fresh Node process) and returns the JSON it prints on its last line. */
 export function runChild<T>(script: string, args: string[]): Promise<T> {
+  return runProcess<T>(process.execPath, [new URL(script, import.meta.url).pathname, ...args])
+}
+
+/** Runs a command and returns the JSON it prints on its last line. */
+export function runProcess<T>(command: string, args: string[]): Promise<T> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [new URL(script, import.meta.url).pathname, ...args], { stdio: ['ignore', 'pipe', 'inherit'] })
+    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'inherit'] })
     let output = ''
     child.stdout.on('data', (chunk) => {
       output += chunk
     })
+    child.once('error', reject)
     child.once('exit', (code) => {
-      if (code !== 0) return reject(new Error(`${script} exited with ${code}`))
+      if (code !== 0) return reject(new Error(`${command} ${args[0]} exited with ${code}`))
       const last = output.trim().split('\n').at(-1) ?? ''
       resolve(JSON.parse(last) as T)
     })
   })
 }
 
-/** Peak resident set size of this process so far, in MB. */
+/** The median and the spread (lowest, highest) of some figures. */
+export interface Spread {
+  median: number
+  min: number
+  max: number
+  runs: number
+}
+
+export function spread(values: number[]): Spread {
+  return { median: median(values), min: Math.min(...values), max: Math.max(...values), runs: values.length }
+}
+
+/**
+ * Peak resident set size of this process so far, in MB (2^20 bytes). On Linux, `VmHWM` of
+ * /proc/self/status: the peak of this program's own memory. (`getrusage`'s `maxRSS`, which
+ * `process.resourceUsage()` reports, also counts the parent's resident set at the fork that
+ * started the process: a child of a parent holding 700 MB reports at least 700 MB.)
+ */
 export function peakRssMb(): number {
-  return process.resourceUsage().maxRSS / 1024
+  const hwm = /^VmHWM:\s+(\d+) kB$/m.exec(readFileIfPresent('/proc/self/status'))
+  return Number(hwm?.[1] ?? process.resourceUsage().maxRSS) / 1024
+}
+
+function readFileIfPresent(path: string): string {
+  try {
+    return readFileSync(path, 'utf8')
+  } catch {
+    return ''
+  }
 }
 
 export const fmt = {
@@ -104,6 +154,9 @@ export const fmt = {
   ratio: (n: number) => `${n.toFixed(2)}×`,
   pct: (n: number) => `${Math.round(n * 100)}%`,
   s: (n: number) => `${n.toFixed(3)} s`,
+  /** `1,044 obj/s (1,010–1,090)`: the median and, over several runs, the lowest and highest. */
+  spread: (figures: Spread, unit: string) =>
+    `${fmt.int(figures.median)} ${unit}${figures.runs > 1 ? ` (${fmt.int(figures.min)}–${fmt.int(figures.max)})` : ''}`,
 }
 
 /** One row of a results table. */
@@ -114,16 +167,16 @@ export interface Row {
   ratio: string
   python: string
   target: string
-  met: boolean
+  /** Whether the target is met; undefined for a row without a target. */
+  met: boolean | undefined
 }
 
-export function table(rows: Row[]): string {
-  const head =
-    '| workload | s3exchange (TS) | baseline, same run | ratio | vs Python s3exchange | target | met |\n| --- | --- | --- | --- | --- | --- | --- |'
+/** A results table; `python` names the Python column (default: `vs Python s3exchange`). */
+export function table(rows: Row[], python = 'vs Python s3exchange'): string {
+  const head = `| workload | s3exchange (TS) | baseline, same run | ratio | ${python} | target | met |\n| --- | --- | --- | --- | --- | --- | --- |`
+  const met = (r: Row) => (r.met === undefined ? '—' : r.met ? 'yes' : '**no**')
   return [
     head,
-    ...rows.map(
-      (r) => `| ${r.workload} | ${r.ours} | ${r.baseline} | ${r.ratio} | ${r.python} | ${r.target} | ${r.met ? 'yes' : '**no**'} |`,
-    ),
+    ...rows.map((r) => `| ${r.workload} | ${r.ours} | ${r.baseline} | ${r.ratio} | ${r.python} | ${r.target} | ${met(r)} |`),
   ].join('\n')
 }

@@ -10,7 +10,7 @@ import { Upload } from '@aws-sdk/lib-storage'
 import { buildTar, internalManifestFor } from '@s3exchange/testing'
 import { type FileEntry, parseManifest, readManifest, S3ExchangeStore, type ShardEntry, serializeEntry } from 's3exchange'
 import { pack } from 'tar-stream'
-import { compare, fmt, type Row, runChild } from './lib.ts'
+import { compare, fmt, inParallel, type Row, runChild } from './lib.ts'
 
 const LOOSE_COUNT = 2000
 const LOOSE_SIZE = 4096
@@ -36,15 +36,6 @@ function payload(i: number, size: number): Buffer {
 async function putManifest(client: S3Client, bucket: string, key: string, entries: object[]): Promise<void> {
   const body = entries.map((e) => `${serializeEntry(e as FileEntry)}\n`).join('')
   await new Upload({ client, params: { Bucket: bucket, Key: key, Body: body, ContentType: 'application/x-ndjson' } }).done()
-}
-
-async function inParallel<T>(items: T[], concurrency: number, fn: (item: T) => Promise<unknown>): Promise<void> {
-  let next = 0
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (next < items.length) await fn(items[next++] as T)
-    }),
-  )
 }
 
 /** Writes the datasets the read benches read. */
@@ -98,7 +89,7 @@ export async function prepareReadData(client: S3Client, bucket: string, bigShard
 }
 
 /** A plain tar of `count` members of 1 MiB, its internal manifest first, streamed into a multipart upload. */
-async function putBigShard(client: S3Client, bucket: string, count: number): Promise<void> {
+export async function putBigShard(client: S3Client, bucket: string, count: number): Promise<void> {
   const archiveKey = keys.bigArchive(count)
   const names = Array.from({ length: count }, (_, i) => `${String(i).padStart(5, '0')}.bin`)
   const manifest = names

@@ -1,8 +1,8 @@
 /**
  * One 1 GiB shard write in a process of its own, so that its peak RSS is its own:
  *
- *   node bench/write-shard-child.ts ours <endpoint> <bucket> <key>   # ShardWriter, 1,024 × 1 MiB members
- *   node bench/write-shard-child.ts raw  <endpoint> <bucket> <key>   # lib-storage Upload of 1 GiB, streamed
+ *   node bench/write-shard-child.ts ours <endpoint> <bucket> <key> [MiB]   # ShardWriter, 1,024 (or MiB) × 1 MiB members
+ *   node bench/write-shard-child.ts raw  <endpoint> <bucket> <key> [MiB]   # lib-storage Upload of the same bytes, streamed
  *
  * Prints `{ seconds, bytes, members, mbPerSecond, peakRssMb }` as JSON.
  */
@@ -11,10 +11,10 @@ import { Upload } from '@aws-sdk/lib-storage'
 import { ShardWriter } from 's3exchange'
 import { benchClient, peakRssMb, time } from './lib.ts'
 
-const [mode, endpoint, bucket, key] = process.argv.slice(2) as [string, string, string, string]
+const [mode, endpoint, bucket, key, mib] = process.argv.slice(2) as [string, string, string, string, string | undefined]
 const client = benchClient(endpoint)
 const MiB = 1024 * 1024
-const MEMBERS = 1024
+const MEMBERS = Number(mib ?? 1024)
 let bytes = 0
 
 function member(i: number): Buffer {

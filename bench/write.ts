@@ -17,7 +17,7 @@ import {
   shardInto,
   writeManifestObject,
 } from 's3exchange'
-import { compare, fmt, type Row, runChild } from './lib.ts'
+import { compare, fmt, inParallel, type Row, runChild } from './lib.ts'
 import type { ChildResult } from './read.ts'
 
 const COUNT = 2000
@@ -29,15 +29,6 @@ function payload(i: number): Buffer {
   const buf = Buffer.alloc(SIZE)
   for (let off = 0; off < SIZE; off += seed.length) seed.copy(buf, off)
   return buf
-}
-
-async function inParallel<T>(items: T[], concurrency: number, fn: (item: T) => Promise<unknown>): Promise<void> {
-  let next = 0
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (next < items.length) await fn(items[next++] as T)
-    }),
-  )
 }
 
 function manifestEntry(i: number): ManifestEntry {

@@ -87,7 +87,7 @@ describe('the wire format', () => {
   })
 
   it('re-serializing the internal manifests of Python shards (non-ASCII member path included) gives their exact bytes', async () => {
-    const { readTarMembers, parseInternalManifest } = await import('@s3exchange/core')
+    const { readTarMembers, parseInternalManifest } = await import('@s3exchange/core/internals')
     const { Readable } = await import('node:stream')
     const archives = (await readdir(join(fixture, 'bucket'), { recursive: true })).filter((p) => /\.tar(\.gz)?$/.test(p))
     expect(archives).toHaveLength(6)

@@ -12,6 +12,10 @@ describe('splitCommand', () => {
       unknown: undefined,
       rest: ['--bucket', 'ls', 'p/'],
     })
+    expect(splitCommand(['--profile', 'ls', 'ls', 's3://b/p/'], COMMANDS)).toMatchObject({
+      command: 'ls',
+      rest: ['--profile', 'ls', 's3://b/p/'],
+    })
     expect(splitCommand(['--endpoint', 'http://x', 'manifest', 'ls', 'm.jsonl', '--json'], COMMANDS)).toStrictEqual({
       command: 'manifest ls',
       unknown: undefined,

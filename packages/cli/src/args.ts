@@ -32,13 +32,15 @@ export const GLOBAL_OPTIONS = {
   endpoint: { type: 'string' },
   bucket: { type: 'string' },
   region: { type: 'string' },
+  profile: { type: 'string' },
+  json: { type: 'boolean' },
   debug: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean' },
 } as const satisfies ParseArgsOptionsConfig
 
 /** The global flags that take a value, as they may appear before the command word. */
-const GLOBAL_VALUE_FLAGS = new Set(['--endpoint', '--bucket', '--region'])
+const GLOBAL_VALUE_FLAGS = new Set(['--endpoint', '--bucket', '--region', '--profile'])
 
 /** The parsed values of some flags: strings, booleans, or undefined when absent. */
 export type FlagValues = Record<string, string | boolean | undefined>

@@ -28,17 +28,14 @@ import {
   getObjectBody,
   headObject,
   internalManifestPath,
-  isRegularFile,
   type ObjectBody,
   ObjectNotFoundError,
-  parseInternalManifest,
-  readTarMembers,
   type S3Context,
   type ShardEntry,
   splitVirtualKey,
-  unquoteEtag,
   virtualKey,
 } from 's3exchange'
+import { isRegularFile, parseInternalManifest, readTarMembers, unquoteEtag } from 's3exchange/internals'
 import { oneLine } from './output.js'
 
 /** One thing wrong, and the key (or virtual key) it is about. */
@@ -62,8 +59,13 @@ export async function checkLooseObject(ctx: S3Context, entry: FileEntry): Promis
   if (typeof entry.size_bytes === 'number' && size !== undefined && size !== entry.size_bytes) {
     report(`the object has ${size} bytes, the manifest says ${entry.size_bytes}`)
   }
-  if (typeof entry.etag === 'string' && entry.etag !== '' && head.ETag !== undefined && unquote(head.ETag) !== unquote(entry.etag)) {
-    report(`the object's ETag is ${unquote(head.ETag)}, the manifest says ${unquote(entry.etag)}`)
+  if (
+    typeof entry.etag === 'string' &&
+    entry.etag !== '' &&
+    head.ETag !== undefined &&
+    unquoteEtag(head.ETag) !== unquoteEtag(entry.etag)
+  ) {
+    report(`the object's ETag is ${unquoteEtag(head.ETag)}, the manifest says ${unquoteEtag(entry.etag)}`)
   }
   if (typeof entry.sha256 === 'string') {
     try {
@@ -120,8 +122,8 @@ export async function checkArchive(ctx: S3Context, expected: ArchiveExpectations
       report(`the archive has ${body.size} bytes, the manifest says ${shard.size_bytes}`)
     }
     const etag = shard.meta?.etag
-    if (typeof etag === 'string' && etag !== '' && body.etag !== undefined && unquote(body.etag) !== unquote(etag)) {
-      report(`the archive's ETag is ${unquote(body.etag)}, the manifest says ${unquote(etag)}`)
+    if (typeof etag === 'string' && etag !== '' && body.etag !== undefined && unquoteEtag(body.etag) !== unquoteEtag(etag)) {
+      report(`the archive's ETag is ${unquoteEtag(body.etag)}, the manifest says ${unquoteEtag(etag)}`)
     }
   }
 
@@ -257,10 +259,6 @@ function sha256Mismatch(hash: Hash, expected: string): string | undefined {
 function sameSha(hex: string, expected: string): boolean {
   if (expected.toLowerCase() === hex) return true
   return Buffer.from(hex, 'hex').toString('base64') === expected.replace(/=*$/, '=')
-}
-
-function unquote(etag: string): string {
-  return unquoteEtag(etag) ?? etag
 }
 
 function messageOf(error: unknown): string {

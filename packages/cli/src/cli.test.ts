@@ -11,8 +11,8 @@ import { existsSync } from 'node:fs'
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
-import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3'
-import { buildTar, internalManifestFor } from '@s3exchange/testing'
+import { DeleteBucketCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3'
+import { buildTar, internalManifestFor, startS3Proxy } from '@s3exchange/testing'
 import { testServer, useTestS3 } from '@s3exchange/testing/vitest'
 import {
   type FileEntry,
@@ -31,15 +31,24 @@ const BIN = join(import.meta.dirname, '..', 'dist', 'bin.js')
 
 const s3 = useTestS3()
 let store: S3ExchangeStore
+/** A second bucket, for s3:// URIs that name another bucket than S3_BUCKET. */
+let otherBucket: string
+let otherStore: S3ExchangeStore
 let work: string
 
 beforeAll(async () => {
   store = new S3ExchangeStore({ client: s3.client, bucket: s3.bucket })
+  otherBucket = await s3.s3.createBucket(`s3x-other-${randomBytes(4).toString('hex')}`)
+  otherStore = new S3ExchangeStore({ client: s3.client, bucket: otherBucket })
   work = await mkdtemp(join(tmpdir(), 's3x-test-'))
 })
 
 afterAll(async () => {
   if (work) await rm(work, { recursive: true, force: true })
+  if (otherStore) {
+    await otherStore.deletePrefix(`${s3.prefix}/`)
+    await s3.client.send(new DeleteBucketCommand({ Bucket: otherBucket }))
+  }
 })
 
 interface Run {
@@ -49,10 +58,13 @@ interface Run {
   err: string
 }
 
-/** The environment a user would set for the test server. */
-function s3Env(): Record<string, string> {
+/** The environment a user would set for the test server (and no AWS profile of this machine's). */
+function s3Env(): Record<string, string | undefined> {
   const connection = inject('s3')
   return {
+    AWS_PROFILE: undefined,
+    AWS_CONFIG_FILE: join(work, 'no-aws-config'),
+    AWS_SHARED_CREDENTIALS_FILE: join(work, 'no-aws-credentials'),
     S3_ENDPOINT_URL: connection.endpoint,
     S3_AWS_ACCESS_KEY_ID: connection.credentials.accessKeyId,
     S3_AWS_SECRET_ACCESS_KEY: connection.credentials.secretAccessKey,
@@ -169,12 +181,12 @@ describe.concurrent('s3x', () => {
     const messages = [
       "s3x: unknown command 'frobnicate'",
       "s3x: ls: unknown option '--frob'",
-      's3x: cat: missing argument (usage: s3x cat <key | archive#member>)',
+      's3x: cat: missing argument (usage: s3x cat <key | archive#member | s3://bucket/key>)',
       "s3x: 'manifest' needs a subcommand: manifest ls",
       "s3x: pack: --max-bytes needs a size such as 512, 10k, 64MiB or 1G, not 'lots'",
       's3x: put: --append needs --manifest <key>',
       "s3x: ls: unexpected argument 'b'",
-      's3x: ls: no bucket: set S3_BUCKET (in the environment or .env) or pass --bucket',
+      's3x: ls: no bucket: set S3_BUCKET (in the environment or .env), pass --bucket, or give an s3://bucket/… URI',
       "s3x: doctor: --max-single-put needs a size such as 512, 10k, 64MiB or 1G, not 'big'",
     ]
     messages.forEach((message, index) => {
@@ -197,11 +209,14 @@ describe.concurrent('s3x', () => {
       s3x(['verify', missing]),
       s3x(['stat', missing, '--json']),
     ])
-    for (const run of [plain, verify, stat]) {
+    for (const run of [plain, verify]) {
       expect(run.code, describeRun(run)).toBe(1)
       expect(run.err).toBe(`s3x: Manifest not found: ${missing}\n`)
       expect(run.out).toBe('')
     }
+    expect(stat.code, describeRun(stat)).toBe(1)
+    expect(JSON.parse(stat.err)).toMatchObject({ name: 'ManifestNotFoundError', message: `Manifest not found: ${missing}`, key: missing })
+    expect(stat.out).toBe('')
     expect(debug.code).toBe(1)
     expect(debug.err).toContain(`s3x: ManifestNotFoundError: Manifest not found: ${missing}`)
     expect(debug.err).toMatch(/\n\s+at /)
@@ -616,5 +631,368 @@ describe.concurrent('s3x', () => {
     expect(wrongFlag.code).toBe(1)
     expect(lines(wrongFlag.err)).toHaveLength(1)
     expect(wrongFlag.err).toMatch(/^s3x: /)
+  })
+})
+
+describe.concurrent('s3x as aws s3 and rclone users expect it', () => {
+  it('s3:// URIs name a bucket: a dataset in another bucket than S3_BUCKET, through every command', async ({ expect }) => {
+    const k = (name: string) => s3.key(`uri/${name}`)
+    const uri = (key: string, bucket = otherBucket) => `s3://${bucket}/${key}`
+    await store.putObject(k('here.txt'), Buffer.from('here'))
+    const files = { 'a.txt': 'aa', 'd/b.txt': 'bbb' }
+    const source = await makeTree('uri-src', files)
+    const put = await s3x(['put', source, uri(k('data')), '--manifest', uri(k('manifest.jsonl'))])
+    expect(put.code, describeRun(put)).toBe(0)
+    expect(lines(put.out)).toStrictEqual([k('data/a.txt'), k('data/d/b.txt')])
+    expect(await otherStore.exists(k('data/a.txt'))).toBe(true)
+    expect(await store.exists(k('data/a.txt'))).toBe(false)
+
+    const [lsOther, lsHere, lsPlain, lsBucket, cat, listed, stat, verify, withoutBucket] = await Promise.all([
+      s3x(['ls', uri(k(''))]),
+      s3x(['ls', uri(k(''), s3.bucket)]),
+      s3x(['ls', k('')]),
+      s3x(['ls', `s3://${otherBucket}`]),
+      s3x(['cat', uri(k('data/d/b.txt'))]),
+      s3x(['manifest', 'ls', uri(k('manifest.jsonl'))]),
+      s3x(['stat', uri(k('manifest.jsonl')), '--json']),
+      s3x(['verify', uri(k('manifest.jsonl'))]),
+      s3x(['cat', uri(k('data/a.txt'))], { env: { S3_BUCKET: undefined } }),
+    ])
+    for (const run of [lsOther, lsHere, lsPlain, lsBucket, cat, listed, stat, verify, withoutBucket])
+      expect(run.code, describeRun(run)).toBe(0)
+    expect(lines(lsOther.out)).toStrictEqual([k('data/a.txt'), k('data/d/b.txt'), k('manifest.jsonl')])
+    expect(lines(lsHere.out)).toStrictEqual([k('here.txt')])
+    expect(lines(lsPlain.out)).toStrictEqual([k('here.txt')])
+    expect(lines(lsBucket.out)).toEqual(expect.arrayContaining([k('data/a.txt'), k('data/d/b.txt'), k('manifest.jsonl')]))
+    expect(cat.out).toBe('bbb')
+    expect(lines(listed.out)).toStrictEqual([`file\t${k('data/a.txt')}\t2`, `file\t${k('data/d/b.txt')}\t3`])
+    expect(JSON.parse(stat.out)).toMatchObject({ manifest: k('manifest.jsonl'), entries: 2, bytes: 5 })
+    expect(verify.out).toMatch(/^ok: 1 manifest\(s\), 2 loose file\(s\)/)
+    expect(withoutBucket.out).toBe('aa')
+
+    // A plain key goes with the URI's bucket only when no bucket is configured.
+    const target = join(work, 'uri-get')
+    const [get, compact] = await Promise.all([
+      s3x(['get', uri(k('manifest.jsonl')), target]),
+      s3x(['compact', uri(k('manifest.jsonl')), k('flat.jsonl')], { env: { S3_BUCKET: undefined } }),
+    ])
+    expect(get.code, describeRun(get)).toBe(0)
+    expect(Object.fromEntries([...(await readTree(target))].map(([path, data]) => [path, data.toString()]))).toStrictEqual({
+      'a.txt': 'aa',
+      'b.txt': 'bbb',
+    })
+    expect(compact.code, describeRun(compact)).toBe(0)
+    expect(await otherStore.exists(k('flat.jsonl'))).toBe(true)
+    expect(await store.exists(k('flat.jsonl'))).toBe(false)
+
+    const rm = await s3x(['rm', '--manifest', uri(k('manifest.jsonl')), '--yes'])
+    expect(rm.code, describeRun(rm)).toBe(0)
+    expect(rm.out).toBe('deleted 2 loose object(s), 0 shard archive(s) and 1 manifest(s)\n')
+    expect(lines((await s3x(['ls', uri(k(''))])).out)).toStrictEqual([k('flat.jsonl')])
+    expect(await store.exists(k('here.txt'))).toBe(true)
+  })
+
+  it('s3:// mistakes are usage errors that name the argument: malformed, two buckets, a local path as a URI', async ({ expect }) => {
+    const m = s3.key('uri-bad/manifest.jsonl')
+    const [malformed, noBucket, flag, twoBuckets, mixed, localSource, localTarget, noKey] = await Promise.all([
+      s3x(['ls', 's3:/data/x']),
+      s3x(['manifest', 'ls', 's3:///x']),
+      s3x(['rm', '--prefix', 'S3://data/x', '--dry-run']),
+      s3x(['compact', `s3://${otherBucket}/${m}`, `s3://${s3.bucket}/${m}`]),
+      s3x(['compact', `s3://${otherBucket}/${m}`, 'flat.jsonl']),
+      s3x(['put', `s3://${otherBucket}/x`, 'p']),
+      s3x(['get', `s3://${otherBucket}/${m}`, `s3://${otherBucket}/out`]),
+      s3x(['cat', `s3://${otherBucket}`]),
+    ])
+    const expected: [Run, string][] = [
+      [malformed, "s3x: ls: [prefix]: 's3:/data/x' is not a valid S3 URI: write it as s3://bucket/key (lower-case s3, two slashes)"],
+      [noBucket, "s3x: manifest ls: <manifest>: 's3:///x' is not a valid S3 URI: no bucket name after s3://"],
+      [flag, "s3x: rm: --prefix: 'S3://data/x' is not a valid S3 URI: write it as s3://bucket/key (lower-case s3, two slashes)"],
+      [
+        twoBuckets,
+        `s3x: compact: <src> 's3://${otherBucket}/${m}' and <dst> 's3://${s3.bucket}/${m}' name two buckets; one command works in one bucket`,
+      ],
+      [
+        mixed,
+        `s3x: compact: <dst> 'flat.jsonl' is a key in the configured bucket '${s3.bucket}', but <src> 's3://${otherBucket}/${m}' is in '${otherBucket}'; one command works in one bucket: give both as s3:// URIs`,
+      ],
+      [localSource, `s3x: put: <file | dir> is a local file or folder, not an S3 URI: 's3://${otherBucket}/x'`],
+      [localTarget, `s3x: get: <dir> is a local file or folder, not an S3 URI: 's3://${otherBucket}/out'`],
+      [noKey, `s3x: cat: <key>: 's3://${otherBucket}' is not a valid S3 URI: it names a bucket but no key`],
+    ]
+    for (const [run, message] of expected) {
+      expect(run.code, describeRun(run)).toBe(2)
+      expect(lines(run.err)[0]).toBe(message)
+      expect(run.out).toBe('')
+    }
+    expect(existsSync(join(work, 's3:'))).toBe(false)
+  })
+
+  it('ls -l, --human-readable and --json: dates, sizes and ETags as the listing gives them', async ({ expect }) => {
+    const prefix = s3.key('long/')
+    const contents: Record<string, Uint8Array | string> = { 'a.txt': 'a', 'big.bin': randomBytes(1536), 'é x.txt': '' }
+    for (const [name, data] of Object.entries(contents))
+      await store.putObject(`${prefix}${name}`, typeof data === 'string' ? Buffer.from(data) : data)
+    const listing = await s3.client.send(new ListObjectsV2Command({ Bucket: s3.bucket, Prefix: prefix }))
+    const objects = (listing.Contents ?? []).map((object) => ({
+      key: object.Key as string,
+      size: object.Size as number,
+      lastModified: (object.LastModified as Date).toISOString(),
+      etag: (object.ETag as string).replace(/"/g, ''),
+    }))
+    expect(objects.map((object) => object.key)).toStrictEqual(Object.keys(contents).map((name) => `${prefix}${name}`))
+
+    const [long, human, json, grouped, empty] = await Promise.all([
+      s3x(['ls', prefix, '-l']),
+      s3x(['ls', `s3://${s3.bucket}/${prefix}`, '--long', '--human-readable']),
+      s3x(['ls', prefix, '--json']),
+      s3x(['ls', prefix, '-lh']),
+      s3x(['ls', s3.key('long-none/'), '-l']),
+    ])
+    for (const run of [long, human, json, grouped, empty]) expect(run.code, describeRun(run)).toBe(0)
+    const date = (iso: string) => `${iso.slice(0, 19)}Z`
+    expect(lines(long.out)).toStrictEqual(objects.map((o) => `${date(o.lastModified)}  ${String(o.size).padStart(12)}  ${o.key}`))
+    expect(long.err).toBe('3 object(s), 1537 bytes\n')
+    expect(lines(human.out)).toStrictEqual(
+      objects.map((o) => `${date(o.lastModified)}  ${(o.size === 1536 ? '1.5 KiB' : `${o.size} B`).padStart(10)}  ${o.key}`),
+    )
+    expect(human.err).toBe('3 object(s), 1.5 KiB\n')
+    expect(lines(json.out).map((line) => JSON.parse(line))).toStrictEqual(objects.map((o) => ({ ...o, storageClass: expect.any(String) })))
+    expect(json.err).toBe('')
+    expect(grouped.out).toMatch(/^Usage: s3x ls /)
+    expect(empty.out).toBe('')
+    expect(empty.err).toBe('0 object(s), 0 bytes\n')
+  })
+
+  it("manifest ls -l reads each object's date and size; members show their archive's date; missing objects say so", async ({ expect }) => {
+    const k = (name: string) => s3.key(`mlong/${name}`)
+    const loose = await store.putObject(k('loose.txt'), Buffer.from('loose'))
+    const shard = await store.putShardArchive(
+      k('s.tar'),
+      [
+        { source: Buffer.from('1'), member_path: 'one.txt' },
+        { source: Buffer.from('22'), member_path: 'two.txt' },
+      ],
+      { compression: null },
+    )
+    const manifest = k('manifest.jsonl')
+    await store.writeManifest(manifest, [loose, shard.entry, { kind: 'file', key: k('gone.txt') }])
+    const head = async (key: string) => {
+      const answer = await s3.client.send(new HeadObjectCommand({ Bucket: s3.bucket, Key: key }))
+      return {
+        size: answer.ContentLength as number,
+        lastModified: (answer.LastModified as Date).toISOString(),
+        etag: (answer.ETag as string).replace(/"/g, ''),
+      }
+    }
+    const [looseHead, archiveHead] = await Promise.all([head(loose.key), head(shard.archiveKey)])
+
+    const [long, json, expanded] = await Promise.all([
+      s3x(['manifest', 'ls', manifest, '-l']),
+      s3x(['manifest', 'ls', manifest, '-l', '--json']),
+      s3x(['manifest', 'ls', `s3://${s3.bucket}/${manifest}`, '-l', '--expand-shards', '--json']),
+    ])
+    for (const run of [long, json, expanded]) expect(run.code, describeRun(run)).toBe(0)
+    const date = (iso: string) => `${iso.slice(0, 19)}Z`
+    expect(lines(long.out)).toStrictEqual([
+      `${'file'.padEnd(12)}  ${date(looseHead.lastModified)}  ${'5'.padStart(12)}  ${loose.key}`,
+      `${'shard'.padEnd(12)}  ${date(archiveHead.lastModified)}  ${String(archiveHead.size).padStart(12)}  ${shard.archiveKey}`,
+      `${'file'.padEnd(12)}  ${'missing'.padEnd(20)}  ${'-'.padStart(12)}  ${k('gone.txt')}`,
+    ])
+    expect(lines(json.out).map((line) => JSON.parse(line))).toStrictEqual([
+      { kind: 'file', key: loose.key, ...looseHead },
+      { kind: 'shard', key: shard.archiveKey, ...archiveHead },
+      { kind: 'file', key: k('gone.txt'), size: null, lastModified: null, etag: null, missing: true },
+    ])
+    expect(lines(expanded.out).map((line) => JSON.parse(line))).toStrictEqual([
+      { kind: 'file', key: loose.key, ...looseHead },
+      { kind: 'file', key: `${shard.archiveKey}#one.txt`, size: 1, lastModified: archiveHead.lastModified, etag: null },
+      { kind: 'file', key: `${shard.archiveKey}#two.txt`, size: 2, lastModified: archiveHead.lastModified, etag: null },
+      { kind: 'file', key: k('gone.txt'), size: null, lastModified: null, etag: null, missing: true },
+    ])
+  })
+
+  it('with --json, an error is one JSON object on stderr with its typed fields; exit codes as without', async ({ expect }) => {
+    const k = (name: string) => s3.key(`jerr/${name}`)
+    await s3.client.send(new PutObjectCommand({ Bucket: s3.bucket, Key: k('bad.jsonl'), Body: `{"kind":"file","key":"a"}\nnot json\n` }))
+    await s3.client.send(new PutObjectCommand({ Bucket: s3.bucket, Key: k('garbage.tar'), Body: randomBytes(3000) }))
+    const runs = await Promise.all([
+      s3x(['manifest', 'ls', k('none.jsonl'), '--json']),
+      s3x(['manifest', 'ls', k('bad.jsonl'), '--json']),
+      s3x(['manifest', 'ls', k('garbage.tar'), '--json']),
+      s3x(['cat', k('none.bin'), '--json']),
+      s3x(['ls', '--frob', '--json']),
+      s3x(['ls', 's3:/x', '--json']),
+      s3x(['ls', '--profile', 'nope', '--json']),
+      s3x(['rm', k('bad.jsonl'), '--json']),
+    ])
+    const expected: [number, Record<string, unknown>][] = [
+      [1, { name: 'ManifestNotFoundError', message: `Manifest not found: ${k('none.jsonl')}`, key: k('none.jsonl') }],
+      [1, { name: 'InvalidManifestError', key: k('bad.jsonl'), lineNumber: 2, reason: expect.any(String) }],
+      [1, { name: 'ShardReadError', archiveKey: k('garbage.tar') }],
+      [1, { name: 'ObjectNotFoundError', message: `S3 object not found: ${k('none.bin')}`, key: k('none.bin') }],
+      [2, { name: 'UsageError', message: "unknown option '--frob'", command: 'ls' }],
+      [2, { name: 'InvalidS3UriError', argument: '[prefix]', uri: 's3:/x', command: 'ls' }],
+      [2, { name: 'ProfileNotFoundError', profile: 'nope', source: '--profile', command: 'ls' }],
+      [1, { name: 'ConfirmationRefused', message: expect.stringContaining('pass --yes') }],
+    ]
+    expected.forEach(([code, fields], index) => {
+      const run = runs[index] as Run
+      expect(run.code, describeRun(run)).toBe(code)
+      const errLines = lines(run.err)
+      // rm prints what it would delete first; the error is the last line, and the only JSON one.
+      const last = JSON.parse(errLines.at(-1) as string)
+      expect(last).toMatchObject(fields)
+      expect(last.stack).toBeUndefined()
+      expect(errLines.slice(0, -1).every((line) => !line.startsWith('{'))).toBe(true)
+    })
+    expect(lines((runs[0] as Run).err)).toHaveLength(1)
+    const debug = await s3x(['cat', k('none.bin'), '--json', '--debug'])
+    expect(JSON.parse(debug.err)).toMatchObject({ name: 'ObjectNotFoundError', stack: expect.stringContaining('\n    at ') })
+  })
+
+  it('--profile and AWS_PROFILE: endpoint, region and credentials of the AWS shared files', async ({ expect }) => {
+    const connection = inject('s3')
+    const proxy = await startS3Proxy({ target: connection.endpoint })
+    try {
+      await store.putObject(s3.key('profile/p.txt'), Buffer.from('profiled'))
+      const dir = await mkdtemp(join(work, 'aws-'))
+      const { accessKeyId, secretAccessKey } = connection.credentials
+      await writeFile(
+        join(dir, 'config'),
+        `[profile lab]\nregion = eu-test-1\nendpoint_url = ${proxy.endpoint}\n\n[profile svc]\nregion = eu-test-2\nservices = lab-s3\n\n[services lab-s3]\ns3 =\n  endpoint_url = ${proxy.endpoint}\n`,
+      )
+      await writeFile(
+        join(dir, 'credentials'),
+        `[lab]\naws_access_key_id = ${accessKeyId}\naws_secret_access_key = ${secretAccessKey}\n\n[svc]\naws_access_key_id = ${accessKeyId}\naws_secret_access_key = ${secretAccessKey}\n`,
+      )
+      // Nothing from S3_*: the profile must give the endpoint, the region and the keys. AWS_ACCESS_KEY_ID is set aside by --profile.
+      const env = {
+        S3_ENDPOINT_URL: undefined,
+        S3_REGION: undefined,
+        S3_AWS_ACCESS_KEY_ID: undefined,
+        S3_AWS_SECRET_ACCESS_KEY: undefined,
+        AWS_CONFIG_FILE: join(dir, 'config'),
+        AWS_SHARED_CREDENTIALS_FILE: join(dir, 'credentials'),
+        AWS_ACCESS_KEY_ID: 'AKIDFROMTHEENVIRONMENT',
+        AWS_SECRET_ACCESS_KEY: 'not-the-secret',
+      }
+      const uri = `s3://${s3.bucket}/${s3.key('profile/')}`
+      const [flag, fromEnv, services] = await Promise.all([
+        s3x(['ls', uri, '--profile', 'lab'], { env: { ...env, S3_BUCKET: undefined } }),
+        s3x(['ls', s3.key('profile/')], {
+          env: { ...env, AWS_PROFILE: 'lab', AWS_ACCESS_KEY_ID: undefined, AWS_SECRET_ACCESS_KEY: undefined },
+        }),
+        s3x(['cat', `${uri}p.txt`, '--profile', 'svc'], { env }),
+      ])
+      expect(flag.code, describeRun(flag)).toBe(0)
+      expect(flag.out).toBe(`${s3.key('profile/p.txt')}\n`)
+      expect(fromEnv.code, describeRun(fromEnv)).toBe(0)
+      expect(fromEnv.out).toBe(`${s3.key('profile/p.txt')}\n`)
+      expect(services.code, describeRun(services)).toBe(0)
+      expect(services.out).toBe('profiled')
+      // Every request went through the profile's endpoint, signed with its keys for its region.
+      const scopes = new Set(
+        proxy.requests.map((request) =>
+          /Credential=([^/]+)\/\d{8}\/([^/]+)\/s3\//.exec(String(request.headers.authorization))?.slice(1).join(' '),
+        ),
+      )
+      expect(scopes).toStrictEqual(new Set([`${accessKeyId} eu-test-1`, `${accessKeyId} eu-test-2`]))
+
+      // S3_* variables win over the profile: its endpoint is not used.
+      const before = proxy.requests.length
+      const direct = await s3x(['ls', s3.key('profile/'), '--profile', 'lab'], {
+        env: { AWS_CONFIG_FILE: env.AWS_CONFIG_FILE, AWS_SHARED_CREDENTIALS_FILE: env.AWS_SHARED_CREDENTIALS_FILE },
+      })
+      expect(direct.code, describeRun(direct)).toBe(0)
+      expect(direct.out).toBe(`${s3.key('profile/p.txt')}\n`)
+      expect(proxy.requests.length).toBe(before)
+
+      const [unknown, unknownEnv] = await Promise.all([
+        s3x(['ls', '--profile', 'nope'], { env }),
+        s3x(['ls'], { env: { ...env, AWS_PROFILE: 'nope' } }),
+      ])
+      for (const [run, source] of [
+        [unknown, '--profile'],
+        [unknownEnv, 'AWS_PROFILE'],
+      ] as const) {
+        expect(run.code, describeRun(run)).toBe(2)
+        expect(lines(run.err)[0]).toBe(
+          `s3x: ls: AWS profile 'nope' (from ${source}) is in neither the AWS config file nor the credentials file (AWS_CONFIG_FILE, AWS_SHARED_CREDENTIALS_FILE; default ~/.aws/config, ~/.aws/credentials)`,
+        )
+      }
+    } finally {
+      await proxy.stop()
+    }
+  })
+
+  it('rm --manifest deletes the parts and referenced manifests too (dry run lists them); --keep-referenced-manifests keeps them and says so', async ({
+    expect,
+  }) => {
+    /**
+     * A root with two parts, as append_parts leaves them (written here as plain manifests, so that
+     * the shape does not depend on conditional appends), one of which refs another dataset's manifest.
+     */
+    async function dataset(name: string) {
+      const k = (key: string) => s3.key(`rmparts/${name}/${key}`)
+      const a = await store.putObject(k('a.txt'), Buffer.from('a'))
+      const b = await store.putObject(k('b.txt'), Buffer.from('b'))
+      const shard = await store.putShardArchive(k('other/s.tar'), [{ source: Buffer.from('x'), member_path: 'x' }], { compression: null })
+      const root = k('manifest.jsonl')
+      const other = k('other/manifest.jsonl')
+      const parts = [k('manifests/part-20261204-120000-0000aaaa.jsonl'), k('manifests/part-20261204-120001-0000bbbb.jsonl')]
+      await store.writeManifest(other, [shard.entry])
+      await store.writeManifest(parts[0] as string, [b])
+      await store.writeManifest(parts[1] as string, [{ kind: 'manifest_ref', key: other }])
+      await store.writeManifest(root, [a, ...parts.map((key) => ({ kind: 'manifest_ref' as const, key }))])
+      return { root, referenced: [...parts, other], objects: [a.key, b.key], archives: [shard.archiveKey] }
+    }
+    const [all, keep] = await Promise.all([dataset('all'), dataset('keep')])
+    const everyKey = (set: typeof all) => [...set.objects, ...set.archives, set.root, ...set.referenced]
+
+    const [dry, keepDry, help] = await Promise.all([
+      s3x(['rm', '--manifest', all.root, '--dry-run']),
+      s3x(['rm', '--manifest', keep.root, '--keep-referenced-manifests', '--dry-run', '--json']),
+      s3x(['rm', '--help']),
+    ])
+    expect(dry.code, describeRun(dry)).toBe(0)
+    expect(lines(dry.out).sort()).toStrictEqual(
+      [
+        ...all.objects.map((key) => `object\t${key}`),
+        ...all.archives.map((key) => `archive\t${key}`),
+        ...[all.root, ...all.referenced].map((key) => `manifest\t${key}`),
+      ].sort(),
+    )
+    expect(dry.err).toBe(
+      `would delete 2 loose object(s), 1 shard archive(s) and 4 manifest(s): ${all.root} with its 3 part(s) and referenced manifest(s) (dry run: nothing deleted)\n`,
+    )
+    expect(keepDry.code, describeRun(keepDry)).toBe(0)
+    const plan = JSON.parse(keepDry.out)
+    expect(plan).toMatchObject({
+      dryRun: true,
+      deletedObjectCount: 2,
+      deletedArchiveCount: 1,
+      deletedManifestCount: 1,
+      keys: { manifests: [keep.root] },
+    })
+    expect([...plan.kept].sort()).toStrictEqual([...keep.referenced].sort())
+    expect(keepDry.err).toContain(`${keep.root} only; its 3 part(s) and referenced manifest(s) are kept (--keep-referenced-manifests)`)
+    expect(help.out).toContain('then <m>, its parts and every manifest its refs reach')
+    for (const key of [...everyKey(all), ...everyKey(keep)]) expect(await store.exists(key), key).toBe(true)
+
+    const [deleted, kept] = await Promise.all([
+      s3x(['rm', '--manifest', all.root, '--yes']),
+      s3x(['rm', '--manifest', keep.root, '--keep-referenced-manifests', '--yes']),
+    ])
+    expect(deleted.code, describeRun(deleted)).toBe(0)
+    expect(deleted.out).toBe('deleted 2 loose object(s), 1 shard archive(s) and 4 manifest(s)\n')
+    for (const key of everyKey(all)) expect(await store.exists(key), key).toBe(false)
+    expect(kept.code, describeRun(kept)).toBe(0)
+    expect(kept.out).toBe('deleted 2 loose object(s), 1 shard archive(s) and 1 manifest(s)\n')
+    for (const key of [...keep.objects, ...keep.archives, keep.root]) expect(await store.exists(key), key).toBe(false)
+    for (const key of keep.referenced) {
+      expect(await store.exists(key), key).toBe(true)
+      expect(kept.err).toContain(`kept ${key}: it references deleted objects now\n`)
+    }
   })
 })

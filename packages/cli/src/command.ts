@@ -24,15 +24,16 @@
 import type { ParseArgsOptionsConfig } from 'node:util'
 import type { S3ExchangeStore } from 's3exchange'
 import type { FlagValues } from './args.js'
+import type { Operands } from './operands.js'
 import type { Output } from './output.js'
 
 /** What a command's `run` gets. */
 export interface CommandContext {
-  /** The positional arguments, after the command word(s). */
+  /** The positional arguments, after the command word(s) (`s3://` URIs among its key operands replaced by their keys). */
   args: string[]
-  /** The flags, global and the command's own. */
+  /** The flags, global and the command's own (key flags given as URIs replaced by their keys). */
   flags: FlagValues
-  /** The store, built on first use from the environment and the connection flags. */
+  /** The store, built on first use from the flags, the environment and the profile, of the bucket the operands name. */
   store(): S3ExchangeStore
   /** stdout and stderr. */
   output: Output
@@ -54,6 +55,12 @@ export interface Command {
   optionHelp: [string, string][]
   /** How many positional arguments it takes. */
   args: { min: number; max: number }
+  /**
+   * Which arguments and flags name S3 keys or prefixes (these also take `s3://bucket/key` URIs,
+   * which `run` receives as keys, the store being of that bucket) and which name local paths.
+   * Default: none.
+   */
+  operands?: Operands
   /** Does the work; resolves to the exit code (undefined: 0). */
   run(context: CommandContext): Promise<number | undefined>
 }

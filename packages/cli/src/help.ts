@@ -13,9 +13,11 @@
 import type { Command } from './command.js'
 
 const GLOBAL_HELP: [string, string][] = [
-  ['--endpoint URL', 'S3 endpoint (default: S3_ENDPOINT_URL, AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL; none: AWS)'],
-  ['--bucket NAME', 'bucket (default: S3_BUCKET)'],
-  ['--region NAME', 'region (default: S3_REGION, AWS_REGION, AWS_DEFAULT_REGION; none: us-east-1)'],
+  ['--endpoint URL', "S3 endpoint (default: S3_ENDPOINT_URL, AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, the profile's; none: AWS)"],
+  ['--bucket NAME', 'bucket of plain keys (default: S3_BUCKET); an s3://bucket/key argument names its own'],
+  ['--region NAME', "region (default: S3_REGION, AWS_REGION, AWS_DEFAULT_REGION, the profile's; none: us-east-1)"],
+  ['--profile NAME', 'AWS profile of ~/.aws/config and ~/.aws/credentials (default: AWS_PROFILE, then default)'],
+  ['--json', "machine output (each command's own); an error as one JSON object on stderr"],
   ['--debug', 'print the stack of an error, and its causes'],
   ['-h, --help', 'show help'],
 ]
@@ -38,11 +40,18 @@ ${table(commands.map((command) => [command.name, command.summary]))}
 Global flags:
 ${table([...GLOBAL_HELP, ['--version', 'print the version']])}
 
-Configuration comes from the environment, as S3ExchangeStore.fromEnv() reads it: S3_ENDPOINT_URL,
-S3_REGION, S3_BUCKET, S3_AWS_ACCESS_KEY_ID, S3_AWS_SECRET_ACCESS_KEY, S3_AWS_SESSION_TOKEN,
-S3_FORCE_PATH_STYLE, the AWS_* equivalents, and a .env file in the working directory; the flags
-above win over all of them.
+Keys: a key or prefix is a key of the configured bucket (S3_BUCKET, --bucket), or an S3 URI
+s3://bucket/key, used in the bucket it names (s3://bucket alone, where a prefix is taken: the whole
+bucket). One command works in one bucket.
 
+Configuration comes from the flags above, then the environment, as S3ExchangeStore.fromEnv() reads
+it (S3_ENDPOINT_URL, S3_REGION, S3_BUCKET, S3_AWS_ACCESS_KEY_ID, S3_AWS_SECRET_ACCESS_KEY,
+S3_AWS_SESSION_TOKEN, S3_FORCE_PATH_STYLE, then the AWS_* equivalents), then a .env file in the
+working directory, then the AWS profile (--profile, AWS_PROFILE or default: its region,
+endpoint_url and s3 addressing_style; with --profile, its credentials win over AWS_ACCESS_KEY_ID,
+not over S3_AWS_ACCESS_KEY_ID).
+
+Errors: one line on stderr; with --json, one JSON object (name, message and the error's fields).
 Exit codes: 0 success, 1 failure (an error, a problem found by verify), 2 usage.
 Run 's3x <command> --help' for a command's details.`
 }

@@ -1,7 +1,8 @@
 /**
  * @s3exchange/cli: the `s3x` command. The executable is `dist/bin.js`; this module exports its
  * parts for tools that embed or extend it: `main` (argv → exit code), the command table, the
- * argument and size parsers, the output helpers, and the checks behind `s3x verify`.
+ * argument, size and `s3://` URI parsers, the AWS profile and store configuration, the output
+ * helpers (errors as JSON among them), and the checks behind `s3x verify`.
  *
  * @example
  * ```ts
@@ -28,11 +29,15 @@ export { commands } from './commands/index.js'
 export { entryLine } from './commands/manifest-ls.js'
 export type { ManifestStats } from './commands/stat.js'
 export type { VerifyReport } from './commands/verify.js'
-export { type ConnectionFlags, environmentWith, storeFromFlags } from './config.js'
+export { type ConnectionFlags, environmentWith, type LayerOptions, type StoreSources, storeFromFlags } from './config.js'
 export { commandHelp, toolHelp } from './help.js'
+export { headListing, type ListedObject, type LongLineOptions, listObjects, longLine } from './listing.js'
 export { joinKey, type LocalFile, type LocalFiles, listLocalFiles } from './local-files.js'
 export { type MainOptions, main, version } from './main.js'
-export { formatBytes, formatError, Output, type OutputStream, oneLine, Progress, type ProgressOptions } from './output.js'
-export { TaskPool } from './pool.js'
+export { chooseBucket, type LocatedOperands, locateOperands, type OperandKind, type Operands } from './operands.js'
+export { errorJson, formatBytes, formatError, Output, type OutputStream, oneLine, Progress, type ProgressOptions } from './output.js'
+export { mapAhead, TaskPool } from './pool.js'
+export { type AwsProfile, loadAwsProfile, ProfileNotFoundError } from './profile.js'
 export { ConfirmationRefused, type ConfirmOptions, confirm } from './prompt.js'
+export { InvalidS3UriError, isS3Uri, parseS3Uri, type S3Location } from './s3-uri.js'
 export { type WalkedEntry, type WalkOptions, type WalkStats, walkManifest } from './walk.js'

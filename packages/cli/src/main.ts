@@ -1,9 +1,12 @@
 /**
- * `s3x`'s entry point as a function: parses the command line, prints help or the version, runs
- * the command, and turns every outcome into an exit code: 0 success, 1 failure (the error printed
- * as one line, `s3x: <message>`, with the stack only under `--debug`), 2 usage (an unknown
- * command or flag, a missing or extra argument, no bucket). `bin.ts` calls it with
- * `process.argv.slice(2)`; tests and other tools can call it too.
+ * `s3x`'s entry point as a function: parses the command line, prints help or the version, reads
+ * the AWS profile, turns `s3://bucket/key` operands into keys of one bucket, runs the command, and
+ * turns every outcome into an exit code: 0 success, 1 failure (the error printed as one line,
+ * `s3x: <message>`, with the stack only under `--debug`), 2 usage (an unknown command or flag, a
+ * missing or extra argument, a malformed URI, an unknown profile, no bucket). With `--json` on the
+ * command line, an error is one JSON object on stderr instead (`errorJson`: its name, message and
+ * typed fields). `bin.ts` calls it with `process.argv.slice(2)`; tests and other tools can call it
+ * too.
  *
  * @example
  * ```ts
@@ -19,7 +22,9 @@ import type { Command } from './command.js'
 import { commands } from './commands/index.js'
 import { storeFromFlags } from './config.js'
 import { commandHelp, toolHelp } from './help.js'
-import { formatError, Output } from './output.js'
+import { locateOperands } from './operands.js'
+import { errorJson, formatError, Output } from './output.js'
+import { loadAwsProfile } from './profile.js'
 
 /** Options for {@link main}. */
 export interface MainOptions {
@@ -41,6 +46,7 @@ export async function main(argv: readonly string[], options: MainOptions = {}): 
   const beforeDashes = argv.includes('--') ? argv.slice(0, argv.indexOf('--')) : argv
   const debug = beforeDashes.includes('--debug')
   const wantsHelp = beforeDashes.includes('--help') || beforeDashes.includes('-h')
+  const jsonErrors = beforeDashes.includes('--json')
   let command: Command | undefined
   let store: S3ExchangeStore | undefined
   try {
@@ -82,6 +88,11 @@ export async function main(argv: readonly string[], options: MainOptions = {}): 
       return 0
     }
     const { values, positionals } = parseFlags(split.rest, command.options, command.name)
+    if (values.help) {
+      // -h grouped with other short flags (-lh): help, as alone.
+      await output.line(commandHelp(command))
+      return 0
+    }
     if (values.version) {
       await output.line(version())
       return 0
@@ -90,22 +101,32 @@ export async function main(argv: readonly string[], options: MainOptions = {}): 
     if (positionals.length > command.args.max) {
       throw new UsageError(`unexpected argument '${positionals[command.args.max]}'`, command.name)
     }
+    const env = options.env ?? process.env
     const flags = { endpoint: values.endpoint, bucket: values.bucket, region: values.region } as Record<string, string | undefined>
+    if (values.profile === '') throw new UsageError('--profile needs a value', command.name)
+    const profile = await loadAwsProfile(values.profile as string | undefined, env)
+    const operands = locateOperands(command.operands, positionals, values, command.name)
+    const sources = { profile, operands, command: command.name }
     const getStore = () => {
-      store ??= storeFromFlags(flags, options.env)
+      store ??= storeFromFlags(flags, env, sources)
       return store
     }
-    return (await command.run({ args: positionals, flags: values, store: getStore, output })) ?? 0
+    return (await command.run({ args: operands.args, flags: operands.flags, store: getStore, output })) ?? 0
   } catch (error) {
-    if (error instanceof UsageError) {
+    if ((error as { code?: string } | undefined)?.code === 'EPIPE') return 0
+    const usage = error instanceof UsageError
+    if (jsonErrors) {
+      const json = errorJson(error, debug)
+      if (usage && error.command === undefined && command) json.command = command.name
+      output.note(JSON.stringify(json))
+    } else if (usage) {
       const name = error.command ?? command?.name
       output.note(`s3x: ${name ? `${name}: ` : ''}${error.message}`)
       output.note(`Run 's3x ${name ? `${name} ` : ''}--help' for usage.`)
-      return 2
+    } else {
+      output.note(formatError(error, debug))
     }
-    if ((error as { code?: string }).code === 'EPIPE') return 0
-    output.note(formatError(error, debug))
-    return 1
+    return usage ? 2 : 1
   } finally {
     store?.client.destroy()
   }

@@ -3,7 +3,8 @@
  * JSON document / JSON line per item with `--json`), written with backpressure so that a listing
  * of millions of keys streams through a pipe in flat memory. stderr holds progress (on a terminal
  * only: one line redrawn with `\r`), summaries, prompts and errors, which print as one line
- * (`s3x: Manifest not found: x.jsonl`) unless `--debug` asks for the stack.
+ * (`s3x: Manifest not found: x.jsonl`) unless `--debug` asks for the stack; under `--json`, an
+ * error is one JSON object instead (`errorJson`).
  *
  * @example
  * ```ts
@@ -200,12 +201,56 @@ export function formatError(error: unknown, debug = false): string {
   return `s3x: ${oneLine(messageOf(error))}`
 }
 
+/** Fields of an error that `errorJson` leaves out or writes itself. */
+const NOT_FIELDS = new Set(['name', 'message', 'stack', 'cause'])
+
+/**
+ * An error as `s3x --json` prints it: `name`, `message` (as the one-line form says it), then the
+ * error's own typed fields (`key`, `lineNumber`, `archiveKey`, `memberPath`, `statusCode`,
+ * `uploadedKeys`, ...; for a usage error `command`, for a malformed URI `argument` and `uri`;
+ * a Node error's `code` and `path`), and its `cause`, the same way. The SDK's `$`-fields are left
+ * out. With `debug`, the `stack` of each.
+ *
+ * @example
+ * ```ts
+ * errorJson(new InvalidManifestError('bad JSON', { key: 'm.jsonl', lineNumber: 3 }))
+ * // { name: 'InvalidManifestError', message: 'Invalid manifest (m.jsonl, line 3): bad JSON', key: 'm.jsonl', lineNumber: 3, reason: 'bad JSON' }
+ * ```
+ */
+export function errorJson(error: unknown, debug = false): Record<string, unknown> {
+  return describeError(error, debug, 0)
+}
+
+function describeError(error: unknown, debug: boolean, depth: number): Record<string, unknown> {
+  if (!(error instanceof Error)) return { name: typeof error, message: String(error) }
+  const json: Record<string, unknown> = { name: error.name, message: messageOf(error) }
+  for (const [field, value] of Object.entries(error)) {
+    if (NOT_FIELDS.has(field) || field.startsWith('$') || !isJsonValue(value, 0)) continue
+    json[field] = value
+  }
+  if (error.cause !== undefined && depth < 8) json.cause = describeError(error.cause, debug, depth + 1)
+  if (debug && error.stack) json.stack = error.stack
+  return json
+}
+
+/** True for what JSON.stringify writes as it is: primitives, arrays and plain objects of them. */
+function isJsonValue(value: unknown, depth: number): boolean {
+  if (value === null || typeof value === 'string' || typeof value === 'boolean') return true
+  if (typeof value === 'number') return Number.isFinite(value)
+  if (depth > 4 || typeof value !== 'object') return false
+  if (Array.isArray(value)) return value.every((item) => isJsonValue(item, depth + 1))
+  const prototype = Object.getPrototypeOf(value)
+  if (prototype !== Object.prototype && prototype !== null) return false
+  return Object.values(value).every((item) => isJsonValue(item, depth + 1))
+}
+
 function messageOf(error: unknown): string {
   if (!(error instanceof Error)) return String(error)
   // The AWS SDK and Node name their errors; a bare message can be cryptic without the name.
   const message = error.message || error.name
+  if (hasCause(error, 'NoSuchBucket')) return `${message} (the bucket does not exist)`
   return hasCause(error, 'CredentialsProviderError')
-    ? `${message} (set S3_AWS_ACCESS_KEY_ID and S3_AWS_SECRET_ACCESS_KEY, or configure AWS credentials)`
+    ? `${message} (set S3_AWS_ACCESS_KEY_ID and S3_AWS_SECRET_ACCESS_KEY, or name an AWS profile with --profile or AWS_PROFILE)`
     : message
 }
 

@@ -1,15 +1,18 @@
 /**
- * A bound on work in flight: `add` waits while `limit` tasks run, then starts the next one;
- * `drain` waits for all of them. Tasks report their own failures (`verify` records problems);
- * a task that rejects anyway fails the next `add` or `drain`.
+ * Bounds on work in flight. `TaskPool`: `add` waits while `limit` tasks run, then starts the next
+ * one; `drain` waits for all of them. Tasks report their own failures (`verify` records problems);
+ * a task that rejects anyway fails the next `add` or `drain`. `mapAhead`: maps an iterable with up
+ * to `limit` calls at once, yielding the results in input order (a rejection is thrown in its turn).
  *
  * @example
  * ```ts
- * import { TaskPool } from '@s3exchange/cli'
+ * import { mapAhead, TaskPool } from '@s3exchange/cli'
  *
  * const pool = new TaskPool(16)
  * for (const key of keys) await pool.add(() => check(key))
  * await pool.drain()
+ *
+ * for await (const head of mapAhead(keys, 16, (key) => headObject(ctx, key))) console.log(head.ContentLength)
  * ```
  */
 export class TaskPool {
@@ -41,5 +44,26 @@ export class TaskPool {
 
   #throwIfFailed(): void {
     if (this.#failure) throw this.#failure.error
+  }
+}
+
+/** Maps `items` with `fn`, up to `limit` calls in flight, in input order; see the module comment. */
+export async function* mapAhead<T, R>(
+  items: AsyncIterable<T> | Iterable<T>,
+  limit: number,
+  fn: (item: T) => Promise<R>,
+): AsyncGenerator<R, void, undefined> {
+  const window: Promise<R>[] = []
+  try {
+    for await (const item of items) {
+      const result = fn(item)
+      // Awaited in its turn; until then a rejection must not count as unhandled.
+      result.catch(() => {})
+      window.push(result)
+      if (window.length >= Math.max(1, limit)) yield await (window.shift() as Promise<R>)
+    }
+    while (window.length > 0) yield await (window.shift() as Promise<R>)
+  } finally {
+    window.length = 0
   }
 }

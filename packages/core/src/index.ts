@@ -2,23 +2,30 @@
  * @s3exchange/core: the wire format, key helpers, typed errors, and the streaming operators of
  * s3exchange. Operators are plain functions that return async generators (sources) or functions
  * from one async iterable to another (stages), so a pipeline composes with `pipe` from it-pipe.
+ *
+ * This is the public surface, listed name by name. The building blocks the operators are made of
+ * (the multipart and tar writers, the tar reader, seekable gzip, archive indexes, …) are in
+ * `@s3exchange/core/internals`: documented, used by the other packages of this repository, and
+ * free to change between minor versions.
  */
+
+// archive/: shard archives, read and written
+export type { ArchiveIndexCache } from './archive/archive-index.js'
+export { openEntryObject, openObject } from './archive/open-object.js'
+export { type OpenMemberOptions, openArchiveMember, openShardMember } from './archive/random-access.js'
 export {
-  type ArchiveHead,
-  type ArchiveIndex,
-  type ArchiveIndexCache,
-  type ArchiveIndexOptions,
-  isLocated,
-  LruCache,
-  openLocatedMember,
-  readArchiveHead,
-} from './archive-index.js'
-export { type BodySourceOptions, type ByteSource, type Expectation, expectationOf, ObjectBody, type ObjectInfo } from './body.js'
-export { type DeleteKeysOptions, type DeleteKeysResult, deleteKeys, isWithinFence } from './delete.js'
-export { safeLocalPath, type WriteFileOptions, writeFileAtomically } from './download.js'
+  readArchiveMembers,
+  readInternalEntries,
+  readInternalManifest,
+  readShardEntries,
+  readShardMembers,
+  type ShardReadOptions,
+} from './archive/scan-archive.js'
+export { type ShardItem, splitShardItems } from './archive/shard-items.js'
+export { ShardWriter, type ShardWriterOptions } from './archive/shard-writer.js'
+// format/: the wire format, keys, limits, errors, the writer protocol (no I/O)
 export {
   DEFAULT_INTERNAL_MANIFEST_PATH,
-  ENTRY_KINDS,
   type FileEntry,
   internalManifestPath,
   type JsonValue,
@@ -32,16 +39,14 @@ export {
   serializeEntry,
   shardCompression,
   validateEntry,
-} from './entries.js'
+} from './format/entries.js'
+export { type EntryStream, parseManifest } from './format/entry-stream.js'
 export {
   ConfigurationError,
   DeleteRefusedError,
-  httpStatusOf,
   IntegrityError,
   InvalidManifestError,
   InvalidSourceError,
-  isAbort,
-  isNotFound,
   LimitExceededError,
   ManifestConflictError,
   ManifestNotFoundError,
@@ -55,83 +60,75 @@ export {
   ShardReadError,
   ShardWriteError,
   UnsafePathError,
-} from './errors.js'
-export {
-  BodyDeflater,
-  crc32,
-  crc32Combine,
-  deflateHead,
-  deflatePadding,
-  gzipHead,
-  gzipHeader,
-  gzipTrailer,
-  type Segment,
-  SegmentDeflater,
-} from './gzip-stitch.js'
-export { DEFAULT_MAX_LINE_BYTES, isBlankLine, type SplitLinesOptions, splitLines } from './jsonl.js'
+  UnsupportedCompressionError,
+} from './format/errors.js'
+export { isBlankLine, type SplitLinesOptions, splitLines } from './format/jsonl.js'
 export {
   type ArchiveFormat,
   inferArchiveFormat,
   inferId,
   isArchiveKey,
   isManifestKey,
+  isWithinFence,
   normalizeKey,
+  partKeyFor,
   resolveTemplate,
   splitVirtualKey,
   type TemplateVars,
   type VirtualKey,
   virtualKey,
-} from './keys.js'
-export { DEFAULT_LIMITS, effectiveLimits, type ReadLimits } from './limits.js'
+} from './format/keys.js'
+export { DEFAULT_LIMITS, effectiveLimits, type ReadLimits } from './format/limits.js'
+export { LruCache } from './format/lru-cache.js'
+export type { RolloverLimits } from './format/rollover.js'
+export { type Writer, writeAll } from './format/writer.js'
+// manifest/: publishing to a root
+export { type AppendOptions, type AppendResult, appendToManifest } from './manifest/commit.js'
+export type { WriteManifestObjectOptions, WrittenManifest } from './manifest/manifest-object.js'
+export type { CommitResult, ManifestPartsOptions } from './manifest/parts-writer.js'
+// operators/: the pipeline stages, sources and sinks
+export { type CompactIntoOptions, type CompactReport, compactInto } from './operators/compact.js'
 export {
-  type AppendOptions,
-  type AppendResult,
-  appendToManifest,
-  isConflict,
-  MANIFEST_CONTENT_TYPE,
-  partKeyFor,
-} from './manifest-commit.js'
-export { ManifestObjectWriter, type WriteManifestObjectOptions, type WrittenManifest, writeManifestObject } from './manifest-object.js'
-export { type CommitResult, type ManifestPartsOptions, ManifestPartsWriter } from './manifest-parts-writer.js'
+  checkDeleteKey,
+  checkDeletePrefix,
+  type DeleteAllOptions,
+  type DeletePlan,
+  type DeleteReport,
+  deleteAll,
+  deletePlanned,
+  matchingKeys,
+  type PlanDeletionOptions,
+  planDeletion,
+} from './operators/delete.js'
+export { downloadInto, downloadObject } from './operators/download.js'
 export {
-  collectSource,
-  DEFAULT_RESUME_ATTEMPTS,
-  type ObjectSourceOptions,
-  openObjectSource,
-  ResumableSource,
-  requestObject,
-} from './object-source.js'
-export {
-  DEFAULT_PART_SIZE,
-  DEFAULT_QUEUE_SIZE,
-  ObjectWriter,
-  type ObjectWriterOptions,
-  putBytes,
-  type WrittenObject,
-} from './object-writer.js'
-export { openEntryObject, openObject } from './objects.js'
-export { type ExpandRefsOptions, expandRefs } from './operators/expand-refs.js'
-export { type ExpandShardsOptions, expandShards, hasBody, type PipelineItem } from './operators/expand-shards.js'
-export {
-  DEFAULT_FETCH_CONCURRENCY,
-  DEFAULT_MAX_BUFFERED_BYTES,
-  type FetchBodiesOptions,
-  fetchBodies,
-} from './operators/fetch-bodies.js'
+  type ExpandRefsOptions,
+  expandRefs,
+  type OpenManifest,
+  type WalkedEntry,
+  type WalkRefsOptions,
+  walkRefs,
+} from './operators/expand-refs.js'
+export { type ExpandShardsOptions, expandShards } from './operators/expand-shards.js'
+export { DEFAULT_FETCH_CONCURRENCY, type FetchBodiesOptions, fetchBodies } from './operators/fetch-bodies.js'
+export { type FetchKeysOptions, fetchKeys } from './operators/fetch-keys.js'
+export { objectKeys, withKeyPrefix } from './operators/object-keys.js'
 export { type PartitionOptions, partition } from './operators/partition.js'
-export { type PrefetchShardsOptions, prefetchShards } from './operators/prefetch-shards.js'
-export {
-  EntryStream,
-  MANIFEST_KEY,
-  type ManifestSource,
-  parseManifest,
-  type ReadManifestOptions,
-  readManifest,
-} from './operators/read-manifest.js'
-export { runId, type ShardIntoOptions, shardInto } from './operators/shard-into.js'
+export { type PutObjectItem, type PutObjectOptions, type PutObjectsOptions, putObject, putObjects } from './operators/put-objects.js'
+export { type ManifestSource, type ReadManifestOptions, readManifest } from './operators/read-manifest.js'
+export { type ShardIntoOptions, shardInto } from './operators/shard-into.js'
 export { take } from './operators/take.js'
+export { writeManifestObject } from './operators/write-manifest-object.js'
 export { type WriteManifestPartsOptions, writeManifestParts } from './operators/write-manifest-parts.js'
-export { type PutObjectItem, type PutObjectOptions, type PutObjectsOptions, putObject, putObjects } from './put-object.js'
+// s3/: the context, requests, bodies, uploads
+export { type EntryWithBody, hasBody, ObjectBody, type ObjectInfo, type PipelineItem, type VerifyOptions } from './s3/body.js'
+export type { S3Context } from './s3/context.js'
+export type { DataSource } from './s3/data-source.js'
+export { clientConfigFor, createClient, type EnvSource, type S3Settings, settingsFromEnv } from './s3/env.js'
+export { listKeys } from './s3/list-keys.js'
+export type { UploadOptions, WrittenObject } from './s3/multipart-upload.js'
+export { getObjectBody, type ObjectSourceOptions } from './s3/object-source.js'
+export { deleteObject, headObject, objectExists } from './s3/requests.js'
 export {
   BEHAVIOUR_TOPICS,
   type ConditionalPutForm,
@@ -142,38 +139,3 @@ export {
   type ServerCapabilities,
 } from './s3/server-capabilities.js'
 export { type ProbeCheck, type ProbeServerOptions, probeServer, probeServerOnce, type ServerProbe } from './s3/server-probe.js'
-export { type GetObjectBodyOptions, getObjectBody, headObject, mapS3Error, objectBodyFrom, type S3Context, unquoteEtag } from './s3.js'
-export {
-  type EntryWithBody,
-  listedMemberEntry,
-  type OpenMemberOptions,
-  openArchiveMember,
-  parseInternalManifest,
-  readInternalManifest,
-  readShardEntries,
-  readShardMembers,
-  type ScanArchiveOptions,
-  type ScannedMember,
-  type ShardReadOptions,
-  scanArchive,
-  streamedMemberEntry,
-} from './shard-reader.js'
-export {
-  memberPathProblem,
-  type PreparedShardItem,
-  prepareShardItem,
-  type ShardItem,
-  ShardWriter,
-  type ShardWriterOptions,
-} from './shard-writer.js'
-export { type DataSource, DEFAULT_MAX_UNSIZED_BYTES, type PreparedSource, type PrepareSourceOptions, prepareSource } from './sources.js'
-export {
-  isRegularFile,
-  type ReadTarOptions,
-  readTarMembers,
-  type SniffedCompression,
-  sniffCompression,
-  type TarEntryStream,
-  type TarMember,
-} from './tar-reader.js'
-export { paddedSize, TAR_END, type TarHeaderSpec, tarHeader, tarHeaderSize, tarPadding } from './tar-writer.js'

@@ -11,7 +11,7 @@ import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/clie
 import { countRequests, rejection, uploadDirectory } from '@s3exchange/testing'
 import { useTestS3 } from '@s3exchange/testing/vitest'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import type { CompactReport } from './compact.js'
+import type { CompactReport } from './index.js'
 import {
   type CommitResult,
   ConfigurationError,

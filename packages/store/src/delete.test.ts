@@ -10,7 +10,7 @@ import { type DeleteObjectsCommandInput, PutObjectCommand, type S3Client } from 
 import { buildTar, countRequests, internalManifestFor, rejection, type S3Proxy, startS3Proxy, uploadDirectory } from '@s3exchange/testing'
 import { testServer, useTestS3 } from '@s3exchange/testing/vitest'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import type { DeleteReport } from './delete.js'
+import type { DeleteReport } from './index.js'
 import {
   DeleteRefusedError,
   InvalidManifestError,

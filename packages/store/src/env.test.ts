@@ -8,8 +8,7 @@ import { join } from 'node:path'
 import { PutObjectCommand } from '@aws-sdk/client-s3'
 import { useTestS3 } from '@s3exchange/testing/vitest'
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
-import { clientConfigFor, settingsFromEnv } from './env.js'
-import { ConfigurationError } from './index.js'
+import { ConfigurationError, clientConfigFor, settingsFromEnv } from './index.js'
 import { S3ExchangeStore } from './store.js'
 
 const s3 = useTestS3()

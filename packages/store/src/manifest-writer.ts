@@ -3,7 +3,10 @@
  * uploaded on the way, and items packed into shards as they come, published to the root manifest
  * only by `close()`. In `append_parts` mode (the default) entries stream into part manifests and
  * `close()` appends all their refs to the root in one conditional write; in `overwrite` mode they
- * stream into the root itself, which appears whole at `close()`.
+ * stream into the root itself, which appears whole at `close()`. It is built of core's writers
+ * (`ManifestPartsWriter` or `ManifestObjectWriter`, `ShardWriter`, `putObject`) and the rollover
+ * rule; what it adds is Python's object: one queue of calls, one state, publishing once. (Over 300
+ * lines on purpose: that state machine reads best whole.)
  *
  * On an error nothing is published (unless `publishOnError`), open multipart uploads are aborted,
  * and the `PublishError` thrown lists what was uploaded but not published. `await using` is
@@ -28,100 +31,33 @@ import {
   ConfigurationError,
   type DataSource,
   type FileEntry,
-  isAbort,
   type ManifestEntry,
-  ManifestObjectWriter,
-  ManifestPartsWriter,
   type ManifestRefEntry,
   type Meta,
   PublishError,
-  runId,
+  putObject,
+  type RolloverLimits,
   type ShardEntry,
   type ShardItem,
   ShardWriter,
   type WrittenManifest,
 } from '@s3exchange/core'
-import type { CallOptions } from './manifest.js'
-import type { S3ExchangeStore } from './store.js'
-
-/** How big a shard gets before it is written out: at least one limit. */
-export interface ShardSizePolicy {
-  /** Most members per shard. */
-  maxEntries?: number
-  /** Most member bytes per shard. */
-  maxBytes?: number
-}
-
-/** Options for {@link ManifestWriter}, as Python's `open_manifest_writer`. */
-export interface ManifestWriterOptions extends CallOptions {
-  /** `append_parts` (default): parts + refs appended to the root. `overwrite`: the root is replaced. */
-  mode?: 'overwrite' | 'append_parts'
-  /** Most entries per part before it is uploaded. Default 50,000. */
-  partMaxEntries?: number
-  /** Most bytes per part before it is uploaded. Default 50 MiB. */
-  partMaxBytes?: number
-  /** Enables `addShardItem` / `addToShard`: a shard is written out when it reaches a limit. */
-  shardSize?: ShardSizePolicy
-  /** Where shards go. Default `<directory of the manifest key>/shards`. */
-  shardPrefix?: string
-  /** Archive format; only `tar`. */
-  shardFormat?: 'tar'
-  /** `null` (default, as Python's writer): `.tar`. `'gzip'`: `.tar.gz`. */
-  shardCompression?: 'gzip' | null
-  /** Internal manifest path in shards. Default `__manifest__.jsonl`. */
-  internalManifestPath?: string
-  /** On an error, publish what was written before it (Python's `publish_on_error`). Default false. */
-  publishOnError?: boolean
-  /** Attempts of the conditional root update before giving up. Default 20. */
-  maxCommitAttempts?: number
-}
-
-/** Options for {@link ManifestWriter.addFile}. */
-export interface AddFileOptions {
-  id?: string | null
-  meta?: Meta | null
-  contentType?: string | null
-  sizeBytes?: number | null
-  etag?: string | null
-}
-
-/** Options for {@link ManifestWriter.addToShard}. */
-export interface AddToShardOptions {
-  id?: string | null
-  meta?: Meta | null
-  /** Size of the data; needed for streams (else the stream is read into memory first). */
-  sizeBytes?: number | null
-  /** Stored in the member's `meta.content_type`, as Python does. */
-  contentType?: string | null
-}
-
-/** Options for {@link ManifestWriter.putObject}. */
-export interface WriterPutObjectOptions {
-  id?: string | null
-  meta?: Meta | null
-  contentType?: string | null
-}
-
-/** Counters of a writer, as Python's `stats()` (camelCased). */
-export interface ManifestWriterStats {
-  /** Entries in the part being written (overwrite mode: in the root). */
-  partEntries: number
-  /** Bytes in the part being written. */
-  partBytes: number
-  /** Parts uploaded so far. */
-  partsUploaded: number
-  /** Members in the shard being written. */
-  shardEntries: number
-  /** Member bytes in the shard being written. */
-  shardBytes: number
-  /** Shards written so far. */
-  shardsCreated: number
-  isClosed: boolean
-}
+import {
+  closesBefore,
+  isAbort,
+  isFull,
+  ManifestObjectWriter,
+  ManifestPartsWriter,
+  prepareShardItem,
+  runId,
+  shardArchiveName,
+} from '@s3exchange/core/internals'
+import type { StoreContext } from './context.js'
+import type { AddFileOptions, AddToShardOptions, EntryFields, ManifestWriterOptions, ManifestWriterStats } from './options.js'
 
 /** Builds and publishes a manifest incrementally; see the module comment. */
 export class ManifestWriter implements AsyncDisposable {
-  readonly store: S3ExchangeStore
+  readonly store: StoreContext
   readonly key: string
   readonly mode: 'overwrite' | 'append_parts'
   readonly shardPrefix: string
@@ -138,7 +74,7 @@ export class ManifestWriter implements AsyncDisposable {
   #state: 'open' | 'closed' | 'failed' = 'open'
   #queue: Promise<unknown> = Promise.resolve()
 
-  constructor(store: S3ExchangeStore, key: string, options: ManifestWriterOptions = {}) {
+  constructor(store: StoreContext, key: string, options: ManifestWriterOptions = {}) {
     const shardSize = options.shardSize
     if (shardSize && shardSize.maxEntries === undefined && shardSize.maxBytes === undefined) {
       throw new ConfigurationError('shardSize needs maxEntries or maxBytes')
@@ -200,9 +136,9 @@ export class ManifestWriter implements AsyncDisposable {
    * Uploads an object and adds its entry. Uploads of calls made without awaiting run in
    * parallel; their entries are added in call order.
    */
-  async putObject(key: string, data: DataSource, options: WriterPutObjectOptions = {}): Promise<FileEntry> {
+  async putObject(key: string, data: DataSource, options: EntryFields = {}): Promise<FileEntry> {
     this.#checkOpen()
-    const uploading = this.store.putObject(key, data, { ...options, signal: this.#options.signal })
+    const uploading = putObject(this.store.context(this.#options.signal), key, data, { ...options, inferId: this.store.inferId })
     uploading.catch(() => {}) // handled in its turn below
     return this.#run(async () => {
       // Queued behind earlier calls; a failed upload fails the writer like any other error.
@@ -219,18 +155,16 @@ export class ManifestWriter implements AsyncDisposable {
     // A usage error, refused before it can fail the writer (Python raises without closing it).
     if (!policy) return Promise.reject(new ConfigurationError('shard buffering is not enabled: pass shardSize to openManifestWriter'))
     return this.#run(async () => {
-      this.#shard ??= new ShardWriter(this.store.context(this.#options.signal), this.#nextArchiveKey(), {
-        compression: this.#options.shardCompression ?? null,
-        internalManifestPath: this.#options.internalManifestPath,
-      })
-      const member = await this.#shard.add(item)
-      const shard = this.#shard
-      if (
-        (policy.maxEntries !== undefined && shard.count >= policy.maxEntries) ||
-        (policy.maxBytes !== undefined && shard.dataBytes >= policy.maxBytes)
-      ) {
+      this.#shard ??= this.#newShard()
+      const rule: RolloverLimits = { rollover: 'at-limit', ...policy }
+      const prepared = await prepareShardItem(item, this.#shard.archiveKey)
+      if (closesBefore(rule, { count: this.#shard.count, bytes: this.#shard.dataBytes }, prepared.source.size)) {
         await this.#flushShard()
+        this.#shard = this.#newShard()
       }
+      const shard = this.#shard
+      const member = await shard.add(prepared)
+      if (isFull(rule, { count: shard.count, bytes: shard.dataBytes })) await this.#flushShard()
       return member
     })
   }
@@ -264,7 +198,7 @@ export class ManifestWriter implements AsyncDisposable {
       let result: CommitResult | WrittenManifest
       if (this.#parts) {
         if (await this.#parts.flushPart()) this.#partsUploaded++
-        result = await this.#parts.commit()
+        result = await this.#parts.finish()
       } else {
         const root = this.#root as ManifestObjectWriter
         // As Python's writer: an overwrite with no entries leaves the root as it was.
@@ -329,9 +263,13 @@ export class ManifestWriter implements AsyncDisposable {
     }
   }
 
-  #nextArchiveKey(): string {
-    const extension = (this.#options.shardCompression ?? null) === 'gzip' ? '.tar.gz' : '.tar'
-    return `${this.shardPrefix}/shard-${this.#runId}-${String(++this.#shardSequence).padStart(6, '0')}${extension}`
+  #newShard(): ShardWriter {
+    const compression = this.#options.shardCompression ?? null
+    const archiveKey = `${this.shardPrefix}/${shardArchiveName(this.#runId, ++this.#shardSequence, 6, compression)}`
+    return new ShardWriter(this.store.context(this.#options.signal), archiveKey, {
+      compression,
+      internalManifestPath: this.#options.internalManifestPath,
+    })
   }
 
   async #add(entry: ManifestEntry): Promise<void> {
@@ -382,7 +320,7 @@ export class ManifestWriter implements AsyncDisposable {
       try {
         await this.#shard?.abort()
         this.#shard = undefined
-        if (this.#parts) await this.#parts.commit()
+        if (this.#parts) await this.#parts.finish()
         else if (this.#root && this.#root.entries > 0) await this.#root.finish()
         return error
       } catch {

@@ -15,6 +15,8 @@
  * }
  * ```
  */
+
+import type { CompactReport, DeleteReport } from '@s3exchange/core'
 import {
   ConfigurationError,
   type EntryWithBody,
@@ -23,131 +25,63 @@ import {
   type FileEntry,
   fetchBodies,
   type ManifestEntry,
-  type PartitionOptions,
+  objectKeys,
   type PipelineItem,
   parseEntry,
   partition,
   partKeyFor,
-  readInternalManifest,
+  readInternalEntries,
   readManifest,
   readShardMembers,
   type S3Context,
   type ShardEntry,
   serializeEntry,
   take,
-  virtualKey,
+  withKeyPrefix,
   writeManifestObject,
 } from '@s3exchange/core'
-import type { CompactOptions, CompactReport } from './compact.js'
-import type { DeleteManifestOptions, DeleteReport } from './delete.js'
-import type { S3ExchangeStore, WriteManifestOptions, WriteManifestResult } from './store.js'
+import { asyncIterableOf } from '@s3exchange/core/internals'
+import { pipe } from 'it-pipe'
+import { type CompactOptions, compactManifest } from './compact.js'
+import type { CallOptions, EntrySource, StoreContext } from './context.js'
+import { type DeleteManifestOptions, deleteManifest } from './delete.js'
+import type {
+  GetKeysOptions,
+  IterEntriesOptions,
+  IterObjectsOptions,
+  ListFilesOptions,
+  WriteManifestOptions,
+  WriteManifestResult,
+} from './options.js'
+import { writeManifest } from './write.js'
 
 /** A manifest argument: a key, a `Manifest`, or entries (an array, or any iterable). */
 export type ManifestRef = string | Manifest | Iterable<ManifestEntry> | AsyncIterable<ManifestEntry>
-
-/** Options every call that talks to S3 takes. */
-export interface CallOptions {
-  /** Cancels the call (and the iteration). */
-  signal?: AbortSignal
-}
-
-/** Options for {@link Manifest.iterEntries}. */
-export interface IterEntriesOptions extends CallOptions {
-  /** Inline `manifest_ref` entries, recursively (each manifest read once). Default true. */
-  resolveRefs?: boolean
-  /** Yield at most this many entries (of this worker's share, with `partition`). */
-  limit?: number
-  /**
-   * Yield only worker `index`'s share of the entries, out of `count` workers; see
-   * {@link IterObjectsOptions.partition}. Applied after refs are resolved (with
-   * `resolveRefs: false`, a `manifest_ref` is assigned whole). With refs resolved, worker
-   * `index` lists the very loose files and shards whose objects `iterObjects` gives it.
-   */
-  partition?: PartitionOptions
-}
-
-/** Options for {@link Manifest.iterObjects}. */
-export interface IterObjectsOptions extends CallOptions {
-  /**
-   * Yield each shard's members (streamed out of one GET per archive). When false, yield the
-   * shard entry with the whole archive as its body. Default true.
-   */
-  expandShards?: boolean
-  /** Yield at most this many objects (a shard member counts as one), counted within this worker's share. */
-  limit?: number
-  /**
-   * Yield only worker `index`'s share of the dataset, out of `count` workers, for data loaders
-   * spread across processes or machines:
-   *
-   * - `index`: this worker's number, an integer from 0 to `count - 1`.
-   * - `count`: how many workers share the dataset, an integer ≥ 1.
-   *
-   * The shares are disjoint and together make the whole dataset, each in manifest order, and
-   * every worker computes the same ones from the same manifest with no coordination. They are
-   * made of whole shards and loose files (a shard is never split), balanced by size where
-   * entries have `size_bytes` and by count where they do not. Every worker reads the manifest
-   * (refs included) but fetches only its own objects. For a manifest backed by one shard's
-   * internal manifest, the members are shared out instead (each worker streams the archive and
-   * skips the others' members). Keep the manifest unchanged while workers read it: entries
-   * appended at its end do not move earlier ones, but workers that see different manifests do
-   * not get complementary shares. A bad index or count throws `ConfigurationError`.
-   */
-  partition?: PartitionOptions
-  /** Loose objects fetched at once, ahead of the consumer; output stays in manifest order. Default 16. */
-  concurrency?: number
-  /**
-   * Bytes held in memory ahead of the consumer, for loose objects fetched ahead and, separately,
-   * for members of shards read ahead. Default 64 MiB each.
-   */
-  maxBufferedBytes?: number
-  /**
-   * Shard archives read at once: the one being consumed and the next ones, whose members are
-   * buffered within `maxBufferedBytes`. Output stays in manifest order. Default 2; 1 reads one
-   * archive at a time.
-   */
-  shardConcurrency?: number
-  /**
-   * Check every object against its entry as it is read: its length against `size_bytes` and its
-   * SHA-256 against `sha256`, where the entry has them (this library's writers record both; Python
-   * records the size only). A mismatch fails the read with `IntegrityError` naming the key.
-   * Default false: hashing costs CPU (about 1.5 GiB/s per core).
-   */
-  verify?: boolean
-}
-
-/** Options for {@link Manifest.getKeys}. */
-export interface GetKeysOptions extends CallOptions {
-  /** Yield the virtual keys of shard members instead of the archive key. Default true. */
-  expandShards?: boolean
-  /** Inline refs; when false, a ref yields the referenced manifest's key. Default true. */
-  resolveRefs?: boolean
-  /** Yield at most this many keys. */
-  limit?: number
-}
-
-/** Options for {@link Manifest.listFiles}. */
-export interface ListFilesOptions extends CallOptions {
-  /** Replace shard entries by their internal manifest's entries. Default true. */
-  includeShards?: boolean
-}
 
 type Backing =
   | { kind: 'key'; key: string }
   | { kind: 'entries'; entries: Iterable<ManifestEntry> | AsyncIterable<ManifestEntry> }
   | { kind: 'shard'; shard: ShardEntry }
 
+type Stage<T> = (items: AsyncIterable<T>) => AsyncIterable<T>
+
+/** `stage` when it is asked for, else a stage that passes everything. */
+function optional<T>(stage: Stage<T> | false | undefined): Stage<T> {
+  return stage || ((items) => items)
+}
+
 /** A manifest; see the module comment. */
-export class Manifest {
-  readonly store: S3ExchangeStore
+export class Manifest implements EntrySource {
+  readonly store: StoreContext
   readonly #backing: Backing
 
-  private constructor(store: S3ExchangeStore, backing: Backing) {
+  private constructor(store: StoreContext, backing: Backing) {
     this.store = store
     this.#backing = backing
   }
 
   /** A manifest stored at `key`. */
-  static fromKey(store: S3ExchangeStore, key: string): Manifest {
+  static fromKey(store: StoreContext, key: string): Manifest {
     return new Manifest(store, { kind: 'key', key })
   }
 
@@ -155,17 +89,17 @@ export class Manifest {
    * A manifest made of entries in memory. An array (or any re-iterable) can be iterated many
    * times; a one-shot iterable only once.
    */
-  static fromEntries(store: S3ExchangeStore, entries: Iterable<ManifestEntry> | AsyncIterable<ManifestEntry>): Manifest {
+  static fromEntries(store: StoreContext, entries: Iterable<ManifestEntry> | AsyncIterable<ManifestEntry>): Manifest {
     return new Manifest(store, { kind: 'entries', entries })
   }
 
   /** The internal manifest of a shard, read from its archive when iterated. */
-  static fromShard(store: S3ExchangeStore, shard: ShardEntry): Manifest {
+  static fromShard(store: StoreContext, shard: ShardEntry): Manifest {
     return new Manifest(store, { kind: 'shard', shard })
   }
 
   /** A manifest from a key, a `Manifest`, or entries. */
-  static fromRef(store: S3ExchangeStore, ref: ManifestRef): Manifest {
+  static fromRef(store: StoreContext, ref: ManifestRef): Manifest {
     if (ref instanceof Manifest) return ref
     if (typeof ref === 'string') return Manifest.fromKey(store, ref)
     return Manifest.fromEntries(store, ref)
@@ -181,21 +115,21 @@ export class Manifest {
     const backing = this.#backing
     if (backing.kind === 'key') return readManifest(ctx, backing.key)
     if (backing.kind === 'entries') return backing.entries
-    return (async function* () {
-      yield* await readInternalManifest(ctx, backing.shard)
-    })()
+    return readInternalEntries(ctx, backing.shard)
   }
 
   #entries(ctx: S3Context, resolveRefs: boolean): AsyncIterable<ManifestEntry> {
-    const raw = this.#raw(ctx)
-    return resolveRefs ? expandRefs(ctx)(raw) : toAsync(raw)
+    return pipe(asyncIterableOf(this.#raw(ctx)), optional<ManifestEntry>(resolveRefs && expandRefs(ctx)))
   }
 
   /** The entries, refs inlined (depth first, each manifest once) unless `resolveRefs: false`. */
   iterEntries(options: IterEntriesOptions = {}): AsyncIterable<ManifestEntry> {
     const ctx = this.store.context(options.signal)
-    const entries = this.#entries(ctx, options.resolveRefs ?? true)
-    return take<ManifestEntry>(options.limit)(options.partition ? partition(options.partition)(entries) : entries)
+    return pipe(
+      this.#entries(ctx, options.resolveRefs ?? true),
+      optional<ManifestEntry>(options.partition && partition(options.partition)),
+      take<ManifestEntry>(options.limit),
+    )
   }
 
   /**
@@ -208,26 +142,31 @@ export class Manifest {
     const backing = this.#backing
     if (backing.kind === 'shard') {
       // The members of one archive: one streaming pass, not one archive read per member.
-      const members = readShardMembers(ctx, backing.shard, { verify: options.verify })
-      return take<EntryWithBody>(options.limit)(options.partition ? partition(options.partition)(members) : members)
+      return pipe(
+        readShardMembers(ctx, backing.shard, { verify: options.verify }),
+        optional<EntryWithBody>(options.partition && partition(options.partition)),
+        take<EntryWithBody>(options.limit),
+      )
     }
-    const all = this.#entries(ctx, true)
-    // Whole shards and loose files are shared out before shards are expanded: a shard stays with one worker.
-    const entries = options.partition ? partition(options.partition)(all) : all
-    const fetch = fetchBodies(ctx, {
-      concurrency: options.concurrency,
-      maxBufferedBytes: options.maxBufferedBytes,
-      indexCache: this.store.archiveIndexes,
-      verify: options.verify,
-    })
     const shards = expandShards(ctx, {
       bodies: true,
       shardConcurrency: options.shardConcurrency ?? 2,
       maxBufferedBytes: options.maxBufferedBytes,
       verify: options.verify,
     })
-    const items = (options.expandShards ?? true) ? shards(entries) : entries
-    return fetch(take<PipelineItem>(options.limit)(items))
+    return pipe(
+      this.#entries(ctx, true),
+      // Whole shards and loose files are shared out before shards are expanded: a shard stays with one worker.
+      optional<PipelineItem>(options.partition && partition(options.partition)),
+      optional<PipelineItem>((options.expandShards ?? true) && shards),
+      take<PipelineItem>(options.limit),
+      fetchBodies(ctx, {
+        concurrency: options.concurrency,
+        maxBufferedBytes: options.maxBufferedBytes,
+        indexCache: this.store.archiveIndexes,
+        verify: options.verify,
+      }),
+    )
   }
 
   /**
@@ -237,26 +176,24 @@ export class Manifest {
   getKeys(options: GetKeysOptions = {}): AsyncIterable<string> {
     const ctx = this.store.context(options.signal)
     const entries = this.#entries(ctx, options.resolveRefs ?? true)
-    const expanded = (options.expandShards ?? true) ? expandShards(ctx)(entries) : entries
-    return take<string>(options.limit)(keysOf(expanded))
+    return pipe(
+      entries,
+      optional<ManifestEntry>((options.expandShards ?? true) && expandShards(ctx)),
+      objectKeys(),
+      take<string>(options.limit),
+    )
   }
 
   /** File entries, with each shard replaced by its internal manifest's entries (unless `includeShards: false`). */
   listFiles(options: ListFilesOptions = {}): AsyncIterable<FileEntry | ShardEntry> {
     const ctx = this.store.context(options.signal)
     const entries = this.#entries(ctx, true) as AsyncIterable<FileEntry | ShardEntry>
-    return (options.includeShards ?? true) ? expandShards(ctx)(entries) : entries
+    return pipe(entries, optional<FileEntry | ShardEntry>((options.includeShards ?? true) && expandShards(ctx)))
   }
 
   /** File entries (shard members included) whose key, or virtual key, starts with `prefix`. */
-  async *filterByPrefix(prefix: string, options: CallOptions = {}): AsyncGenerator<FileEntry | ShardEntry> {
-    for await (const entry of this.listFiles({ ...options, includeShards: true })) {
-      const key =
-        entry.kind === 'file'
-          ? entry.key || virtualKey(entry.archive_key ?? '', entry.member_path ?? '')
-          : virtualKey(entry.archive_key, '')
-      if (key.startsWith(prefix)) yield entry
-    }
+  filterByPrefix(prefix: string, options: CallOptions = {}): AsyncIterable<FileEntry | ShardEntry> {
+    return pipe(this.listFiles({ ...options, includeShards: true }), withKeyPrefix(prefix))
   }
 
   /**
@@ -274,17 +211,17 @@ export class Manifest {
       throw new ConfigurationError(`no entries to save to ${key}: pass them (saving nothing would empty the manifest)`)
     }
     const source = entries ?? (this.#backing as { entries: Iterable<ManifestEntry> | AsyncIterable<ManifestEntry> }).entries
-    return this.store.writeManifest(key, source, options)
+    return writeManifest(this.store, key, source, options)
   }
 
   /** Deletes what this manifest references, and itself; see `S3ExchangeStore.deleteManifest`. */
-  delete(options: DeleteManifestOptions = {}): Promise<DeleteReport> {
-    return this.store.deleteManifest(this, options)
+  async delete(options: DeleteManifestOptions = {}): Promise<DeleteReport> {
+    return deleteManifest(this.store, this, options)
   }
 
   /** Writes a flat copy of this manifest to `dst`; see `S3ExchangeStore.compactManifest`. */
-  compact(dst: string, options: CompactOptions = {}): Promise<CompactReport> {
-    return this.store.compactManifest(this, dst, options)
+  async compact(dst: string, options: CompactOptions = {}): Promise<CompactReport> {
+    return compactManifest(this.store, this, dst, options)
   }
 
   /** Parses one manifest line (Python's `Manifest.parse_line`). */
@@ -303,13 +240,13 @@ export class Manifest {
   }
 
   /** The entries of the manifest object at `key`, streamed (Python's `Manifest.read_from_s3`). */
-  static readFromS3(store: S3ExchangeStore, key: string, options: CallOptions = {}): AsyncIterable<ManifestEntry> {
+  static readFromS3(store: StoreContext, key: string, options: CallOptions = {}): AsyncIterable<ManifestEntry> {
     return readManifest(store.context(options.signal), key)
   }
 
   /** Writes entries as the manifest object at `key` (Python's `Manifest.write_to_s3`). */
   static async writeToS3(
-    store: S3ExchangeStore,
+    store: StoreContext,
     key: string,
     entries: Iterable<ManifestEntry> | AsyncIterable<ManifestEntry>,
     options: CallOptions = {},
@@ -328,12 +265,4 @@ export class Manifest {
     if (backing.kind === 'shard') return `Manifest(shard=${backing.shard.archive_key})`
     return 'Manifest(entries)'
   }
-}
-
-async function* keysOf(entries: AsyncIterable<ManifestEntry>): AsyncGenerator<string> {
-  for await (const entry of entries) yield entry.kind === 'shard' ? entry.archive_key : entry.key
-}
-
-async function* toAsync<T>(items: Iterable<T> | AsyncIterable<T>): AsyncGenerator<T> {
-  yield* items
 }

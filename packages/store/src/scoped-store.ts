@@ -12,14 +12,18 @@
  * ```
  */
 import type { TemplateVars } from '@s3exchange/core'
-import type { S3ExchangeStore } from './store.js'
+
+/** What a scope needs of its store: its key resolution (`S3ExchangeStore.resolveKey`). */
+export interface KeyResolver {
+  resolveKey(template: string, vars?: TemplateVars): string
+}
 
 /** A store's key resolution with some variables pre-filled. */
 export class ScopedStore {
-  readonly store: S3ExchangeStore
+  readonly store: KeyResolver
   readonly vars: TemplateVars
 
-  constructor(store: S3ExchangeStore, vars: TemplateVars) {
+  constructor(store: KeyResolver, vars: TemplateVars) {
     this.store = store
     this.vars = vars
   }

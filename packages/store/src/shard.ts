@@ -14,8 +14,6 @@
  * const one = await shard.getMember('0001.wav')
  * ```
  */
-
-import { statSync } from 'node:fs'
 import {
   type ArchiveFormat,
   type EntryWithBody,
@@ -23,78 +21,46 @@ import {
   inferArchiveFormat,
   internalManifestPath,
   type ObjectBody,
-  ObjectNotFoundError,
-  openArchiveMember,
+  openShardMember,
+  type RolloverLimits,
+  readArchiveMembers,
   readShardMembers,
-  type ScannedMember,
   type ShardEntry,
   type ShardItem,
-  ShardReadError,
-  scanArchive,
   shardCompression,
+  splitShardItems,
   take,
-  virtualKey,
 } from '@s3exchange/core'
-import { type CallOptions, Manifest } from './manifest.js'
-import type { S3ExchangeStore } from './store.js'
-
-/** Options for {@link Shard.iterEntries} and {@link Shard.iterObjects}. */
-export interface ShardIterOptions extends CallOptions {
-  /** Yield at most this many members. */
-  limit?: number
-}
+import type { CallOptions, StoreContext } from './context.js'
+import { deleteKey, type FenceOptions } from './delete.js'
+import { Manifest } from './manifest.js'
+import type { ShardIterOptions } from './options.js'
 
 /** A shard archive; see the module comment. */
 export class Shard {
-  readonly store: S3ExchangeStore
+  readonly store: StoreContext
   /** The shard's manifest entry. */
   readonly entry: ShardEntry
 
-  constructor(store: S3ExchangeStore, entry: ShardEntry) {
+  constructor(store: StoreContext, entry: ShardEntry) {
     this.store = store
     this.entry = entry
   }
 
   /** A shard for an archive key, its format and compression inferred from the extension. */
-  static fromKey(store: S3ExchangeStore, key: string): Shard {
+  static fromKey(store: StoreContext, key: string): Shard {
     const { format, compression } = inferArchiveFormat(key)
     return new Shard(store, { kind: 'shard', archive_key: key, format, compression })
   }
 
   /** A shard for a manifest entry. */
-  static fromEntry(store: S3ExchangeStore, entry: ShardEntry): Shard {
+  static fromEntry(store: StoreContext, entry: ShardEntry): Shard {
     return new Shard(store, entry)
   }
 
-  /**
-   * Splits items into batches for shards, as Python's `Shard.split_items`: a new batch starts when
-   * the current one already has `maxEntries` items, or when the next item's size would take it past
-   * `maxBytes` (an item larger than `maxBytes` gets a batch of its own). Sizes come from `size_bytes`,
-   * the length of bytes, or the size of a file path; a stream without `size_bytes` counts as 0.
-   * With neither limit, everything is one batch (an empty one for no items, as Python). Unlike
-   * Python, bytes count by their length when `size_bytes` is absent, so no batch exceeds `maxBytes`.
-   */
-  static *splitItems(items: Iterable<ShardItem>, options: { maxEntries?: number; maxBytes?: number } = {}): Generator<ShardItem[]> {
-    if (options.maxEntries === undefined && options.maxBytes === undefined) {
-      yield [...items]
-      return
-    }
-    let batch: ShardItem[] = []
-    let bytes = 0
-    for (const item of items) {
-      const size = itemSize(item)
-      const full =
-        (options.maxEntries !== undefined && batch.length >= options.maxEntries) ||
-        (options.maxBytes !== undefined && size !== undefined && bytes + size > options.maxBytes)
-      if (batch.length > 0 && full) {
-        yield batch
-        batch = []
-        bytes = 0
-      }
-      batch.push(item)
-      bytes += size ?? 0
-    }
-    if (batch.length > 0) yield batch
+  /** Splits items into batches for shards, as Python's `Shard.split_items`; see `splitShardItems`. */
+  static splitItems(items: Iterable<ShardItem>, options: RolloverLimits = {}): Generator<ShardItem[]> {
+    return splitShardItems(items, options)
   }
 
   /** `(format, compression)` from an archive key's extension, as Python infers it. */
@@ -138,55 +104,24 @@ export class Shard {
    * Every regular member, the internal manifest included, with a minimal entry
    * (`kind`, `key`, `member_path`, `size_bytes`), in archive order.
    */
-  async *iterObjects(options: ShardIterOptions = {}): AsyncGenerator<EntryWithBody<FileEntry>> {
-    const ctx = this.store.context(options.signal)
-    const members = scanArchive(ctx, this.archiveKey, { internalManifestPath: null })
-    for await (const member of take<ScannedMember>(options.limit)(members)) {
-      const entry: FileEntry = {
-        kind: 'file',
-        key: virtualKey(this.archiveKey, member.name),
-        member_path: member.name,
-        size_bytes: member.size,
-      }
-      yield { entry, body: member.body }
-    }
+  iterObjects(options: ShardIterOptions = {}): AsyncGenerator<EntryWithBody<FileEntry>, void, undefined> {
+    return take<EntryWithBody<FileEntry>>(options.limit)(readArchiveMembers(this.store.context(options.signal), this.archiveKey))
   }
 
   /** One member's body, streamed out of the archive. A missing member is `ObjectNotFoundError`. */
   async getMember(memberPath: string, options: CallOptions = {}): Promise<ObjectBody> {
-    const body = await openArchiveMember(this.store.context(options.signal), this.archiveKey, memberPath, {
+    return openShardMember(this.store.context(options.signal), this.archiveKey, memberPath, {
       indexCache: this.store.archiveIndexes,
       internalManifestPath: this.internalManifestPath,
     })
-    if (body === undefined) {
-      throw new ShardReadError('the archive does not exist', {
-        archiveKey: this.archiveKey,
-        memberPath,
-        cause: new ObjectNotFoundError(this.archiveKey),
-      })
-    }
-    return body
   }
 
   /** Deletes the archive (within the store's fence; see `S3ExchangeStore.deleteKey`). */
-  delete(options: CallOptions & { within?: string } = {}): Promise<void> {
-    return this.store.deleteKey(this.archiveKey, options)
+  async delete(options: FenceOptions = {}): Promise<void> {
+    return deleteKey(this.store, this.archiveKey, options)
   }
 
   toString(): string {
     return `Shard(archive_key=${this.archiveKey})`
   }
-}
-
-function itemSize(item: ShardItem): number | undefined {
-  if (typeof item.size_bytes === 'number') return item.size_bytes
-  if (item.source instanceof Uint8Array) return item.source.byteLength
-  if (typeof item.source === 'string') {
-    try {
-      return statSync(item.source).size
-    } catch {
-      return undefined
-    }
-  }
-  return undefined
 }

@@ -2,7 +2,9 @@
  * `S3ExchangeStore`: the Python s3exchange API over the streaming operators of
  * `@s3exchange/core`. Keys are full bucket keys everywhere; `basePrefix` and `defaultVars` only
  * shape the keys that `resolveKey` and `scope` build. Entries are snake_case (the wire format);
- * options and reports are camelCase.
+ * options and reports are camelCase. Every method is wiring: its arguments checked and passed to
+ * core's operators (composed with it-pipe's `pipe`) or to the store's parts; the class is long
+ * (over 300 lines) only because it has one method per entry of Python's API, each documented.
  *
  * @example
  * ```ts
@@ -15,161 +17,77 @@
  * }
  * ```
  */
-import { type HeadObjectCommandOutput, paginateListObjectsV2, S3Client, type S3ClientConfig } from '@aws-sdk/client-s3'
+import type { HeadObjectCommandOutput, S3Client } from '@aws-sdk/client-s3'
 import {
-  type ArchiveIndex,
   type ArchiveIndexCache,
-  type CommitResult,
+  type CompactReport,
   ConfigurationError,
+  createClient,
   type DataSource,
+  type DeleteReport,
+  downloadInto,
+  downloadObject,
   type EntryWithBody,
   effectiveLimits,
   type FileEntry,
-  fetchBodies,
+  fetchKeys,
   headObject,
   inferId as inferIdFromKey,
   isArchiveKey,
-  isLocated,
   isManifestKey,
   LruCache,
+  listKeys,
   type ManifestEntry,
-  type ManifestPartsOptions,
-  type Meta,
-  mapS3Error,
   normalizeKey,
   type ObjectBody,
-  ObjectNotFoundError,
+  objectExists,
   openObject,
-  putObject as putObjectCore,
+  putObject,
   type ReadLimits,
   resolveTemplate,
   type S3Context,
   type ShardEntry,
   type ShardItem,
-  ShardReadError,
-  ShardWriteError,
-  ShardWriter,
-  scanArchive,
-  splitVirtualKey,
+  settingsFromEnv,
   type TemplateVars,
-  type WrittenManifest,
-  writeManifestObject,
-  writeManifestParts,
+  take,
 } from '@s3exchange/core'
-import { type CompactOptions, type CompactReport, compactManifest } from './compact.js'
+import type { ArchiveIndex } from '@s3exchange/core/internals'
+import { pipe } from 'it-pipe'
+import { type CompactOptions, compactManifest } from './compact.js'
+import type { CallOptions, StoreContext } from './context.js'
 import {
   type DeleteManifestOptions,
   type DeletePrefixOptions,
-  type DeleteReport,
   deleteKey,
   deleteManifest,
   deletePrefix,
   type FenceOptions,
 } from './delete.js'
-import { type DownloadOptions, downloadManifest, downloadObject, downloadObjects } from './download.js'
-import { clientConfigFor, type EnvSource, settingsFromEnv } from './env.js'
-import {
-  type CallOptions,
-  type GetKeysOptions,
-  type IterEntriesOptions,
-  type IterObjectsOptions,
-  type ListFilesOptions,
-  Manifest,
-  type ManifestRef,
-} from './manifest.js'
-import { ManifestWriter, type ManifestWriterOptions } from './manifest-writer.js'
+import { Manifest, type ManifestRef } from './manifest.js'
+import { ManifestWriter } from './manifest-writer.js'
+import type {
+  DownloadOptions,
+  FromEnvOptions,
+  GetKeysOptions,
+  IterEntriesOptions,
+  IterObjectsFromKeysOptions,
+  IterObjectsOptions,
+  ListFilesOptions,
+  ManifestWriterOptions,
+  PutObjectCallOptions,
+  PutShardArchiveOptions,
+  PutShardedOptions,
+  S3ExchangeStoreOptions,
+  WriteManifestOptions,
+  WriteManifestResult,
+} from './options.js'
 import { ScopedStore } from './scoped-store.js'
 import { Shard } from './shard.js'
-
-/** Options for the {@link S3ExchangeStore} constructor. */
-export interface S3ExchangeStoreOptions {
-  /** Your S3 client; the store never reconfigures it. */
-  client: S3Client
-  /** The bucket every key is in. */
-  bucket: string
-  /** Prefix that `resolveKey` and `scope` put before the keys they build. Never added to keys you pass. */
-  basePrefix?: string
-  /** Template variables available to every `resolveKey` and `scope`. */
-  defaultVars?: TemplateVars
-  /** Derives an entry's `id` from its key when none is given. Default: the basename without its last extension. */
-  inferId?: (key: string) => string
-  /**
-   * How many archive indexes (internal manifests, for one-GET reads of single members) to keep.
-   * Default 256; 0 keeps none. Indexes assume archives are not rewritten in place; one that was is
-   * noticed (its ETag) on the next member read and read again.
-   */
-  archiveIndexCacheSize?: number
-  /**
-   * Limits on what reads accept, for every call of this store: `maxLineBytes` (16 MiB),
-   * `maxRefDepth` (64), `maxManifests` (100,000), `maxInternalManifestBytes` (512 MiB),
-   * `maxMemberBytes` (1 TiB); see `ReadLimits`. Past one, a typed error names the key and the limit.
-   */
-  limits?: ReadLimits
-}
-
-/** Options for {@link S3ExchangeStore.fromEnv}. */
-export interface FromEnvOptions extends EnvSource, Omit<Partial<S3ExchangeStoreOptions>, 'client'> {
-  /** Extra configuration for the S3 client that is built (retries, timeouts, checksums, ...). */
-  clientConfig?: S3ClientConfig
-}
-
-/** Options for {@link S3ExchangeStore.iterObjectsFromKeys}. */
-export interface IterObjectsFromKeysOptions extends CallOptions {
-  /** Yield at most this many objects. */
-  limit?: number
-  /** Loose objects fetched at once. Default 16. */
-  concurrency?: number
-  /** A key that names nothing: throw `ObjectNotFoundError` (default) or skip it, as Python does. */
-  onMissing?: 'throw' | 'skip'
-  /**
-   * Check each shard member against its archive's internal manifest entry as it is read (length
-   * and SHA-256, where listed); a mismatch fails the read with `IntegrityError`. Loose keys have no
-   * entry to check against. Default false.
-   */
-  verify?: boolean
-}
-
-/** Options for {@link S3ExchangeStore.putObject}. */
-export interface PutObjectOptions extends CallOptions {
-  /** The entry's id. Default: inferred from the key. */
-  id?: string | null
-  /** The entry's metadata. */
-  meta?: Meta | null
-  /** Content-Type of the object, recorded in the entry too. */
-  contentType?: string | null
-}
-
-/** Options for {@link S3ExchangeStore.writeManifest}. */
-export interface WriteManifestOptions extends CallOptions, Pick<ManifestPartsOptions, 'partMaxEntries' | 'partMaxBytes' | 'maxAttempts'> {
-  /**
-   * `overwrite` (default): the manifest is replaced, all at once. `append_parts`: the entries go to
-   * a new part (more than one past `partMaxEntries` / `partMaxBytes`) and the root gains a ref to
-   * each, in one conditional write.
-   */
-  mode?: 'overwrite' | 'append_parts'
-}
-
-/** What `writeManifest` did. */
-export type WriteManifestResult = WrittenManifest | CommitResult
-
-/** Options for {@link S3ExchangeStore.putShardArchive}. */
-export interface PutShardArchiveOptions extends CallOptions {
-  /** Only `tar`. */
-  format?: 'tar'
-  /** `'gzip'` (default, as Python) or `null` for a plain tar. */
-  compression?: 'gzip' | null
-  /** Default `__manifest__.jsonl`. */
-  internalManifestPath?: string
-}
-
-/** Options for {@link S3ExchangeStore.putSharded}. */
-export interface PutShardedOptions extends Omit<WriteManifestOptions, 'mode'> {
-  /** Default `append_parts`, as Python. */
-  updateMode?: 'overwrite' | 'append_parts'
-}
+import { putShardArchive, writeManifest } from './write.js'
 
 /** The store; see the module comment. */
-export class S3ExchangeStore {
+export class S3ExchangeStore implements StoreContext {
   readonly client: S3Client
   readonly bucket: string
   readonly basePrefix: string
@@ -204,8 +122,7 @@ export class S3ExchangeStore {
     const settings = settingsFromEnv(options)
     const bucket = options.bucket ?? settings.bucket
     if (!bucket) throw new ConfigurationError('no bucket: set S3_BUCKET or pass { bucket }')
-    const client = new S3Client({ ...clientConfigFor(settings), ...options.clientConfig })
-    return new S3ExchangeStore({ ...options, client, bucket })
+    return new S3ExchangeStore({ ...options, client: createClient(settings, options.clientConfig), bucket })
   }
 
   /** The context the core operators take, for composing your own pipelines. */
@@ -256,55 +173,34 @@ export class S3ExchangeStore {
    * object exists under the part before the `#`, the whole key is read as an ordinary key.
    * Missing: `ObjectNotFoundError`.
    */
-  getObject(key: string, options: CallOptions = {}): Promise<ObjectBody> {
+  async getObject(key: string, options: CallOptions = {}): Promise<ObjectBody> {
     return openObject(this.context(options.signal), key, { indexCache: this.archiveIndexes })
   }
 
   /** The object's metadata (a HEAD). Missing: `ObjectNotFoundError`. */
-  getObjectMetadata(key: string, options: CallOptions = {}): Promise<HeadObjectCommandOutput> {
+  async getObjectMetadata(key: string, options: CallOptions = {}): Promise<HeadObjectCommandOutput> {
     return headObject(this.context(options.signal), key)
   }
 
   /** Whether an object exists under `key`. */
   async exists(key: string, options: CallOptions = {}): Promise<boolean> {
-    try {
-      await this.getObjectMetadata(key, options)
-      return true
-    } catch (error) {
-      if (error instanceof ObjectNotFoundError) return false
-      throw error
-    }
+    return objectExists(this.context(options.signal), key)
   }
 
   /** Every key under `prefix`, across all pages of the listing. */
-  async *listKeys(prefix: string, options: CallOptions = {}): AsyncGenerator<string> {
-    const pages = paginateListObjectsV2({ client: this.client }, { Bucket: this.bucket, Prefix: prefix })
-    const iterator = pages[Symbol.asyncIterator]()
-    for (;;) {
-      let page: Awaited<ReturnType<typeof iterator.next>>
-      try {
-        options.signal?.throwIfAborted()
-        page = await iterator.next()
-      } catch (error) {
-        throw mapS3Error('ListObjectsV2', prefix, error, options.signal)
-      }
-      if (page.done) return
-      for (const object of page.value.Contents ?? []) if (object.Key !== undefined) yield object.Key
-    }
+  listKeys(prefix: string, options: CallOptions = {}): AsyncGenerator<string, void, undefined> {
+    return listKeys(this.context(options.signal), prefix)
   }
 
   /**
    * Uploads `data` (bytes, a local file path, a Readable or an async iterable of bytes) to `key`
-   * and returns its entry `{ kind, key, id, meta, content_type, size_bytes, etag }` as Python does.
-   * Large or unsized data goes up as a multipart upload; size and ETag come from the upload (no HEAD).
+   * and returns its entry `{ kind, key, id, meta, content_type, size_bytes, etag, sha256 }` as
+   * Python does. Large or unsized data goes up as a multipart upload; size and ETag come from the
+   * upload (no HEAD).
    */
-  putObject(key: string, data: DataSource, options: PutObjectOptions = {}): Promise<FileEntry> {
-    return putObjectCore(this.context(options.signal), key, data, {
-      id: options.id,
-      meta: options.meta,
-      contentType: options.contentType,
-      inferId: this.inferId,
-    })
+  async putObject(key: string, data: DataSource, options: PutObjectCallOptions = {}): Promise<FileEntry> {
+    const { signal, ...fields } = options
+    return putObject(this.context(signal), key, data, { ...fields, inferId: this.inferId })
   }
 
   // ---------------------------------------------------------------- manifests
@@ -319,11 +215,7 @@ export class S3ExchangeStore {
     entries: Iterable<ManifestEntry> | AsyncIterable<ManifestEntry>,
     options: WriteManifestOptions = {},
   ): Promise<WriteManifestResult> {
-    const ctx = this.context(options.signal)
-    const mode = options.mode ?? 'overwrite'
-    if (mode === 'overwrite') return writeManifestObject(ctx, key, entries)
-    if (mode === 'append_parts') return writeManifestParts(ctx, key, options)(entries)
-    throw new ConfigurationError(`invalid mode: ${String(mode)}`)
+    return writeManifest(this, key, entries, options)
   }
 
   /**
@@ -335,26 +227,11 @@ export class S3ExchangeStore {
     items: Iterable<ShardItem> | AsyncIterable<ShardItem>,
     options: PutShardArchiveOptions = {},
   ): Promise<Shard> {
-    if ((options.format ?? 'tar') !== 'tar') throw new ShardWriteError(`unsupported archive format: ${options.format}`, { archiveKey })
-    const compression = options.compression === undefined ? 'gzip' : options.compression
-    if (compression !== 'gzip' && compression !== null) {
-      throw new ShardWriteError(`unsupported compression: ${String(compression)} (gzip or null)`, { archiveKey })
-    }
-    const writer = new ShardWriter(this.context(options.signal), archiveKey, {
-      compression,
-      internalManifestPath: options.internalManifestPath,
-    })
-    try {
-      for await (const item of items) await writer.add(item)
-      return new Shard(this, await writer.finish())
-    } catch (error) {
-      await writer.abort()
-      throw error
-    }
+    return new Shard(this, await putShardArchive(this, archiveKey, items, options))
   }
 
   /** Writes shard entries to a manifest (`updateMode` `append_parts` by default, as Python). */
-  putSharded(
+  async putSharded(
     manifestKey: string,
     shardEntries: Iterable<ShardEntry> | AsyncIterable<ShardEntry>,
     options: PutShardedOptions = {},
@@ -402,122 +279,22 @@ export class S3ExchangeStore {
   }
 
   /**
-   * The objects of a list of keys and virtual keys. Loose keys come first, in order, fetched
-   * `concurrency` at a time; then each archive is read once for all the members asked of it,
-   * in archive order. Entries are built as Python builds them. A key that names nothing throws
-   * `ObjectNotFoundError` (after the rest of its archive, for members) unless `onMissing: 'skip'`.
+   * The objects of a list of keys and virtual keys: loose keys first, then each archive read once
+   * for all the members asked of it (see `fetchKeys`). A key that names nothing throws
+   * `ObjectNotFoundError` unless `onMissing: 'skip'`.
    */
-  async *iterObjectsFromKeys(
+  iterObjectsFromKeys(
     keys: Iterable<string> | AsyncIterable<string>,
     options: IterObjectsFromKeysOptions = {},
-  ): AsyncGenerator<EntryWithBody<FileEntry>> {
-    const ctx = this.context(options.signal)
-    const limit = options.limit ?? Number.POSITIVE_INFINITY
-    const looseKeys: string[] = []
-    const byArchive = new Map<string, Map<string, string>>()
-    for await (const key of keys) {
-      const virtual = splitVirtualKey(key)
-      if (virtual === undefined) looseKeys.push(key)
-      else {
-        const members = byArchive.get(virtual.archiveKey) ?? new Map<string, string>()
-        byArchive.set(virtual.archiveKey, members)
-        members.set(virtual.memberPath, key)
-      }
-    }
-    let count = 0
-    if (limit <= 0) return
-    for await (const item of this.#fetchLoose(ctx, looseKeys, options)) {
-      yield item
-      if (++count >= limit) return
-    }
-    // Without the store's cache, one for this call: the ranged reads below need the index just read.
-    const indexes = this.archiveIndexes ?? new LruCache<ArchiveIndex>(1)
-    for (const [archiveKey, members] of byArchive) {
-      const cached = indexes.get(archiveKey)
-      let ranged = cached ? this.#rangedEntries(cached, archiveKey, members) : undefined
-      if (ranged === undefined) {
-        // Stream the archive once for all its members; but if its index (read first) locates
-        // them and they are few, stop there and read them with ranged GETs instead.
-        const found = new Set<string>()
-        const onIndex = (index: ArchiveIndex) => {
-          indexes.set(archiveKey, index)
-          ranged = this.#rangedEntries(index, archiveKey, members)
-          return ranged === undefined
-        }
-        try {
-          for await (const member of scanArchive(ctx, archiveKey, {
-            only: new Set(members.keys()),
-            requireManifest: false,
-            onIndex,
-            verify: options.verify,
-          })) {
-            const key = members.get(member.name) as string
-            found.add(member.name)
-            const entry: FileEntry = member.listed
-              ? { ...member.listed, archive_key: archiveKey, member_path: member.name, key }
-              : { kind: 'file', key, archive_key: archiveKey, member_path: member.name, id: this.inferId(member.name) }
-            yield { entry, body: member.body }
-            if (++count >= limit) return
-          }
-        } catch (error) {
-          const archiveMissing = error instanceof ShardReadError && error.cause instanceof ObjectNotFoundError && found.size === 0
-          if (!archiveMissing) throw error
-          // No such archive: the keys are ordinary keys that contain '#'.
-          for await (const item of this.#fetchLoose(ctx, [...members.values()], options)) {
-            yield item
-            if (++count >= limit) return
-          }
-          continue
-        }
-        if (ranged === undefined) {
-          if (options.onMissing !== 'skip') {
-            for (const [memberPath, key] of members) {
-              if (!found.has(memberPath)) throw new ObjectNotFoundError(key, { detail: 'the archive has no such member' })
-            }
-          }
-          continue
-        }
-      }
-      // One ranged GET per member, fetched ahead like loose objects.
-      const fetch = fetchBodies(ctx, {
-        concurrency: options.concurrency,
-        onMissing: options.onMissing,
-        indexCache: indexes,
-        verify: options.verify,
-      })
-      for await (const item of fetch(ranged as FileEntry[])) {
-        yield item as EntryWithBody<FileEntry>
-        if (++count >= limit) return
-      }
-    }
-  }
-
-  /**
-   * The entries to read with ranged GETs, when that beats streaming the archive: every member
-   * asked for is located by the index, and they are few (at most 8) or a small part of the archive
-   * (a quarter of its bytes at most). In archive order, as when the archive is streamed.
-   * Undefined: stream the archive.
-   */
-  #rangedEntries(index: ArchiveIndex, archiveKey: string, members: Map<string, string>): FileEntry[] | undefined {
-    const entries: FileEntry[] = []
-    let bytes = 0
-    for (const [memberPath, key] of members) {
-      const listed = index.byPath.get(memberPath)
-      if (!listed || !isLocated(index, listed)) return undefined
-      bytes += listed.size_bytes ?? 0
-      entries.push({ ...listed, archive_key: archiveKey, member_path: memberPath, key })
-    }
-    const few = entries.length <= 8 || (index.size !== undefined && bytes * 4 <= index.size)
-    if (!few) return undefined
-    const position = new Map(index.entries.map((entry, i) => [entry, i]))
-    const at = (entry: FileEntry) => position.get(index.byPath.get(entry.member_path as string) as FileEntry) as number
-    return entries.sort((a, b) => at(a) - at(b))
+  ): AsyncGenerator<EntryWithBody<FileEntry>, void, undefined> {
+    const fetch = fetchKeys(this.context(options.signal), { ...options, indexCache: this.archiveIndexes, inferId: this.inferId })
+    return pipe(keys, fetch, take<EntryWithBody<FileEntry>>(options.limit))
   }
 
   // ---------------------------------------------------------------- lifecycle
 
   /** Deletes one object. Refuses an empty key, and a key outside the fence (`within`, default `basePrefix`). */
-  deleteKey(key: string, options: FenceOptions = {}): Promise<void> {
+  async deleteKey(key: string, options: FenceOptions = {}): Promise<void> {
     return deleteKey(this, key, options)
   }
 
@@ -525,7 +302,7 @@ export class S3ExchangeStore {
    * Deletes every key under `prefix` that `regex` matches; resolves to the number deleted. Refuses
    * `''` and `'/'`, and a prefix outside the fence. `dryRun` counts without deleting.
    */
-  deletePrefix(prefix: string, options: DeletePrefixOptions = {}): Promise<number> {
+  async deletePrefix(prefix: string, options: DeletePrefixOptions = {}): Promise<number> {
     return deletePrefix(this, prefix, options)
   }
 
@@ -534,50 +311,31 @@ export class S3ExchangeStore {
    * as Python counts. Keys outside the fence are left alone and listed in `outsideFence`;
    * failures are reported in `errors`, not thrown.
    */
-  deleteManifest(manifest: ManifestRef, options: DeleteManifestOptions = {}): Promise<DeleteReport> {
-    return deleteManifest(this, manifest, options)
+  async deleteManifest(manifest: ManifestRef, options: DeleteManifestOptions = {}): Promise<DeleteReport> {
+    return deleteManifest(this, Manifest.fromRef(this, manifest), options)
   }
 
   /** Writes a flat copy of `src` (refs resolved, shards optionally expanded) to `dst`. */
-  compactManifest(src: ManifestRef, dst: string, options: CompactOptions = {}): Promise<CompactReport> {
-    return compactManifest(this, src, dst, options)
+  async compactManifest(src: ManifestRef, dst: string, options: CompactOptions = {}): Promise<CompactReport> {
+    return compactManifest(this, Manifest.fromRef(this, src), dst, options)
   }
 
   /** Downloads one object (or archive member) to `localPath`, atomically. Resolves to the absolute path. */
-  downloadObject(key: string, localPath: string, options: CallOptions = {}): Promise<string> {
-    return downloadObject(this, key, localPath, options)
+  async downloadObject(key: string, localPath: string, options: CallOptions = {}): Promise<string> {
+    return downloadObject(this.context(options.signal), key, localPath, { indexCache: this.archiveIndexes })
   }
 
   /** Downloads keys and virtual keys into `dir`; resolves to a map of key to local path. */
-  downloadObjects(
+  async downloadObjects(
     keys: Iterable<string> | AsyncIterable<string>,
     dir: string,
     options: DownloadOptions = {},
   ): Promise<Map<string, string>> {
-    return downloadObjects(this, keys, dir, options)
+    return downloadInto(dir)(this.iterObjectsFromKeys(keys, options))
   }
 
   /** Downloads everything a manifest references into `dir`; resolves to a map of key to local path. */
-  downloadManifest(manifest: ManifestRef, dir: string, options: DownloadOptions = {}): Promise<Map<string, string>> {
-    return downloadManifest(this, manifest, dir, options)
-  }
-
-  async *#fetchLoose(ctx: S3Context, keys: string[], options: IterObjectsFromKeysOptions): AsyncGenerator<EntryWithBody<FileEntry>> {
-    if (keys.length === 0) return
-    const entries = keys.map((key): FileEntry => ({ kind: 'file', key }))
-    const fetch = fetchBodies(ctx, { concurrency: options.concurrency, onMissing: options.onMissing })
-    for await (const { entry, body } of fetch(entries)) {
-      yield {
-        entry: {
-          kind: 'file',
-          key: entry.key,
-          id: this.inferId(entry.key),
-          size_bytes: body.size ?? null,
-          etag: body.etag ?? null,
-          content_type: body.contentType ?? null,
-        },
-        body,
-      }
-    }
+  async downloadManifest(manifest: ManifestRef, dir: string, options: DownloadOptions = {}): Promise<Map<string, string>> {
+    return downloadInto(dir)(this.iterObjects(manifest, options))
   }
 }

@@ -1,5 +1,6 @@
 export { type BuildTarOptions, buildTar, internalManifestFor, type TarMemberSpec } from './archives.js'
 export { rejection } from './assertions.js'
+export { largestBurst, type PacedSlice } from './bandwidth.js'
 export {
   clientFor,
   connectS3,
@@ -20,9 +21,11 @@ export {
   type ProxiedRequest,
   type ProxyAction,
   type ProxyAnswer,
+  type ProxyConnection,
   type ProxyFault,
   type RandomFaults,
   type RandomFaultsOptions,
+  type RecordedRequest,
   type RetryQuicklyOptions,
   randomFaults,
   retryQuickly,

@@ -187,8 +187,15 @@ export async function startLocalS3(options: StartLocalS3Options = {}): Promise<L
   const external = externalS3FromEnv(options.env ?? process.env)
   if (external) return { ...connectS3(external, options.clientConfig), external: true }
 
-  // fauxqs is ESM-only and needs node:sqlite (Node >= 22.5): load it only when it is used.
-  const { startFauxqs } = await import('fauxqs')
+  // fauxqs is ESM-only and needs node:sqlite (without a flag from Node 22.13): load it only when it is used.
+  const { startFauxqs } = await import('fauxqs').catch((error: unknown) => {
+    if ((error as { code?: string }).code !== 'ERR_UNKNOWN_BUILTIN_MODULE') throw error
+    throw new Error(
+      `The embedded S3 server (fauxqs) needs node:sqlite, which Node has without a flag from 22.13; this is Node ${process.versions.node}. ` +
+        'Use a newer Node, or set S3_ENDPOINT_URL to another S3 server.',
+      { cause: error },
+    )
+  })
   const server = await startFauxqs({
     port: 0,
     host: '127.0.0.1',

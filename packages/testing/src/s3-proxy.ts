@@ -27,6 +27,14 @@
  * An async `intercept` holds its request until it settles, which lets a test act between two
  * requests deterministically (e.g. replace an object before a resumed read reaches the server).
  *
+ * To look like a real S3 rather than loopback, `latencyMs` holds every request (or those a
+ * function picks) that long before the proxy acts on it (a time to first byte), and
+ * `bytesPerSecondPerConnection` caps each client connection's bandwidth with a token bucket of
+ * its own, on response bodies and request bodies alike: N connections in parallel get N times the
+ * bandwidth, as N connections to S3 do. The proxy records when each request arrived and was
+ * answered (`requests`) and, for capped connections, when it let each slice of a body through
+ * (`connections`).
+ *
  * For faults at a rate rather than on chosen requests, `randomFaults({ seed, rate, resetRate, … })`
  * builds an `intercept` that answers a share of requests with 503 `SlowDown` or 500
  * `InternalError`, cuts a share of GET responses at a random point of their body, drops the
@@ -55,6 +63,10 @@
  *       : { delayMs: 20 },
  * })
  *
+ * // 20 ms before every answer, 25 MB/s per connection: a client reading a big object with 8 ranged
+ * // GETs at once gets up to 200 MB/s, one with a single GET 25 MB/s.
+ * const remote = await startS3Proxy({ target: s3.endpoint, latencyMs: 20, bytesPerSecondPerConnection: 25e6 })
+ *
  * // 5% of requests answered 503 or 500, 5% of GETs cut mid-body, never more than 3 faults in a
  * // row on one key; the same seed gives the same faults.
  * const faults = randomFaults({ seed: 7, rate: 0.05, resetRate: 0.05, maxInARow: 3 })
@@ -64,9 +76,11 @@
  * ```
  */
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, request, type ServerResponse } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import type { AddressInfo, Socket } from 'node:net'
+import { pipeline, type Readable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { HeadObjectCommand, type S3Client, type S3ClientConfig } from '@aws-sdk/client-s3'
+import { defaultBurstBytes, holdUntil, type PacedSlice, pacedStream, TokenBucket } from './bandwidth.js'
 import { clientFor, type S3Connection } from './local-s3.js'
 
 /** What the proxy saw of a request, for `intercept` and `requests`. */
@@ -75,6 +89,37 @@ export interface ProxiedRequest {
   /** Path and query, e.g. `/bucket/key?uploadId=…`. */
   url: string
   headers: IncomingHttpHeaders
+}
+
+/**
+ * A request as `requests` records it. Times are milliseconds on `performance.now()`'s clock in the
+ * proxy's process (the same clock as a test's `performance.now()` in that process).
+ */
+export interface RecordedRequest extends ProxiedRequest {
+  /** The client connection it came on: the `id` of its entry in `connections`, counted from 1. */
+  connection: number
+  /** When its head arrived. */
+  receivedAt: number
+  /** How long it was held by `latencyMs` before the proxy acted on it. */
+  latencyMs: number
+  /** When the proxy wrote the response's status and headers (undefined while it has not, or when the response was dropped). */
+  respondedAt?: number
+}
+
+/**
+ * What the bandwidth cap let through on one client connection. Each direction has a bucket of its
+ * own, full when the connection opened, so by any time `t` the bytes in `response` (or `request`)
+ * released at or before `t` add up to at most `burstBytes + bytesPerSecond × (t - openedAt) / 1000`.
+ */
+export interface ProxyConnection {
+  /** Counted from 1, in the order the proxy accepted connections. */
+  id: number
+  /** When the proxy accepted it. */
+  openedAt: number
+  /** Response body bytes let through to the client, in order (empty without `bytesPerSecondPerConnection`). */
+  response: PacedSlice[]
+  /** Request body bytes let through to the server, in order (empty without `bytesPerSecondPerConnection`). */
+  request: PacedSlice[]
 }
 
 /** An answer the proxy gives instead of forwarding. */
@@ -139,14 +184,35 @@ export interface S3ProxyOptions {
    * log would grow by a kilobyte or so per request.
    */
   recordRequests?: boolean
+  /**
+   * Milliseconds each request is held after its head arrives, before the proxy acts on it
+   * (conditional checks, `intercept`, forwarding): no byte of its response leaves sooner, as with a
+   * real S3's time to first byte. A number for every request, or a function of the request that
+   * returns one (0 for none), e.g. to slow down GETs only. Adds to `intercept`'s `delayMs`. Default 0.
+   */
+  latencyMs?: number | ((request: ProxiedRequest) => number)
+  /**
+   * Caps each client connection at this many bytes per second, on response bodies (to the client)
+   * and on request bodies (to the server) separately, each direction with a token bucket of its
+   * own: N connections in parallel get N times the bandwidth, as N connections to S3 do. Status
+   * lines, headers and the proxy's own answers are not counted. Default: no cap.
+   */
+  bytesPerSecondPerConnection?: number
+  /**
+   * Bytes a capped connection may send at once after being idle: the size of its buckets, full
+   * when it opens. Default 20 ms of `bytesPerSecondPerConnection`, at least 64 KiB.
+   */
+  burstBytesPerConnection?: number
 }
 
 /** A running proxy. */
 export interface S3Proxy {
   /** Base URL to point clients at. */
   endpoint: string
-  /** Every request seen, in order (empty with `recordRequests: false`). */
-  requests: ProxiedRequest[]
+  /** Every request seen, in order of arrival (empty with `recordRequests: false`). */
+  requests: RecordedRequest[]
+  /** Every client connection accepted, in order, with what the bandwidth cap let through (empty with `recordRequests: false`). */
+  connections: ProxyConnection[]
   /** Conditional writes refused with 412 so far. */
   conflicts: number
   /** Responses cut by `resetAfterBytes` so far. */
@@ -162,17 +228,63 @@ export async function startS3Proxy(options: S3ProxyOptions): Promise<S3Proxy> {
   const target = new URL(connection?.endpoint ?? (options.target as string))
   // Signs the proxy's own requests; built on first use, destroyed by stop().
   let signer: S3Client | undefined
+  const record = options.recordRequests ?? true
+  const latencyOf = checkLatency(options.latencyMs ?? 0)
+  const cap = checkCap(options.bytesPerSecondPerConnection, options.burstBytesPerConnection)
   const locks = new Map<string, Promise<void>>()
-  const proxy: S3Proxy = { endpoint: '', requests: [], conflicts: 0, resets: 0, drops: 0, stop: async () => {} }
+  const proxy: S3Proxy = { endpoint: '', requests: [], connections: [], conflicts: 0, resets: 0, drops: 0, stop: async () => {} }
+  /** Each client connection's number, record and buckets. */
+  const connections = new WeakMap<Socket, ConnectionState>()
+  let connectionCount = 0
 
   const server = createServer((req, res) => {
-    const seen: ProxiedRequest = { method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers }
-    if (options.recordRequests ?? true) proxy.requests.push(seen)
-    handle(req, res, seen).catch((error: Error) => {
-      if (!res.headersSent) answer(res, { status: 502, code: 'ProxyError' }, error.message)
-      else res.destroy(error)
-    })
+    const receivedAt = performance.now()
+    const connection = connectionOf(req.socket)
+    const seen: RecordedRequest = {
+      method: req.method ?? 'GET',
+      url: req.url ?? '/',
+      headers: req.headers,
+      connection: connection.record.id,
+      receivedAt,
+      latencyMs: 0,
+    }
+    if (record) proxy.requests.push(seen)
+    noteResponseHead(res, seen)
+    const latency = async () => {
+      seen.latencyMs = checkLatencyMs(latencyOf(seen))
+      await holdUntil(receivedAt + seen.latencyMs)
+    }
+    latency()
+      .then(() => handle(req, res, seen))
+      .catch((error: Error) => {
+        if (!res.headersSent) answer(res, { status: 502, code: 'ProxyError' }, error.message)
+        else res.destroy(error)
+      })
   })
+  server.on('connection', (socket: Socket) => connectionOf(socket))
+
+  function connectionOf(socket: Socket): ConnectionState {
+    let state = connections.get(socket)
+    if (state) return state
+    const recorded: ProxyConnection = { id: ++connectionCount, openedAt: performance.now(), response: [], request: [] }
+    if (record) proxy.connections.push(recorded)
+    state = {
+      record: recorded,
+      response: cap && new TokenBucket(cap.bytesPerSecond, cap.burstBytes),
+      request: cap && new TokenBucket(cap.bytesPerSecond, cap.burstBytes),
+    }
+    connections.set(socket, state)
+    return state
+  }
+
+  /** `body` as the connection's cap lets it through (itself without a cap); errors and early ends of either end both. */
+  function paced(body: Readable, socket: Socket, direction: 'response' | 'request'): Readable {
+    const state = connectionOf(socket)
+    const bucket = state[direction]
+    if (!bucket) return body
+    const slices = record ? state.record[direction] : undefined
+    return pipeline(body, pacedStream(bucket, slices), () => {})
+  }
 
   async function handle(req: IncomingMessage, res: ServerResponse, seen: ProxiedRequest): Promise<void> {
     const conditional = options.enforceConditionalWrites && isConditionalWrite(seen)
@@ -246,16 +358,17 @@ export async function startS3Proxy(options: S3ProxyOptions): Promise<S3Proxy> {
           }
           res.writeHead(upstreamRes.statusCode ?? 502, upstreamRes.headers)
           upstreamRes.on('error', reject)
+          const body = paced(upstreamRes, req.socket, 'response')
           if (resetAfterBytes === undefined) {
-            upstreamRes.pipe(res)
-            upstreamRes.on('end', () => resolve())
+            body.pipe(res)
+            body.on('end', () => resolve())
           } else {
-            cutAfter(upstreamRes, res, resetAfterBytes, resolve)
+            cutAfter(body, res, resetAfterBytes, resolve)
           }
         },
       )
       upstream.on('error', reject)
-      req.pipe(upstream)
+      paced(req, req.socket, 'request').pipe(upstream)
     })
   }
 
@@ -264,7 +377,7 @@ export async function startS3Proxy(options: S3ProxyOptions): Promise<S3Proxy> {
    * they have been handed to the kernel, so the client receives exactly those bytes and then the
    * connection ends. A body of `limit` bytes or fewer goes through whole.
    */
-  function cutAfter(upstreamRes: IncomingMessage, res: ServerResponse, limit: number, done: () => void): void {
+  function cutAfter(upstreamRes: Readable, res: ServerResponse, limit: number, done: () => void): void {
     let sent = 0
     let cut = false
     let flushed: Promise<unknown> | undefined
@@ -353,6 +466,48 @@ export async function startS3Proxy(options: S3ProxyOptions): Promise<S3Proxy> {
       server.close(() => resolve())
     })
   return proxy
+}
+
+/** A client connection's record and, with a cap, its buckets (one per direction). */
+interface ConnectionState {
+  record: ProxyConnection
+  response: TokenBucket | undefined
+  request: TokenBucket | undefined
+}
+
+/** Sets `seen.respondedAt` when the response's status and headers are written. */
+function noteResponseHead(res: ServerResponse, seen: RecordedRequest): void {
+  const writeHead = res.writeHead
+  res.writeHead = function (this: ServerResponse, ...args: unknown[]) {
+    seen.respondedAt ??= performance.now()
+    return (writeHead as (...args: unknown[]) => ServerResponse).apply(this, args)
+  } as ServerResponse['writeHead']
+}
+
+function checkLatency(latency: number | ((request: ProxiedRequest) => number)): (request: ProxiedRequest) => number {
+  if (typeof latency === 'function') return latency
+  checkLatencyMs(latency)
+  return () => latency
+}
+
+function checkLatencyMs(ms: number): number {
+  if (!(Number.isFinite(ms) && ms >= 0)) throw new TypeError(`latencyMs must be a non-negative number, not ${ms}`)
+  return ms
+}
+
+function checkCap(
+  bytesPerSecond: number | undefined,
+  burstBytes: number | undefined,
+): { bytesPerSecond: number; burstBytes: number } | undefined {
+  if (bytesPerSecond === undefined) {
+    if (burstBytes !== undefined) throw new TypeError('burstBytesPerConnection needs bytesPerSecondPerConnection')
+    return undefined
+  }
+  if (!(Number.isFinite(bytesPerSecond) && bytesPerSecond > 0))
+    throw new TypeError(`bytesPerSecondPerConnection must be a positive number, not ${bytesPerSecond}`)
+  const burst = burstBytes ?? defaultBurstBytes(bytesPerSecond)
+  if (!(Number.isSafeInteger(burst) && burst >= 1)) throw new TypeError(`burstBytesPerConnection must be a positive integer, not ${burst}`)
+  return { bytesPerSecond, burstBytes: burst }
 }
 
 function checkResetAfterBytes(n: number): number {

@@ -27,6 +27,12 @@ Example:
     ['--json', 'print the report as JSON'],
   ],
   args: { min: 2, max: 2 },
+  operands: {
+    args: [
+      ['<src>', 'key'],
+      ['<dst>', 'key'],
+    ],
+  },
   async run({ args, flags, store, output }) {
     const [src, dst] = args as [string, string]
     const report = await store().compactManifest(src, dst, { expandShards: flags['expand-shards'] === true })

@@ -29,6 +29,7 @@ one file are refused; every file is written to a temporary name first.
 
 Examples:
   s3x get training/123/samples/manifest.jsonl ./samples
+  s3x get s3://datasets/training/123/samples/manifest.jsonl ./samples
   s3x get 'training/123/samples/shards/shard-00000.tar#a/0001.wav' .`,
   options: { manifest: { type: 'boolean' }, concurrency: { type: 'string' }, json: { type: 'boolean' } },
   optionHelp: [
@@ -37,6 +38,12 @@ Examples:
     ['--json', 'one {"key","path"} object per line'],
   ],
   args: { min: 2, max: 2 },
+  operands: {
+    args: [
+      ['<manifest | key>', 'key'],
+      ['<dir>', 'path'],
+    ],
+  },
   async run({ args, flags, store: getStore, output }) {
     const [key, dir] = args as [string, string]
     const concurrency =

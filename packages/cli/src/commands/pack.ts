@@ -5,14 +5,15 @@
  * S3 with no temporary file (`shardInto`). A new archive starts at `--max-entries` members or
  * `--max-bytes` of data. The shards are then published to the manifest: appended as one new part
  * in one atomic update (`writeManifestParts`) by default, or replacing it with `--overwrite`.
- * If packing fails midway, nothing is published and the archives already uploaded are named.
+ * If packing fails midway, nothing is published: a `PublishError` names the archives already uploaded
+ * (`uploadedKeys`).
  *
  * @example
  * ```sh
  * s3x pack ./clips training/123/samples/shards --manifest training/123/samples/manifest.jsonl --max-bytes 1G --gzip
  * ```
  */
-import { inferId, type ShardEntry, type ShardItem, shardInto, writeManifestParts } from 's3exchange'
+import { inferId, PublishError, type ShardEntry, type ShardItem, shardInto, writeManifestParts } from 's3exchange'
 import { parsePositiveInteger, parseSizeFlag, UsageError } from '../args.js'
 import type { Command } from '../command.js'
 import { listLocalFiles } from '../local-files.js'
@@ -54,6 +55,13 @@ Example:
     ['--json', 'print one JSON report at the end'],
   ],
   args: { min: 2, max: 2 },
+  operands: {
+    args: [
+      ['<dir>', 'path'],
+      ['<shard-prefix>', 'prefix'],
+    ],
+    keyFlags: ['manifest'],
+  },
   async run({ args, flags, store: getStore, output }) {
     const [dir, prefix] = args as [string, string]
     const manifest = flags.manifest
@@ -83,12 +91,10 @@ Example:
       }
     } catch (error) {
       if (shards.length === 0) throw error
-      const message = error instanceof Error ? error.message : String(error)
-      throw new Error(
-        `${message}; nothing was published, and these archives were uploaded: ${shards.map((s) => s.archive_key).join(', ')}`,
-        {
-          cause: error,
-        },
+      throw new PublishError(
+        manifest,
+        shards.map((shard) => shard.archive_key),
+        error,
       )
     } finally {
       progress.done()

@@ -28,6 +28,7 @@ Symbolic links are skipped, never followed.
 
 Examples:
   s3x put clip.wav training/123/samples
+  s3x put clip.wav s3://datasets/training/123/samples
   s3x put ./clips training/123/samples --manifest training/123/samples/manifest.jsonl --append`,
   options: {
     manifest: { type: 'string' },
@@ -42,6 +43,13 @@ Examples:
     ['--json', 'print each entry as a manifest line instead of its key'],
   ],
   args: { min: 2, max: 2 },
+  operands: {
+    args: [
+      ['<file | dir>', 'path'],
+      ['<prefix>', 'prefix'],
+    ],
+    keyFlags: ['manifest'],
+  },
   async run({ args, flags, store: getStore, output }) {
     const [source, prefix] = args as [string, string]
     if (flags.append && flags.manifest === undefined) throw new UsageError('--append needs --manifest <key>', 'put')

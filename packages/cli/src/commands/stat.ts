@@ -54,6 +54,7 @@ Example:
   options: { json: { type: 'boolean' } },
   optionHelp: [['--json', 'print the counts as one JSON object']],
   args: { min: 1, max: 1 },
+  operands: { args: [['<manifest>', 'key']] },
   async run({ args, flags, store, output }) {
     const manifest = args[0] as string
     const walk = { manifests: 0, maxDepth: 0 }

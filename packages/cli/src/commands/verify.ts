@@ -59,6 +59,7 @@ Example:
     ['--json', 'print the report as one JSON object'],
   ],
   args: { min: 1, max: 1 },
+  operands: { args: [['<manifest>', 'key']] },
   async run({ args, flags, store, output }) {
     const manifest = args[0] as string
     const concurrency = flags.concurrency === undefined ? 16 : parsePositiveInteger(String(flags.concurrency), '--concurrency', 'verify')

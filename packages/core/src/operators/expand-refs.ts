@@ -5,6 +5,10 @@
  * `readManifest`, its key counts as visited. A ref to a missing manifest throws
  * `ManifestNotFoundError` naming both manifests.
  *
+ * The traversal itself is `walkRefs`, which does no I/O of its own: it is given a way to open the
+ * manifest a ref names, and yields every entry, refs included, with the manifest it came from and
+ * its depth (`s3x stat` and `s3x verify` walk with it too).
+ *
  * @example
  * ```ts
  * import { pipe } from 'it-pipe'
@@ -14,19 +18,98 @@
  * for await (const entry of entries) console.log(entry.kind) // 'file' or 'shard', never 'manifest_ref'
  * ```
  */
-import type { FileEntry, ManifestEntry, ShardEntry } from '../entries.js'
-import { LimitExceededError } from '../errors.js'
-import { effectiveLimits, type ReadLimits } from '../limits.js'
-import type { S3Context } from '../s3.js'
+import type { FileEntry, ManifestEntry, ShardEntry } from '../format/entries.js'
+import { LimitExceededError, ManifestNotFoundError } from '../format/errors.js'
+import { effectiveLimits, type ReadLimits } from '../format/limits.js'
+import type { S3Context } from '../s3/context.js'
 import { MANIFEST_KEY, readManifest } from './read-manifest.js'
 
-/** Options for {@link expandRefs}. */
-export interface ExpandRefsOptions extends Pick<ReadLimits, 'maxLineBytes' | 'maxRefDepth' | 'maxManifests'> {
+/** Options for {@link walkRefs}. */
+export interface WalkRefsOptions extends Pick<ReadLimits, 'maxRefDepth' | 'maxManifests'> {
   /**
-   * Keys already read in this traversal; refs to them are skipped. Shared and updated, so one
-   * set can span several calls. Default: a new set (plus the key of a `readManifest` input).
+   * Keys already read in this traversal; refs to them are not followed. Shared and updated, so one
+   * set can span several calls. Default: a new set (plus the key of the input, when known).
    */
   visited?: Set<string>
+  /** A ref to a missing manifest (`ManifestNotFoundError` before any of its entries): told here and skipped. Default: thrown. */
+  onMissingRef?: (error: ManifestNotFoundError) => void
+}
+
+/** Options for {@link expandRefs}. */
+export interface ExpandRefsOptions
+  extends Pick<WalkRefsOptions, 'visited'>,
+    Pick<ReadLimits, 'maxLineBytes' | 'maxRefDepth' | 'maxManifests'> {}
+
+/** One entry met on a walk: the entry, the manifest whose line it is, and how deep that manifest is. */
+export interface WalkedEntry {
+  entry: ManifestEntry
+  /** The manifest key (undefined for entries of an input whose key is not known). */
+  manifest: string | undefined
+  /** 0 for the input's entries, 1 for those of a manifest it references, … */
+  depth: number
+}
+
+/** Opens the manifest a ref names: `referencedFrom` is the manifest holding the ref, `depth` the new manifest's. */
+export type OpenManifest = (
+  key: string,
+  referencedFrom: string | undefined,
+  depth: number,
+) => AsyncIterable<ManifestEntry> | Iterable<ManifestEntry>
+
+/**
+ * Walks `source` (the entries of the manifest `sourceKey`) and every manifest its refs reach,
+ * depth first in file order, each manifest once; yields every entry, refs included, each ref just
+ * before the entries it leads to. Deeper than `maxRefDepth`, or more manifests than
+ * `maxManifests`, is `LimitExceededError` naming the manifest that holds the ref.
+ */
+export async function* walkRefs(
+  source: AsyncIterable<ManifestEntry> | Iterable<ManifestEntry>,
+  sourceKey: string | undefined,
+  open: OpenManifest,
+  options: WalkRefsOptions = {},
+): AsyncGenerator<WalkedEntry, void, undefined> {
+  const visited = options.visited ?? new Set<string>()
+  if (sourceKey !== undefined) visited.add(sourceKey)
+  const { maxRefDepth, maxManifests } = effectiveLimits(undefined, options)
+  yield* walk(source, sourceKey, 0)
+
+  async function* walk(
+    entries: AsyncIterable<ManifestEntry> | Iterable<ManifestEntry>,
+    key: string | undefined,
+    depth: number,
+  ): AsyncGenerator<WalkedEntry, void, undefined> {
+    let read = false
+    try {
+      for await (const entry of entries) {
+        read = true
+        yield { entry, manifest: key, depth }
+        if (entry.kind !== 'manifest_ref' || visited.has(entry.key)) continue
+        if (depth >= maxRefDepth) {
+          throw new LimitExceededError(`manifest_ref to ${entry.key} is nested too deep`, {
+            key: key ?? entry.key,
+            limit: 'maxRefDepth',
+            value: maxRefDepth,
+          })
+        }
+        if (visited.size >= maxManifests) {
+          throw new LimitExceededError(`manifest_ref to ${entry.key} is one manifest too many`, {
+            key: key ?? entry.key,
+            limit: 'maxManifests',
+            value: maxManifests,
+          })
+        }
+        visited.add(entry.key)
+        yield* walk(open(entry.key, key, depth + 1), entry.key, depth + 1)
+      }
+    } catch (error) {
+      const missing = error instanceof ManifestNotFoundError && error.key === key && !read
+      if (missing && depth > 0 && options.onMissingRef) {
+        options.onMissingRef(error)
+        return
+      }
+      throw error
+    }
+  }
 }
 
 /** Inlines `manifest_ref` entries; see the module comment. */
@@ -34,40 +117,11 @@ export function expandRefs(ctx: S3Context, options: ExpandRefsOptions = {}) {
   return async function* expandRefsStage(
     entries: AsyncIterable<ManifestEntry> | Iterable<ManifestEntry>,
   ): AsyncGenerator<FileEntry | ShardEntry, void, undefined> {
-    const visited = options.visited ?? new Set<string>()
+    const { maxLineBytes, maxRefDepth, maxManifests } = effectiveLimits(ctx.limits, options)
     const rootKey = (entries as { [MANIFEST_KEY]?: string })[MANIFEST_KEY]
-    if (rootKey !== undefined) visited.add(rootKey)
-    const { maxLineBytes, maxRefDepth: maxDepth, maxManifests } = effectiveLimits(ctx.limits, options)
-    yield* expand(entries, rootKey, 0)
-
-    async function* expand(
-      source: AsyncIterable<ManifestEntry> | Iterable<ManifestEntry>,
-      sourceKey: string | undefined,
-      depth: number,
-    ): AsyncGenerator<FileEntry | ShardEntry, void, undefined> {
-      for await (const entry of source) {
-        if (entry.kind !== 'manifest_ref') {
-          yield entry
-          continue
-        }
-        if (visited.has(entry.key)) continue
-        if (depth >= maxDepth) {
-          throw new LimitExceededError(`manifest_ref to ${entry.key} is nested too deep`, {
-            key: sourceKey ?? entry.key,
-            limit: 'maxRefDepth',
-            value: maxDepth,
-          })
-        }
-        if (visited.size >= maxManifests) {
-          throw new LimitExceededError(`manifest_ref to ${entry.key} is one manifest too many`, {
-            key: sourceKey ?? entry.key,
-            limit: 'maxManifests',
-            value: maxManifests,
-          })
-        }
-        visited.add(entry.key)
-        yield* expand(readManifest(ctx, entry.key, { maxLineBytes, referencedFrom: sourceKey }), entry.key, depth + 1)
-      }
+    const open: OpenManifest = (key, referencedFrom) => readManifest(ctx, key, { maxLineBytes, referencedFrom })
+    for await (const { entry } of walkRefs(entries, rootKey, open, { visited: options.visited, maxRefDepth, maxManifests })) {
+      if (entry.kind !== 'manifest_ref') yield entry
     }
   }
 }

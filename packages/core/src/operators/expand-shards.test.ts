@@ -2,12 +2,12 @@ import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3'
 import { buildTar, countRequests, internalManifestFor, type TarMemberSpec } from '@s3exchange/testing'
 import { useTestS3 } from '@s3exchange/testing/vitest'
 import { afterEach, describe, expect, it } from 'vitest'
-import { ObjectBody } from '../body.js'
-import type { FileEntry, ManifestEntry, ShardEntry } from '../entries.js'
-import { InvalidManifestError, ObjectNotFoundError, S3ExchangeError, ShardReadError } from '../errors.js'
-import type { S3Context } from '../s3.js'
-import type { EntryWithBody } from '../shard-reader.js'
-import { expandShards, hasBody, type PipelineItem } from './expand-shards.js'
+import type { FileEntry, ManifestEntry, ShardEntry } from '../format/entries.js'
+import { InvalidManifestError, ObjectNotFoundError, S3ExchangeError, ShardReadError } from '../format/errors.js'
+import type { EntryWithBody } from '../s3/body.js'
+import { hasBody, ObjectBody, type PipelineItem } from '../s3/body.js'
+import type { S3Context } from '../s3/context.js'
+import { expandShards } from './expand-shards.js'
 
 const s3 = useTestS3()
 const clients: S3Client[] = []

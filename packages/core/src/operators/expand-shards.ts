@@ -21,9 +21,12 @@
  * }
  * ```
  */
-import type { FileEntry, ManifestEntry } from '../entries.js'
-import type { S3Context } from '../s3.js'
-import { type EntryWithBody, readShardEntries, readShardMembers, type ShardReadOptions } from '../shard-reader.js'
+
+import { readShardEntries, readShardMembers, type ShardReadOptions } from '../archive/scan-archive.js'
+import type { FileEntry } from '../format/entries.js'
+import { type EntryWithBody, hasBody, type PipelineItem } from '../s3/body.js'
+import type { S3Context } from '../s3/context.js'
+import { DEFAULT_MAX_BUFFERED_BYTES } from './fetch-bodies.js'
 import { prefetchShards } from './prefetch-shards.js'
 
 /** Options for {@link expandShards}. */
@@ -32,19 +35,12 @@ export interface ExpandShardsOptions extends ShardReadOptions {
   bodies?: boolean
   /**
    * With `bodies`: archives read at once, the one being consumed and the ones after it, whose
-   * members are held in memory (see `prefetchShards`). Default 1: one at a time.
+   * members are held in memory within `maxBufferedBytes` (see `prefetch-shards.ts`); output stays
+   * in manifest order. Default 1: one at a time (the store's `iterObjects` passes 2).
    */
   shardConcurrency?: number
   /** With `shardConcurrency` > 1: bytes of prefetched members held at once. Default 64 MiB. */
   maxBufferedBytes?: number
-}
-
-/** An item of a pipeline: an entry, or an entry with its body. */
-export type PipelineItem = ManifestEntry | EntryWithBody
-
-/** True for an item that already carries its body. */
-export function hasBody(item: PipelineItem): item is EntryWithBody {
-  return (item as { kind?: unknown }).kind === undefined && (item as { body?: unknown }).body !== undefined
 }
 
 /** Expands shard entries into their members; see the module comment. */
@@ -61,7 +57,10 @@ export function expandShards(
   items: AsyncIterable<I> | Iterable<I>,
 ) => AsyncGenerator<Exclude<I, { kind: 'shard' }> | FileEntry, void, undefined>
 export function expandShards(ctx: S3Context, options: ExpandShardsOptions = {}) {
-  if (options.bodies && (options.shardConcurrency ?? 1) > 1) return prefetchShards(ctx, options)
+  const shardConcurrency = options.shardConcurrency ?? 1
+  if (options.bodies && shardConcurrency > 1) {
+    return prefetchShards(ctx, { ...options, shardConcurrency, maxBufferedBytes: options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES })
+  }
   return async function* expandShardsStage(items: AsyncIterable<PipelineItem> | Iterable<PipelineItem>) {
     for await (const item of items) {
       if (hasBody(item) || item.kind !== 'shard') {

@@ -19,19 +19,19 @@
  * for await (const { entry, body } of objects) console.log(entry.key, (await body.bytes()).byteLength)
  * ```
  */
-import type { ArchiveIndexCache } from '../archive-index.js'
-import { expectationOf, ObjectBody } from '../body.js'
-import type { ManifestEntry } from '../entries.js'
-import { ObjectNotFoundError } from '../errors.js'
-import { collectSource, openObjectSource } from '../object-source.js'
-import { openEntryObject } from '../objects.js'
-import type { S3Context } from '../s3.js'
-import { objectBodyFrom } from '../s3.js'
-import type { EntryWithBody } from '../shard-reader.js'
-import { hasBody, type PipelineItem } from './expand-shards.js'
+
+import { openEntryObject } from '../archive/open-object.js'
+import type { OpenMemberOptions } from '../archive/random-access.js'
+import type { ManifestEntry } from '../format/entries.js'
+import { ObjectNotFoundError } from '../format/errors.js'
+import { iteratorOf } from '../format/iterables.js'
+import type { EntryWithBody } from '../s3/body.js'
+import { expectationOf, hasBody, ObjectBody, type PipelineItem, type VerifyOptions } from '../s3/body.js'
+import type { S3Context } from '../s3/context.js'
+import { collectSource, objectBodyFrom, openObjectSource } from '../s3/object-source.js'
 
 /** Options for {@link fetchBodies}. */
-export interface FetchBodiesOptions {
+export interface FetchBodiesOptions extends VerifyOptions, Pick<OpenMemberOptions, 'indexCache'> {
   /** Requests in flight at once. Default 16. */
   concurrency?: number
   /**
@@ -41,14 +41,6 @@ export interface FetchBodiesOptions {
   maxBufferedBytes?: number
   /** What to do when an object does not exist: throw `ObjectNotFoundError` (default) or skip the entry. */
   onMissing?: 'throw' | 'skip'
-  /** Archive indexes kept between reads of archive members (see `openArchiveMember`). */
-  indexCache?: ArchiveIndexCache
-  /**
-   * Check each body against its entry as it is read: its length against `size_bytes`, its SHA-256
-   * against `sha256`, when the entry has them; a mismatch fails the read with `IntegrityError`.
-   * Default false.
-   */
-  verify?: boolean
 }
 
 /** Default requests in flight for `fetchBodies`. */
@@ -77,7 +69,7 @@ export function fetchBodies(ctx: S3Context, options: FetchBodiesOptions = {}) {
   return async function* fetchBodiesStage<E extends ManifestEntry>(
     items: AsyncIterable<E | EntryWithBody<E>> | Iterable<E | EntryWithBody<E>>,
   ): AsyncGenerator<EntryWithBody<E>, void, undefined> {
-    const input = toAsyncIterator(items)
+    const input = iteratorOf(items)
     const window: Slot<E>[] = []
     let inFlight = 0
     let buffered = 0
@@ -203,15 +195,6 @@ export function fetchBodies(ctx: S3Context, options: FetchBodiesOptions = {}) {
 /** A file entry for a plain object: not an archive member, no `#` that might make it one. */
 function isLooseKey(entry: ManifestEntry): entry is ManifestEntry & { kind: 'file' } {
   return entry.kind === 'file' && entry.archive_key === undefined && !entry.key.includes('#')
-}
-
-function toAsyncIterator<T>(items: AsyncIterable<T> | Iterable<T>): AsyncIterator<T> {
-  if (Symbol.asyncIterator in items) return items[Symbol.asyncIterator]()
-  const iterator = items[Symbol.iterator]()
-  return {
-    next: async () => iterator.next(),
-    return: async () => iterator.return?.() ?? { done: true, value: undefined },
-  }
 }
 
 function ignore(): void {}

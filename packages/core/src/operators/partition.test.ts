@@ -6,10 +6,10 @@
  */
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { ObjectBody } from '../body.js'
-import type { FileEntry, ShardEntry } from '../entries.js'
-import { ConfigurationError } from '../errors.js'
-import type { EntryWithBody } from '../shard-reader.js'
+import type { FileEntry, ShardEntry } from '../format/entries.js'
+import { ConfigurationError } from '../format/errors.js'
+import type { EntryWithBody } from '../s3/body.js'
+import { ObjectBody } from '../s3/body.js'
 import { partition } from './partition.js'
 
 type Item = FileEntry | ShardEntry

@@ -34,9 +34,9 @@
  * }
  * ```
  */
-import type { ManifestEntry } from '../entries.js'
-import { ConfigurationError } from '../errors.js'
-import { hasBody, type PipelineItem } from './expand-shards.js'
+import type { ManifestEntry } from '../format/entries.js'
+import { ConfigurationError } from '../format/errors.js'
+import { hasBody, type PipelineItem } from '../s3/body.js'
 
 /** Options for {@link partition}: which share to keep. */
 export interface PartitionOptions {

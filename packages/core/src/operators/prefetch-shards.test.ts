@@ -10,12 +10,12 @@ import type { Readable } from 'node:stream'
 import type { S3Client } from '@aws-sdk/client-s3'
 import { useTestS3 } from '@s3exchange/testing/vitest'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
-import type { FileEntry, ManifestEntry, ShardEntry } from '../entries.js'
-import { ObjectNotFoundError, S3ExchangeError, ShardReadError } from '../errors.js'
-import type { S3Context } from '../s3.js'
-import type { EntryWithBody } from '../shard-reader.js'
-import { ShardWriter } from '../shard-writer.js'
-import { type ExpandShardsOptions, expandShards, type PipelineItem } from './expand-shards.js'
+import { ShardWriter } from '../archive/shard-writer.js'
+import type { FileEntry, ManifestEntry, ShardEntry } from '../format/entries.js'
+import { ObjectNotFoundError, S3ExchangeError, ShardReadError } from '../format/errors.js'
+import type { EntryWithBody, PipelineItem } from '../s3/body.js'
+import type { S3Context } from '../s3/context.js'
+import { type ExpandShardsOptions, expandShards } from './expand-shards.js'
 
 const s3 = useTestS3()
 const KiB = 1024

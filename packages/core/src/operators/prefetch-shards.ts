@@ -18,19 +18,15 @@
  * )
  * ```
  */
-import { ObjectBody } from '../body.js'
-import type { FileEntry, ShardEntry } from '../entries.js'
-import type { S3Context } from '../s3.js'
-import { type EntryWithBody, readShardMembers, type ShardReadOptions } from '../shard-reader.js'
-import { hasBody, type PipelineItem } from './expand-shards.js'
 
-/** Options for {@link prefetchShards}. */
-export interface PrefetchShardsOptions extends ShardReadOptions {
-  /** Archives read at once: the one being consumed and the ones after it. Default 2. */
-  shardConcurrency?: number
-  /** Bytes of prefetched members held in memory at once. Default 64 MiB. */
-  maxBufferedBytes?: number
-}
+import { readShardMembers, type ShardReadOptions } from '../archive/scan-archive.js'
+import type { FileEntry, ShardEntry } from '../format/entries.js'
+import { iteratorOf } from '../format/iterables.js'
+import { type EntryWithBody, hasBody, ObjectBody, type PipelineItem } from '../s3/body.js'
+import type { S3Context } from '../s3/context.js'
+
+/** What {@link prefetchShards} needs: how many archives to read at once, and the byte budget (see `ExpandShardsOptions`). */
+export type PrefetchShardsOptions = ShardReadOptions & { shardConcurrency: number; maxBufferedBytes: number }
 
 /** A byte budget shared by the prefetchers; waiters are woken when bytes are given back. */
 class Budget {
@@ -61,7 +57,7 @@ class Budget {
 }
 
 /** Reads one shard ahead of its turn; see the module comment. */
-class ShardReader {
+class ShardPrefetcher {
   readonly #members: AsyncGenerator<EntryWithBody<FileEntry>>
   readonly #budget: Budget
   readonly #buffered: { item: EntryWithBody<FileEntry>; bytes: number }[] = []
@@ -149,14 +145,14 @@ class ShardReader {
 const MAX_LOOKAHEAD = 1024
 
 /** Expands shard entries with prefetch; other items pass through. See the module comment. */
-export function prefetchShards(ctx: S3Context, options: PrefetchShardsOptions = {}) {
-  const ahead = Math.max(1, (options.shardConcurrency ?? 2) - 1)
+export function prefetchShards(ctx: S3Context, options: PrefetchShardsOptions) {
+  const ahead = Math.max(1, options.shardConcurrency - 1)
   return async function* prefetchShardsStage(
     items: AsyncIterable<PipelineItem> | Iterable<PipelineItem>,
   ): AsyncGenerator<Exclude<PipelineItem, ShardEntry> | EntryWithBody<FileEntry>, void, undefined> {
-    const budget = new Budget(options.maxBufferedBytes ?? 64 * 1024 * 1024)
-    const input = Symbol.asyncIterator in items ? items[Symbol.asyncIterator]() : toAsync(items)
-    const window: (PipelineItem | ShardReader)[] = []
+    const budget = new Budget(options.maxBufferedBytes)
+    const input = iteratorOf(items)
+    const window: (PipelineItem | ShardPrefetcher)[] = []
     let inputDone = false
     /** Shard readers in the window (counted, not scanned for: the window can be long). */
     let readers = 0
@@ -167,7 +163,7 @@ export function prefetchShards(ctx: S3Context, options: PrefetchShardsOptions = 
       // itself (it is always the last item of the window).
       while (!inputDone && readers < ahead + 1 && window.length < MAX_LOOKAHEAD) {
         const last = window.at(-1)
-        if (last !== undefined && !(last instanceof ShardReader) && hasBody(last)) return
+        if (last !== undefined && !(last instanceof ShardPrefetcher) && hasBody(last)) return
         const next = await input.next()
         if (next.done) {
           inputDone = true
@@ -175,7 +171,7 @@ export function prefetchShards(ctx: S3Context, options: PrefetchShardsOptions = 
         }
         const item = next.value
         if (!hasBody(item) && item.kind === 'shard') {
-          window.push(new ShardReader(ctx, item, budget, options))
+          window.push(new ShardPrefetcher(ctx, item, budget, options))
           readers++
         } else window.push(item)
       }
@@ -185,18 +181,14 @@ export function prefetchShards(ctx: S3Context, options: PrefetchShardsOptions = 
         await fill()
         const head = window.shift()
         if (head === undefined) return
-        if (head instanceof ShardReader) {
+        if (head instanceof ShardPrefetcher) {
           readers--
           yield* head.take()
         } else yield head as Exclude<PipelineItem, ShardEntry>
       }
     } finally {
-      for (const item of window) if (item instanceof ShardReader) await item.close()
+      for (const item of window) if (item instanceof ShardPrefetcher) await item.close()
       await input.return?.()
     }
   }
-}
-
-async function* toAsync<T>(items: Iterable<T>): AsyncGenerator<T> {
-  yield* items
 }

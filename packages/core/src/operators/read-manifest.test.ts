@@ -2,10 +2,11 @@ import { PutObjectCommand } from '@aws-sdk/client-s3'
 import { countRequests } from '@s3exchange/testing'
 import { useTestS3 } from '@s3exchange/testing/vitest'
 import { describe, expect, it } from 'vitest'
-import type { ManifestEntry } from '../entries.js'
-import { InvalidManifestError, ManifestNotFoundError, ObjectNotFoundError } from '../errors.js'
-import type { S3Context } from '../s3.js'
-import { MANIFEST_KEY, parseManifest, readManifest } from './read-manifest.js'
+import type { ManifestEntry } from '../format/entries.js'
+import { parseManifest } from '../format/entry-stream.js'
+import { InvalidManifestError, ManifestNotFoundError, ObjectNotFoundError } from '../format/errors.js'
+import type { S3Context } from '../s3/context.js'
+import { MANIFEST_KEY, readManifest } from './read-manifest.js'
 
 const s3 = useTestS3()
 const ctx = (): S3Context => ({ client: s3.client, bucket: s3.bucket })

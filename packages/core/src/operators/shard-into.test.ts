@@ -9,12 +9,12 @@ import { countRequests, type MultipartUpload, pendingMultipartUploads, trackMult
 import { useTestS3 } from '@s3exchange/testing/vitest'
 import { pipe } from 'it-pipe'
 import { afterAll, describe, expect, it } from 'vitest'
-import type { ShardEntry } from '../entries.js'
-import { ShardWriteError } from '../errors.js'
-import type { S3Context } from '../s3.js'
-import { readShardEntries, readShardMembers } from '../shard-reader.js'
-import type { ShardItem } from '../shard-writer.js'
-import { runId, type ShardIntoOptions, shardInto } from './shard-into.js'
+import { readShardEntries, readShardMembers } from '../archive/scan-archive.js'
+import type { ShardItem } from '../archive/shard-items.js'
+import type { ShardEntry } from '../format/entries.js'
+import { ShardWriteError } from '../format/errors.js'
+import type { S3Context } from '../s3/context.js'
+import { type ShardIntoOptions, shardInto } from './shard-into.js'
 
 const s3 = useTestS3()
 const MiB = 1024 * 1024
@@ -136,10 +136,6 @@ describe('archive names', () => {
     const prefix = s3.key('names/plain/')
     const [entry] = await Array.fromAsync(shardInto(ctx(), { prefix, compression: null })(itemsOfSizes([1])))
     expect(entry?.archive_key).toMatch(new RegExp(`^${s3.key('names/plain')}/shard-\\d{8}-\\d{6}-[0-9a-f]{6}-00000\\.tar$`))
-  })
-
-  it('runId is the UTC time and 6 hex digits', () => {
-    expect(runId(new Date('2026-11-24T10:15:00.123Z'))).toMatch(/^20261124-101500-[0-9a-f]{6}$/)
   })
 
   it('archiveName names the archives under prefix (a trailing slash is dropped)', async () => {

@@ -22,31 +22,23 @@
  * )
  * ```
  */
-import { randomBytes } from 'node:crypto'
-import type { ShardEntry } from '../entries.js'
-import type { S3Context } from '../s3.js'
-import { prepareShardItem, type ShardItem, ShardWriter, type ShardWriterOptions } from '../shard-writer.js'
+import { prepareShardItem, type ShardItem } from '../archive/shard-items.js'
+import { ShardWriter, type ShardWriterOptions } from '../archive/shard-writer.js'
+import type { ShardEntry } from '../format/entries.js'
+import { runId } from '../format/keys.js'
+import { closesBefore, type RolloverLimits } from '../format/rollover.js'
+import type { S3Context } from '../s3/context.js'
 
 /** Options for {@link shardInto}. */
-export interface ShardIntoOptions extends ShardWriterOptions {
+export interface ShardIntoOptions extends ShardWriterOptions, RolloverLimits {
   /** Key prefix of the archives (no trailing slash needed). */
   prefix: string
-  /** Most members per archive. Default: no limit. */
-  maxEntries?: number
-  /** Most member bytes per archive (uncompressed data, headers not counted). Default: no limit. */
-  maxBytes?: number
   /**
    * Name of the archive with this index (0, 1, …), relative to `prefix`. Default
    * `shard-<YYYYMMDD-HHMMSS>-<6 hex>-<index, 5 digits>.tar[.gz]`, unique per call so that a second
    * run never overwrites the archives of a first one.
    */
   archiveName?: (index: number) => string
-}
-
-/** A run id for default archive names: UTC time and 6 random hex digits. */
-export function runId(date: Date = new Date()): string {
-  const stamp = date.toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15)
-  return `${stamp}-${randomBytes(3).toString('hex')}`
 }
 
 /** Packs items into shard archives; see the module comment. */
@@ -66,13 +58,7 @@ export function shardInto(ctx: S3Context, options: ShardIntoOptions) {
     try {
       for await (const item of items) {
         const prepared = await prepareShardItem(item, writer?.archiveKey ?? archiveKey(index), options)
-        const size = prepared.source.size
-        if (
-          writer &&
-          writer.count > 0 &&
-          ((options.maxEntries !== undefined && writer.count >= options.maxEntries) ||
-            (options.maxBytes !== undefined && writer.dataBytes + size > options.maxBytes))
-        ) {
+        if (writer && closesBefore(options, { count: writer.count, bytes: writer.dataBytes }, prepared.source.size)) {
           const done = writer
           writer = undefined
           yield await done.finish()

@@ -20,10 +20,11 @@
  * )
  * ```
  */
-import type { ManifestEntry } from '../entries.js'
-import { isAbort, PublishError } from '../errors.js'
-import { type CommitResult, type ManifestPartsOptions, ManifestPartsWriter } from '../manifest-parts-writer.js'
-import type { S3Context } from '../s3.js'
+import type { ManifestEntry } from '../format/entries.js'
+import { isAbort, PublishError } from '../format/errors.js'
+import { writeAll } from '../format/writer.js'
+import { type CommitResult, type ManifestPartsOptions, ManifestPartsWriter } from '../manifest/parts-writer.js'
+import type { S3Context } from '../s3/context.js'
 
 /** Options for {@link writeManifestParts}. */
 export type WriteManifestPartsOptions = ManifestPartsOptions
@@ -33,10 +34,8 @@ export function writeManifestParts(ctx: S3Context, root: string, options: WriteM
   return async function writeManifestPartsSink(entries: AsyncIterable<ManifestEntry> | Iterable<ManifestEntry>): Promise<CommitResult> {
     const writer = new ManifestPartsWriter(ctx, root, options)
     try {
-      for await (const entry of entries) await writer.add(entry)
-      return await writer.commit()
+      return await writeAll(writer, entries)
     } catch (error) {
-      await writer.abort()
       if (isAbort(error)) throw error
       throw new PublishError(root, [...writer.parts], error)
     }

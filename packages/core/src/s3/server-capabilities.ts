@@ -15,7 +15,7 @@
  * // append_parts: limited: safe under concurrent writers for roots up to 64 MiB …
  * ```
  */
-import { DEFAULT_PART_SIZE } from '../object-writer.js'
+import { DEFAULT_PART_SIZE } from './multipart-upload.js'
 
 /**
  * How a server treats a condition (`If-Match`, `If-None-Match`) on a write:

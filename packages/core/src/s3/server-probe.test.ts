@@ -8,8 +8,9 @@ import { ListMultipartUploadsCommand, ListObjectsV2Command, type S3Client } from
 import { MEASURED_CAPABILITIES, rejection, type S3Proxy, startS3Proxy } from '@s3exchange/testing'
 import { testServer, useTestS3 } from '@s3exchange/testing/vitest'
 import { afterEach, describe, expect, it } from 'vitest'
-import { S3RequestError } from '../errors.js'
-import type { S3Context } from '../s3.js'
+import { S3RequestError } from '../format/errors.js'
+import type { S3Context } from './context.js'
+import { BEHAVIOUR_TOPICS } from './server-capabilities.js'
 import { probeServer, probeServerOnce, type ServerProbe } from './server-probe.js'
 
 const MiB = 1024 * 1024
@@ -55,14 +56,7 @@ function expectConsistent(result: ServerProbe, bound: number): void {
       .sort(),
   )
   for (const check of result.checks) expect(check.result).not.toBe('')
-  expect(result.behaviour.map((each) => each.topic)).toEqual([
-    'append_parts',
-    'multipart writes',
-    'single PUTs',
-    'reads',
-    'deletes',
-    'listing',
-  ])
+  expect(result.behaviour.map((each) => each.topic)).toEqual([...BEHAVIOUR_TOPICS])
   expect(result.scratchPrefix).toMatch(new RegExp(`^${s3.prefix}/\\.s3x-probe-[0-9a-f]{12}/$`))
 }
 

@@ -40,8 +40,9 @@ import {
   type S3Client,
   UploadPartCommand,
 } from '@aws-sdk/client-s3'
-import { S3RequestError } from '../errors.js'
-import { type S3Context, unquoteEtag } from '../s3.js'
+import { S3RequestError } from '../format/errors.js'
+import type { S3Context } from './context.js'
+import { unquoteEtag } from './requests.js'
 import {
   type ConditionalPutForm,
   type ConditionOutcome,

@@ -1,0 +1,167 @@
+/**
+ * Random access to shard members: one member of an archive by its path. With an index that
+ * locates it (see `archive-index.ts`: shards this library writes), that is one ranged GET, checked
+ * against the tar header it lands on and pinned to the archive's ETag with `If-Match`; otherwise
+ * the archive is streamed from the start up to the member, as Python reads it.
+ *
+ * @example
+ * ```ts
+ * import { LruCache, openArchiveMember } from '@s3exchange/core'
+ *
+ * const indexCache = new LruCache(256)
+ * const body = await openArchiveMember(ctx, 'ds/shards/shard-00000.tar', '0042.wav', { indexCache })
+ * ```
+ */
+import { Readable } from 'node:stream'
+import type { FileEntry } from '../format/entries.js'
+import { ObjectChangedError, ObjectNotFoundError, ShardReadError } from '../format/errors.js'
+import { virtualKey } from '../format/keys.js'
+import type { ObjectBody } from '../s3/body.js'
+import type { S3Context } from '../s3/context.js'
+import { getObjectBody } from '../s3/object-source.js'
+import { type ArchiveIndex, type ArchiveIndexCache, type ArchiveIndexOptions, isLocated, readArchiveHead } from './archive-index.js'
+import { isRegularFile, memberBody, readTarMembers, type TarMember, toShardReadError } from './tar-reader.js'
+import { paddedSize, tarHeaderSize } from './tar-writer.js'
+
+/**
+ * Reads one member with one ranged GET, from where its index entry says; the tar header found
+ * there must name the member and its size. Resolves to undefined when the bytes are not what the
+ * index promised (then stream the archive instead); throws `ObjectChangedError` when the archive
+ * changed since it was indexed.
+ */
+export async function openLocatedMember(ctx: S3Context, index: ArchiveIndex, entry: FileEntry): Promise<ObjectBody | undefined> {
+  const memberPath = entry.member_path as string
+  const size = entry.size_bytes as number
+  const archiveKey = index.archiveKey
+  const gzip = index.compression === 'gzip'
+  const start = gzip ? (entry.gz_offset as number) : (entry.offset as number) - tarHeaderSize({ name: memberPath, size })
+  const end = gzip ? start + (entry.gz_size as number) - 1 : (entry.offset as number) + paddedSize(size) - 1
+  if (start < 0 || end < start || (index.size !== undefined && end >= index.size)) return undefined
+  const range = await getObjectBody(ctx, archiveKey, { start, end, ifMatch: index.etag })
+  const members = readTarMembers(range, { archiveKey, signal: ctx.signal, rawDeflate: gzip })
+  try {
+    // A plain tar range starts at the member's header; a gzip segment may hold a few small
+    // members before it (they are grouped), each read past unread.
+    let member: TarMember | undefined
+    for (let next = await members.next(); !next.done; next = await members.next()) {
+      if (next.value.name === memberPath || !gzip) {
+        member = next.value
+        break
+      }
+    }
+    // In a plain tar the data must start exactly where the index says: zero blocks skipped before
+    // a header would otherwise let a wrong offset reach the member with its data cut short.
+    const misplaced = !gzip && member !== undefined && member.dataOffset !== (entry.offset as number) - start
+    if (!member || member.name !== memberPath || member.size !== size || !isRegularFile(member) || misplaced) {
+      await members.return(undefined)
+      return undefined
+    }
+    return memberBody(member, archiveKey, entry.key, () => {
+      void members.return(undefined)
+    })
+  } catch (error) {
+    await members.return(undefined)
+    if (error instanceof ObjectChangedError) throw error
+    return undefined
+  }
+}
+
+/** Options for {@link openArchiveMember}. */
+export interface OpenMemberOptions extends Pick<ArchiveIndexOptions, 'internalManifestPath'> {
+  /** Where archive indexes are kept between calls (a `LruCache`); without one each call reads the head again. */
+  indexCache?: ArchiveIndexCache
+}
+
+/**
+ * Opens one member of an archive. With an index that locates it (shards this library writes),
+ * that is one ranged GET (after one small GET of the archive's head, unless the index is cached);
+ * otherwise the archive is streamed up to the member (from memory when the head read held the
+ * whole archive). Resolves to undefined when the archive does not exist; throws
+ * `ObjectNotFoundError` (with the virtual key) when the archive has no such member,
+ * `ShardReadError` when it is not a regular file or the archive is unreadable.
+ */
+export async function openArchiveMember(
+  ctx: S3Context,
+  archiveKey: string,
+  memberPath: string,
+  options: OpenMemberOptions = {},
+): Promise<ObjectBody | undefined> {
+  const cache = options.indexCache
+  let index = cache?.get(archiveKey)
+  let whole: Uint8Array | undefined
+  if (index === undefined) {
+    let head: Awaited<ReturnType<typeof readArchiveHead>>
+    try {
+      head = await readArchiveHead(ctx, archiveKey, options)
+    } catch (error) {
+      throw toShardReadError(error, archiveKey, memberPath)
+    }
+    if (head === undefined) return undefined
+    whole = head.whole
+    if (head.index) {
+      index = head.index
+      cache?.set(archiveKey, index)
+    }
+  }
+  const entry = index?.byPath.get(memberPath)
+  if (index && entry && isLocated(index, entry)) {
+    try {
+      const body = await openLocatedMember(ctx, index, entry)
+      if (body) return body
+    } catch (error) {
+      if (!(error instanceof ObjectChangedError)) throw error
+    }
+    // The archive changed, or its index did not hold: forget it and read the archive itself.
+    cache?.delete(archiveKey)
+  }
+  return scanForMember(ctx, archiveKey, memberPath, whole)
+}
+
+/** Streams an archive (from memory when given) up to one member. */
+async function scanForMember(
+  ctx: S3Context,
+  archiveKey: string,
+  memberPath: string,
+  whole: Uint8Array | undefined,
+): Promise<ObjectBody | undefined> {
+  let archive: Readable
+  if (whole !== undefined) {
+    archive = Readable.from([Buffer.from(whole.buffer, whole.byteOffset, whole.byteLength)])
+  } else {
+    try {
+      archive = await getObjectBody(ctx, archiveKey)
+    } catch (error) {
+      if (error instanceof ObjectNotFoundError) return undefined
+      throw error
+    }
+  }
+  const members = readTarMembers(archive, { archiveKey, signal: ctx.signal })
+  try {
+    for (let next = await members.next(); !next.done; next = await members.next()) {
+      const member = next.value
+      if (member.name !== memberPath) continue
+      if (!isRegularFile(member)) {
+        throw new ShardReadError(`the member is a ${member.type}, not a regular file`, { archiveKey, memberPath })
+      }
+      return memberBody(member, archiveKey, virtualKey(archiveKey, memberPath), () => {
+        void members.return(undefined)
+      })
+    }
+  } catch (error) {
+    await members.return(undefined)
+    throw error
+  }
+  throw new ObjectNotFoundError(virtualKey(archiveKey, memberPath), { detail: 'the archive has no such member' })
+}
+
+/** Opens one member of a shard, as `openArchiveMember`; a missing archive is a `ShardReadError` whose cause is `ObjectNotFoundError`. */
+export async function openShardMember(
+  ctx: S3Context,
+  archiveKey: string,
+  memberPath: string,
+  options: OpenMemberOptions = {},
+): Promise<ObjectBody> {
+  const body = await openArchiveMember(ctx, archiveKey, memberPath, options)
+  if (body !== undefined) return body
+  throw new ShardReadError('the archive does not exist', { archiveKey, memberPath, cause: new ObjectNotFoundError(archiveKey) })
+}

@@ -1,0 +1,350 @@
+/**
+ * The typed errors of s3exchange (a declarative table of classes: over 300 lines on purpose). Every failure a caller can meet while reading or writing is an
+ * {@link S3ExchangeError} subclass that names the key (and the line or member) it is about, with
+ * the underlying error as `cause`. The one exception is cancellation: when the caller's
+ * `AbortSignal` fires, the signal's own reason (an `AbortError`) comes out unchanged.
+ *
+ * @example
+ * ```ts
+ * import { ObjectNotFoundError, S3ExchangeError } from '@s3exchange/core'
+ *
+ * try {
+ *   await store.getObject('missing.wav')
+ * } catch (error) {
+ *   if (error instanceof ObjectNotFoundError) console.log('no such key:', error.key)
+ *   else if (error instanceof S3ExchangeError) console.log('s3exchange failed:', error.message)
+ *   else throw error
+ * }
+ * ```
+ */
+
+/** Base class of every error this library throws on purpose. */
+export class S3ExchangeError extends Error {
+  override name = 'S3ExchangeError'
+}
+
+/** An object (or a member of a shard archive, by virtual key) does not exist. */
+export class ObjectNotFoundError extends S3ExchangeError {
+  override name = 'ObjectNotFoundError'
+  /** The key that was asked for (a virtual key `archive#member` for archive members). */
+  readonly key: string
+
+  constructor(key: string, options?: { cause?: unknown; detail?: string }) {
+    super(`S3 object not found: ${key}${options?.detail ? ` (${options.detail})` : ''}`, options)
+    this.key = key
+  }
+}
+
+/** A manifest (the root, or one named by a `manifest_ref`) does not exist. */
+export class ManifestNotFoundError extends S3ExchangeError {
+  override name = 'ManifestNotFoundError'
+  /** The manifest key. */
+  readonly key: string
+  /** The manifest whose `manifest_ref` named this one, when it was reached through a ref. */
+  readonly referencedFrom: string | undefined
+
+  constructor(key: string, options?: { cause?: unknown; referencedFrom?: string }) {
+    super(`Manifest not found: ${key}${options?.referencedFrom ? ` (referenced from ${options.referencedFrom})` : ''}`, options)
+    this.key = key
+    this.referencedFrom = options?.referencedFrom
+  }
+}
+
+/** A key template names a placeholder for which no value was given. */
+export class MissingPlaceholderError extends S3ExchangeError {
+  override name = 'MissingPlaceholderError'
+  /** The placeholder's name, without braces. */
+  readonly placeholder: string
+  /** The template that holds it. */
+  readonly template: string
+
+  constructor(placeholder: string, template: string) {
+    super(`Missing placeholder '${placeholder}' in template: ${template}`)
+    this.placeholder = placeholder
+    this.template = template
+  }
+}
+
+/** A manifest line that cannot be read: bad JSON or UTF-8, a missing or unknown field, a line too long. */
+export class InvalidManifestError extends S3ExchangeError {
+  override name = 'InvalidManifestError'
+  /** The manifest key (for a shard's internal manifest: `archive_key#internal_manifest_path`). */
+  readonly key: string | undefined
+  /** 1-based line number, counting blank lines. */
+  readonly lineNumber: number | undefined
+  /** What is wrong with the line, without the location. */
+  readonly reason: string
+
+  constructor(reason: string, options: { key?: string; lineNumber?: number; cause?: unknown } = {}) {
+    const where = [options.key, options.lineNumber === undefined ? undefined : `line ${options.lineNumber}`]
+      .filter((part) => part !== undefined)
+      .join(', ')
+    super(where ? `Invalid manifest (${where}): ${reason}` : `Invalid manifest: ${reason}`, options)
+    this.key = options.key
+    this.lineNumber = options.lineNumber
+    this.reason = reason
+  }
+}
+
+/** A shard archive cannot be read: not a tar, truncated, corrupt, or without its internal manifest. */
+export class ShardReadError extends S3ExchangeError {
+  override name = 'ShardReadError'
+  /** The archive's key. */
+  readonly archiveKey: string
+  /** The member being read when it failed, when there was one. */
+  readonly memberPath: string | undefined
+
+  constructor(message: string, options: { archiveKey: string; memberPath?: string; cause?: unknown }) {
+    const where = options.memberPath === undefined ? options.archiveKey : `${options.archiveKey}#${options.memberPath}`
+    super(`Shard read failed (${where}): ${message}`, options)
+    this.archiveKey = options.archiveKey
+    this.memberPath = options.memberPath
+  }
+}
+
+/**
+ * A shard archive is compressed with a codec this process cannot decompress: bzip2 or xz (never
+ * supported), or zstd on a Node whose `node:zlib` has no `createZstdDecompress` (before 22.15).
+ * Only reading such an archive fails; everything else works on that Node.
+ */
+export class UnsupportedCompressionError extends ShardReadError {
+  override name = 'UnsupportedCompressionError'
+  /** The compression found in the archive's first bytes: `'zstd'`, `'bzip2'` or `'xz'`. */
+  readonly compression: string
+
+  constructor(message: string, options: { archiveKey: string; compression: string }) {
+    super(message, options)
+    this.compression = options.compression
+  }
+}
+
+/**
+ * The object changed while it was being read: a read resumed after a broken connection found a
+ * different version (its ETag no longer matched), so the bytes would have been spliced from two.
+ */
+export class ObjectChangedError extends S3ExchangeError {
+  override name = 'ObjectChangedError'
+  /** The key that changed. */
+  readonly key: string
+
+  constructor(key: string, options?: { cause?: unknown }) {
+    super(`S3 object changed while it was read: ${key}`, options)
+    this.key = key
+  }
+}
+
+/**
+ * An S3 request failed for a reason other than a missing key (access denied, a server error
+ * after the client's retries, a connection cut mid-body, ...).
+ */
+export class S3RequestError extends S3ExchangeError {
+  override name = 'S3RequestError'
+  /** The key the request was about (or the prefix, for listings). */
+  readonly key: string
+  /** The S3 operation, e.g. `GetObject`. */
+  readonly operation: string
+  /** HTTP status of the response, when there was one. */
+  readonly statusCode: number | undefined
+
+  constructor(operation: string, key: string, cause: unknown) {
+    const statusCode = httpStatusOf(cause)
+    const detail = cause instanceof Error ? cause.message || cause.name : String(cause)
+    super(`${operation} ${key} failed${statusCode ? ` (HTTP ${statusCode})` : ''}: ${detail}`, { cause })
+    this.key = key
+    this.operation = operation
+    this.statusCode = statusCode
+  }
+}
+
+/**
+ * A shard archive cannot be written: a member path that is empty, absolute, contains `..` or is
+ * used twice; a source whose size differs from the size given; a source that cannot be read.
+ */
+export class ShardWriteError extends S3ExchangeError {
+  override name = 'ShardWriteError'
+  /** The archive being written. */
+  readonly archiveKey: string
+  /** The member at fault, when there is one. */
+  readonly memberPath: string | undefined
+
+  constructor(message: string, options: { archiveKey: string; memberPath?: string; cause?: unknown }) {
+    const where = options.memberPath === undefined ? options.archiveKey : `${options.archiveKey}#${options.memberPath}`
+    super(`Shard write failed (${where}): ${message}`, options)
+    this.archiveKey = options.archiveKey
+    this.memberPath = options.memberPath
+  }
+}
+
+/** Data to upload that cannot be used: a size that does not match, an unreadable file, too large to buffer. */
+export class InvalidSourceError extends S3ExchangeError {
+  override name = 'InvalidSourceError'
+  /** The key (or virtual key) the data was meant for. */
+  readonly key: string
+
+  constructor(message: string, options: { key: string; cause?: unknown }) {
+    super(`Invalid data for ${options.key}: ${message}`, options)
+    this.key = options.key
+  }
+}
+
+/**
+ * A write failed before it was published: the manifest at `key` was left as it was. Objects that
+ * were uploaded on the way (parts, shards, objects) are listed in `uploadedKeys`: nothing
+ * references them, delete them or publish them yourself.
+ */
+export class PublishError extends S3ExchangeError {
+  override name = 'PublishError'
+  /** The manifest that was not updated. */
+  readonly key: string
+  /** Objects uploaded but not referenced by the manifest. */
+  readonly uploadedKeys: string[]
+
+  constructor(key: string, uploadedKeys: string[], cause: unknown) {
+    const detail = cause instanceof Error ? cause.message : String(cause)
+    const listed = uploadedKeys.length === 0 ? 'nothing was left behind' : `uploaded but not published: ${uploadedKeys.join(', ')}`
+    super(`Nothing was published to ${key} (${detail}); ${listed}`, { cause })
+    this.key = key
+    this.uploadedKeys = uploadedKeys
+  }
+}
+
+/** A conditional update of a manifest lost the race to other writers more times than allowed. */
+export class ManifestConflictError extends S3ExchangeError {
+  override name = 'ManifestConflictError'
+  /** The manifest. */
+  readonly key: string
+  /** Attempts made. */
+  readonly attempts: number
+
+  constructor(key: string, attempts: number, cause?: unknown) {
+    super(`Manifest ${key} was changed by other writers during each of ${attempts} attempts to update it`, { cause })
+    this.key = key
+    this.attempts = attempts
+  }
+}
+
+/**
+ * A destructive call was refused: an empty prefix, or a key or prefix outside the fence (the
+ * store's `basePrefix`, or the call's `within`). Nothing was deleted.
+ */
+export class DeleteRefusedError extends S3ExchangeError {
+  override name = 'DeleteRefusedError'
+  /** The key or prefix that was refused. */
+  readonly key: string
+  /** The fence it had to be inside, if that was the reason. */
+  readonly fence: string | undefined
+
+  constructor(message: string, options: { key: string; fence?: string }) {
+    super(`Refused to delete ${JSON.stringify(options.key)}: ${message}`)
+    this.key = options.key
+    this.fence = options.fence
+  }
+}
+
+/** Some deletions failed; the others went through. `errors` is keyed by S3 key. */
+export class PartialDeleteError extends S3ExchangeError {
+  override name = 'PartialDeleteError'
+  /** Keys deleted before and despite the failures. */
+  readonly deletedCount: number
+  /** The message of each key's failure. */
+  readonly errors: Record<string, string>
+
+  constructor(deletedCount: number, errors: Record<string, string>) {
+    const keys = Object.keys(errors)
+    super(
+      `${keys.length} deletion(s) failed (${deletedCount} succeeded): ${keys
+        .slice(0, 5)
+        .map((k) => `${k}: ${errors[k]}`)
+        .join('; ')}${keys.length > 5 ? '; …' : ''}`,
+    )
+    this.deletedCount = deletedCount
+    this.errors = errors
+  }
+}
+
+/**
+ * A download would write outside its folder, or somewhere it must not: an absolute path, a path
+ * with `..`, an empty name, a link in the way, or two objects mapping to one file. Nothing was
+ * written for it.
+ */
+export class UnsafePathError extends S3ExchangeError {
+  override name = 'UnsafePathError'
+  /** The key (or virtual key) whose local path was refused. */
+  readonly key: string
+  /** The relative path it mapped to. */
+  readonly path: string
+
+  constructor(message: string, options: { key: string; path: string }) {
+    super(`Refused to write ${JSON.stringify(options.path)} for ${options.key}: ${message}`)
+    this.key = options.key
+    this.path = options.path
+  }
+}
+
+/**
+ * Bytes read do not match what their entry promised: a different length than `size_bytes`, or a
+ * different SHA-256 than `sha256` (checked when reading with `verify: true`).
+ */
+export class IntegrityError extends S3ExchangeError {
+  override name = 'IntegrityError'
+  /** The key (or virtual key) read. */
+  readonly key: string
+  /** The entry field that disagrees: `size_bytes` or `sha256`. */
+  readonly field: 'size_bytes' | 'sha256'
+  readonly expected: string | number
+  readonly actual: string | number
+
+  constructor(key: string, field: 'size_bytes' | 'sha256', expected: string | number, actual: string | number) {
+    super(`Integrity check failed for ${key}: ${field} is ${actual}, the entry says ${expected}`)
+    this.key = key
+    this.field = field
+    this.expected = expected
+    this.actual = actual
+  }
+}
+
+/**
+ * A limit was reached: a manifest refers to manifests nested too deep or too many of them, an
+ * archive member or an internal manifest is larger than allowed. The limit's name and value say
+ * which; they can be raised in the call's options.
+ */
+export class LimitExceededError extends S3ExchangeError {
+  override name = 'LimitExceededError'
+  /** The key being read when the limit was reached. */
+  readonly key: string
+  /** The option that sets the limit, e.g. `maxRefDepth`. */
+  readonly limit: string
+  /** Its value. */
+  readonly value: number
+
+  constructor(message: string, options: { key: string; limit: string; value: number }) {
+    super(`${message} (${options.limit} is ${options.value}) while reading ${options.key}`)
+    this.key = options.key
+    this.limit = options.limit
+    this.value = options.value
+  }
+}
+
+/** Configuration is missing or inconsistent (e.g. `fromEnv()` without a bucket). */
+export class ConfigurationError extends S3ExchangeError {
+  override name = 'ConfigurationError'
+}
+
+/** The HTTP status code carried by an AWS SDK error, if any. */
+export function httpStatusOf(error: unknown): number | undefined {
+  return (error as { $metadata?: { httpStatusCode?: number } } | undefined)?.$metadata?.httpStatusCode
+}
+
+/** True for the SDK's "no such key" answers (GetObject's `NoSuchKey`, HeadObject's bare 404). */
+export function isNotFound(error: unknown): boolean {
+  const name = (error as { name?: string } | undefined)?.name
+  if (name === 'NoSuchBucket') return false
+  return name === 'NoSuchKey' || name === 'NotFound' || httpStatusOf(error) === 404
+}
+
+/** True when the error is a cancellation by an `AbortSignal`. */
+export function isAbort(error: unknown): boolean {
+  // Not 'TimeoutError': the AWS SDK gives that name to connection failures ("socket hang up"),
+  // which are failures of the request, not cancellations.
+  return (error as { name?: string } | undefined)?.name === 'AbortError'
+}

@@ -1,0 +1,88 @@
+/**
+ * `@s3exchange/core/internals`: the building blocks the operators are made of, for the other
+ * packages of this repository (the store, `s3x`) and for whoever needs one piece on its own: the
+ * multipart and head-last writers, the tar reader and header writer, seekable gzip, archive
+ * indexes, the manifest writers, the rollover rule. They are documented and tested like the
+ * public API, but may change between minor versions; prefer `@s3exchange/core` where it serves.
+ *
+ * @example
+ * ```ts
+ * import { readTarMembers } from '@s3exchange/core/internals'
+ * import { getObjectBody } from '@s3exchange/core'
+ *
+ * const archive = await getObjectBody(ctx, 'ds/shards/shard-00000.tar')
+ * for await (const member of readTarMembers(archive, { archiveKey: 'ds/shards/shard-00000.tar' })) console.log(member.name)
+ * ```
+ */
+
+// archive/
+export {
+  type ArchiveHead,
+  type ArchiveIndex,
+  type ArchiveIndexOptions,
+  isLocated,
+  makeIndex,
+  readArchiveHead,
+} from './archive/archive-index.js'
+export {
+  BodyDeflater,
+  crc32,
+  crc32Combine,
+  deflateHead,
+  deflatePadding,
+  gzipHead,
+  gzipHeader,
+  gzipTrailer,
+  type Segment,
+  SegmentDeflater,
+} from './archive/gzip-stitch.js'
+export { HeadLastWriter } from './archive/head-last-writer.js'
+export { indexByPath, listedMemberEntry, parseInternalManifest, streamedMemberEntry } from './archive/internal-manifest.js'
+export { openLocatedMember } from './archive/random-access.js'
+export { type ScanArchiveOptions, type ScannedMember, scanArchive } from './archive/scan-archive.js'
+export { type PreparedShardItem, prepareShardItem } from './archive/shard-items.js'
+export {
+  isRegularFile,
+  memberBody,
+  type ReadTarOptions,
+  readTarMembers,
+  type SniffedCompression,
+  sniffCompression,
+  type TarEntryStream,
+  type TarMember,
+  toShardReadError,
+} from './archive/tar-reader.js'
+export { paddedSize, TAR_END, type TarHeaderSpec, tarHeader, tarHeaderSize, tarPadding } from './archive/tar-writer.js'
+// format/
+export { ENTRY_KINDS } from './format/entries.js'
+export { EntryStream } from './format/entry-stream.js'
+export { httpStatusOf, isAbort, isNotFound } from './format/errors.js'
+export { asyncIterableOf, iteratorOf } from './format/iterables.js'
+export { DEFAULT_MAX_LINE_BYTES } from './format/jsonl.js'
+export { memberPathProblem, runId, shardArchiveName, utcStamp } from './format/keys.js'
+export { type BatchSize, batches, closesBefore, isFull } from './format/rollover.js'
+// manifest/
+export { isConflict, MANIFEST_CONTENT_TYPE } from './manifest/commit.js'
+export { ManifestObjectWriter } from './manifest/manifest-object.js'
+export { ManifestPartsWriter } from './manifest/parts-writer.js'
+// operators/
+export { localPathOf, safeLocalPath, type WriteFileOptions, writeFileAtomically } from './operators/download.js'
+export { DEFAULT_MAX_BUFFERED_BYTES } from './operators/fetch-bodies.js'
+export { groupKeys, planRangedReads } from './operators/fetch-keys.js'
+export { type PrefetchShardsOptions, prefetchShards } from './operators/prefetch-shards.js'
+export { MANIFEST_KEY } from './operators/read-manifest.js'
+// s3/
+export { type BodySourceOptions, type ByteSource, type Expectation, expectationOf } from './s3/body.js'
+export { DEFAULT_MAX_UNSIZED_BYTES, hashing, type PreparedSource, type PrepareSourceOptions, prepareSource } from './s3/data-source.js'
+export { type DeleteKeysOptions, type DeleteKeysResult, deleteKeys } from './s3/delete-keys.js'
+export {
+  DEFAULT_PART_SIZE,
+  DEFAULT_QUEUE_SIZE,
+  MIN_PART_SIZE,
+  MultipartUpload,
+  PartBuffer,
+  putSingle,
+} from './s3/multipart-upload.js'
+export { collectSource, DEFAULT_RESUME_ATTEMPTS, objectBodyFrom, openObjectSource, ResumableSource } from './s3/object-source.js'
+export { ObjectWriter, putBytes } from './s3/object-writer.js'
+export { mapS3Error, mapWriteError, quoteEtag, type RangeOptions, requestObject, timesSent, unquoteEtag } from './s3/requests.js'

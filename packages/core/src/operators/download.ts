@@ -1,0 +1,148 @@
+/**
+ * Downloading to local disk, safely. `downloadInto(dir)` is the sink that writes every object of
+ * an iteration under `dir`: loose objects under their key's basename (as Python does), archive
+ * members under their path in the archive; `downloadObject` writes one object. Absolute paths,
+ * paths with `..`, and two objects that map to one file are refused with `UnsafePathError`;
+ * relative paths are resolved strictly inside the folder (`safeLocalPath`), parents are created and
+ * checked again after symlinks are resolved, and the data goes to a temporary file renamed to its
+ * final name only when complete (`writeFileAtomically`). A download cut off midway leaves no file
+ * under the final name, and nothing is ever written outside the folder or through a link.
+ *
+ * @example
+ * ```ts
+ * import { pipe } from 'it-pipe'
+ * import { downloadInto, expandRefs, expandShards, fetchBodies, readManifest } from '@s3exchange/core'
+ *
+ * const paths = await pipe(
+ *   readManifest(ctx, 'ds/manifest.jsonl'), expandRefs(ctx), expandShards(ctx, { bodies: true }), fetchBodies(ctx),
+ *   downloadInto('/data/ds'),
+ * ) // Map of key → local path
+ * ```
+ */
+import { randomBytes } from 'node:crypto'
+import { createWriteStream } from 'node:fs'
+import { mkdir, realpath, rename, unlink } from 'node:fs/promises'
+import { basename, dirname, isAbsolute, join, posix, relative, resolve, sep } from 'node:path'
+import { pipeline } from 'node:stream/promises'
+import { openObject } from '../archive/open-object.js'
+import type { OpenMemberOptions } from '../archive/random-access.js'
+import { type ManifestEntry, objectKeyOf } from '../format/entries.js'
+import { UnsafePathError } from '../format/errors.js'
+import type { EntryWithBody } from '../s3/body.js'
+import type { S3Context } from '../s3/context.js'
+
+/**
+ * The absolute path of `relativePath` inside `root`, or `UnsafePathError` when it would not stay
+ * inside. `/` and `\` both separate segments; empty and `.` segments are dropped.
+ */
+export function safeLocalPath(root: string, relativePath: string, key: string): string {
+  const refuse = (why: string) => new UnsafePathError(why, { key, path: relativePath })
+  if (typeof relativePath !== 'string' || relativePath === '') throw refuse('the path is empty')
+  if (relativePath.includes('\u0000')) throw refuse('the path contains a NUL character')
+  if (/^[\\/]/.test(relativePath) || /^[A-Za-z]:/.test(relativePath)) throw refuse('the path is absolute')
+  const segments = relativePath.split(/[\\/]+/).filter((segment) => segment !== '' && segment !== '.')
+  if (segments.includes('..')) throw refuse("the path contains '..'")
+  if (segments.length === 0) throw refuse('the path names no file')
+  const base = resolve(root)
+  const target = resolve(base, ...segments)
+  if (!target.startsWith(base + sep)) throw refuse('the path leaves the target folder')
+  return target
+}
+
+/** Options for {@link writeFileAtomically}. */
+export interface WriteFileOptions {
+  /** The folder nothing may be written outside of (checked after resolving links). */
+  root: string
+  /** The key being written, for error messages. */
+  key: string
+}
+
+/**
+ * Streams `data` into `target` through a temporary file in the same folder, renamed when
+ * complete; on failure the temporary file is removed and `target` is left as it was.
+ */
+export async function writeFileAtomically(
+  data: AsyncIterable<Uint8Array> | NodeJS.ReadableStream,
+  target: string,
+  options: WriteFileOptions,
+): Promise<void> {
+  const realFolder = await makeFolderInside(options.root, dirname(target), () => {
+    return new UnsafePathError('a link in the path leads outside the target folder', { key: options.key, path: target })
+  })
+  const temporary = join(realFolder, `.${basename(target)}.${randomBytes(4).toString('hex')}.s3x-part`)
+  try {
+    // 'wx': create a new file, never open an existing one (nor follow a link planted in its place).
+    await pipeline(data as AsyncIterable<Uint8Array>, createWriteStream(temporary, { flags: 'wx' }))
+    await rename(temporary, join(realFolder, basename(target)))
+  } catch (error) {
+    await unlink(temporary).catch(() => {})
+    throw error
+  }
+}
+
+/**
+ * Creates `folder` under `root` one level at a time, checking each level after resolving links, so
+ * that no folder is ever created through a link that leads outside `root`. Resolves to the real path.
+ */
+async function makeFolderInside(root: string, folder: string, refuse: () => Error): Promise<string> {
+  await mkdir(root, { recursive: true })
+  const realRoot = await realpath(root)
+  const inside = (path: string) => path === realRoot || path.startsWith(realRoot.endsWith(sep) ? realRoot : realRoot + sep)
+  const rest = relative(resolve(root), resolve(folder))
+  if (rest === '..' || rest.startsWith(`..${sep}`) || isAbsolute(rest)) throw refuse()
+  let current = realRoot
+  for (const segment of rest.split(sep).filter((s) => s !== '')) {
+    const next = join(current, segment)
+    try {
+      await mkdir(next)
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
+    }
+    current = await realpath(next)
+    if (!inside(current)) throw refuse()
+  }
+  return current
+}
+
+/** The relative local path of an object: an archive member's path, or a loose key's basename. */
+export function localPathOf(entry: ManifestEntry): string {
+  if (entry.kind === 'file' && typeof entry.archive_key === 'string' && typeof entry.member_path === 'string') return entry.member_path
+  return posix.basename(objectKeyOf(entry))
+}
+
+/** The sink that writes every object of an iteration under `dir`; resolves to a map of key to local path. See the module comment. */
+export function downloadInto(dir: string) {
+  return async function downloadIntoSink(items: AsyncIterable<EntryWithBody> | Iterable<EntryWithBody>): Promise<Map<string, string>> {
+    const root = resolve(dir)
+    const written = new Map<string, string>()
+    const owners = new Map<string, string>()
+    for await (const { entry, body } of items) {
+      const key = objectKeyOf(entry)
+      try {
+        const target = safeLocalPath(root, localPathOf(entry), key)
+        const owner = owners.get(target)
+        if (owner !== undefined && owner !== key) {
+          throw new UnsafePathError(`${owner} is written to the same file`, { key, path: localPathOf(entry) })
+        }
+        owners.set(target, key)
+        await writeFileAtomically(body, target, { root, key })
+        written.set(key, target)
+      } finally {
+        body.destroy()
+      }
+    }
+    return written
+  }
+}
+
+/** Writes one object (or archive member, by virtual key) to `localPath`, atomically. Resolves to the absolute path. */
+export async function downloadObject(ctx: S3Context, key: string, localPath: string, options: OpenMemberOptions = {}): Promise<string> {
+  const target = resolve(localPath)
+  const body = await openObject(ctx, key, options)
+  try {
+    await writeFileAtomically(body, target, { root: dirname(target), key })
+  } finally {
+    body.destroy()
+  }
+  return target
+}

@@ -1,0 +1,27 @@
+/**
+ * `S3Context`: what every operator takes, `{ client, bucket, signal?, limits? }`. Core keeps no state
+ * between calls: a pipeline passes one context to each of its stages.
+ *
+ * @example
+ * ```ts
+ * import { S3Client } from '@aws-sdk/client-s3'
+ * import { readManifest, type S3Context } from '@s3exchange/core'
+ *
+ * const ctx: S3Context = { client: new S3Client({}), bucket: 'my-bucket', limits: { maxRefDepth: 8 } }
+ * for await (const entry of readManifest(ctx, 'training/123/samples/manifest.jsonl')) console.log(entry.kind)
+ * ```
+ */
+import type { S3Client } from '@aws-sdk/client-s3'
+import type { ReadLimits } from '../format/limits.js'
+
+/** What every operator needs: a client, a bucket, and optionally a signal to cancel with. */
+export interface S3Context {
+  /** The caller's S3 client; the library never configures it. */
+  client: S3Client
+  /** The bucket every key is in. */
+  bucket: string
+  /** Cancels every request the operator makes, and the iteration itself. */
+  signal?: AbortSignal | undefined
+  /** Limits on what readers accept, for every call made with this context (see `ReadLimits`). */
+  limits?: ReadLimits | undefined
+}

@@ -1,0 +1,100 @@
+/**
+ * Reading S3 settings from the environment, as Python s3exchange's `S3Settings` does (`S3_*`
+ * variables and a `.env` file) and as the AWS tools do (`AWS_*` variables). Variables of the
+ * process win over the `.env` file; `S3_*` win over `AWS_*`. Without credentials in either, the
+ * AWS SDK's default credential chain is used.
+ *
+ * | setting | variables, first found wins |
+ * | --- | --- |
+ * | endpoint | `S3_ENDPOINT_URL`, `AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL` (none: AWS itself) |
+ * | region | `S3_REGION`, `AWS_REGION`, `AWS_DEFAULT_REGION` (none: `us-east-1`) |
+ * | access key | `S3_AWS_ACCESS_KEY_ID`, `AWS_ACCESS_KEY_ID` |
+ * | secret key | `S3_AWS_SECRET_ACCESS_KEY`, `AWS_SECRET_ACCESS_KEY` |
+ * | session token | `S3_AWS_SESSION_TOKEN`, `AWS_SESSION_TOKEN` |
+ * | bucket | `S3_BUCKET` |
+ * | path-style addressing | `S3_FORCE_PATH_STYLE` (`true`/`false`; default: true when an endpoint is set) |
+ *
+ * @example
+ * ```ts
+ * import { createClient, settingsFromEnv } from '@s3exchange/core'
+ *
+ * const settings = settingsFromEnv()   // reads process.env and ./.env
+ * console.log(settings.endpoint, settings.bucket)
+ * const client = createClient(settings, { maxAttempts: 5 })
+ * ```
+ */
+import { readFileSync } from 'node:fs'
+import { resolve } from 'node:path'
+import { parseEnv } from 'node:util'
+import { S3Client, type S3ClientConfig } from '@aws-sdk/client-s3'
+
+/** Where to read settings from. */
+export interface EnvSource {
+  /** Variables to read. Default: `process.env`. */
+  env?: Record<string, string | undefined>
+  /** A dotenv file to read as well (its values lose to `env`), or false for none. Default `.env` in the working directory. */
+  envFile?: string | false
+}
+
+/** S3 settings read from the environment. */
+export interface S3Settings {
+  endpoint: string | undefined
+  region: string
+  bucket: string | undefined
+  forcePathStyle: boolean
+  credentials: { accessKeyId: string; secretAccessKey: string; sessionToken?: string } | undefined
+}
+
+/** Reads the settings; see the module comment. */
+export function settingsFromEnv(source: EnvSource = {}): S3Settings {
+  const env = mergedEnv(source)
+  const pick = (...names: string[]) => {
+    for (const name of names) {
+      const value = env[name]
+      if (value !== undefined && value !== '') return value
+    }
+    return undefined
+  }
+  const endpoint = pick('S3_ENDPOINT_URL', 'AWS_ENDPOINT_URL_S3', 'AWS_ENDPOINT_URL')
+  const accessKeyId = pick('S3_AWS_ACCESS_KEY_ID', 'AWS_ACCESS_KEY_ID')
+  const secretAccessKey = pick('S3_AWS_SECRET_ACCESS_KEY', 'AWS_SECRET_ACCESS_KEY')
+  const sessionToken = pick('S3_AWS_SESSION_TOKEN', 'AWS_SESSION_TOKEN')
+  const pathStyle = pick('S3_FORCE_PATH_STYLE')
+  return {
+    endpoint,
+    region: pick('S3_REGION', 'AWS_REGION', 'AWS_DEFAULT_REGION') ?? 'us-east-1',
+    bucket: pick('S3_BUCKET'),
+    forcePathStyle: pathStyle === undefined ? endpoint !== undefined : /^(1|true|yes)$/i.test(pathStyle),
+    credentials: accessKeyId && secretAccessKey ? { accessKeyId, secretAccessKey, ...(sessionToken ? { sessionToken } : {}) } : undefined,
+  }
+}
+
+/** The S3 client configuration for some settings. */
+export function clientConfigFor(settings: S3Settings): S3ClientConfig {
+  return {
+    region: settings.region,
+    forcePathStyle: settings.forcePathStyle,
+    ...(settings.endpoint ? { endpoint: settings.endpoint } : {}),
+    ...(settings.credentials ? { credentials: settings.credentials } : {}),
+  }
+}
+
+/** A new S3 client for some settings, with `config` (retries, timeouts, checksums, ...) on top. */
+export function createClient(settings: S3Settings, config: S3ClientConfig = {}): S3Client {
+  return new S3Client({ ...clientConfigFor(settings), ...config })
+}
+
+function mergedEnv(source: EnvSource): Record<string, string | undefined> {
+  const env = source.env ?? process.env
+  const file = source.envFile === undefined ? '.env' : source.envFile
+  if (file === false) return env
+  let text: string
+  try {
+    text = readFileSync(resolve(file), 'utf8')
+  } catch {
+    return env
+  }
+  // Unset or empty variables do not hide the file's values.
+  const set = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== undefined && value !== ''))
+  return { ...parseEnv(text), ...set }
+}

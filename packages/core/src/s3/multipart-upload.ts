@@ -1,0 +1,281 @@
+/**
+ * The requests that write one object, for the writers above them: a single PUT (`putSingle`), or a
+ * multipart upload (`MultipartUpload`: parts sent a few at a time, then one completion, or an
+ * abort). Conditional writes (`ifMatch`, `ifNoneMatch`) apply to the PUT or to the completion. A
+ * write the server carried out but whose answer was lost, so that the SDK's repeat of it was
+ * refused (`NoSuchUpload` for a completion, 412 for a conditional write), is recognized by the
+ * object's ETag and size and counts as done. `PartBuffer` cuts a stream of chunks into parts.
+ *
+ * @example
+ * ```ts
+ * import { MultipartUpload } from '@s3exchange/core/internals'
+ *
+ * const upload = new MultipartUpload(ctx, 'ds/big.bin', { queueSize: 4 })
+ * await upload.upload(1, firstPart)   // waits while `queueSize` parts are in flight
+ * await upload.upload(2, lastPart)
+ * const etag = await upload.complete(firstPart.byteLength + lastPart.byteLength)
+ * ```
+ */
+import { createHash } from 'node:crypto'
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  PutObjectCommand,
+  UploadPartCommand,
+} from '@aws-sdk/client-s3'
+import type { S3Context } from './context.js'
+import { headObject, mapWriteError, timesSent, unquoteEtag } from './requests.js'
+
+/** Default part size: 8 MiB (S3's minimum is 5 MiB; some servers reject requests of 10 MiB and more). */
+export const DEFAULT_PART_SIZE = 8 * 1024 * 1024
+/** Default number of parts uploading at once. */
+export const DEFAULT_QUEUE_SIZE = 4
+/** S3's smallest allowed part (but the last). */
+export const MIN_PART_SIZE = 5 * 1024 * 1024
+/** S3's most parts in one upload. */
+const MAX_PARTS = 10_000
+
+/** How an object is written. */
+export interface UploadOptions {
+  /** Bytes per multipart part (at least 5 MiB). Default 8 MiB. */
+  partSize?: number
+  /** Parts uploading at once. Default 4. */
+  queueSize?: number
+  /** Content-Type of the object. */
+  contentType?: string
+  /** Only write if the object's current ETag is this one (else HTTP 412). */
+  ifMatch?: string
+  /** `'*'`: only write if no object exists under the key (else HTTP 412). */
+  ifNoneMatch?: string
+}
+
+/** What was written. */
+export interface WrittenObject {
+  key: string
+  /** ETag of the new object, unquoted. */
+  etag: string | undefined
+  /** Size in bytes. */
+  size: number
+}
+
+/** The part size of these options: at least S3's minimum. */
+export function partSizeOf(options: Pick<UploadOptions, 'partSize'>): number {
+  return Math.max(MIN_PART_SIZE, options.partSize ?? DEFAULT_PART_SIZE)
+}
+
+/** Chunks held until a part's worth is there, then cut into parts. */
+export class PartBuffer {
+  #chunks: Uint8Array[] = []
+  #size = 0
+
+  /** Bytes held. */
+  get size(): number {
+    return this.#size
+  }
+
+  push(chunk: Uint8Array): void {
+    if (chunk.byteLength === 0) return
+    this.#chunks.push(chunk)
+    this.#size += chunk.byteLength
+  }
+
+  /** The first `size` bytes held (all of them when fewer), removed from the buffer. */
+  take(size: number = this.#size): Uint8Array {
+    const all = concat(this.#chunks)
+    const part = all.subarray(0, size)
+    const rest = all.subarray(size)
+    this.#chunks = rest.byteLength > 0 ? [rest] : []
+    this.#size = rest.byteLength
+    return part
+  }
+
+  clear(): void {
+    this.#chunks = []
+    this.#size = 0
+  }
+}
+
+/** One multipart upload, created when its first part is sent; see the module comment. */
+export class MultipartUpload {
+  readonly key: string
+  readonly #ctx: S3Context
+  readonly #options: UploadOptions
+  readonly #queueSize: number
+  readonly #parts: { PartNumber: number; ETag: string | undefined }[] = []
+  readonly #inFlight = new Set<Promise<void>>()
+  #creating: Promise<string> | undefined
+  #state: 'open' | 'completed' | 'aborted' = 'open'
+  #failure: unknown
+
+  constructor(ctx: S3Context, key: string, options: UploadOptions = {}) {
+    this.#ctx = ctx
+    this.key = key
+    this.#options = options
+    this.#queueSize = Math.max(1, options.queueSize ?? DEFAULT_QUEUE_SIZE)
+  }
+
+  /** True once the upload was created (and so must be completed or aborted). */
+  get started(): boolean {
+    return this.#creating !== undefined
+  }
+
+  /**
+   * Sends one part, after waiting while `queueSize` parts are in flight; resolves once it is under
+   * way. A part that failed before makes this throw its error.
+   */
+  async upload(partNumber: number, body: Uint8Array): Promise<void> {
+    while (this.#inFlight.size >= this.#queueSize) await Promise.race(this.#inFlight)
+    if (this.#failure) throw this.#failure
+    if (partNumber > MAX_PARTS) throw new Error(`${this.key}: more than ${MAX_PARTS} parts; raise partSize`)
+    const uploadId = await this.#create()
+    const task = (async () => {
+      try {
+        const response = await this.#ctx.client.send(
+          new UploadPartCommand({ Bucket: this.#ctx.bucket, Key: this.key, UploadId: uploadId, PartNumber: partNumber, Body: body }),
+          { abortSignal: this.#ctx.signal },
+        )
+        this.#parts.push({ PartNumber: partNumber, ETag: response.ETag })
+      } catch (error) {
+        this.#failure ??= mapWriteError('UploadPart', this.key, error, this.#ctx.signal)
+      }
+    })()
+    this.#inFlight.add(task)
+    void task.finally(() => this.#inFlight.delete(task))
+  }
+
+  /** Waits for the parts in flight and completes the upload; `size` is the object's, for the lost-answer check. */
+  async complete(size: number): Promise<string | undefined> {
+    while (this.#inFlight.size > 0) await Promise.race(this.#inFlight)
+    if (this.#failure) throw this.#failure
+    const uploadId = await this.#create()
+    const parts = [...this.#parts].sort((a, b) => a.PartNumber - b.PartNumber)
+    try {
+      const response = await this.#ctx.client.send(
+        new CompleteMultipartUploadCommand({
+          Bucket: this.#ctx.bucket,
+          Key: this.key,
+          UploadId: uploadId,
+          MultipartUpload: { Parts: parts },
+          IfMatch: this.#options.ifMatch,
+          IfNoneMatch: this.#options.ifNoneMatch,
+        }),
+        { abortSignal: this.#ctx.signal },
+      )
+      this.#state = 'completed'
+      return unquoteEtag(response.ETag) ?? unquoteEtag((await headObject(this.#ctx, this.key)).ETag)
+    } catch (error) {
+      const landed = await landedBefore(this.#ctx, this.key, error, this.#options, () => multipartEtag(parts), size)
+      if (landed !== undefined) {
+        this.#state = 'completed'
+        return landed
+      }
+      throw mapWriteError('CompleteMultipartUpload', this.key, error, this.#ctx.signal)
+    }
+  }
+
+  /** Aborts the upload, if it was created and not completed. Safe to call twice. */
+  async abort(): Promise<void> {
+    this.#failure ??= new Error('aborted')
+    await Promise.allSettled(this.#inFlight)
+    const creating = this.#creating
+    if (creating === undefined || this.#state !== 'open') return
+    this.#state = 'aborted'
+    let uploadId: string
+    try {
+      uploadId = await creating
+    } catch {
+      return
+    }
+    try {
+      await this.#ctx.client.send(new AbortMultipartUploadCommand({ Bucket: this.#ctx.bucket, Key: this.key, UploadId: uploadId }))
+    } catch {
+      // Best effort: a bucket lifecycle rule is the backstop for uploads that cannot be aborted.
+    }
+  }
+
+  #create(): Promise<string> {
+    this.#creating ??= (async () => {
+      try {
+        const response = await this.#ctx.client.send(
+          new CreateMultipartUploadCommand({ Bucket: this.#ctx.bucket, Key: this.key, ContentType: this.#options.contentType }),
+          { abortSignal: this.#ctx.signal },
+        )
+        if (!response.UploadId) throw new Error('CreateMultipartUpload returned no UploadId')
+        return response.UploadId
+      } catch (error) {
+        throw mapWriteError('CreateMultipartUpload', this.key, error, this.#ctx.signal)
+      }
+    })()
+    return this.#creating
+  }
+}
+
+/** Writes `body` to `key` with one PutObject; resolves to its ETag. See the module comment. */
+export async function putSingle(ctx: S3Context, key: string, body: Uint8Array, options: UploadOptions = {}): Promise<string | undefined> {
+  let etag: string | undefined
+  try {
+    const response = await ctx.client.send(
+      new PutObjectCommand({
+        Bucket: ctx.bucket,
+        Key: key,
+        Body: body,
+        ContentLength: body.byteLength,
+        ContentType: options.contentType,
+        IfMatch: options.ifMatch,
+        IfNoneMatch: options.ifNoneMatch,
+      }),
+      { abortSignal: ctx.signal },
+    )
+    etag = unquoteEtag(response.ETag)
+  } catch (error) {
+    const landed = await landedBefore(ctx, key, error, options, () => createHash('md5').update(body).digest('hex'), body.byteLength)
+    if (landed !== undefined) return landed
+    throw mapWriteError('PutObject', key, error, ctx.signal)
+  }
+  return etag ?? unquoteEtag((await headObject(ctx, key)).ETag)
+}
+
+/**
+ * A write sent more than once whose repeat was refused although the first may have been carried
+ * out, its answer lost: a completion answered `NoSuchUpload` (AWS S3 answers a repeated completion
+ * with success; MinIO, fauxqs and others with NoSuchUpload), or a conditional write answered 412
+ * because the first one already changed the object. If the object under the key now is this
+ * write (its ETag, `expectedEtag()`, and its size), the write is done: resolves to that ETag.
+ * Otherwise (or when the server's ETags are not MD5-based, as with SSE-KMS) undefined, and the
+ * error stands.
+ */
+async function landedBefore(
+  ctx: S3Context,
+  key: string,
+  error: unknown,
+  options: UploadOptions,
+  expectedEtag: () => string | undefined,
+  size: number,
+): Promise<string | undefined> {
+  const detail = error as { name?: string; $metadata?: { httpStatusCode?: number } } | undefined
+  if (timesSent(error) < 2) return undefined
+  const conditional = options.ifMatch !== undefined || options.ifNoneMatch !== undefined
+  const refusedRepeat = detail?.name === 'NoSuchUpload' || (conditional && detail?.$metadata?.httpStatusCode === 412)
+  if (!refusedRepeat || ctx.signal?.aborted) return undefined
+  const expected = expectedEtag()
+  if (expected === undefined) return undefined
+  try {
+    const head = await headObject(ctx, key)
+    return unquoteEtag(head.ETag) === expected && head.ContentLength === size ? expected : undefined
+  } catch {
+    return undefined // the error that brought us here is the one to report
+  }
+}
+
+/** The ETag S3 gives a multipart upload of these parts: MD5 of their binary MD5s, `-` their count. */
+function multipartEtag(parts: { ETag?: string | undefined }[]): string | undefined {
+  const digests = parts.map((part) => Buffer.from(unquoteEtag(part.ETag) ?? '', 'hex'))
+  if (digests.some((digest) => digest.byteLength !== 16)) return undefined
+  return `${createHash('md5').update(Buffer.concat(digests)).digest('hex')}-${parts.length}`
+}
+
+function concat(chunks: Uint8Array[]): Uint8Array {
+  if (chunks.length === 1) return chunks[0] as Uint8Array
+  return Buffer.concat(chunks)
+}

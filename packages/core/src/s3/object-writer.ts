@@ -1,0 +1,133 @@
+/**
+ * `ObjectWriter`: streams bytes into one S3 object. Up to `partSize` bytes it is a single PUT;
+ * beyond, a multipart upload whose parts are sent as they fill, a few at a time, so memory stays at
+ * about `partSize × (queueSize + 1)` whatever the object size. Nothing is visible under the key
+ * until `finish()` succeeds; on any failure, or `abort()`, the multipart upload is aborted.
+ * Conditional writes and writes whose answer was lost: see `multipart-upload.ts`. `PartWriter` is
+ * what it shares with writers that lay their parts out otherwise (`HeadLastWriter`).
+ *
+ * @example
+ * ```ts
+ * import { ObjectWriter } from '@s3exchange/core/internals'
+ *
+ * const writer = new ObjectWriter(ctx, 'exports/big.jsonl', { contentType: 'application/x-ndjson' })
+ * for (const line of lines) await writer.add(Buffer.from(line + '\n'))
+ * const { etag, size } = await writer.finish()
+ * ```
+ */
+import type { Writer } from '../format/writer.js'
+import type { S3Context } from './context.js'
+import { MultipartUpload, PartBuffer, partSizeOf, putSingle, type UploadOptions, type WrittenObject } from './multipart-upload.js'
+
+/**
+ * Bytes buffered and cut into the parts of one upload as they come, the writer's state, and
+ * abort: what every writer of one object shares. A subclass says where each part goes (`emit`),
+ * how big the next one is (`nextCut`), and how the object is published (`finishWith`).
+ */
+export abstract class PartWriter {
+  readonly key: string
+  protected readonly ctx: S3Context
+  protected readonly options: UploadOptions
+  protected readonly partSize: number
+  protected readonly buffer = new PartBuffer()
+  protected readonly upload: MultipartUpload
+  #written = 0
+  #state: 'open' | 'finished' | 'aborted' = 'open'
+
+  constructor(ctx: S3Context, key: string, options: UploadOptions = {}) {
+    this.ctx = ctx
+    this.key = key
+    this.options = options
+    this.partSize = partSizeOf(options)
+    this.upload = new MultipartUpload(ctx, key, options)
+  }
+
+  /** Bytes written so far. */
+  get size(): number {
+    return this.#written
+  }
+
+  /** True once a multipart upload has been started (and so must be completed or aborted). */
+  get multipart(): boolean {
+    return this.upload.started
+  }
+
+  /** Adds bytes; resolves when they are accepted (waits while too many parts are uploading). */
+  async add(chunk: Uint8Array): Promise<void> {
+    this.#check()
+    this.buffer.push(chunk)
+    this.#written += chunk.byteLength
+    try {
+      // Only cut a part when more data follows it, so that a small object stays a single PUT.
+      for (let cut = this.nextCut(); this.buffer.size > cut; cut = this.nextCut()) await this.emit(this.buffer.take(cut))
+    } catch (error) {
+      await this.abort()
+      throw error
+    }
+  }
+
+  /** Abandons the object: aborts the multipart upload, if one was started. Safe to call twice. */
+  async abort(): Promise<void> {
+    if (this.#state === 'open') this.#state = 'aborted'
+    await this.#abortUpload()
+  }
+
+  /** Bytes in the next part. */
+  protected nextCut(): number {
+    return this.partSize
+  }
+
+  /** Sends one part cut from the buffer (or holds it back). */
+  protected abstract emit(part: Uint8Array): Promise<void>
+
+  /** Drops what is held in memory, when the writer is aborted. */
+  protected release(): void {
+    this.buffer.clear()
+  }
+
+  /** Finishes the writer with `publish` (given the bytes written); a failure aborts the upload. */
+  protected async finishWith(publish: (written: number) => Promise<WrittenObject>): Promise<WrittenObject> {
+    this.#check()
+    this.#state = 'finished'
+    try {
+      return await publish(this.#written)
+    } catch (error) {
+      await this.#abortUpload()
+      throw error
+    }
+  }
+
+  async #abortUpload(): Promise<void> {
+    this.release()
+    await this.upload.abort()
+  }
+
+  #check(): void {
+    if (this.#state !== 'open') throw new Error(`${this.constructor.name} for ${this.key} is already ${this.#state}`)
+  }
+}
+
+/** Streams bytes into one object; see the module comment. */
+export class ObjectWriter extends PartWriter implements Writer<Uint8Array, WrittenObject> {
+  #nextPart = 1
+
+  /** Publishes the object: a single PUT, or the last part and the completion. */
+  finish(): Promise<WrittenObject> {
+    return this.finishWith(async (size) => {
+      if (!this.multipart) return { key: this.key, etag: await putSingle(this.ctx, this.key, this.buffer.take(), this.options), size }
+      if (this.buffer.size > 0) await this.emit(this.buffer.take())
+      return { key: this.key, etag: await this.upload.complete(size), size }
+    })
+  }
+
+  protected override emit(part: Uint8Array): Promise<void> {
+    return this.upload.upload(this.#nextPart++, part)
+  }
+}
+
+/** Writes bytes to `key` in one go (multipart when larger than a part). */
+export async function putBytes(ctx: S3Context, key: string, body: Uint8Array, options: UploadOptions = {}): Promise<WrittenObject> {
+  const writer = new ObjectWriter(ctx, key, options)
+  await writer.add(body)
+  return writer.finish()
+}

@@ -1,0 +1,231 @@
+/**
+ * The options of the store's calls. Each is derived from the core option it passes on (`Pick`,
+ * `extends`), so that an option is documented once, where it takes effect; what is said here is
+ * only what the store adds: its defaults, the Python names, the call's own switches.
+ *
+ * @example
+ * ```ts
+ * import type { IterObjectsOptions } from 's3exchange'
+ *
+ * const options: IterObjectsOptions = { concurrency: 32, shardConcurrency: 4, verify: true, limit: 1000 }
+ * for await (const { entry, body } of store.iterObjects('ds/manifest.jsonl', options)) console.log(entry.key)
+ * ```
+ */
+
+import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3'
+import type {
+  CommitResult,
+  EnvSource,
+  ExpandShardsOptions,
+  FetchBodiesOptions,
+  FetchKeysOptions,
+  ManifestPartsOptions,
+  PartitionOptions,
+  PutObjectOptions,
+  ReadLimits,
+  RolloverLimits,
+  ShardWriterOptions,
+  TemplateVars,
+  WrittenManifest,
+} from '@s3exchange/core'
+import type { CallOptions } from './context.js'
+
+/** Options for the {@link S3ExchangeStore} constructor. */
+export interface S3ExchangeStoreOptions {
+  /** Your S3 client; the store never reconfigures it. */
+  client: S3Client
+  /** The bucket every key is in. */
+  bucket: string
+  /** Prefix that `resolveKey` and `scope` put before the keys they build, and the fence of destructive calls. Never added to keys you pass. */
+  basePrefix?: string
+  /** Template variables available to every `resolveKey` and `scope`. */
+  defaultVars?: TemplateVars
+  /** Derives an entry's `id` from its key when none is given. Default: the basename without its last extension. */
+  inferId?: (key: string) => string
+  /**
+   * How many archive indexes (internal manifests, for one-GET reads of single members) to keep.
+   * Default 256; 0 keeps none. Indexes assume archives are not rewritten in place; one that was is
+   * noticed (its ETag) on the next member read and read again.
+   */
+  archiveIndexCacheSize?: number
+  /** Limits on what reads accept, for every call of this store (see `ReadLimits` for each and its default). */
+  limits?: ReadLimits
+}
+
+/** Options for {@link S3ExchangeStore.fromEnv}. */
+export interface FromEnvOptions extends EnvSource, Omit<Partial<S3ExchangeStoreOptions>, 'client'> {
+  /** Extra configuration for the S3 client that is built (retries, timeouts, checksums, ...). */
+  clientConfig?: S3ClientConfig
+}
+
+/** The `limit` option of the store's iterations. */
+export interface LimitOptions {
+  /**
+   * Yield at most this many items (entries, objects or keys; a shard member counts as one; with
+   * `partition`, counted within this worker's share). Nothing past it is read.
+   */
+  limit?: number
+}
+
+/** The `resolveRefs` option of the store's reads of entries. */
+export interface ResolveRefsOptions {
+  /**
+   * Inline `manifest_ref` entries, recursively (depth first, each manifest read once). Default
+   * true. When false, a ref is an entry like the others: `getKeys` yields the key of its manifest,
+   * a compaction drops it (counted in `resolvedRefs`), as Python does.
+   */
+  resolveRefs?: boolean
+}
+
+/** The `partition` option: one worker's share of a manifest. */
+export interface PartitionOption {
+  /**
+   * Yield only worker `index`'s share of the dataset, out of `count` workers, for data loaders
+   * spread across processes or machines (see `PartitionOptions` and the `partition` operator): the
+   * shares are disjoint and together make the whole dataset, each in manifest order, made of whole
+   * shards and loose files, and every worker computes the same ones from the same manifest with no
+   * coordination. Every worker reads the manifest (refs included) but fetches only its own
+   * objects; applied after refs are resolved (with `resolveRefs: false`, a `manifest_ref` is
+   * assigned whole). For a manifest backed by one shard's internal manifest, the members are
+   * shared out instead (each worker streams the archive and skips the others' members). Keep the
+   * manifest unchanged while workers read it. A bad index or count throws `ConfigurationError`.
+   */
+  partition?: PartitionOptions
+}
+
+/** Options for {@link Manifest.iterEntries} and `iterManifestEntries`. */
+export interface IterEntriesOptions extends CallOptions, ResolveRefsOptions, LimitOptions, PartitionOption {}
+
+/** Options for {@link Manifest.iterObjects} and `iterObjects`. */
+export interface IterObjectsOptions
+  extends CallOptions,
+    LimitOptions,
+    PartitionOption,
+    Pick<FetchBodiesOptions, 'concurrency' | 'verify'>,
+    Pick<ExpandShardsOptions, 'shardConcurrency'> {
+  /**
+   * Yield each shard's members (streamed out of one GET per archive). When false, yield the
+   * shard entry with the whole archive as its body. Default true.
+   */
+  expandShards?: boolean
+  /**
+   * Bytes held in memory ahead of the consumer, for loose objects fetched ahead and, separately,
+   * for members of shards read ahead. Default 64 MiB each.
+   */
+  maxBufferedBytes?: number
+}
+
+/** Options for {@link Manifest.getKeys} and `getKeys`. */
+export interface GetKeysOptions extends CallOptions, ResolveRefsOptions, LimitOptions {
+  /** Yield the virtual keys of shard members instead of the archive key. Default true. */
+  expandShards?: boolean
+}
+
+/** Options for {@link Manifest.listFiles} and `listManifestFiles`. */
+export interface ListFilesOptions extends CallOptions {
+  /** Replace shard entries by their internal manifest's entries. Default true. */
+  includeShards?: boolean
+}
+
+/** Options for {@link Shard.iterEntries} and {@link Shard.iterObjects}. */
+export interface ShardIterOptions extends CallOptions, LimitOptions {}
+
+/** Options for {@link S3ExchangeStore.iterObjectsFromKeys}. */
+export interface IterObjectsFromKeysOptions
+  extends CallOptions,
+    LimitOptions,
+    Pick<FetchKeysOptions, 'concurrency' | 'onMissing' | 'verify'> {}
+
+/** Options for the downloads of many objects. */
+export interface DownloadOptions extends CallOptions, Pick<FetchBodiesOptions, 'concurrency'> {}
+
+/** Options for {@link S3ExchangeStore.putObject}. */
+export interface PutObjectCallOptions extends CallOptions, EntryFields {}
+
+/** Options for {@link S3ExchangeStore.writeManifest}. */
+export interface WriteManifestOptions extends CallOptions, Pick<ManifestPartsOptions, 'partMaxEntries' | 'partMaxBytes' | 'maxAttempts'> {
+  /**
+   * `overwrite` (default): the manifest is replaced, all at once. `append_parts`: the entries go to
+   * a new part (more than one past `partMaxEntries` / `partMaxBytes`) and the root gains a ref to
+   * each, in one conditional write.
+   */
+  mode?: 'overwrite' | 'append_parts'
+}
+
+/** What `writeManifest` did. */
+export type WriteManifestResult = WrittenManifest | CommitResult
+
+/** Options for {@link S3ExchangeStore.putShardArchive}. */
+export interface PutShardArchiveOptions extends CallOptions, Pick<ShardWriterOptions, 'compression' | 'internalManifestPath'> {
+  /** Only `tar`. */
+  format?: 'tar'
+}
+
+/** Options for {@link S3ExchangeStore.putSharded}. */
+export interface PutShardedOptions extends Omit<WriteManifestOptions, 'mode'> {
+  /** Default `append_parts`, as Python. */
+  updateMode?: 'overwrite' | 'append_parts'
+}
+
+/**
+ * How big a shard of a `ManifestWriter` gets before it is written out: at least one limit. By
+ * default a shard is written out once it has reached a limit, after the member that reached it
+ * (`rollover: 'at-limit'`, as Python's writer; a shard may then exceed `maxBytes` by its last
+ * member); `'before-overflow'` writes it out before a member that would take it past `maxBytes`.
+ */
+export type ShardSizePolicy = RolloverLimits
+
+/** Options for {@link ManifestWriter}, as Python's `open_manifest_writer`. */
+export interface ManifestWriterOptions
+  extends CallOptions,
+    Pick<ManifestPartsOptions, 'partMaxEntries' | 'partMaxBytes'>,
+    Pick<ShardWriterOptions, 'internalManifestPath'> {
+  /** `append_parts` (default): parts + refs appended to the root. `overwrite`: the root is replaced. */
+  mode?: 'overwrite' | 'append_parts'
+  /** Enables `addShardItem` / `addToShard`: a shard is written out when it reaches a limit. */
+  shardSize?: ShardSizePolicy
+  /** Where shards go. Default `<directory of the manifest key>/shards`. */
+  shardPrefix?: string
+  /** Archive format; only `tar`. */
+  shardFormat?: 'tar'
+  /** `null` (default, as Python's writer): `.tar`. `'gzip'`: `.tar.gz`. */
+  shardCompression?: 'gzip' | null
+  /** On an error, publish what was written before it (Python's `publish_on_error`). Default false. */
+  publishOnError?: boolean
+  /** `maxAttempts` of the conditional root update (see `AppendOptions`), under Python's name for it. */
+  maxCommitAttempts?: number
+}
+
+/** The entry fields of an object (`id`, `meta`, `contentType`): see `PutObjectOptions`. */
+export type EntryFields = Pick<PutObjectOptions, 'id' | 'meta' | 'contentType'>
+
+/** Options for {@link ManifestWriter.addFile}: the entry's fields. */
+export interface AddFileOptions extends EntryFields {
+  sizeBytes?: number | null
+  etag?: string | null
+}
+
+/** Options for {@link ManifestWriter.addToShard}. */
+export interface AddToShardOptions extends Pick<EntryFields, 'id' | 'meta'> {
+  /** Size of the data; needed for streams (else the stream is read into memory first). */
+  sizeBytes?: number | null
+  /** Stored in the member's `meta.content_type`, as Python does. */
+  contentType?: string | null
+}
+
+/** Counters of a writer, as Python's `stats()` (camelCased). */
+export interface ManifestWriterStats {
+  /** Entries in the part being written (overwrite mode: in the root). */
+  partEntries: number
+  /** Bytes in the part being written. */
+  partBytes: number
+  /** Parts uploaded so far. */
+  partsUploaded: number
+  /** Members in the shard being written. */
+  shardEntries: number
+  /** Member bytes in the shard being written. */
+  shardBytes: number
+  /** Shards written so far. */
+  shardsCreated: number
+  isClosed: boolean
+}
