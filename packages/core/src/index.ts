@@ -73,6 +73,7 @@ export {
   normalizeKey,
   partKeyFor,
   resolveTemplate,
+  type ShardCompression,
   splitVirtualKey,
   type TemplateVars,
   type VirtualKey,

@@ -129,6 +129,7 @@ export {
   type S3Settings,
   type ServerCapabilities,
   type ServerProbe,
+  type ShardCompression,
   type ShardEntry,
   type ShardIntoOptions,
   type ShardItem,
