@@ -1,8 +1,9 @@
 /**
  * Random access to shard members: `readArchiveHead` (the index read from an archive's head),
  * `openArchiveMember` with and without an index cache (one ranged GET per member, checked with
- * the proxy's request log: `range`, `if-match`), the fallbacks (archives without offsets, indexes
- * that lie, archives replaced after they were indexed), `scanArchive({ onIndex })`, `LruCache`, and
+ * the proxy's request log: `range`, `if-match`; plain tar, seekable tar.gz and tar.zst), the
+ * fallbacks (archives without offsets, indexes that lie, archives replaced after they were
+ * indexed), `scanArchive({ onIndex })`, `LruCache`, and
  * the seekable gzip shards the writer makes by default (read back by us, Python's `tarfile` in
  * streaming mode, `gzip -t`, GNU tar).
  */
