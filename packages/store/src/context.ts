@@ -12,7 +12,7 @@
  * const manifest = Manifest.fromKey(store, 'ds/manifest.jsonl') // a store is a StoreContext
  * ```
  */
-import type { ArchiveIndexCache, ManifestEntry, S3Context } from '@s3exchange/core'
+import type { ArchiveIndexCache, ManifestEntry, RangedReadOptions, S3Context } from '@s3exchange/core'
 
 /** What a store's parts need of it; see the module comment. */
 export interface StoreContext {
@@ -22,8 +22,11 @@ export interface StoreContext {
   readonly inferId: (key: string) => string
   /** The archive indexes kept between reads of single members, if any. */
   readonly archiveIndexes: ArchiveIndexCache | undefined
-  /** The core context of one call: the client, the bucket, the limits, and the call's signal. */
-  context(signal?: AbortSignal): S3Context
+  /**
+   * The core context of one call: the client, the bucket, the limits, the call's signal, and its
+   * ranged reads (the call's `rangeSize` / `rangeConcurrency` over the store's; new slots per call).
+   */
+  context(signal?: AbortSignal, reads?: RangedReadOptions): S3Context
 }
 
 /** Options every call that talks to S3 takes. */
@@ -31,6 +34,9 @@ export interface CallOptions {
   /** Cancels the call (and the iteration). */
   signal?: AbortSignal
 }
+
+/** Options of the calls that read objects: the call's own ranged reads (default: the store's). */
+export interface ReadCallOptions extends CallOptions, RangedReadOptions {}
 
 /** A manifest as the delete and compaction wiring read it: its key, when it is stored, and its entries. */
 export interface EntrySource {

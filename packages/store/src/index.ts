@@ -27,6 +27,8 @@ export {
   DEFAULT_FETCH_CONCURRENCY,
   DEFAULT_INTERNAL_MANIFEST_PATH,
   DEFAULT_LIMITS,
+  DEFAULT_RANGE_CONCURRENCY,
+  DEFAULT_RANGE_SIZE,
   type DeleteAllOptions,
   type DeletePlan,
   DeleteRefusedError,
@@ -117,6 +119,7 @@ export {
   probeServerOnce,
   putObject,
   putObjects,
+  type RangedReadOptions,
   type ReadLimits,
   type ReadManifestOptions,
   type RolloverLimits,
@@ -173,7 +176,7 @@ export {
   writeManifestParts,
 } from '@s3exchange/core'
 export type { CompactOptions } from './compact.js'
-export type { CallOptions, EntrySource, StoreContext } from './context.js'
+export type { CallOptions, EntrySource, ReadCallOptions, StoreContext } from './context.js'
 export type { DeleteManifestOptions, DeletePrefixOptions, FenceOptions } from './delete.js'
 export { Manifest, type ManifestRef } from './manifest.js'
 export { ManifestWriter } from './manifest-writer.js'

@@ -138,7 +138,7 @@ export class Manifest implements EntrySource {
    * archive. Read each body inside the loop: a shard member's body is skipped once the loop moves on.
    */
   iterObjects(options: IterObjectsOptions = {}): AsyncIterable<EntryWithBody> {
-    const ctx = this.store.context(options.signal)
+    const ctx = this.store.context(options.signal, options)
     const backing = this.#backing
     if (backing.kind === 'shard') {
       // The members of one archive: one streaming pass, not one archive read per member.

@@ -22,6 +22,7 @@ import type {
   ManifestPartsOptions,
   PartitionOptions,
   PutObjectOptions,
+  RangedReadOptions,
   ReadLimits,
   RolloverLimits,
   ShardCompression,
@@ -29,10 +30,10 @@ import type {
   TemplateVars,
   WrittenManifest,
 } from '@s3exchange/core'
-import type { CallOptions } from './context.js'
+import type { CallOptions, ReadCallOptions } from './context.js'
 
 /** Options for the {@link S3ExchangeStore} constructor. */
-export interface S3ExchangeStoreOptions {
+export interface S3ExchangeStoreOptions extends RangedReadOptions {
   /** Your S3 client; the store never reconfigures it. */
   client: S3Client
   /** The bucket every key is in. */
@@ -99,7 +100,7 @@ export interface IterEntriesOptions extends CallOptions, ResolveRefsOptions, Lim
 
 /** Options for {@link Manifest.iterObjects} and `iterObjects`. */
 export interface IterObjectsOptions
-  extends CallOptions,
+  extends ReadCallOptions,
     LimitOptions,
     PartitionOption,
     Pick<FetchBodiesOptions, 'concurrency' | 'verify'>,
@@ -129,16 +130,16 @@ export interface ListFilesOptions extends CallOptions {
 }
 
 /** Options for {@link Shard.iterEntries} and {@link Shard.iterObjects}. */
-export interface ShardIterOptions extends CallOptions, LimitOptions {}
+export interface ShardIterOptions extends ReadCallOptions, LimitOptions {}
 
 /** Options for {@link S3ExchangeStore.iterObjectsFromKeys}. */
 export interface IterObjectsFromKeysOptions
-  extends CallOptions,
+  extends ReadCallOptions,
     LimitOptions,
     Pick<FetchKeysOptions, 'concurrency' | 'onMissing' | 'verify'> {}
 
 /** Options for the downloads of many objects. */
-export interface DownloadOptions extends CallOptions, Pick<FetchBodiesOptions, 'concurrency'> {}
+export interface DownloadOptions extends ReadCallOptions, Pick<FetchBodiesOptions, 'concurrency'> {}
 
 /** Options for {@link S3ExchangeStore.putObject}. */
 export interface PutObjectCallOptions extends CallOptions, EntryFields {}

@@ -31,7 +31,7 @@ import {
   splitShardItems,
   take,
 } from '@s3exchange/core'
-import type { CallOptions, StoreContext } from './context.js'
+import type { CallOptions, ReadCallOptions, StoreContext } from './context.js'
 import { deleteKey, type FenceOptions } from './delete.js'
 import { Manifest } from './manifest.js'
 import type { ShardIterOptions } from './options.js'
@@ -96,7 +96,7 @@ export class Shard {
    * streaming GET. Read each body inside the loop.
    */
   iterEntries(options: ShardIterOptions = {}): AsyncIterable<EntryWithBody<FileEntry>> {
-    const ctx = this.store.context(options.signal)
+    const ctx = this.store.context(options.signal, options)
     return take<EntryWithBody<FileEntry>>(options.limit)(readShardMembers(ctx, this.entry))
   }
 
@@ -105,12 +105,12 @@ export class Shard {
    * (`kind`, `key`, `member_path`, `size_bytes`), in archive order.
    */
   iterObjects(options: ShardIterOptions = {}): AsyncGenerator<EntryWithBody<FileEntry>, void, undefined> {
-    return take<EntryWithBody<FileEntry>>(options.limit)(readArchiveMembers(this.store.context(options.signal), this.archiveKey))
+    return take<EntryWithBody<FileEntry>>(options.limit)(readArchiveMembers(this.store.context(options.signal, options), this.archiveKey))
   }
 
   /** One member's body, streamed out of the archive. A missing member is `ObjectNotFoundError`. */
-  async getMember(memberPath: string, options: CallOptions = {}): Promise<ObjectBody> {
-    return openShardMember(this.store.context(options.signal), this.archiveKey, memberPath, {
+  async getMember(memberPath: string, options: ReadCallOptions = {}): Promise<ObjectBody> {
+    return openShardMember(this.store.context(options.signal, options), this.archiveKey, memberPath, {
       indexCache: this.store.archiveIndexes,
       internalManifestPath: this.internalManifestPath,
     })

@@ -43,6 +43,7 @@ import {
   objectExists,
   openObject,
   putObject,
+  type RangedReadOptions,
   type ReadLimits,
   resolveTemplate,
   type S3Context,
@@ -52,10 +53,10 @@ import {
   type TemplateVars,
   take,
 } from '@s3exchange/core'
-import type { ArchiveIndex } from '@s3exchange/core/internals'
+import { type ArchiveIndex, type RangedReads, rangedReadsOf } from '@s3exchange/core/internals'
 import { pipe } from 'it-pipe'
 import { type CompactOptions, compactManifest } from './compact.js'
-import type { CallOptions, StoreContext } from './context.js'
+import type { CallOptions, ReadCallOptions, StoreContext } from './context.js'
 import {
   type DeleteManifestOptions,
   type DeletePrefixOptions,
@@ -97,6 +98,8 @@ export class S3ExchangeStore implements StoreContext {
   readonly archiveIndexes: ArchiveIndexCache | undefined
   /** The limits this store's reads enforce (see `S3ExchangeStoreOptions.limits`). */
   readonly limits: Readonly<Required<ReadLimits>>
+  /** The ranged reads of every call that does not set its own (`rangeSize`, `rangeConcurrency`). */
+  readonly ranges: Readonly<RangedReads>
 
   constructor(options: S3ExchangeStoreOptions) {
     if (!options?.client) throw new ConfigurationError('S3ExchangeStore needs a client')
@@ -111,6 +114,7 @@ export class S3ExchangeStore implements StoreContext {
     const cacheSize = options.archiveIndexCacheSize ?? 256
     this.archiveIndexes = cacheSize > 0 ? new LruCache<ArchiveIndex>(cacheSize) : undefined
     this.limits = Object.freeze(effectiveLimits(options.limits))
+    this.ranges = Object.freeze(rangedReadsOf(options))
   }
 
   /**
@@ -125,9 +129,16 @@ export class S3ExchangeStore implements StoreContext {
     return new S3ExchangeStore({ ...options, client: createClient(settings, options.clientConfig), bucket })
   }
 
-  /** The context the core operators take, for composing your own pipelines. */
-  context(signal?: AbortSignal): S3Context {
-    return { client: this.client, bucket: this.bucket, signal, limits: this.limits }
+  /**
+   * The context the core operators take, for composing your own pipelines: a new one per call, with
+   * the call's ranged reads (`reads` over the store's `rangeSize` / `rangeConcurrency`) and slots of its own.
+   */
+  context(signal?: AbortSignal, reads: RangedReadOptions = {}): S3Context {
+    const ranges = rangedReadsOf({
+      rangeSize: reads.rangeSize ?? this.ranges.rangeSize,
+      rangeConcurrency: reads.rangeConcurrency ?? this.ranges.rangeConcurrency,
+    })
+    return { client: this.client, bucket: this.bucket, signal, limits: this.limits, ranges }
   }
 
   // ---------------------------------------------------------------- keys
@@ -173,8 +184,8 @@ export class S3ExchangeStore implements StoreContext {
    * object exists under the part before the `#`, the whole key is read as an ordinary key.
    * Missing: `ObjectNotFoundError`.
    */
-  async getObject(key: string, options: CallOptions = {}): Promise<ObjectBody> {
-    return openObject(this.context(options.signal), key, { indexCache: this.archiveIndexes })
+  async getObject(key: string, options: ReadCallOptions = {}): Promise<ObjectBody> {
+    return openObject(this.context(options.signal, options), key, { indexCache: this.archiveIndexes })
   }
 
   /** The object's metadata (a HEAD). Missing: `ObjectNotFoundError`. */
@@ -287,7 +298,7 @@ export class S3ExchangeStore implements StoreContext {
     keys: Iterable<string> | AsyncIterable<string>,
     options: IterObjectsFromKeysOptions = {},
   ): AsyncGenerator<EntryWithBody<FileEntry>, void, undefined> {
-    const fetch = fetchKeys(this.context(options.signal), { ...options, indexCache: this.archiveIndexes, inferId: this.inferId })
+    const fetch = fetchKeys(this.context(options.signal, options), { ...options, indexCache: this.archiveIndexes, inferId: this.inferId })
     return pipe(keys, fetch, take<EntryWithBody<FileEntry>>(options.limit))
   }
 
@@ -321,8 +332,8 @@ export class S3ExchangeStore implements StoreContext {
   }
 
   /** Downloads one object (or archive member) to `localPath`, atomically. Resolves to the absolute path. */
-  async downloadObject(key: string, localPath: string, options: CallOptions = {}): Promise<string> {
-    return downloadObject(this.context(options.signal), key, localPath, { indexCache: this.archiveIndexes })
+  async downloadObject(key: string, localPath: string, options: ReadCallOptions = {}): Promise<string> {
+    return downloadObject(this.context(options.signal, options), key, localPath, { indexCache: this.archiveIndexes })
   }
 
   /** Downloads keys and virtual keys into `dir`; resolves to a map of key to local path. */

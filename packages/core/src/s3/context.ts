@@ -13,6 +13,7 @@
  */
 import type { S3Client } from '@aws-sdk/client-s3'
 import type { ReadLimits } from '../format/limits.js'
+import type { RangedReadOptions } from './range-plan.js'
 
 /** What every operator needs: a client, a bucket, and optionally a signal to cancel with. */
 export interface S3Context {
@@ -24,4 +25,11 @@ export interface S3Context {
   signal?: AbortSignal | undefined
   /** Limits on what readers accept, for every call made with this context (see `ReadLimits`). */
   limits?: ReadLimits | undefined
+  /**
+   * Parallel ranged reads of large objects for every read made with this context (see
+   * `RangedReadOptions`; `{}` takes the defaults). Absent: each object is read with one GET. The
+   * extra GETs' slots belong to this object: contexts that share it share them (the store makes a
+   * new one for each call).
+   */
+  ranges?: RangedReadOptions | undefined
 }

@@ -5,6 +5,11 @@
  * replaced in between, the server answers 412 and the read fails with `ObjectChangedError` rather
  * than splicing two versions. Used for loose objects and archives alike.
  *
+ * When the context asks for ranged reads (`ctx.ranges`), a read that may be large asks for its
+ * first `2 × rangeSize` bytes; if there is more, the rest is read as consecutive ranges, several at
+ * once, each such a resumable GET pinned to the first answer's ETag with `If-Match`, and delivered
+ * in order as one stream (`OrderedRanges`).
+ *
  * @example
  * ```ts
  * import { getObjectBody, openObjectSource } from '@s3exchange/core'
@@ -19,8 +24,11 @@ import type { Readable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { GetObjectCommandOutput } from '@aws-sdk/client-s3'
 import { ObjectChangedError, S3ExchangeError, S3RequestError } from '../format/errors.js'
-import { type ByteSource, ObjectBody, type ObjectInfo } from './body.js'
+import { ObjectBody, type ObjectInfo } from './body.js'
 import type { S3Context } from './context.js'
+import { OrderedRanges, type RangeSource } from './ordered-ranges.js'
+import { type ByteRange, firstRange, planRanges, type RangedReads, rangedReadsOf, totalSizeOf, worthSplitting } from './range-plan.js'
+import { rangeSlotsFor } from './range-slots.js'
 import { type RangeOptions, requestObject, unquoteEtag } from './requests.js'
 
 /** Default number of times a broken body is resumed. */
@@ -28,9 +36,17 @@ export const DEFAULT_RESUME_ATTEMPTS = 3
 
 /** Options for {@link openObjectSource} and {@link getObjectBody}: a byte range, an ETag to insist on, resumption. */
 export interface ObjectSourceOptions extends RangeOptions {
-  /** Times a body cut mid-way is resumed. Default 3; 0 turns resumption off. */
+  /** Times a body cut mid-way is resumed (each range of a ranged read on its own). Default 3; 0 turns resumption off. */
   resumeAttempts?: number
+  /**
+   * The object's size when known beforehand (an entry's `size_bytes`): with ranged reads on, an
+   * object no larger than `2 × rangeSize` is then read with a plain GET, without a `Range` header.
+   */
+  sizeHint?: number | undefined
 }
+
+/** The bytes of an opened GET: one resumable GET, or ranges of it delivered in order. */
+export type ObjectSource = RangeSource
 
 /**
  * Opens a GET of `key` and returns its body as an {@link ObjectBody}. A body cut mid-way is
@@ -42,7 +58,7 @@ export async function getObjectBody(ctx: S3Context, key: string, options: Object
 }
 
 /** The `ObjectBody` over an opened GET, with its errors typed. */
-export function objectBodyFrom(ctx: S3Context, info: ObjectInfo, source: ResumableSource): ObjectBody {
+export function objectBodyFrom(ctx: S3Context, info: ObjectInfo, source: ObjectSource): ObjectBody {
   const key = info.key
   return ObjectBody.fromSource(info, source, {
     wrapError: (error) => {
@@ -56,12 +72,26 @@ export function objectBodyFrom(ctx: S3Context, info: ObjectInfo, source: Resumab
   })
 }
 
-/** Opens a GET and returns what is known of the object and a resumable source of its bytes. */
+/**
+ * Opens a GET and returns what is known of the object and a resumable source of its bytes; with
+ * `ctx.ranges`, a large object's bytes come from parallel ranged GETs (see the module comment).
+ */
 export async function openObjectSource(
   ctx: S3Context,
   key: string,
   options: ObjectSourceOptions = {},
-): Promise<{ info: ObjectInfo; source: ResumableSource }> {
+): Promise<{ info: ObjectInfo; source: ObjectSource }> {
+  if (ctx.ranges !== undefined) {
+    const reads = rangedReadsOf(ctx.ranges)
+    const asked = options.end === undefined ? undefined : options.end - (options.start ?? 0) + 1
+    const known = asked === undefined ? options.sizeHint : Math.min(asked, options.sizeHint ?? asked)
+    if (worthSplitting(known, reads)) return openRanged(ctx, ctx.ranges, key, options, reads)
+  }
+  return openWhole(ctx, key, options)
+}
+
+/** One GET of what was asked, resumable. */
+async function openWhole(ctx: S3Context, key: string, options: ObjectSourceOptions): Promise<{ info: ObjectInfo; source: ResumableSource }> {
   const response = await requestObject(ctx, key, options)
   const info: ObjectInfo = {
     key,
@@ -74,11 +104,72 @@ export async function openObjectSource(
 }
 
 /**
+ * A read that may be large: a GET of the first `2 × rangeSize` bytes, then, if there is more, the
+ * rest as ranges fetched several at once and delivered in order, each pinned to the first ETag.
+ */
+async function openRanged(
+  ctx: S3Context,
+  owner: object,
+  key: string,
+  options: ObjectSourceOptions,
+  reads: RangedReads,
+): Promise<{ info: ObjectInfo; source: ObjectSource }> {
+  const start = options.start ?? 0
+  const first = firstRange(start, options.end, reads.rangeSize)
+  let response: GetObjectCommandOutput
+  try {
+    response = await requestObject(ctx, key, { ...first, ifMatch: options.ifMatch })
+  } catch (error) {
+    // An empty object has no byte 0: the server refuses the range (416); read it whole.
+    if (error instanceof S3RequestError && error.statusCode === 416 && options.start === undefined && options.end === undefined) {
+      return openWhole(ctx, key, options)
+    }
+    throw error
+  }
+  const total = totalSizeOf(response.ContentRange)
+  const etag = unquoteEtag(response.ETag)
+  const resumeAttempts = options.resumeAttempts
+  if (total === undefined) {
+    // The server sent the whole object instead of the range: it is one GET after all.
+    const info: ObjectInfo = { key, size: response.ContentLength, etag, contentType: response.ContentType, contentRange: response.ContentRange }
+    return { info, source: new ResumableSource(ctx, key, response, { resumeAttempts }) }
+  }
+  const last = options.end === undefined ? total - 1 : Math.min(options.end, total - 1)
+  const firstEnd = start + (response.ContentLength ?? 0) - 1
+  const info: ObjectInfo = {
+    key,
+    size: last - start + 1,
+    etag,
+    contentType: response.ContentType,
+    contentRange: options.start === undefined && options.end === undefined ? undefined : `bytes ${start}-${last}/${total}`,
+  }
+  const head = new ResumableSource(ctx, key, response, { start, end: firstEnd, resumeAttempts })
+  if (firstEnd >= last) return { info, source: head }
+  // Without an ETag nothing can pin the ranges to one version: the rest is one more GET.
+  const rest = etag === undefined ? [{ start: firstEnd + 1, end: last }] : planRanges(firstEnd + 1, last, reads.rangeSize)
+  const openRange = async (range: ByteRange, signal: AbortSignal): Promise<RangeSource> => {
+    const rangeCtx: S3Context = { ...ctx, signal, ranges: undefined }
+    const response = await requestObject(rangeCtx, key, { ...range, ifMatch: etag })
+    if (unquoteEtag(response.ETag) !== etag) {
+      ;(response.Body as Readable | undefined)?.destroy()
+      throw new ObjectChangedError(key)
+    }
+    if (!response.ContentRange?.startsWith(`bytes ${range.start}-`)) {
+      ;(response.Body as Readable | undefined)?.destroy()
+      throw new Error(`the server did not answer the range from byte ${range.start} (Content-Range: ${response.ContentRange ?? 'none'})`)
+    }
+    return new ResumableSource(rangeCtx, key, response, { ...range, resumeAttempts })
+  }
+  const slots = rangeSlotsFor(owner, etag === undefined ? 0 : reads.rangeConcurrency)
+  return { info, source: new OrderedRanges(head, rest, openRange, slots, ctx.signal) }
+}
+
+/**
  * A byte stream over one or more GETs of the same object version (see the module comment). It has
  * the small surface `ObjectBody` wraps: `data` / `end` / `error` events, `pause()`, `resume()`,
  * `destroy()`; it starts paused.
  */
-export class ResumableSource extends EventEmitter implements ByteSource {
+export class ResumableSource extends EventEmitter implements RangeSource {
   readonly #ctx: S3Context
   readonly #key: string
   readonly #etag: string | undefined
@@ -220,7 +311,7 @@ export class ResumableSource extends EventEmitter implements ByteSource {
 }
 
 /** Reads a whole source into memory (resuming as it does); errors come out as `S3RequestError`. */
-export function collectSource(ctx: S3Context, key: string, source: ResumableSource): Promise<Uint8Array> {
+export function collectSource(ctx: S3Context, key: string, source: ObjectSource): Promise<Uint8Array> {
   return new Promise((resolve, reject) => {
     const chunks: Uint8Array[] = []
     source.on('data', (chunk: Uint8Array) => chunks.push(chunk))
