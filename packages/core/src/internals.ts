@@ -109,6 +109,7 @@ export {
   openObjectSource,
   ResumableSource,
 } from './s3/object-source.js'
+export { ObjectWriter, putBytes } from './s3/object-writer.js'
 export { type OpenRange, OrderedRanges, type RangeSource } from './s3/ordered-ranges.js'
 export {
   type ByteRange,
@@ -122,5 +123,4 @@ export {
   worthSplitting,
 } from './s3/range-plan.js'
 export { RangeSlots, rangeSlotsFor } from './s3/range-slots.js'
-export { ObjectWriter, putBytes } from './s3/object-writer.js'
 export { mapS3Error, mapWriteError, quoteEtag, type RangeOptions, requestObject, timesSent, unquoteEtag } from './s3/requests.js'

@@ -31,7 +31,7 @@ import {
   splitShardItems,
   take,
 } from '@s3exchange/core'
-import type { CallOptions, ReadCallOptions, StoreContext } from './context.js'
+import type { ReadCallOptions, StoreContext } from './context.js'
 import { deleteKey, type FenceOptions } from './delete.js'
 import { Manifest } from './manifest.js'
 import type { ShardIterOptions } from './options.js'

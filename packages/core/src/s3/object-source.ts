@@ -91,7 +91,11 @@ export async function openObjectSource(
 }
 
 /** One GET of what was asked, resumable. */
-async function openWhole(ctx: S3Context, key: string, options: ObjectSourceOptions): Promise<{ info: ObjectInfo; source: ResumableSource }> {
+async function openWhole(
+  ctx: S3Context,
+  key: string,
+  options: ObjectSourceOptions,
+): Promise<{ info: ObjectInfo; source: ResumableSource }> {
   const response = await requestObject(ctx, key, options)
   const info: ObjectInfo = {
     key,
@@ -131,7 +135,13 @@ async function openRanged(
   const resumeAttempts = options.resumeAttempts
   if (total === undefined) {
     // The server sent the whole object instead of the range: it is one GET after all.
-    const info: ObjectInfo = { key, size: response.ContentLength, etag, contentType: response.ContentType, contentRange: response.ContentRange }
+    const info: ObjectInfo = {
+      key,
+      size: response.ContentLength,
+      etag,
+      contentType: response.ContentType,
+      contentRange: response.ContentRange,
+    }
     return { info, source: new ResumableSource(ctx, key, response, { resumeAttempts }) }
   }
   const last = options.end === undefined ? total - 1 : Math.min(options.end, total - 1)

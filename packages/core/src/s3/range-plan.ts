@@ -65,7 +65,9 @@ export function rangedReadsOf(options: RangedReadOptions = {}): RangedReads {
     throw new ConfigurationError(`rangeSize must be a whole number of bytes, at least ${MIN_RANGE_SIZE}; got ${String(rangeSize)}`)
   }
   if (!Number.isInteger(rangeConcurrency) || rangeConcurrency < 0 || rangeConcurrency > MAX_RANGE_CONCURRENCY) {
-    throw new ConfigurationError(`rangeConcurrency must be a whole number from 0 to ${MAX_RANGE_CONCURRENCY}; got ${String(rangeConcurrency)}`)
+    throw new ConfigurationError(
+      `rangeConcurrency must be a whole number from 0 to ${MAX_RANGE_CONCURRENCY}; got ${String(rangeConcurrency)}`,
+    )
   }
   return { rangeSize, rangeConcurrency }
 }

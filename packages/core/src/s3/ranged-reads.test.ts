@@ -97,7 +97,8 @@ describe('a large object', () => {
   it('is read with one GET per range when read as a stream, and rangeConcurrency 0 reads it with one plain GET', async () => {
     let mark = via.proxy.requests.length
     const chunks: Buffer[] = []
-    for await (const chunk of await getObjectBody(rangedCtx({ rangeSize: RANGE, rangeConcurrency: 2 }), bigKey)) chunks.push(chunk as Buffer)
+    for await (const chunk of await getObjectBody(rangedCtx({ rangeSize: RANGE, rangeConcurrency: 2 }), bigKey))
+      chunks.push(chunk as Buffer)
     expect(Buffer.concat(chunks).equals(big)).toBe(true)
     expect(mostAtOnce(getsOf(bigKey, mark))).toBeLessThanOrEqual(3)
 
