@@ -119,7 +119,12 @@ export async function checkArchive(ctx: S3Context, expected: ArchiveExpectations
       report(`the archive has ${body.size} bytes, the manifest says ${shard.size_bytes}`)
     }
     const etag = shard.meta?.etag
-    if (typeof etag === 'string' && answeredEtag(etag) !== undefined && body.etag !== undefined && unquoteEtag(body.etag) !== unquoteEtag(etag)) {
+    if (
+      typeof etag === 'string' &&
+      answeredEtag(etag) !== undefined &&
+      body.etag !== undefined &&
+      unquoteEtag(body.etag) !== unquoteEtag(etag)
+    ) {
       report(`the archive's ETag is ${unquoteEtag(body.etag)}, the manifest says ${unquoteEtag(etag)}`)
     }
   }
