@@ -24,6 +24,7 @@ import type {
   PutObjectOptions,
   ReadLimits,
   RolloverLimits,
+  ShardCompression,
   ShardWriterOptions,
   TemplateVars,
   WrittenManifest,
@@ -188,8 +189,11 @@ export interface ManifestWriterOptions
   shardPrefix?: string
   /** Archive format; only `tar`. */
   shardFormat?: 'tar'
-  /** `null` (default, as Python's writer): `.tar`. `'gzip'`: `.tar.gz`. */
-  shardCompression?: 'gzip' | null
+  /**
+   * `null` (default, as Python's writer): `.tar`. `'gzip'`: `.tar.gz`. `'zstd'`: `.tar.zst`
+   * (Node ≥ 22.15; Python s3exchange cannot read it).
+   */
+  shardCompression?: ShardCompression
   /** On an error, publish what was written before it (Python's `publish_on_error`). Default false. */
   publishOnError?: boolean
   /** `maxAttempts` of the conditional root update (see `AppendOptions`), under Python's name for it. */

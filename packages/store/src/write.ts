@@ -45,10 +45,11 @@ export async function putShardArchive(
   options: PutShardArchiveOptions = {},
 ): Promise<ShardEntry> {
   if ((options.format ?? 'tar') !== 'tar') throw new ShardWriteError(`unsupported archive format: ${options.format}`, { archiveKey })
-  const compression = options.compression === undefined ? 'gzip' : options.compression
-  if (compression !== 'gzip' && compression !== null) {
-    throw new ShardWriteError(`unsupported compression: ${String(compression)} (gzip or null)`, { archiveKey })
+  const compression = options.compression
+  if (compression !== undefined && compression !== 'gzip' && compression !== 'zstd' && compression !== null) {
+    throw new ShardWriteError(`unsupported compression: ${String(compression)} (gzip, zstd or null)`, { archiveKey })
   }
+  // Default: zstd for a .tar.zst key, else gzip; a contradiction is a ConfigurationError (see ShardWriter).
   const writer = new ShardWriter(store.context(options.signal), archiveKey, {
     compression,
     internalManifestPath: options.internalManifestPath,

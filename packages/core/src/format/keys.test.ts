@@ -1,7 +1,9 @@
 /** The key rules on strings, without S3: templates, ids, virtual keys, archive formats, fences, member paths, part and archive names. */
 import { describe, expect, it } from 'vitest'
-import { MissingPlaceholderError, S3ExchangeError } from './errors.js'
+import { ConfigurationError, MissingPlaceholderError, S3ExchangeError } from './errors.js'
 import {
+  archiveExtension,
+  compressionForKey,
   inferArchiveFormat,
   inferId,
   isArchiveKey,
@@ -111,6 +113,8 @@ describe('archive keys', () => {
   it.each([
     ['s/0.tar.gz', 'gzip'],
     ['s/0.tgz', 'gzip'],
+    ['s/0.tar.zst', 'zstd'],
+    ['s/0.tzst', 'zstd'],
     ['s/0.tar.bz2', 'bzip2'],
     ['s/0.tar.xz', 'xz'],
     ['s/0.tar', null],
@@ -127,11 +131,45 @@ describe('archive keys', () => {
     ['a.tar.bz2', true],
     ['a.tar.xz', true],
     ['a.gz', false],
-    ['a.tar.zst', false],
+    ['a.zst', false],
+    ['a.tar.zst', true],
+    ['a.tzst', true],
     ['a.tar/b.wav', false],
     ['atar', false],
   ])('isArchiveKey(%j) → %j', (key, want) => {
     expect(isArchiveKey(key)).toBe(want)
+  })
+
+  it.each([
+    ['s/a.tar.zst', undefined, 'zstd'],
+    ['s/a.tzst', undefined, 'zstd'],
+    ['s/a.tar.gz', undefined, 'gzip'],
+    ['s/a.tar', undefined, 'gzip'], // Python's put_shard_archive default, whatever the key says
+    ['s/a.bin', undefined, 'gzip'],
+    ['s/a.tar.zst', 'zstd', 'zstd'],
+    ['s/a.tar', null, null],
+    ['s/a.tar', 'gzip', 'gzip'],
+    ['s/a.tar.gz', null, null],
+    ['s/a.bin', 'zstd', 'zstd'],
+  ] as const)('compressionForKey(%j, %j) → %j', (key, option, want) => {
+    expect(compressionForKey(key, option)).toBe(want)
+  })
+
+  it.each([
+    ['s/a.tar', 'zstd', 'a plain tar'],
+    ['s/a.tar.gz', 'zstd', 'gzip'],
+    ['s/a.tgz', 'zstd', 'gzip'],
+    ['s/a.tar.zst', 'gzip', 'zstd'],
+    ['s/a.tar.zst', null, 'zstd'],
+  ] as const)('compressionForKey(%j, %j): ConfigurationError naming the key and what its extension says', (key, option, says) => {
+    expect(() => compressionForKey(key, option)).toThrow(ConfigurationError)
+    expect(() => compressionForKey(key, option)).toThrow(
+      `compression ${JSON.stringify(option)} contradicts the extension of the archive key ${key} (${says})`,
+    )
+  })
+
+  it('archiveExtension', () => {
+    expect([archiveExtension(null), archiveExtension('gzip'), archiveExtension('zstd')]).toEqual(['.tar', '.tar.gz', '.tar.zst'])
   })
 
   it('isManifestKey', () => {
@@ -192,6 +230,7 @@ describe('runId, shardArchiveName, utcStamp', () => {
     expect(utcStamp(new Date('2026-01-02T03:04:05.678Z'))).toBe('20260102-030405')
     expect(shardArchiveName('20260102-030405-abcdef', 7, 5, 'gzip')).toBe('shard-20260102-030405-abcdef-00007.tar.gz')
     expect(shardArchiveName('r', 123456, 6, null)).toBe('shard-r-123456.tar')
+    expect(shardArchiveName('r', 1, 2, 'zstd')).toBe('shard-r-01.tar.zst')
   })
 })
 

@@ -12,7 +12,7 @@
  * ```
  */
 import { randomBytes, randomUUID } from 'node:crypto'
-import { MissingPlaceholderError } from './errors.js'
+import { ConfigurationError, MissingPlaceholderError } from './errors.js'
 
 /** Collapses repeated slashes and removes leading and trailing ones. */
 export function normalizeKey(key: string): string {
@@ -66,23 +66,53 @@ export function virtualKey(archiveKey: string, memberPath: string): string {
   return `${archiveKey}#${memberPath}`
 }
 
-/** Archive format and compression, as Python infers them from an archive key's extension. */
+/** Archive format and compression, as Python infers them from an archive key's extension (and `.tar.zst`). */
 export interface ArchiveFormat {
   format: 'tar'
-  compression: 'gzip' | 'bzip2' | 'xz' | null
+  compression: 'gzip' | 'zstd' | 'bzip2' | 'xz' | null
 }
 
-/** `.tar.gz` / `.tgz` → gzip, `.tar.bz2` → bzip2, `.tar.xz` → xz, anything else a plain tar. */
+/**
+ * `.tar.gz` / `.tgz` → gzip, `.tar.zst` / `.tzst` → zstd, `.tar.bz2` → bzip2, `.tar.xz` → xz,
+ * anything else a plain tar. (Python knows all but zstd.)
+ */
 export function inferArchiveFormat(archiveKey: string): ArchiveFormat {
   if (archiveKey.endsWith('.tar.gz') || archiveKey.endsWith('.tgz')) return { format: 'tar', compression: 'gzip' }
+  if (archiveKey.endsWith('.tar.zst') || archiveKey.endsWith('.tzst')) return { format: 'tar', compression: 'zstd' }
   if (archiveKey.endsWith('.tar.bz2')) return { format: 'tar', compression: 'bzip2' }
   if (archiveKey.endsWith('.tar.xz')) return { format: 'tar', compression: 'xz' }
   return { format: 'tar', compression: null }
 }
 
-/** True when the key's extension is one of a tar archive's. */
+/** True when the key's extension is one of a tar archive's (Python's, and `.tar.zst` / `.tzst`). */
 export function isArchiveKey(key: string): boolean {
-  return /\.(tar|tar\.gz|tgz|tar\.bz2|tar\.xz)$/.test(key)
+  return /\.(tar|tar\.gz|tgz|tar\.zst|tzst|tar\.bz2|tar\.xz)$/.test(key)
+}
+
+/** A compression this library writes shards with. */
+export type ShardCompression = 'gzip' | 'zstd' | null
+
+/**
+ * The compression to write an archive key with. Given `compression`, that one; otherwise zstd for
+ * a `.tar.zst` (`.tzst`) key and gzip for any other (Python's default). zstd for a key whose
+ * extension says another compression (`.tar`, `.tar.gz`, `.tgz`), or another compression for a
+ * `.tar.zst` key, is a `ConfigurationError` naming both: the extension is what readers and tools
+ * go by.
+ */
+export function compressionForKey(archiveKey: string, compression: ShardCompression | undefined): ShardCompression {
+  const named = /\.(tar|tar\.gz|tgz|tar\.zst|tzst)$/.test(archiveKey) ? inferArchiveFormat(archiveKey).compression : undefined
+  if (compression === undefined) return named === 'zstd' ? 'zstd' : 'gzip'
+  if (named !== undefined && (named === 'zstd') !== (compression === 'zstd')) {
+    throw new ConfigurationError(
+      `compression ${JSON.stringify(compression)} contradicts the extension of the archive key ${archiveKey} (${named ?? 'a plain tar'})`,
+    )
+  }
+  return compression
+}
+
+/** The extension of a shard archive with this compression: `.tar`, `.tar.gz` or `.tar.zst`. */
+export function archiveExtension(compression: ShardCompression): string {
+  return compression === 'gzip' ? '.tar.gz' : compression === 'zstd' ? '.tar.zst' : '.tar'
 }
 
 /** True when the key's extension is a manifest's (`.jsonl`). */
@@ -116,9 +146,9 @@ export function runId(date: Date = new Date()): string {
   return `${utcStamp(date)}-${randomBytes(3).toString('hex')}`
 }
 
-/** A default shard archive name: `shard-<run id>-<index, zero-padded to digits>.tar[.gz]`. */
-export function shardArchiveName(run: string, index: number, digits: number, compression: 'gzip' | null): string {
-  return `shard-${run}-${String(index).padStart(digits, '0')}${compression === 'gzip' ? '.tar.gz' : '.tar'}`
+/** A default shard archive name: `shard-<run id>-<index, zero-padded to digits>.tar[.gz|.zst]`. */
+export function shardArchiveName(run: string, index: number, digits: number, compression: ShardCompression): string {
+  return `shard-${run}-${String(index).padStart(digits, '0')}${archiveExtension(compression)}`
 }
 
 /**

@@ -1,5 +1,5 @@
 /**
- * `shardInto(ctx, opts)`: packs `ShardItem`s into tar or tar.gz shard archives under `prefix`,
+ * `shardInto(ctx, opts)`: packs `ShardItem`s into tar, tar.gz or tar.zst shard archives under `prefix`,
  * streamed straight into S3 (see `ShardWriter`), and yields each archive's `ShardEntry` as Python
  * writes it once the archive is complete. A new archive starts when the next item would exceed
  * `maxEntries` or `maxBytes` (Python's `Shard.split_items` rule; an item larger than `maxBytes`
@@ -25,7 +25,7 @@
 import { prepareShardItem, type ShardItem } from '../archive/shard-items.js'
 import { ShardWriter, type ShardWriterOptions } from '../archive/shard-writer.js'
 import type { ShardEntry } from '../format/entries.js'
-import { runId } from '../format/keys.js'
+import { archiveExtension, runId } from '../format/keys.js'
 import { closesBefore, type RolloverLimits } from '../format/rollover.js'
 import type { S3Context } from '../s3/context.js'
 
@@ -35,7 +35,8 @@ export interface ShardIntoOptions extends ShardWriterOptions, RolloverLimits {
   prefix: string
   /**
    * Name of the archive with this index (0, 1, …), relative to `prefix`. Default
-   * `shard-<YYYYMMDD-HHMMSS>-<6 hex>-<index, 5 digits>.tar[.gz]`, unique per call so that a second
+   * `shard-<YYYYMMDD-HHMMSS>-<6 hex>-<index, 5 digits>.tar[.gz|.zst]` (by `compression`, gzip by
+   * default), unique per call so that a second
    * run never overwrites the archives of a first one.
    */
   archiveName?: (index: number) => string
@@ -43,7 +44,7 @@ export interface ShardIntoOptions extends ShardWriterOptions, RolloverLimits {
 
 /** Packs items into shard archives; see the module comment. */
 export function shardInto(ctx: S3Context, options: ShardIntoOptions) {
-  const extension = options.compression === null ? '.tar' : '.tar.gz'
+  const extension = archiveExtension(options.compression === undefined ? 'gzip' : options.compression)
   const prefix = options.prefix.replace(/\/+$/, '')
 
   return async function* shardIntoStage(
