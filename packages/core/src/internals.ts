@@ -80,7 +80,7 @@ export { DEFAULT_MAX_LINE_BYTES } from './format/jsonl.js'
 export { archiveExtension, compressionForKey, memberPathProblem, runId, shardArchiveName, utcStamp } from './format/keys.js'
 export { type BatchSize, batches, closesBefore, isFull } from './format/rollover.js'
 // manifest/
-export { isConflict, MANIFEST_CONTENT_TYPE } from './manifest/commit.js'
+export { isConflict, isSlowDown, MANIFEST_CONTENT_TYPE } from './manifest/commit.js'
 export { ManifestObjectWriter } from './manifest/manifest-object.js'
 export { ManifestPartsWriter } from './manifest/parts-writer.js'
 // operators/
@@ -123,4 +123,20 @@ export {
   worthSplitting,
 } from './s3/range-plan.js'
 export { RangeSlots, rangeSlotsFor } from './s3/range-slots.js'
-export { mapS3Error, mapWriteError, quoteEtag, type RangeOptions, requestObject, timesSent, unquoteEtag } from './s3/requests.js'
+export {
+  answeredEtag,
+  mapS3Error,
+  mapWriteError,
+  quoteEtag,
+  type RangeOptions,
+  requestObject,
+  timesSent,
+  unquoteEtag,
+} from './s3/requests.js'
+export {
+  DEFAULT_SINGLE_PUT_LIMIT,
+  type IfMatchForm,
+  type ServerKnowledge,
+  serverKnowledge,
+  singlePutFits,
+} from './s3/server-knowledge.js'

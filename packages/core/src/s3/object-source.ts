@@ -29,7 +29,7 @@ import type { S3Context } from './context.js'
 import { OrderedRanges, type RangeSource } from './ordered-ranges.js'
 import { type ByteRange, firstRange, planRanges, type RangedReads, rangedReadsOf, totalSizeOf, worthSplitting } from './range-plan.js'
 import { rangeSlotsFor } from './range-slots.js'
-import { type RangeOptions, requestObject, unquoteEtag } from './requests.js'
+import { answeredEtag, type RangeOptions, requestObject } from './requests.js'
 
 /** Default number of times a broken body is resumed. */
 export const DEFAULT_RESUME_ATTEMPTS = 3
@@ -100,7 +100,7 @@ async function openWhole(
   const info: ObjectInfo = {
     key,
     size: response.ContentLength,
-    etag: unquoteEtag(response.ETag),
+    etag: answeredEtag(response.ETag),
     contentType: response.ContentType,
     contentRange: response.ContentRange,
   }
@@ -131,7 +131,7 @@ async function openRanged(
     throw error
   }
   const total = totalSizeOf(response.ContentRange)
-  const etag = unquoteEtag(response.ETag)
+  const etag = answeredEtag(response.ETag)
   const resumeAttempts = options.resumeAttempts
   if (total === undefined) {
     // The server sent the whole object instead of the range: it is one GET after all.
@@ -160,7 +160,7 @@ async function openRanged(
   const openRange = async (range: ByteRange, signal: AbortSignal): Promise<RangeSource> => {
     const rangeCtx: S3Context = { ...ctx, signal, ranges: undefined }
     const response = await requestObject(rangeCtx, key, { ...range, ifMatch: etag })
-    if (unquoteEtag(response.ETag) !== etag) {
+    if (answeredEtag(response.ETag) !== etag) {
       ;(response.Body as Readable | undefined)?.destroy()
       throw new ObjectChangedError(key)
     }
@@ -198,7 +198,7 @@ export class ResumableSource extends EventEmitter implements RangeSource {
     super()
     this.#ctx = ctx
     this.#key = key
-    this.#etag = unquoteEtag(response.ETag)
+    this.#etag = answeredEtag(response.ETag)
     this.#start = options.start ?? 0
     this.#end = options.end
     this.#expected = response.ContentLength
@@ -296,7 +296,7 @@ export class ResumableSource extends EventEmitter implements RangeSource {
       const from = this.#start + this.#received
       const response = await requestObject(this.#ctx, this.#key, { start: from, end: this.#end, ifMatch: this.#etag })
       // Never splice: the answer must be the same version, from the byte asked for.
-      if (unquoteEtag(response.ETag) !== this.#etag) throw new ObjectChangedError(this.#key)
+      if (answeredEtag(response.ETag) !== this.#etag) throw new ObjectChangedError(this.#key)
       if (!response.ContentRange?.startsWith(`bytes ${from}-`)) {
         ;(response.Body as Readable | undefined)?.destroy()
         throw new Error(`the server did not resume at byte ${from} (Content-Range: ${response.ContentRange ?? 'none'})`)
