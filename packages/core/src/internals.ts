@@ -113,7 +113,6 @@ export { ObjectWriter, putBytes } from './s3/object-writer.js'
 export { type OpenRange, OrderedRanges, type RangeSource } from './s3/ordered-ranges.js'
 export {
   type ByteRange,
-  firstRange,
   MAX_RANGE_CONCURRENCY,
   MIN_RANGE_SIZE,
   planRanges,

@@ -89,9 +89,7 @@ export function fetchBodies(ctx: S3Context, options: FetchBodiesOptions = {}) {
           const fetchCtx = { ...ctx, signal }
           if (isLooseKey(entry)) {
             // The common case, made cheap: a small object is read straight into memory.
-            // A small object whose entry gives its size is one plain GET even with ranged reads on.
-            const sizeHint = typeof entry.size_bytes === 'number' ? entry.size_bytes : undefined
-            const { info, source } = await openObjectSource(fetchCtx, entry.key, { sizeHint })
+            const { info, source } = await openObjectSource(fetchCtx, entry.key)
             const size = info.size
             if (size !== undefined && size <= maxBufferedBytes - buffered) {
               buffered += size

@@ -5,10 +5,11 @@
  * replaced in between, the server answers 412 and the read fails with `ObjectChangedError` rather
  * than splicing two versions. Used for loose objects and archives alike.
  *
- * When the context asks for ranged reads (`ctx.ranges`), a read that may be large asks for its
- * first `2 × rangeSize` bytes; if there is more, the rest is read as consecutive ranges, several at
- * once, each such a resumable GET pinned to the first answer's ETag with `If-Match`, and delivered
- * in order as one stream (`OrderedRanges`).
+ * When the context asks for ranged reads (`ctx.ranges`), an answer larger than `2 × rangeSize` is
+ * read only up to `rangeSize` (then that connection is closed), and the rest as consecutive ranges,
+ * several at once, each such a resumable GET pinned to the first answer's ETag with `If-Match`,
+ * delivered in order as one stream (`OrderedRanges`); a read whose length is asked for asks for its
+ * first range only.
  *
  * @example
  * ```ts
@@ -27,7 +28,7 @@ import { ObjectChangedError, S3ExchangeError, S3RequestError } from '../format/e
 import { ObjectBody, type ObjectInfo } from './body.js'
 import type { S3Context } from './context.js'
 import { OrderedRanges, type RangeSource } from './ordered-ranges.js'
-import { type ByteRange, firstRange, planRanges, type RangedReads, rangedReadsOf, totalSizeOf, worthSplitting } from './range-plan.js'
+import { type ByteRange, planRanges, type RangedReads, rangedReadsOf, totalSizeOf, worthSplitting } from './range-plan.js'
 import { rangeSlotsFor } from './range-slots.js'
 import { answeredEtag, type RangeOptions, requestObject } from './requests.js'
 
@@ -38,11 +39,6 @@ export const DEFAULT_RESUME_ATTEMPTS = 3
 export interface ObjectSourceOptions extends RangeOptions {
   /** Times a body cut mid-way is resumed (each range of a ranged read on its own). Default 3; 0 turns resumption off. */
   resumeAttempts?: number
-  /**
-   * The object's size when known beforehand (an entry's `size_bytes`): with ranged reads on, an
-   * object no larger than `2 × rangeSize` is then read with a plain GET, without a `Range` header.
-   */
-  sizeHint?: number | undefined
 }
 
 /** The bytes of an opened GET: one resumable GET, or ranges of it delivered in order. */
@@ -81,13 +77,32 @@ export async function openObjectSource(
   key: string,
   options: ObjectSourceOptions = {},
 ): Promise<{ info: ObjectInfo; source: ObjectSource }> {
-  if (ctx.ranges !== undefined) {
-    const reads = rangedReadsOf(ctx.ranges)
-    const asked = options.end === undefined ? undefined : options.end - (options.start ?? 0) + 1
-    const known = asked === undefined ? options.sizeHint : Math.min(asked, options.sizeHint ?? asked)
-    if (worthSplitting(known, reads)) return openRanged(ctx, ctx.ranges, key, options, reads)
+  const reads = ctx.ranges === undefined ? undefined : rangedReadsOf(ctx.ranges)
+  if (ctx.ranges === undefined || reads === undefined || reads.rangeConcurrency === 0) return openWhole(ctx, key, options)
+  const start = options.start ?? 0
+  const asked = options.end === undefined ? undefined : options.end - start + 1
+  if (asked !== undefined && worthSplitting(asked, reads)) {
+    // The length is known: the first GET asks for the first range only.
+    const response = await requestObject(ctx, key, { start, end: start + reads.rangeSize - 1, ifMatch: options.ifMatch })
+    const total = totalSizeOf(response.ContentRange)
+    const last = Math.min(options.end as number, (total ?? Number.POSITIVE_INFINITY) - 1)
+    const headEnd = start + (response.ContentLength ?? 0) - 1
+    const info = { ...infoOf(key, response), size: last - start + 1, contentRange: `bytes ${start}-${last}/${total ?? '*'}` }
+    const head = new ResumableSource(ctx, key, response, { start, end: headEnd, resumeAttempts: options.resumeAttempts })
+    if (headEnd >= last || info.etag === undefined) return { info, source: head }
+    return { info, source: readOnInRanges(ctx, ctx.ranges, key, head, { start: headEnd + 1, end: last }, info.etag, reads, options) }
   }
-  return openWhole(ctx, key, options)
+  // Otherwise the GET asked for today; an answer larger than two ranges is cut after the first.
+  const response = await requestObject(ctx, key, options)
+  const info = infoOf(key, response)
+  const length = response.ContentLength
+  if (length === undefined || !worthSplitting(length, reads) || info.etag === undefined) {
+    return { info, source: new ResumableSource(ctx, key, response, options) }
+  }
+  const headEnd = start + reads.rangeSize - 1
+  const head = new FirstBytes(new ResumableSource(ctx, key, response, { ...options, end: headEnd }), reads.rangeSize)
+  const rest = { start: headEnd + 1, end: start + length - 1 }
+  return { info, source: readOnInRanges(ctx, ctx.ranges, key, head, rest, info.etag, reads, options) }
 }
 
 /** One GET of what was asked, resumable. */
@@ -97,66 +112,33 @@ async function openWhole(
   options: ObjectSourceOptions,
 ): Promise<{ info: ObjectInfo; source: ResumableSource }> {
   const response = await requestObject(ctx, key, options)
-  const info: ObjectInfo = {
+  return { info: infoOf(key, response), source: new ResumableSource(ctx, key, response, options) }
+}
+
+function infoOf(key: string, response: GetObjectCommandOutput): ObjectInfo {
+  return {
     key,
     size: response.ContentLength,
     etag: answeredEtag(response.ETag),
     contentType: response.ContentType,
     contentRange: response.ContentRange,
   }
-  return { info, source: new ResumableSource(ctx, key, response, options) }
 }
 
 /**
- * A read that may be large: a GET of the first `2 × rangeSize` bytes, then, if there is more, the
- * rest as ranges fetched several at once and delivered in order, each pinned to the first ETag.
+ * The rest of a read after its first answer (`head`): consecutive ranges of `rest`, fetched several
+ * at once and delivered in order after `head`, each a resumable GET pinned to `etag`.
  */
-async function openRanged(
+function readOnInRanges(
   ctx: S3Context,
   owner: object,
   key: string,
-  options: ObjectSourceOptions,
+  head: RangeSource,
+  rest: ByteRange,
+  etag: string,
   reads: RangedReads,
-): Promise<{ info: ObjectInfo; source: ObjectSource }> {
-  const start = options.start ?? 0
-  const first = firstRange(start, options.end, reads.rangeSize)
-  let response: GetObjectCommandOutput
-  try {
-    response = await requestObject(ctx, key, { ...first, ifMatch: options.ifMatch })
-  } catch (error) {
-    // An empty object has no byte 0: the server refuses the range (416); read it whole.
-    if (error instanceof S3RequestError && error.statusCode === 416 && options.start === undefined && options.end === undefined) {
-      return openWhole(ctx, key, options)
-    }
-    throw error
-  }
-  const total = totalSizeOf(response.ContentRange)
-  const etag = answeredEtag(response.ETag)
-  const resumeAttempts = options.resumeAttempts
-  if (total === undefined) {
-    // The server sent the whole object instead of the range: it is one GET after all.
-    const info: ObjectInfo = {
-      key,
-      size: response.ContentLength,
-      etag,
-      contentType: response.ContentType,
-      contentRange: response.ContentRange,
-    }
-    return { info, source: new ResumableSource(ctx, key, response, { resumeAttempts }) }
-  }
-  const last = options.end === undefined ? total - 1 : Math.min(options.end, total - 1)
-  const firstEnd = start + (response.ContentLength ?? 0) - 1
-  const info: ObjectInfo = {
-    key,
-    size: last - start + 1,
-    etag,
-    contentType: response.ContentType,
-    contentRange: options.start === undefined && options.end === undefined ? undefined : `bytes ${start}-${last}/${total}`,
-  }
-  const head = new ResumableSource(ctx, key, response, { start, end: firstEnd, resumeAttempts })
-  if (firstEnd >= last) return { info, source: head }
-  // Without an ETag nothing can pin the ranges to one version: the rest is one more GET.
-  const rest = etag === undefined ? [{ start: firstEnd + 1, end: last }] : planRanges(firstEnd + 1, last, reads.rangeSize)
+  options: ObjectSourceOptions,
+): ObjectSource {
   const openRange = async (range: ByteRange, signal: AbortSignal): Promise<RangeSource> => {
     const rangeCtx: S3Context = { ...ctx, signal, ranges: undefined }
     const response = await requestObject(rangeCtx, key, { ...range, ifMatch: etag })
@@ -168,10 +150,63 @@ async function openRanged(
       ;(response.Body as Readable | undefined)?.destroy()
       throw new Error(`the server did not answer the range from byte ${range.start} (Content-Range: ${response.ContentRange ?? 'none'})`)
     }
-    return new ResumableSource(rangeCtx, key, response, { ...range, resumeAttempts })
+    return new ResumableSource(rangeCtx, key, response, { ...range, resumeAttempts: options.resumeAttempts })
   }
-  const slots = rangeSlotsFor(owner, etag === undefined ? 0 : reads.rangeConcurrency)
-  return { info, source: new OrderedRanges(head, rest, openRange, slots, ctx.signal) }
+  const ranges = planRanges(rest.start, rest.end, reads.rangeSize)
+  return new OrderedRanges(head, ranges, openRange, rangeSlotsFor(owner, reads.rangeConcurrency), ctx.signal)
+}
+
+/**
+ * The first `count` bytes of a source, then its end: the source (a GET of the whole object) is
+ * closed there, and the ranges after it are read by other GETs.
+ */
+class FirstBytes extends EventEmitter implements RangeSource {
+  readonly #source: RangeSource
+  #left: number
+  #done = false
+
+  constructor(source: RangeSource, count: number) {
+    super()
+    this.#source = source
+    this.#left = count
+    source.on('data', (chunk: Uint8Array) => {
+      if (this.#done) return
+      if (chunk.byteLength < this.#left) {
+        this.#left -= chunk.byteLength
+        this.emit('data', chunk)
+        return
+      }
+      const last = chunk.subarray(0, this.#left)
+      this.#left = 0
+      this.#done = true
+      source.destroy()
+      this.emit('data', last)
+      this.emit('end')
+    })
+    source.on('end', () => this.#fail(new Error(`the body ended ${this.#left} bytes short of its first range`)))
+    source.on('error', (error: Error) => this.#fail(error))
+  }
+
+  pause(): this {
+    this.#source.pause()
+    return this
+  }
+
+  resume(): this {
+    this.#source.resume()
+    return this
+  }
+
+  destroy(): void {
+    this.#done = true
+    this.#source.destroy()
+  }
+
+  #fail(error: Error): void {
+    if (this.#done) return
+    this.#done = true
+    this.emit('error', error)
+  }
 }
 
 /**

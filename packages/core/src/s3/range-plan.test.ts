@@ -1,15 +1,7 @@
-/** Range planning as pure logic: defaults and checks, the first GET's range, the ranges after it, Content-Range totals. */
+/** Range planning as pure logic: defaults and checks, when to split, the ranges after the first answer, Content-Range totals. */
 import { describe, expect, it } from 'vitest'
 import { ConfigurationError } from '../format/errors.js'
-import {
-  DEFAULT_RANGE_CONCURRENCY,
-  DEFAULT_RANGE_SIZE,
-  firstRange,
-  planRanges,
-  rangedReadsOf,
-  totalSizeOf,
-  worthSplitting,
-} from './range-plan.js'
+import { DEFAULT_RANGE_CONCURRENCY, DEFAULT_RANGE_SIZE, planRanges, rangedReadsOf, totalSizeOf, worthSplitting } from './range-plan.js'
 
 const MiB = 1024 * 1024
 
@@ -34,22 +26,13 @@ describe('rangedReadsOf', () => {
   })
 })
 
-describe('firstRange', () => {
-  it('asks for the first two ranges’ worth of bytes, within what was asked', () => {
-    expect(firstRange(0, undefined, MiB)).toEqual({ start: 0, end: 2 * MiB - 1 })
-    expect(firstRange(100, undefined, MiB)).toEqual({ start: 100, end: 100 + 2 * MiB - 1 })
-    expect(firstRange(100, 5000, MiB)).toEqual({ start: 100, end: 5000 })
-  })
-})
-
 describe('worthSplitting', () => {
   const reads = { rangeSize: MiB, rangeConcurrency: 4 }
-  it('splits what is unknown or larger than two ranges, never with rangeConcurrency 0', () => {
-    expect(worthSplitting(undefined, reads)).toBe(true)
+  it('splits what is larger than two ranges, never with rangeConcurrency 0', () => {
     expect(worthSplitting(2 * MiB + 1, reads)).toBe(true)
     expect(worthSplitting(2 * MiB, reads)).toBe(false)
     expect(worthSplitting(0, reads)).toBe(false)
-    expect(worthSplitting(undefined, { ...reads, rangeConcurrency: 0 })).toBe(false)
+    expect(worthSplitting(100 * MiB, { ...reads, rangeConcurrency: 0 })).toBe(false)
   })
 })
 

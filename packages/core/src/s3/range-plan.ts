@@ -1,17 +1,17 @@
 /**
  * Planning parallel ranged reads of one large object (pure logic, no I/O): the options, their
- * defaults and checks, the first GET's range, and the consecutive ranges of the rest. A read asks
- * for the first `2 × rangeSize` bytes; an object no larger than that is then read whole by that
- * one GET, and a larger one is read on as ranges of `rangeSize` bytes, several at once, delivered
- * in order (`ordered-ranges.ts`).
+ * defaults and checks, when a read is split, and the consecutive ranges after its first answer. A
+ * read whose answer is no larger than `2 × rangeSize` stays one GET; a larger one is read on, after
+ * its first `rangeSize` bytes, as ranges of `rangeSize` bytes, several at once, delivered in order
+ * (`ordered-ranges.ts`).
  *
  * @example
  * ```ts
- * import { firstRange, planRanges, rangedReadsOf } from '@s3exchange/core/internals'
+ * import { planRanges, rangedReadsOf, worthSplitting } from '@s3exchange/core/internals'
  *
- * const reads = rangedReadsOf({ rangeSize: 8 * 2 ** 20 })           // { rangeSize: 8 MiB, rangeConcurrency: 4 }
- * const first = firstRange(0, undefined, reads.rangeSize)            // { start: 0, end: 16 MiB - 1 }
- * const rest = planRanges(first.end + 1, 40 * 2 ** 20 - 1, reads.rangeSize) // 16–24, 24–32, 32–40 MiB
+ * const reads = rangedReadsOf({ rangeSize: 8 * 2 ** 20 })             // { rangeSize: 8 MiB, rangeConcurrency: 4 }
+ * worthSplitting(40 * 2 ** 20, reads)                                  // true
+ * const rest = planRanges(8 * 2 ** 20, 40 * 2 ** 20 - 1, reads.rangeSize) // 8–16, 16–24, 24–32, 32–40 MiB
  * ```
  */
 import { ConfigurationError } from '../format/errors.js'
@@ -72,18 +72,9 @@ export function rangedReadsOf(options: RangedReadOptions = {}): RangedReads {
   return { rangeSize, rangeConcurrency }
 }
 
-/**
- * The range the first GET asks for when reading `[start, end]` (`end` undefined: to the object's
- * end): its first `2 × rangeSize` bytes, or all of them when fewer.
- */
-export function firstRange(start: number, end: number | undefined, rangeSize: number): ByteRange {
-  const last = start + 2 * rangeSize - 1
-  return { start, end: end === undefined ? last : Math.min(end, last) }
-}
-
-/** Whether a read of `length` bytes (undefined: not known yet) should be split into ranges. */
-export function worthSplitting(length: number | undefined, reads: RangedReads): boolean {
-  return reads.rangeConcurrency > 0 && (length === undefined || length > 2 * reads.rangeSize)
+/** Whether a read of `length` bytes is split into ranges: when longer than two ranges, and ranged reads are on. */
+export function worthSplitting(length: number, reads: RangedReads): boolean {
+  return reads.rangeConcurrency > 0 && length > 2 * reads.rangeSize
 }
 
 /** The consecutive ranges that cover `[from, last]`, each `rangeSize` bytes but the last. */
