@@ -64,7 +64,10 @@ export {
 } from './format/errors.js'
 export { isBlankLine, type SplitLinesOptions, splitLines } from './format/jsonl.js'
 export {
+  type ArchiveCompression,
   type ArchiveFormat,
+  archiveCompressionFor,
+  DEFAULT_SHARD_COMPRESSION,
   inferArchiveFormat,
   inferId,
   isArchiveKey,
@@ -139,3 +142,14 @@ export {
   type ServerCapabilities,
 } from './s3/server-capabilities.js'
 export { type ProbeCheck, type ProbeServerOptions, probeServer, probeServerOnce, type ServerProbe } from './s3/server-probe.js'
+export {
+  type ContextWriteOptions,
+  type CustomerKey,
+  checkWriteOptions,
+  normalizeSseCustomerKey,
+  type SseCustomerKey,
+  type SseCustomerKeyOption,
+  type WriteContext,
+  type WriteOptions,
+  withWriteOptions,
+} from './s3/write-options.js'

@@ -59,7 +59,15 @@ export { EntryStream } from './format/entry-stream.js'
 export { httpStatusOf, isAbort, isNotFound } from './format/errors.js'
 export { asyncIterableOf, iteratorOf } from './format/iterables.js'
 export { DEFAULT_MAX_LINE_BYTES } from './format/jsonl.js'
-export { memberPathProblem, runId, shardArchiveName, utcStamp } from './format/keys.js'
+export {
+  archiveExtension,
+  extensionCompression,
+  memberPathProblem,
+  runId,
+  SHARD_INDEX_DIGITS,
+  shardArchiveName,
+  utcStamp,
+} from './format/keys.js'
 export { type BatchSize, batches, closesBefore, isFull } from './format/rollover.js'
 // manifest/
 export { isConflict, MANIFEST_CONTENT_TYPE } from './manifest/commit.js'
@@ -86,3 +94,14 @@ export {
 export { collectSource, DEFAULT_RESUME_ATTEMPTS, objectBodyFrom, openObjectSource, ResumableSource } from './s3/object-source.js'
 export { ObjectWriter, putBytes } from './s3/object-writer.js'
 export { mapS3Error, mapWriteError, quoteEtag, type RangeOptions, requestObject, timesSent, unquoteEtag } from './s3/requests.js'
+export {
+  CustomerKey,
+  metadataHeaders,
+  type ObjectWriteParams,
+  objectWriteParams,
+  pickWriteOptions,
+  type SseCustomerParams,
+  sseCustomerParams,
+  taggingHeader,
+  WRITE_OPTION_NAMES,
+} from './s3/write-options.js'

@@ -14,7 +14,7 @@
  * ```ts
  * import { ShardWriter } from '@s3exchange/core'
  *
- * const writer = new ShardWriter(ctx, 'ds/shards/shard-00000.tar.gz', { compression: 'gzip' })
+ * const writer = new ShardWriter(ctx, 'ds/shards/shard-00000.tar.gz') // gzip: the extension says so
  * await writer.add({ source: Buffer.from('hello'), member_path: 'a.txt', id: 'a' })
  * await writer.add({ source: '/data/b.wav', member_path: 'b.wav', meta: { sr: 16000 } })
  * const entry = await writer.finish() // { kind: 'shard', archive_key, …, count: 2, size_bytes, meta: { etag } }
@@ -23,11 +23,12 @@
 import { createHash } from 'node:crypto'
 import { DEFAULT_INTERNAL_MANIFEST_PATH, type FileEntry, type ShardEntry, serializeEntry } from '../format/entries.js'
 import { ShardWriteError } from '../format/errors.js'
-import { virtualKey } from '../format/keys.js'
+import { type ArchiveCompression, archiveCompressionFor, virtualKey } from '../format/keys.js'
 import type { Writer } from '../format/writer.js'
 import type { S3Context } from '../s3/context.js'
 import { hashing } from '../s3/data-source.js'
 import type { UploadOptions } from '../s3/multipart-upload.js'
+import type { WriteOptions } from '../s3/write-options.js'
 import type { ArchiveIndexOptions } from './archive-index.js'
 import {
   BodyDeflater,
@@ -47,9 +48,15 @@ import { paddedSize, TAR_END, tarHeader, tarHeaderSize, tarPadding } from './tar
 /** Options for {@link ShardWriter}. */
 export interface ShardWriterOptions
   extends Pick<UploadOptions, 'partSize' | 'queueSize'>,
-    Pick<ArchiveIndexOptions, 'internalManifestPath'> {
-  /** `'gzip'` for a .tar.gz, `null` for a plain tar. Default `'gzip'`, as Python's `put_shard_archive`. */
-  compression?: 'gzip' | null
+    Pick<ArchiveIndexOptions, 'internalManifestPath'>,
+    WriteOptions {
+  /**
+   * `'gzip'` for a .tar.gz, `null` for a plain tar, `'zstd'` for a .tar.zst (not written yet:
+   * `ShardWriteError`). Default: what the archive key's extension says (`.tar`, `.tar.gz` / `.tgz`,
+   * `.tar.zst`); gzip for a key without one. A value the extension contradicts is a
+   * `ConfigurationError` naming the key and the option (see `archiveCompressionFor`).
+   */
+  compression?: ArchiveCompression | undefined
   /** gzip level, 1 (fast) to 9 (small). Default 6. */
   gzipLevel?: number
   /**
@@ -71,7 +78,7 @@ const SEGMENT_BYTES = 64 * 1024
 /** Writes one shard archive; see the module comment. */
 export class ShardWriter implements Writer<ShardItem | PreparedShardItem, ShardEntry> {
   readonly archiveKey: string
-  readonly compression: 'gzip' | null
+  readonly compression: ArchiveCompression
   readonly internalManifestPath: string
   readonly #options: ShardWriterOptions
   readonly #output: HeadLastWriter
@@ -88,12 +95,21 @@ export class ShardWriter implements Writer<ShardItem | PreparedShardItem, ShardE
   #group: { parts: Uint8Array[]; bytes: number; members: number[] } = { parts: [], bytes: 0, members: [] }
   #state: 'open' | 'finished' | 'failed' = 'open'
 
+  /**
+   * Throws before anything is written: `ConfigurationError` for a compression the key contradicts
+   * or bad write options, `ShardWriteError` for zstd (not written yet).
+   */
   constructor(ctx: S3Context, archiveKey: string, options: ShardWriterOptions = {}) {
     this.archiveKey = archiveKey
     this.#options = options
-    this.compression = options.compression === undefined ? 'gzip' : options.compression
+    this.compression = archiveCompressionFor(archiveKey, options.compression)
+    if (this.compression === 'zstd') {
+      throw new ShardWriteError('unsupported compression: zstd (writing zstd archives is not supported yet; gzip or null)', {
+        archiveKey,
+      })
+    }
     this.internalManifestPath = options.internalManifestPath ?? DEFAULT_INTERNAL_MANIFEST_PATH
-    this.#output = new HeadLastWriter(ctx, archiveKey, options)
+    this.#output = new HeadLastWriter(ctx, archiveKey, options) // the write options: see PartWriter
     const write = (chunk: Buffer) => this.#output.add(chunk)
     if (this.compression === 'gzip' && (options.seekable ?? true)) this.#segments = new SegmentDeflater(write, options.gzipLevel ?? 6)
     else if (this.compression === 'gzip') this.#gzip = new BodyDeflater(write, options.gzipLevel ?? 6)

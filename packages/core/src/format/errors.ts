@@ -148,7 +148,8 @@ export class S3RequestError extends S3ExchangeError {
 
   constructor(operation: string, key: string, cause: unknown) {
     const statusCode = httpStatusOf(cause)
-    const detail = cause instanceof Error ? cause.message || cause.name : String(cause)
+    // The SDK says 'UnknownError' when the server's error has no message (Ceph RGW's have none): its code says more.
+    const detail = cause instanceof Error ? (cause.message && cause.message !== 'UnknownError' ? cause.message : cause.name) : String(cause)
     super(`${operation} ${key} failed${statusCode ? ` (HTTP ${statusCode})` : ''}: ${detail}`, { cause })
     this.key = key
     this.operation = operation
@@ -325,9 +326,22 @@ export class LimitExceededError extends S3ExchangeError {
   }
 }
 
-/** Configuration is missing or inconsistent (e.g. `fromEnv()` without a bucket). */
+/**
+ * Configuration is missing or inconsistent (e.g. `fromEnv()` without a bucket, `sseKmsKeyId`
+ * without `serverSideEncryption: 'aws:kms'`); thrown before anything is read or written.
+ */
 export class ConfigurationError extends S3ExchangeError {
   override name = 'ConfigurationError'
+  /** The option at fault (`sseKmsKeyId`, `metadata`, `compression`, …), when one is. */
+  readonly option: string | undefined
+  /** The key the call was about (an archive key, …), when there was one. */
+  readonly key: string | undefined
+
+  constructor(message: string, options: { option?: string; key?: string; cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause })
+    this.option = options.option
+    this.key = options.key
+  }
 }
 
 /** The HTTP status code carried by an AWS SDK error, if any. */

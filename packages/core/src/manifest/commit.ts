@@ -31,12 +31,13 @@ import type { WrittenObject } from '../s3/multipart-upload.js'
 import { getObjectBody } from '../s3/object-source.js'
 import { putBytes } from '../s3/object-writer.js'
 import { timesSent } from '../s3/requests.js'
+import { type WriteOptions, withWriteOptions } from '../s3/write-options.js'
 
 /** Content-Type of manifests. */
 export const MANIFEST_CONTENT_TYPE = 'application/x-ndjson'
 
-/** Options for {@link appendToManifest}. */
-export interface AppendOptions {
+/** Options for {@link appendToManifest}; the write options (`WriteOptions`) apply to the root written (its SSE-C key to its read too). */
+export interface AppendOptions extends WriteOptions {
   /** Attempts before giving up with `ManifestConflictError`. Default 20. */
   maxAttempts?: number
   /** First pause between attempts, in ms (doubled each time, up to `maxDelayMs`, fully jittered). Default 25. */
@@ -67,6 +68,7 @@ export async function appendToManifest(
   entries: ManifestEntry[],
   options: AppendOptions = {},
 ): Promise<AppendResult> {
+  ctx = withWriteOptions(ctx, options)
   const maxAttempts = options.maxAttempts ?? 20
   const lines = entries.map((entry) => `${serializeEntry(entry)}\n`).join('')
   let lastConflict: unknown

@@ -1,7 +1,10 @@
 /**
  * The requests that write one object, for the writers above them: a single PUT (`putSingle`), or a
  * multipart upload (`MultipartUpload`: parts sent a few at a time, then one completion, or an
- * abort). Conditional writes (`ifMatch`, `ifNoneMatch`) apply to the PUT or to the completion. A
+ * abort). Conditional writes (`ifMatch`, `ifNoneMatch`) apply to the PUT or to the completion. The
+ * context's write options (`S3Context.writeOptions`: storage class, encryption, metadata, tags, …;
+ * see `write-options.ts`) go with the PUT and with CreateMultipartUpload, its SSE-C key also with
+ * every UploadPart and the completion. A
  * write the server carried out but whose answer was lost, so that the SDK's repeat of it was
  * refused (`NoSuchUpload` for a completion, 412 for a conditional write), is recognized by the
  * object's ETag and size and counts as done. `PartBuffer` cuts a stream of chunks into parts.
@@ -26,6 +29,7 @@ import {
 } from '@aws-sdk/client-s3'
 import type { S3Context } from './context.js'
 import { headObject, mapWriteError, timesSent, unquoteEtag } from './requests.js'
+import { objectWriteParams, sseCustomerParams, type WriteOptions, withWriteOptions } from './write-options.js'
 
 /** Default part size: 8 MiB (S3's minimum is 5 MiB; some servers reject requests of 10 MiB and more). */
 export const DEFAULT_PART_SIZE = 8 * 1024 * 1024
@@ -36,8 +40,8 @@ export const MIN_PART_SIZE = 5 * 1024 * 1024
 /** S3's most parts in one upload. */
 const MAX_PARTS = 10_000
 
-/** How an object is written. */
-export interface UploadOptions {
+/** How an object is written: its parts, its Content-Type, conditions, and the write options (see `WriteOptions`). */
+export interface UploadOptions extends WriteOptions {
   /** Bytes per multipart part (at least 5 MiB). Default 8 MiB. */
   partSize?: number
   /** Parts uploading at once. Default 4. */
@@ -109,7 +113,7 @@ export class MultipartUpload {
   #failure: unknown
 
   constructor(ctx: S3Context, key: string, options: UploadOptions = {}) {
-    this.#ctx = ctx
+    this.#ctx = withWriteOptions(ctx, options)
     this.key = key
     this.#options = options
     this.#queueSize = Math.max(1, options.queueSize ?? DEFAULT_QUEUE_SIZE)
@@ -129,10 +133,18 @@ export class MultipartUpload {
     if (this.#failure) throw this.#failure
     if (partNumber > MAX_PARTS) throw new Error(`${this.key}: more than ${MAX_PARTS} parts; raise partSize`)
     const uploadId = await this.#create()
+    const encryption = sseCustomerParams(this.#ctx)
     const task = (async () => {
       try {
         const response = await this.#ctx.client.send(
-          new UploadPartCommand({ Bucket: this.#ctx.bucket, Key: this.key, UploadId: uploadId, PartNumber: partNumber, Body: body }),
+          new UploadPartCommand({
+            Bucket: this.#ctx.bucket,
+            Key: this.key,
+            UploadId: uploadId,
+            PartNumber: partNumber,
+            Body: body,
+            ...encryption,
+          }),
           { abortSignal: this.#ctx.signal },
         )
         this.#parts.push({ PartNumber: partNumber, ETag: response.ETag })
@@ -150,6 +162,7 @@ export class MultipartUpload {
     if (this.#failure) throw this.#failure
     const uploadId = await this.#create()
     const parts = [...this.#parts].sort((a, b) => a.PartNumber - b.PartNumber)
+    const encryption = sseCustomerParams(this.#ctx)
     try {
       const response = await this.#ctx.client.send(
         new CompleteMultipartUploadCommand({
@@ -159,6 +172,7 @@ export class MultipartUpload {
           MultipartUpload: { Parts: parts },
           IfMatch: this.#options.ifMatch,
           IfNoneMatch: this.#options.ifNoneMatch,
+          ...encryption,
         }),
         { abortSignal: this.#ctx.signal },
       )
@@ -196,9 +210,15 @@ export class MultipartUpload {
 
   #create(): Promise<string> {
     this.#creating ??= (async () => {
+      const params = objectWriteParams(this.#ctx)
       try {
         const response = await this.#ctx.client.send(
-          new CreateMultipartUploadCommand({ Bucket: this.#ctx.bucket, Key: this.key, ContentType: this.#options.contentType }),
+          new CreateMultipartUploadCommand({
+            Bucket: this.#ctx.bucket,
+            Key: this.key,
+            ContentType: this.#options.contentType,
+            ...params,
+          }),
           { abortSignal: this.#ctx.signal },
         )
         if (!response.UploadId) throw new Error('CreateMultipartUpload returned no UploadId')
@@ -213,6 +233,8 @@ export class MultipartUpload {
 
 /** Writes `body` to `key` with one PutObject; resolves to its ETag. See the module comment. */
 export async function putSingle(ctx: S3Context, key: string, body: Uint8Array, options: UploadOptions = {}): Promise<string | undefined> {
+  ctx = withWriteOptions(ctx, options)
+  const params = objectWriteParams(ctx)
   let etag: string | undefined
   try {
     const response = await ctx.client.send(
@@ -224,6 +246,7 @@ export async function putSingle(ctx: S3Context, key: string, body: Uint8Array, o
         ContentType: options.contentType,
         IfMatch: options.ifMatch,
         IfNoneMatch: options.ifNoneMatch,
+        ...params,
       }),
       { abortSignal: ctx.signal },
     )
