@@ -444,6 +444,37 @@ describe.concurrent('s3x', () => {
     for (const entry of entries as ShardEntry[]) expect(entry.archive_key).toMatch(/\.tar\.gz$/)
   })
 
+  it('pack --zstd writes seekable .tar.zst shards that verify, cat (one member) and get read back; --gzip with --zstd is a usage error', async ({
+    expect,
+  }) => {
+    const files = { 'a.txt': Buffer.from('alpha '.repeat(500)), 'b/c.bin': randomBytes(70_000), 'b/d.txt': Buffer.from('delta') }
+    const source = await makeTree('pack-zst', files)
+    const manifest = s3.key('pack-zst/manifest.jsonl')
+    const run = await s3x(['pack', source, s3.key('pack-zst/shards'), '--manifest', manifest, '--zstd', '--json'])
+    expect(run.code, describeRun(run)).toBe(0)
+    const report = JSON.parse(run.out)
+    expect(report.shards).toHaveLength(1)
+    expect(report.shards[0]).toMatchObject({ compression: 'zstd', count: 3, archive_key: expect.stringMatching(/\.tar\.zst$/) })
+    const archive = report.shards[0].archive_key as string
+    const listed = await Array.fromAsync(store.getShard(archive).getManifest())
+    for (const entry of listed) expect(entry).toMatchObject({ zst_offset: expect.any(Number), zst_size: expect.any(Number) })
+    const target = join(work, 'pack-zst-out')
+    const [verify, cat, get] = await Promise.all([
+      s3x(['verify', manifest]),
+      s3x(['cat', `${archive}#b/d.txt`]),
+      s3x(['get', manifest, target]),
+    ])
+    expect(verify.code, describeRun(verify)).toBe(0)
+    expect(cat.code, describeRun(cat)).toBe(0)
+    expect(cat.out).toBe('delta')
+    expect(get.code, describeRun(get)).toBe(0)
+    for (const [path, data] of Object.entries(files)) expect((await readFile(join(target, path))).equals(data), path).toBe(true)
+
+    const both = await s3x(['pack', source, s3.key('pack-zst/other'), '--manifest', manifest, '--gzip', '--zstd'])
+    expect(both.code, describeRun(both)).toBe(2)
+    expect(lines(both.err)[0]).toBe('s3x: pack: --gzip and --zstd contradict each other')
+  })
+
   it('get downloads one key, and one shard member under its path', async ({ expect }) => {
     await store.putObject(s3.key('get/x/file.txt'), Buffer.from('loose'))
     const shard = await store.putShardArchive(s3.key('get/s.tar'), [{ source: Buffer.from('member'), member_path: 'p/q.txt' }], {
@@ -1164,7 +1195,7 @@ describe('write flags and --sse-c-key on the wire (through the recording proxy)'
       ],
       [
         ['pack', source, s3.key('flags-bad'), '--manifest', 'm.jsonl', '--compression', 'zip'],
-        "s3x: pack: --compression must be gzip or none, not 'zip'",
+        "s3x: pack: --compression must be gzip, zstd or none, not 'zip'",
       ],
       [
         ['pack', source, s3.key('flags-bad'), '--manifest', 'm.jsonl', '--gzip', '--compression', 'none'],

@@ -83,6 +83,7 @@ export {
 } from './format/keys.js'
 export { DEFAULT_LIMITS, effectiveLimits, type ReadLimits } from './format/limits.js'
 export { LruCache } from './format/lru-cache.js'
+export { type EnvPartition, type EnvRecord, type PartitionEngine, partitionFromEnv } from './format/partition-env.js'
 export type { RolloverLimits } from './format/rollover.js'
 export { type Writer, writeAll } from './format/writer.js'
 // manifest/: publishing to a root

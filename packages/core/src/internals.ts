@@ -41,6 +41,7 @@ export { indexByPath, listedMemberEntry, parseInternalManifest, streamedMemberEn
 export { openLocatedMember } from './archive/random-access.js'
 export { type ScanArchiveOptions, type ScannedMember, scanArchive } from './archive/scan-archive.js'
 export { type PreparedShardItem, prepareShardItem } from './archive/shard-items.js'
+export { compressInto, StreamCompressor } from './archive/stream-compressor.js'
 export {
   isRegularFile,
   memberBody,
@@ -53,6 +54,23 @@ export {
   toShardReadError,
 } from './archive/tar-reader.js'
 export { paddedSize, TAR_END, type TarHeaderSpec, tarHeader, tarHeaderSize, tarPadding } from './archive/tar-writer.js'
+export {
+  compressFrame,
+  createFrameCompressor,
+  DEFAULT_ZSTD_LEVEL,
+  FrameCompressor,
+  type ZstdFunctions,
+  zstdFor,
+  zstdLookup,
+} from './archive/zstd-codec.js'
+export {
+  PADDING_MAGIC,
+  paddingFrame,
+  SKIPPABLE_HEADER_BYTES,
+  ZSTD_MAGIC,
+  ZstdFrameError,
+  ZstdFrameSplitter,
+} from './archive/zstd-frames.js'
 // format/
 export { ENTRY_KINDS } from './format/entries.js'
 export { EntryStream } from './format/entry-stream.js'

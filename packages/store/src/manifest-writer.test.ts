@@ -446,6 +446,26 @@ describe('shard buffering', () => {
     expect(members.map(({ offset: _, gz_offset: __, gz_size: ___, ...entry }) => entry)).toStrictEqual(returned.slice(0, 3))
   })
 
+  it("shardCompression: 'zstd' writes seekable .tar.zst shards; iterObjects and getObject read them back", async () => {
+    const root = s3.key('sh-zstd/manifest.jsonl')
+    const writer = store.openManifestWriter(root, { shardSize: { maxEntries: 4 }, shardCompression: 'zstd' })
+    const data = Array.from({ length: 6 }, (_, i) => Buffer.from(`zstd member ${i} `.repeat(50 * (i + 1))))
+    for (const [i, bytes] of data.entries()) await writer.addToShard(`z/${i}.txt`, bytes)
+    await writer.close()
+    const shards = (await Array.fromAsync(store.iterManifestEntries(root))) as ShardEntry[]
+    expect(shards.map((entry) => [entry.compression, entry.count])).toEqual([
+      ['zstd', 4],
+      ['zstd', 2],
+    ])
+    for (const shard of shards) expect(shard.archive_key).toMatch(/\/shard-\d{8}-\d{6}-[0-9a-f]{6}-\d{5}\.tar\.zst$/)
+    const got = await objects(root)
+    expect(got.map(([path]) => path)).toEqual(data.map((_, i) => `z/${i}.txt`))
+    for (const [i, [, bytes]] of got.entries()) expect(bytes.equals(data[i] as Buffer)).toBe(true)
+    const members = await Array.fromAsync(store.getShard(shards[1]?.archive_key as string).getManifest())
+    expect(members.map((entry) => typeof entry.zst_offset)).toEqual(['number', 'number'])
+    expect((await (await store.getObject(`${shards[1]?.archive_key}#z/5.txt`)).bytes()).toString()).toBe(data[5]?.toString())
+  })
+
   it("maxBytes: Python's rule, a shard is written once its bytes reach the limit (after adding)", async () => {
     const root = s3.key('sh-bytes/manifest.jsonl')
     const writer = store.openManifestWriter(root, { shardSize: { maxBytes: 100 } })

@@ -2,6 +2,7 @@
  * Shard: format inference, the internal manifest, members with their entries and bytes, one
  * member by path, and archives written by others (unlisted members, links, directories).
  */
+import { zstdCompressSync } from 'node:zlib'
 import { PutObjectCommand } from '@aws-sdk/client-s3'
 import { buildTar, countRequests, internalManifestFor, rejection } from '@s3exchange/testing'
 import { useTestS3 } from '@s3exchange/testing/vitest'
@@ -31,22 +32,31 @@ const manifestLines = (archiveKey: string) =>
 
 let tarKey: string
 let tgzKey: string
+let zstKey: string
 
 beforeAll(async () => {
   store = new S3ExchangeStore({ client: s3.client, bucket: s3.bucket })
   tarKey = s3.key('shards/shard-00000.tar')
   tgzKey = s3.key('shards/shard-00001.tar.gz')
+  zstKey = s3.key('shards/shard-00002.tar.zst')
   for (const [key, gzip] of [
     [tarKey, false],
     [tgzKey, true],
   ] as const) {
     await put(key, await buildTar([{ name: '__manifest__.jsonl', data: internalManifestFor(key, members) }, ...members], { gzip }))
   }
+  // A .tar.zst as the zstd tool writes one: a single frame, no zst_offset.
+  await put(
+    zstKey,
+    zstdCompressSync(await buildTar([{ name: '__manifest__.jsonl', data: internalManifestFor(zstKey, members) }, ...members])),
+  )
 })
 
 describe('format inference', () => {
-  it('Shard.inferArchiveFormat reads the extension as Python does', () => {
+  it('Shard.inferArchiveFormat reads the extension as Python does, and .tar.zst', () => {
     expect(Shard.inferArchiveFormat('a/b.tar.gz')).toEqual({ format: 'tar', compression: 'gzip' })
+    expect(Shard.inferArchiveFormat('a/b.tar.zst')).toEqual({ format: 'tar', compression: 'zstd' })
+    expect(Shard.inferArchiveFormat('a/b.tzst')).toEqual({ format: 'tar', compression: 'zstd' })
     expect(Shard.inferArchiveFormat('a/b.tgz')).toEqual({ format: 'tar', compression: 'gzip' })
     expect(Shard.inferArchiveFormat('a/b.tar')).toEqual({ format: 'tar', compression: null })
     expect(Shard.inferArchiveFormat('a/b.tar.bz2')).toEqual({ format: 'tar', compression: 'bzip2' })
@@ -68,6 +78,8 @@ describe('format inference', () => {
     const tar = store.getShard(tarKey)
     expect(tar.compression).toBeNull()
     expect(tar.entry.compression).toBeNull()
+    expect(store.getShard(zstKey).compression).toBe('zstd')
+    expect(store.isShard(zstKey)).toBe(true)
   })
 
   it('fromEntry keeps the entry; an entry without compression reads as gzip, as in Python', () => {
@@ -81,6 +93,7 @@ describe('format inference', () => {
 describe.each([
   ['plain tar', () => tarKey],
   ['tar.gz', () => tgzKey],
+  ['tar.zst', () => zstKey],
 ])('a %s shard', (_, archiveKey) => {
   it('getManifest() gives the internal manifest entries, as written', async () => {
     const key = archiveKey()

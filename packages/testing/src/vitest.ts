@@ -23,7 +23,7 @@ import { randomBytes } from 'node:crypto'
 import type { S3Client } from '@aws-sdk/client-s3'
 import { afterAll, beforeAll, expect, inject } from 'vitest'
 import { connectS3, type LocalS3, type S3Connection } from './local-s3.js'
-import type { RecordedRequest, S3Proxy } from './s3-proxy.js'
+import { type RecordedRequest, type S3Proxy, type S3ProxyOptions, startS3Proxy } from './s3-proxy.js'
 import { type ServerFeature, serverSupports, type TestServerInfo } from './test-server.js'
 import { expectedOptionHeaders, optionHeaders, requestKey, s3Operation, type WriteOptionsSent } from './write-options-support.js'
 
@@ -98,4 +98,40 @@ export function expectOptionsOnEveryRequest(requests: readonly RecordedRequest[]
     expect(optionHeaders(request), `${operation} ${key}`).toStrictEqual(expectedOptionHeaders(request, options))
   }
   return seen
+}
+
+/** What a test file gets from {@link useS3Proxy}; fields are set once `beforeAll` has run. */
+export interface TestS3Proxy {
+  /** The proxy: `proxy.requests` logs every request made through it. */
+  proxy: S3Proxy
+  /** A client that goes through the proxy (destroyed in `afterAll`). */
+  client: S3Client
+}
+
+/**
+ * Starts a fault-injecting proxy in front of the test file's S3 server (see {@link useTestS3})
+ * and a client through it, for tests that count or inspect requests. Call after `useTestS3()`.
+ *
+ * @example
+ * ```ts
+ * const s3 = useTestS3()
+ * const via = useS3Proxy(s3)
+ * it('reads one member with one ranged GET', async () => {
+ *   const mark = via.proxy.requests.length
+ *   await openArchiveMember({ client: via.client, bucket: s3.bucket }, key, 'a.txt')
+ *   expect(via.proxy.requests.slice(mark).filter((r) => r.method === 'GET')).toHaveLength(2)
+ * })
+ * ```
+ */
+export function useS3Proxy(s3: TestS3, options: Omit<S3ProxyOptions, 'target'> = {}): TestS3Proxy {
+  const state = {} as TestS3Proxy
+  beforeAll(async () => {
+    state.proxy = await startS3Proxy({ ...options, target: s3.s3.endpoint })
+    state.client = s3.s3.createClient({ endpoint: state.proxy.endpoint })
+  })
+  afterAll(async () => {
+    state.client?.destroy()
+    await state.proxy?.stop()
+  })
+  return state
 }

@@ -11,8 +11,10 @@
  * loose objects and shard members with their bytes; one member read by virtual key with one ranged
  * GETs; a read whose connection is cut mid-body, resumed; typed errors (one class for `import` and
  * `require`); a zstd archive (read on a Node with zstd, an UnsupportedCompressionError naming the
- * archive without); write options and an SSE-C key (given as bytes) on the wire, as the SDK sends
- * them. No top-level await, so the same file compiles to CommonJS.
+ * archive without); a zstd shard written (read back by member on a Node with zstd, a
+ * ShardWriteError naming the archive without, nothing uploaded); write options and an SSE-C key
+ * (given as bytes) on the wire, as the SDK sends them. No top-level await, so the same file
+ * compiles to CommonJS.
  */
 import { strict as assert } from 'node:assert'
 import { createHash, randomBytes } from 'node:crypto'
@@ -21,7 +23,14 @@ import * as zlib from 'node:zlib'
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3'
 import { ShardReadError as CoreShardReadError } from '@s3exchange/core'
 import { type ProxiedRequest, startLocalS3, startS3Proxy } from '@s3exchange/testing'
-import { type FileEntry, ObjectNotFoundError, S3ExchangeStore, ShardReadError, UnsupportedCompressionError } from 's3exchange'
+import {
+  type FileEntry,
+  ObjectNotFoundError,
+  S3ExchangeStore,
+  ShardReadError,
+  ShardWriteError,
+  UnsupportedCompressionError,
+} from 's3exchange'
 
 async function bytesOf(body: { bytes(): Promise<Uint8Array> }): Promise<Buffer> {
   return Buffer.from(await body.bytes())
@@ -183,6 +192,25 @@ async function main(): Promise<string[]> {
       assert.equal(error.compression, 'zstd')
       assert.match(error.message, new RegExp(`${zstdKey}.*zstd.*Node 22\\.15`))
       done.push('zstd archive: UnsupportedCompressionError naming it (no zstd in this Node)')
+    }
+
+    // writing zstd: a seekable .tar.zst where node:zlib has zstd, a typed error naming it where it does not
+    const writtenKey = `${prefix}/shards/written.tar.zst`
+    try {
+      const shard = await store.putShardArchive(writtenKey, [
+        { source: Buffer.from('zeta'), member_path: 'z.txt' },
+        { source: Buffer.from('eta'), member_path: 'e/t.txt' },
+      ])
+      assert.ok(hasZstd, `Node ${process.version} has no zstd, yet a zstd shard was written`)
+      assert.equal(shard.entry.compression, 'zstd')
+      assert.equal(await (await store.getObject(`${writtenKey}#e/t.txt`)).text(), 'eta')
+      done.push('zstd shard written, one member read back')
+    } catch (error) {
+      if (hasZstd || !(error instanceof ShardWriteError)) throw error
+      assert.equal(error.archiveKey, writtenKey)
+      assert.match(error.message, new RegExp(`${writtenKey}.*zstd.*Node 22\\.15`))
+      assert.equal(await store.exists(writtenKey), false)
+      done.push('zstd shard: ShardWriteError naming it, nothing written (no zstd in this Node)')
     }
   } finally {
     await store.deletePrefix(`${prefix}/`)

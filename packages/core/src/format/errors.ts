@@ -93,12 +93,15 @@ export class ShardReadError extends S3ExchangeError {
   readonly archiveKey: string
   /** The member being read when it failed, when there was one. */
   readonly memberPath: string | undefined
+  /** What went wrong, without the archive and member the message starts with. */
+  readonly reason: string
 
   constructor(message: string, options: { archiveKey: string; memberPath?: string; cause?: unknown }) {
     const where = options.memberPath === undefined ? options.archiveKey : `${options.archiveKey}#${options.memberPath}`
     super(`Shard read failed (${where}): ${message}`, options)
     this.archiveKey = options.archiveKey
     this.memberPath = options.memberPath
+    this.reason = message
   }
 }
 
@@ -159,7 +162,8 @@ export class S3RequestError extends S3ExchangeError {
 
 /**
  * A shard archive cannot be written: a member path that is empty, absolute, contains `..` or is
- * used twice; a source whose size differs from the size given; a source that cannot be read.
+ * used twice; a source whose size differs from the size given; a source that cannot be read;
+ * zstd asked of a Node whose `node:zlib` has none (before 22.15).
  */
 export class ShardWriteError extends S3ExchangeError {
   override name = 'ShardWriteError'

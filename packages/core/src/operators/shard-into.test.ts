@@ -9,6 +9,7 @@ import { countRequests, type MultipartUpload, pendingMultipartUploads, trackMult
 import { useTestS3 } from '@s3exchange/testing/vitest'
 import { pipe } from 'it-pipe'
 import { afterAll, describe, expect, it } from 'vitest'
+import { openArchiveMember } from '../archive/random-access.js'
 import { readShardEntries, readShardMembers } from '../archive/scan-archive.js'
 import type { ShardItem } from '../archive/shard-items.js'
 import type { ShardEntry } from '../format/entries.js'
@@ -136,6 +137,23 @@ describe('archive names', () => {
     const prefix = s3.key('names/plain/')
     const [entry] = await Array.fromAsync(shardInto(ctx(), { prefix, compression: null })(itemsOfSizes([1])))
     expect(entry?.archive_key).toMatch(new RegExp(`^${s3.key('names/plain')}/shard-\\d{8}-\\d{6}-[0-9a-f]{6}-00000\\.tar$`))
+  })
+
+  it("compression: 'zstd' names them .tar.zst; they read back, streamed and by member path", async () => {
+    const prefix = s3.key('names/zstd')
+    const items = Array.from({ length: 5 }, (_, i) => ({ source: Buffer.from(`zstd member ${i}`), member_path: `z/${i}.txt` }))
+    const entries = await Array.fromAsync(shardInto(ctx(), { prefix, compression: 'zstd', maxEntries: 3 })(items))
+    expect(entries.map((entry) => [entry.compression, entry.count])).toEqual([
+      ['zstd', 3],
+      ['zstd', 2],
+    ])
+    for (const entry of entries)
+      expect(entry.archive_key).toMatch(new RegExp(`^${prefix}/shard-\\d{8}-\\d{6}-[0-9a-f]{6}-0000[01]\\.tar\\.zst$`))
+    const read: string[] = []
+    for (const entry of entries) for await (const { body } of readShardMembers(ctx(), entry)) read.push(await body.text())
+    expect(read).toEqual(items.map((item) => item.source.toString()))
+    const member = await openArchiveMember(ctx(), entries[1]?.archive_key as string, 'z/4.txt')
+    expect(await member?.text()).toBe('zstd member 4')
   })
 
   it('archiveName names the archives under prefix (a trailing slash is dropped)', async () => {

@@ -1,5 +1,5 @@
 /**
- * `shardInto(ctx, opts)`: packs `ShardItem`s into tar or tar.gz shard archives under `prefix`,
+ * `shardInto(ctx, opts)`: packs `ShardItem`s into tar, tar.gz or tar.zst shard archives under `prefix`,
  * streamed straight into S3 (see `ShardWriter`), and yields each archive's `ShardEntry` as Python
  * writes it once the archive is complete. A new archive starts when the next item would exceed
  * `maxEntries` or `maxBytes` (Python's `Shard.split_items` rule; an item larger than `maxBytes`
@@ -37,7 +37,8 @@ export interface ShardIntoOptions extends ShardWriterOptions, RolloverLimits {
   /**
    * Name of the archive with this index (0, 1, …), relative to `prefix`; its extension sets the
    * compression (see `ShardWriterOptions.compression`). Default
-   * `shard-<YYYYMMDD-HHMMSS>-<6 hex>-<index, 5 digits>.tar.gz` (`.tar` with `compression: null`),
+   * `shard-<YYYYMMDD-HHMMSS>-<6 hex>-<index, 5 digits>.tar.gz` (`.tar` with `compression: null`,
+   * `.tar.zst` with `'zstd'`),
    * unique per run of the stage so that a second run never overwrites the archives of a first one
    * (`shardArchiveName`, as the `ManifestWriter` and `s3x pack` name theirs).
    */
