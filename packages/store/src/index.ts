@@ -8,9 +8,11 @@
 export {
   type AppendOptions,
   type AppendResult,
+  type ArchiveCompression,
   type ArchiveFormat,
   type ArchiveIndexCache,
   appendToManifest,
+  archiveCompressionFor,
   BEHAVIOUR_TOPICS,
   type CommitResult,
   type CompactIntoOptions,
@@ -19,8 +21,11 @@ export {
   ConditionalWriteUnsupportedError,
   type ConditionOutcome,
   ConfigurationError,
+  type ContextWriteOptions,
+  type CustomerKey,
   checkDeleteKey,
   checkDeletePrefix,
+  checkWriteOptions,
   clientConfigFor,
   compactInto,
   createClient,
@@ -30,6 +35,7 @@ export {
   DEFAULT_LIMITS,
   DEFAULT_RANGE_CONCURRENCY,
   DEFAULT_RANGE_SIZE,
+  DEFAULT_SHARD_COMPRESSION,
   type DeleteAllOptions,
   type DeletePlan,
   DeleteRefusedError,
@@ -85,6 +91,7 @@ export {
   MissingPlaceholderError,
   matchingKeys,
   normalizeKey,
+  normalizeSseCustomerKey,
   ObjectBody,
   ObjectChangedError,
   type ObjectInfo,
@@ -138,7 +145,6 @@ export {
   type S3Settings,
   type ServerCapabilities,
   type ServerProbe,
-  type ShardCompression,
   type ShardEntry,
   type ShardIntoOptions,
   type ShardItem,
@@ -148,6 +154,8 @@ export {
   ShardWriter,
   type ShardWriterOptions,
   type SplitLinesOptions,
+  type SseCustomerKey,
+  type SseCustomerKeyOption,
   serializeEntry,
   settingsFromEnv,
   shardCompression,
@@ -167,19 +175,22 @@ export {
   type WalkedEntry,
   type WalkRefsOptions,
   type WriteCapabilities,
+  type WriteContext,
   type WriteManifestObjectOptions,
   type WriteManifestPartsOptions,
+  type WriteOptions,
   type Writer,
   type WrittenManifest,
   type WrittenObject,
   walkRefs,
   withKeyPrefix,
+  withWriteOptions,
   writeAll,
   writeManifestObject,
   writeManifestParts,
 } from '@s3exchange/core'
 export type { CompactOptions } from './compact.js'
-export type { CallOptions, EntrySource, ReadCallOptions, StoreContext } from './context.js'
+export type { CallOptions, ContextOptions, EntrySource, ReadOptions, StoreContext } from './context.js'
 export type { DeleteManifestOptions, DeletePrefixOptions, FenceOptions } from './delete.js'
 export { Manifest, type ManifestRef } from './manifest.js'
 export { ManifestWriter } from './manifest-writer.js'
@@ -205,8 +216,10 @@ export type {
   S3ExchangeStoreOptions,
   ShardIterOptions,
   ShardSizePolicy,
+  WriteCallOptions,
   WriteManifestOptions,
   WriteManifestResult,
+  WriterPutObjectOptions,
 } from './options.js'
 export { type KeyResolver, ScopedStore } from './scoped-store.js'
 export { Shard } from './shard.js'

@@ -2,7 +2,7 @@
  * Parallel ranged reads as a store user meets them, through the proxy's request log: `rangeSize`
  * and `rangeConcurrency` set per store and per call (and checked), `getObject`, `downloadObject`,
  * `downloadObjects`, and a shard archive streamed member by member (plain tar and tar.gz) by
- * `Shard.iterEntries` and `iterObjects`, each byte for byte, as ranged GETs pinned with If-Match.
+ * `Shard.iterObjects` and the store's `iterObjects`, each byte for byte, as ranged GETs pinned with If-Match.
  */
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
@@ -121,10 +121,10 @@ describe.each([
     expect(archiveSize).toBeGreaterThan(14 * RANGE)
   })
 
-  it('by Shard.iterEntries: every member byte for byte, the archive read as ranges pinned to its ETag', async () => {
+  it('by Shard.iterObjects: every member byte for byte, the archive read as ranges pinned to its ETag', async () => {
     const mark = via.proxy.requests.length
     const seen = new Map<string, Buffer>()
-    for await (const { entry, body } of store.getShard(key).iterEntries())
+    for await (const { entry, body } of store.getShard(key).iterObjects())
       seen.set(entry.member_path as string, Buffer.from(await body.bytes()))
     for (const member of members) expect(seen.get(member.member_path)?.equals(member.source)).toBe(true)
     expectRanged(getsOf(key, mark), archiveEtag, rangesFor(archiveSize))

@@ -22,6 +22,8 @@ import {
   type ArchiveIndexCache,
   type CompactReport,
   ConfigurationError,
+  type ContextWriteOptions,
+  checkWriteOptions,
   createClient,
   type DataSource,
   type DeleteReport,
@@ -39,6 +41,7 @@ import {
   listKeys,
   type ManifestEntry,
   normalizeKey,
+  normalizeSseCustomerKey,
   type ObjectBody,
   objectExists,
   openObject,
@@ -49,6 +52,7 @@ import {
   type S3Context,
   type ShardEntry,
   type ShardItem,
+  type SseCustomerKey,
   settingsFromEnv,
   type TemplateVars,
   take,
@@ -56,7 +60,7 @@ import {
 import { type ArchiveIndex, type RangedReads, rangedReadsOf } from '@s3exchange/core/internals'
 import { pipe } from 'it-pipe'
 import { type CompactOptions, compactManifest } from './compact.js'
-import type { CallOptions, ReadCallOptions, StoreContext } from './context.js'
+import { type CallOptions, type ContextOptions, type ReadOptions, type StoreContext, writeContext } from './context.js'
 import {
   type DeleteManifestOptions,
   type DeletePrefixOptions,
@@ -100,6 +104,10 @@ export class S3ExchangeStore implements StoreContext {
   readonly limits: Readonly<Required<ReadLimits>>
   /** The ranged reads of every call that does not set its own (`rangeSize`, `rangeConcurrency`). */
   readonly ranges: Readonly<RangedReads>
+  /** The write options of every write of this store (see `S3ExchangeStoreOptions.writeOptions`). */
+  readonly writeOptions: Readonly<ContextWriteOptions>
+  /** The SSE-C key (held so that it never prints), if the store has one. */
+  readonly #sseCustomerKey: SseCustomerKey | undefined
 
   constructor(options: S3ExchangeStoreOptions) {
     if (!options?.client) throw new ConfigurationError('S3ExchangeStore needs a client')
@@ -115,6 +123,9 @@ export class S3ExchangeStore implements StoreContext {
     this.archiveIndexes = cacheSize > 0 ? new LruCache<ArchiveIndex>(cacheSize) : undefined
     this.limits = Object.freeze(effectiveLimits(options.limits))
     this.ranges = Object.freeze(rangedReadsOf(options))
+    checkWriteOptions({ ...options.writeOptions, sseCustomerKey: options.sseCustomerKey })
+    this.writeOptions = Object.freeze({ ...options.writeOptions })
+    this.#sseCustomerKey = options.sseCustomerKey === undefined ? undefined : normalizeSseCustomerKey(options.sseCustomerKey)
   }
 
   /**
@@ -130,15 +141,27 @@ export class S3ExchangeStore implements StoreContext {
   }
 
   /**
-   * The context the core operators take, for composing your own pipelines: a new one per call, with
-   * the call's ranged reads (`reads` over the store's `rangeSize` / `rangeConcurrency`) and slots of its own.
+   * The context the core operators take, for composing your own pipelines: the client, the bucket,
+   * the limits, the store's write options and SSE-C key, and ranged reads; `options` adds a signal,
+   * an SSE-C key for this context instead of the store's (`null`: none), and its own `rangeSize` /
+   * `rangeConcurrency` (a new `ranges` object each time: each context has slots of its own).
    */
-  context(signal?: AbortSignal, reads: RangedReadOptions = {}): S3Context {
+  context(options: ContextOptions = {}): S3Context {
+    const key = options.sseCustomerKey === undefined ? this.#sseCustomerKey : (options.sseCustomerKey ?? undefined)
+    // A new ranges object per call: the call's slots for ranged reads are its own.
     const ranges = rangedReadsOf({
-      rangeSize: reads.rangeSize ?? this.ranges.rangeSize,
-      rangeConcurrency: reads.rangeConcurrency ?? this.ranges.rangeConcurrency,
+      rangeSize: options.rangeSize ?? this.ranges.rangeSize,
+      rangeConcurrency: options.rangeConcurrency ?? this.ranges.rangeConcurrency,
     })
-    return { client: this.client, bucket: this.bucket, signal, limits: this.limits, ranges }
+    return {
+      client: this.client,
+      bucket: this.bucket,
+      signal: options.signal,
+      limits: this.limits,
+      writeOptions: this.writeOptions,
+      sseCustomerKey: key === undefined ? undefined : normalizeSseCustomerKey(key),
+      ranges,
+    }
   }
 
   // ---------------------------------------------------------------- keys
@@ -184,34 +207,35 @@ export class S3ExchangeStore implements StoreContext {
    * object exists under the part before the `#`, the whole key is read as an ordinary key.
    * Missing: `ObjectNotFoundError`.
    */
-  async getObject(key: string, options: ReadCallOptions = {}): Promise<ObjectBody> {
-    return openObject(this.context(options.signal, options), key, { indexCache: this.archiveIndexes })
+  async getObject(key: string, options: ReadOptions = {}): Promise<ObjectBody> {
+    return openObject(this.context(options), key, { indexCache: this.archiveIndexes })
   }
 
   /** The object's metadata (a HEAD). Missing: `ObjectNotFoundError`. */
-  async getObjectMetadata(key: string, options: CallOptions = {}): Promise<HeadObjectCommandOutput> {
-    return headObject(this.context(options.signal), key)
+  async getObjectMetadata(key: string, options: ReadOptions = {}): Promise<HeadObjectCommandOutput> {
+    return headObject(this.context(options), key)
   }
 
   /** Whether an object exists under `key`. */
-  async exists(key: string, options: CallOptions = {}): Promise<boolean> {
-    return objectExists(this.context(options.signal), key)
+  async exists(key: string, options: ReadOptions = {}): Promise<boolean> {
+    return objectExists(this.context(options), key)
   }
 
   /** Every key under `prefix`, across all pages of the listing. */
   listKeys(prefix: string, options: CallOptions = {}): AsyncGenerator<string, void, undefined> {
-    return listKeys(this.context(options.signal), prefix)
+    return listKeys(this.context(options), prefix)
   }
 
   /**
    * Uploads `data` (bytes, a local file path, a Readable or an async iterable of bytes) to `key`
    * and returns its entry `{ kind, key, id, meta, content_type, size_bytes, etag, sha256 }` as
    * Python does. Large or unsized data goes up as a multipart upload; size and ETag come from the
-   * upload (no HEAD).
+   * upload (no HEAD). Write options (`storageClass`, `serverSideEncryption`, `metadata`, …) override
+   * the store's.
    */
   async putObject(key: string, data: DataSource, options: PutObjectCallOptions = {}): Promise<FileEntry> {
     const { signal, ...fields } = options
-    return putObject(this.context(signal), key, data, { ...fields, inferId: this.inferId })
+    return putObject(writeContext(this, options), key, data, { ...fields, inferId: this.inferId })
   }
 
   // ---------------------------------------------------------------- manifests
@@ -285,7 +309,7 @@ export class S3ExchangeStore implements StoreContext {
   }
 
   /** A manifest's file entries (shard members included) whose key starts with `prefixFilter`. */
-  listByManifestPrefix(manifest: ManifestRef, prefixFilter: string, options: CallOptions = {}): AsyncIterable<FileEntry | ShardEntry> {
+  listByManifestPrefix(manifest: ManifestRef, prefixFilter: string, options: ReadOptions = {}): AsyncIterable<FileEntry | ShardEntry> {
     return Manifest.fromRef(this, manifest).filterByPrefix(prefixFilter, options)
   }
 
@@ -298,7 +322,7 @@ export class S3ExchangeStore implements StoreContext {
     keys: Iterable<string> | AsyncIterable<string>,
     options: IterObjectsFromKeysOptions = {},
   ): AsyncGenerator<EntryWithBody<FileEntry>, void, undefined> {
-    const fetch = fetchKeys(this.context(options.signal, options), { ...options, indexCache: this.archiveIndexes, inferId: this.inferId })
+    const fetch = fetchKeys(this.context(options), { ...options, indexCache: this.archiveIndexes, inferId: this.inferId })
     return pipe(keys, fetch, take<EntryWithBody<FileEntry>>(options.limit))
   }
 
@@ -332,8 +356,8 @@ export class S3ExchangeStore implements StoreContext {
   }
 
   /** Downloads one object (or archive member) to `localPath`, atomically. Resolves to the absolute path. */
-  async downloadObject(key: string, localPath: string, options: ReadCallOptions = {}): Promise<string> {
-    return downloadObject(this.context(options.signal, options), key, localPath, { indexCache: this.archiveIndexes })
+  async downloadObject(key: string, localPath: string, options: ReadOptions = {}): Promise<string> {
+    return downloadObject(this.context(options), key, localPath, { indexCache: this.archiveIndexes })
   }
 
   /** Downloads keys and virtual keys into `dir`; resolves to a map of key to local path. */
