@@ -46,7 +46,6 @@ import {
   objectExists,
   openObject,
   putObject,
-  type RangedReadOptions,
   type ReadLimits,
   resolveTemplate,
   type S3Context,
