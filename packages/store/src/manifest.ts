@@ -40,7 +40,7 @@ import {
   withKeyPrefix,
   writeManifestObject,
 } from '@s3exchange/core'
-import { asyncIterableOf } from '@s3exchange/core/internals'
+import { asyncIterableOf, checkOptions } from '@s3exchange/core/internals'
 import { pipe } from 'it-pipe'
 import { type CompactOptions, compactManifest } from './compact.js'
 import type { CallOptions, EntrySource, StoreContext } from './context.js'
@@ -98,9 +98,22 @@ export class Manifest implements EntrySource {
     return new Manifest(store, { kind: 'shard', shard })
   }
 
-  /** A manifest from a key, a `Manifest`, or entries. */
+  /**
+   * A manifest from a key, a `Manifest`, or entries. A `Manifest` is used with the store it belongs
+   * to: one made with another store of the same client and bucket is rebound to `store` (its reads,
+   * deletes and limits are then `store`'s); one of another client or bucket is refused with
+   * `ConfigurationError` (pass it to its own store, or pass its key).
+   */
   static fromRef(store: StoreContext, ref: ManifestRef): Manifest {
-    if (ref instanceof Manifest) return ref
+    if (ref instanceof Manifest) {
+      if (ref.store === store) return ref
+      const mine = store.context()
+      const theirs = ref.store.context()
+      if (mine.client === theirs.client && mine.bucket === theirs.bucket) return new Manifest(store, ref.#backing)
+      throw new ConfigurationError(
+        `${ref} belongs to another store (bucket ${theirs.bucket}${mine.client === theirs.client ? '' : ', another client'}) than the one it was passed to (bucket ${mine.bucket}): pass it to its own store, or pass its key`,
+      )
+    }
     if (typeof ref === 'string') return Manifest.fromKey(store, ref)
     return Manifest.fromEntries(store, ref)
   }
@@ -124,6 +137,7 @@ export class Manifest implements EntrySource {
 
   /** The entries, refs inlined (depth first, each manifest once) unless `resolveRefs: false`. */
   iterEntries(options: IterEntriesOptions = {}): AsyncIterable<ManifestEntry> {
+    checkOptions('Manifest.iterEntries', options)
     const ctx = this.store.context(options.signal)
     return pipe(
       this.#entries(ctx, options.resolveRefs ?? true),
@@ -138,6 +152,7 @@ export class Manifest implements EntrySource {
    * archive. Read each body inside the loop: a shard member's body is skipped once the loop moves on.
    */
   iterObjects(options: IterObjectsOptions = {}): AsyncIterable<EntryWithBody> {
+    checkOptions('Manifest.iterObjects', options)
     const ctx = this.store.context(options.signal)
     const backing = this.#backing
     if (backing.kind === 'shard') {
@@ -174,6 +189,7 @@ export class Manifest implements EntrySource {
    * (or its archive key, with `expandShards: false`), a ref's key when refs are not resolved.
    */
   getKeys(options: GetKeysOptions = {}): AsyncIterable<string> {
+    checkOptions('Manifest.getKeys', options)
     const ctx = this.store.context(options.signal)
     const entries = this.#entries(ctx, options.resolveRefs ?? true)
     return pipe(
@@ -186,6 +202,7 @@ export class Manifest implements EntrySource {
 
   /** File entries, with each shard replaced by its internal manifest's entries (unless `includeShards: false`). */
   listFiles(options: ListFilesOptions = {}): AsyncIterable<FileEntry | ShardEntry> {
+    checkOptions('Manifest.listFiles', options)
     const ctx = this.store.context(options.signal)
     const entries = this.#entries(ctx, true) as AsyncIterable<FileEntry | ShardEntry>
     return pipe(entries, optional<FileEntry | ShardEntry>((options.includeShards ?? true) && expandShards(ctx)))
@@ -193,6 +210,7 @@ export class Manifest implements EntrySource {
 
   /** File entries (shard members included) whose key, or virtual key, starts with `prefix`. */
   filterByPrefix(prefix: string, options: CallOptions = {}): AsyncIterable<FileEntry | ShardEntry> {
+    checkOptions('Manifest.filterByPrefix', options)
     return pipe(this.listFiles({ ...options, includeShards: true }), withKeyPrefix(prefix))
   }
 
@@ -205,6 +223,7 @@ export class Manifest implements EntrySource {
     entries?: Iterable<ManifestEntry> | AsyncIterable<ManifestEntry>,
     options: WriteManifestOptions = {},
   ): Promise<WriteManifestResult> {
+    checkOptions('Manifest.save', options)
     const key = this.key
     if (key === undefined) throw new ConfigurationError('cannot save a manifest that has no key')
     if (entries === undefined && this.#backing.kind !== 'entries') {
@@ -216,11 +235,13 @@ export class Manifest implements EntrySource {
 
   /** Deletes what this manifest references, and itself; see `S3ExchangeStore.deleteManifest`. */
   async delete(options: DeleteManifestOptions = {}): Promise<DeleteReport> {
+    checkOptions('Manifest.delete', options)
     return deleteManifest(this.store, this, options)
   }
 
   /** Writes a flat copy of this manifest to `dst`; see `S3ExchangeStore.compactManifest`. */
   async compact(dst: string, options: CompactOptions = {}): Promise<CompactReport> {
+    checkOptions('Manifest.compact', options)
     return compactManifest(this.store, this, dst, options)
   }
 
@@ -241,6 +262,7 @@ export class Manifest implements EntrySource {
 
   /** The entries of the manifest object at `key`, streamed (Python's `Manifest.read_from_s3`). */
   static readFromS3(store: StoreContext, key: string, options: CallOptions = {}): AsyncIterable<ManifestEntry> {
+    checkOptions('Manifest.readFromS3', options)
     return readManifest(store.context(options.signal), key)
   }
 
@@ -251,6 +273,7 @@ export class Manifest implements EntrySource {
     entries: Iterable<ManifestEntry> | AsyncIterable<ManifestEntry>,
     options: CallOptions = {},
   ): Promise<void> {
+    checkOptions('Manifest.writeToS3', options)
     await writeManifestObject(store.context(options.signal), key, entries)
   }
 

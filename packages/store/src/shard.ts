@@ -31,6 +31,7 @@ import {
   splitShardItems,
   take,
 } from '@s3exchange/core'
+import { checkOptions } from '@s3exchange/core/internals'
 import type { CallOptions, StoreContext } from './context.js'
 import { deleteKey, type FenceOptions } from './delete.js'
 import { Manifest } from './manifest.js'
@@ -96,6 +97,7 @@ export class Shard {
    * streaming GET. Read each body inside the loop.
    */
   iterEntries(options: ShardIterOptions = {}): AsyncIterable<EntryWithBody<FileEntry>> {
+    checkOptions('Shard.iterEntries', options)
     const ctx = this.store.context(options.signal)
     return take<EntryWithBody<FileEntry>>(options.limit)(readShardMembers(ctx, this.entry))
   }
@@ -105,11 +107,13 @@ export class Shard {
    * (`kind`, `key`, `member_path`, `size_bytes`), in archive order.
    */
   iterObjects(options: ShardIterOptions = {}): AsyncGenerator<EntryWithBody<FileEntry>, void, undefined> {
+    checkOptions('Shard.iterObjects', options)
     return take<EntryWithBody<FileEntry>>(options.limit)(readArchiveMembers(this.store.context(options.signal), this.archiveKey))
   }
 
   /** One member's body, streamed out of the archive. A missing member is `ObjectNotFoundError`. */
   async getMember(memberPath: string, options: CallOptions = {}): Promise<ObjectBody> {
+    checkOptions('Shard.getMember', options)
     return openShardMember(this.store.context(options.signal), this.archiveKey, memberPath, {
       indexCache: this.store.archiveIndexes,
       internalManifestPath: this.internalManifestPath,
@@ -118,6 +122,7 @@ export class Shard {
 
   /** Deletes the archive (within the store's fence; see `S3ExchangeStore.deleteKey`). */
   async delete(options: FenceOptions = {}): Promise<void> {
+    checkOptions('Shard.delete', options)
     return deleteKey(this.store, this.archiveKey, options)
   }
 

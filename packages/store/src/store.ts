@@ -52,7 +52,7 @@ import {
   type TemplateVars,
   take,
 } from '@s3exchange/core'
-import type { ArchiveIndex } from '@s3exchange/core/internals'
+import { type ArchiveIndex, checkOptions } from '@s3exchange/core/internals'
 import { pipe } from 'it-pipe'
 import { type CompactOptions, compactManifest } from './compact.js'
 import type { CallOptions, StoreContext } from './context.js'
@@ -100,6 +100,7 @@ export class S3ExchangeStore implements StoreContext {
 
   constructor(options: S3ExchangeStoreOptions) {
     if (!options?.client) throw new ConfigurationError('S3ExchangeStore needs a client')
+    checkOptions('S3ExchangeStore', options)
     if (typeof options.bucket !== 'string' || options.bucket === '') {
       throw new ConfigurationError('S3ExchangeStore needs a bucket name')
     }
@@ -119,6 +120,7 @@ export class S3ExchangeStore implements StoreContext {
    * `options.bucket` or `S3_BUCKET`.
    */
   static fromEnv(options: FromEnvOptions = {}): S3ExchangeStore {
+    checkOptions('S3ExchangeStore.fromEnv', options)
     const settings = settingsFromEnv(options)
     const bucket = options.bucket ?? settings.bucket
     if (!bucket) throw new ConfigurationError('no bucket: set S3_BUCKET or pass { bucket }')
@@ -174,21 +176,25 @@ export class S3ExchangeStore implements StoreContext {
    * Missing: `ObjectNotFoundError`.
    */
   async getObject(key: string, options: CallOptions = {}): Promise<ObjectBody> {
+    checkOptions('getObject', options)
     return openObject(this.context(options.signal), key, { indexCache: this.archiveIndexes })
   }
 
   /** The object's metadata (a HEAD). Missing: `ObjectNotFoundError`. */
   async getObjectMetadata(key: string, options: CallOptions = {}): Promise<HeadObjectCommandOutput> {
+    checkOptions('getObjectMetadata', options)
     return headObject(this.context(options.signal), key)
   }
 
   /** Whether an object exists under `key`. */
   async exists(key: string, options: CallOptions = {}): Promise<boolean> {
+    checkOptions('exists', options)
     return objectExists(this.context(options.signal), key)
   }
 
   /** Every key under `prefix`, across all pages of the listing. */
   listKeys(prefix: string, options: CallOptions = {}): AsyncGenerator<string, void, undefined> {
+    checkOptions('listKeys', options)
     return listKeys(this.context(options.signal), prefix)
   }
 
@@ -199,6 +205,7 @@ export class S3ExchangeStore implements StoreContext {
    * upload (no HEAD).
    */
   async putObject(key: string, data: DataSource, options: PutObjectCallOptions = {}): Promise<FileEntry> {
+    checkOptions('putObject', options)
     const { signal, ...fields } = options
     return putObject(this.context(signal), key, data, { ...fields, inferId: this.inferId })
   }
@@ -215,6 +222,7 @@ export class S3ExchangeStore implements StoreContext {
     entries: Iterable<ManifestEntry> | AsyncIterable<ManifestEntry>,
     options: WriteManifestOptions = {},
   ): Promise<WriteManifestResult> {
+    checkOptions('writeManifest', options)
     return writeManifest(this, key, entries, options)
   }
 
@@ -227,6 +235,7 @@ export class S3ExchangeStore implements StoreContext {
     items: Iterable<ShardItem> | AsyncIterable<ShardItem>,
     options: PutShardArchiveOptions = {},
   ): Promise<Shard> {
+    checkOptions('putShardArchive', options)
     return new Shard(this, await putShardArchive(this, archiveKey, items, options))
   }
 
@@ -236,16 +245,19 @@ export class S3ExchangeStore implements StoreContext {
     shardEntries: Iterable<ShardEntry> | AsyncIterable<ShardEntry>,
     options: PutShardedOptions = {},
   ): Promise<WriteManifestResult> {
+    checkOptions('putSharded', options)
     return this.writeManifest(manifestKey, shardEntries, { ...options, mode: options.updateMode ?? 'append_parts' })
   }
 
   /** A `ManifestWriter` for incremental writing with parts and shard buffering. */
   openManifestWriter(manifestKey: string, options: ManifestWriterOptions = {}): ManifestWriter {
+    checkOptions('openManifestWriter', options)
     return new ManifestWriter(this, manifestKey, options)
   }
 
   /** A manifest's entries, refs inlined (each manifest read once) unless `resolveRefs: false`. */
   iterManifestEntries(manifest: ManifestRef, options: IterEntriesOptions = {}): AsyncIterable<ManifestEntry> {
+    checkOptions('iterManifestEntries', options)
     return Manifest.fromRef(this, manifest).iterEntries(options)
   }
 
@@ -255,26 +267,31 @@ export class S3ExchangeStore implements StoreContext {
    * Read each body inside the loop.
    */
   iterObjects(manifest: ManifestRef, options: IterObjectsOptions = {}): AsyncIterable<EntryWithBody> {
+    checkOptions('iterObjects', options)
     return Manifest.fromRef(this, manifest).iterObjects(options)
   }
 
   /** Python's alias of `iterObjects`. */
   getObjects(manifest: ManifestRef, options: IterObjectsOptions = {}): AsyncIterable<EntryWithBody> {
+    checkOptions('getObjects', options)
     return this.iterObjects(manifest, options)
   }
 
   /** The keys a manifest names (virtual keys for shard members). */
   getKeys(manifest: ManifestRef, options: GetKeysOptions = {}): AsyncIterable<string> {
+    checkOptions('getKeys', options)
     return Manifest.fromRef(this, manifest).getKeys(options)
   }
 
   /** A manifest's file entries, shards replaced by their internal manifest's entries (unless `includeShards: false`). */
   listManifestFiles(manifest: ManifestRef, options: ListFilesOptions = {}): AsyncIterable<FileEntry | ShardEntry> {
+    checkOptions('listManifestFiles', options)
     return Manifest.fromRef(this, manifest).listFiles(options)
   }
 
   /** A manifest's file entries (shard members included) whose key starts with `prefixFilter`. */
   listByManifestPrefix(manifest: ManifestRef, prefixFilter: string, options: CallOptions = {}): AsyncIterable<FileEntry | ShardEntry> {
+    checkOptions('listByManifestPrefix', options)
     return Manifest.fromRef(this, manifest).filterByPrefix(prefixFilter, options)
   }
 
@@ -287,6 +304,7 @@ export class S3ExchangeStore implements StoreContext {
     keys: Iterable<string> | AsyncIterable<string>,
     options: IterObjectsFromKeysOptions = {},
   ): AsyncGenerator<EntryWithBody<FileEntry>, void, undefined> {
+    checkOptions('iterObjectsFromKeys', options)
     const fetch = fetchKeys(this.context(options.signal), { ...options, indexCache: this.archiveIndexes, inferId: this.inferId })
     return pipe(keys, fetch, take<EntryWithBody<FileEntry>>(options.limit))
   }
@@ -295,6 +313,7 @@ export class S3ExchangeStore implements StoreContext {
 
   /** Deletes one object. Refuses an empty key, and a key outside the fence (`within`, default `basePrefix`). */
   async deleteKey(key: string, options: FenceOptions = {}): Promise<void> {
+    checkOptions('deleteKey', options)
     return deleteKey(this, key, options)
   }
 
@@ -303,6 +322,7 @@ export class S3ExchangeStore implements StoreContext {
    * `''` and `'/'`, and a prefix outside the fence. `dryRun` counts without deleting.
    */
   async deletePrefix(prefix: string, options: DeletePrefixOptions = {}): Promise<number> {
+    checkOptions('deletePrefix', options)
     return deletePrefix(this, prefix, options)
   }
 
@@ -312,16 +332,19 @@ export class S3ExchangeStore implements StoreContext {
    * failures are reported in `errors`, not thrown.
    */
   async deleteManifest(manifest: ManifestRef, options: DeleteManifestOptions = {}): Promise<DeleteReport> {
+    checkOptions('deleteManifest', options)
     return deleteManifest(this, Manifest.fromRef(this, manifest), options)
   }
 
   /** Writes a flat copy of `src` (refs resolved, shards optionally expanded) to `dst`. */
   async compactManifest(src: ManifestRef, dst: string, options: CompactOptions = {}): Promise<CompactReport> {
+    checkOptions('compactManifest', options)
     return compactManifest(this, Manifest.fromRef(this, src), dst, options)
   }
 
   /** Downloads one object (or archive member) to `localPath`, atomically. Resolves to the absolute path. */
   async downloadObject(key: string, localPath: string, options: CallOptions = {}): Promise<string> {
+    checkOptions('downloadObject', options)
     return downloadObject(this.context(options.signal), key, localPath, { indexCache: this.archiveIndexes })
   }
 
@@ -331,11 +354,13 @@ export class S3ExchangeStore implements StoreContext {
     dir: string,
     options: DownloadOptions = {},
   ): Promise<Map<string, string>> {
+    checkOptions('downloadObjects', options)
     return downloadInto(dir)(this.iterObjectsFromKeys(keys, options))
   }
 
   /** Downloads everything a manifest references into `dir`; resolves to a map of key to local path. */
   async downloadManifest(manifest: ManifestRef, dir: string, options: DownloadOptions = {}): Promise<Map<string, string>> {
+    checkOptions('downloadManifest', options)
     return downloadInto(dir)(this.iterObjects(manifest, options))
   }
 }

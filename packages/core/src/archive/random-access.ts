@@ -16,6 +16,7 @@ import { Readable } from 'node:stream'
 import type { FileEntry } from '../format/entries.js'
 import { ObjectChangedError, ObjectNotFoundError, ShardReadError } from '../format/errors.js'
 import { virtualKey } from '../format/keys.js'
+import { checkOptions } from '../format/options.js'
 import type { ObjectBody } from '../s3/body.js'
 import type { S3Context } from '../s3/context.js'
 import { getObjectBody } from '../s3/object-source.js'
@@ -86,6 +87,7 @@ export async function openArchiveMember(
   memberPath: string,
   options: OpenMemberOptions = {},
 ): Promise<ObjectBody | undefined> {
+  checkOptions('openArchiveMember', options)
   const cache = options.indexCache
   let index = cache?.get(archiveKey)
   let whole: Uint8Array | undefined

@@ -14,6 +14,7 @@ import { statSync } from 'node:fs'
 import type { Meta } from '../format/entries.js'
 import { InvalidSourceError, S3ExchangeError, ShardWriteError } from '../format/errors.js'
 import { memberPathProblem, virtualKey } from '../format/keys.js'
+import { checkOptions } from '../format/options.js'
 import { batches, type RolloverLimits } from '../format/rollover.js'
 import { type DataSource, type PreparedSource, prepareSource } from '../s3/data-source.js'
 
@@ -76,12 +77,13 @@ export function isPrepared(item: object): item is PreparedShardItem {
  * neither limit, everything is one batch (an empty one for no items, as Python). Unlike Python,
  * bytes count by their length when `size_bytes` is absent, so no batch exceeds `maxBytes`.
  */
-export function* splitShardItems(items: Iterable<ShardItem>, limits: RolloverLimits = {}): Generator<ShardItem[]> {
-  if (limits.maxEntries === undefined && limits.maxBytes === undefined) {
-    yield [...items]
-    return
-  }
-  yield* batches(items, itemSize, limits)
+export function splitShardItems(items: Iterable<ShardItem>, limits: RolloverLimits = {}): Generator<ShardItem[]> {
+  checkOptions('splitShardItems', limits)
+  if (limits.maxEntries === undefined && limits.maxBytes === undefined)
+    return (function* () {
+      yield [...items]
+    })()
+  return batches(items, itemSize, limits)
 }
 
 /** The size an item declares or has: `size_bytes`, the length of bytes, a file's size; else undefined. */

@@ -24,6 +24,7 @@ import { createHash } from 'node:crypto'
 import { DEFAULT_INTERNAL_MANIFEST_PATH, type FileEntry, type ShardEntry, serializeEntry } from '../format/entries.js'
 import { ShardWriteError } from '../format/errors.js'
 import { virtualKey } from '../format/keys.js'
+import { checkOptions } from '../format/options.js'
 import type { Writer } from '../format/writer.js'
 import type { S3Context } from '../s3/context.js'
 import { hashing } from '../s3/data-source.js'
@@ -89,6 +90,7 @@ export class ShardWriter implements Writer<ShardItem | PreparedShardItem, ShardE
   #state: 'open' | 'finished' | 'failed' = 'open'
 
   constructor(ctx: S3Context, archiveKey: string, options: ShardWriterOptions = {}) {
+    checkOptions('ShardWriter', options)
     this.archiveKey = archiveKey
     this.#options = options
     this.compression = options.compression === undefined ? 'gzip' : options.compression

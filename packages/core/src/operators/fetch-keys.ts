@@ -27,8 +27,9 @@ import type { FileEntry } from '../format/entries.js'
 import { ObjectNotFoundError, ShardReadError } from '../format/errors.js'
 import { inferId as defaultInferId, splitVirtualKey } from '../format/keys.js'
 import { LruCache } from '../format/lru-cache.js'
+import { checkOptions } from '../format/options.js'
 import type { EntryWithBody } from '../s3/body.js'
-import type { S3Context } from '../s3/context.js'
+import { checkContext, type S3Context } from '../s3/context.js'
 import { type FetchBodiesOptions, fetchBodies } from './fetch-bodies.js'
 
 /** Options for {@link fetchKeys}. */
@@ -41,6 +42,8 @@ const FEW_MEMBERS = 8
 
 /** Fetches the objects of keys and virtual keys; see the module comment. */
 export function fetchKeys(ctx: S3Context, options: FetchKeysOptions = {}) {
+  checkContext('fetchKeys', ctx)
+  checkOptions('fetchKeys', options)
   const inferId = options.inferId ?? defaultInferId
   return async function* fetchKeysStage(
     keys: AsyncIterable<string> | Iterable<string>,

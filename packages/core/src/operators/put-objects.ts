@@ -22,8 +22,9 @@ import { createHash } from 'node:crypto'
 import type { FileEntry, Meta } from '../format/entries.js'
 import { iteratorOf } from '../format/iterables.js'
 import { inferId as defaultInferId } from '../format/keys.js'
+import { checkOptions } from '../format/options.js'
 import { writeAll } from '../format/writer.js'
-import type { S3Context } from '../s3/context.js'
+import { checkContext, type S3Context } from '../s3/context.js'
 import { type DataSource, hashing, prepareSource } from '../s3/data-source.js'
 import type { UploadOptions } from '../s3/multipart-upload.js'
 import { ObjectWriter } from '../s3/object-writer.js'
@@ -47,6 +48,8 @@ export interface PutObjectOptions extends Pick<UploadOptions, 'partSize' | 'queu
  * readers check with `verify: true` (Python ignores it).
  */
 export async function putObject(ctx: S3Context, key: string, data: DataSource, options: PutObjectOptions = {}): Promise<FileEntry> {
+  checkContext('putObject', ctx)
+  checkOptions('putObject', options)
   const source = await prepareSource(data, { key })
   const hash = createHash('sha256')
   const writer = new ObjectWriter(ctx, key, { ...options, contentType: options.contentType ?? undefined })
@@ -77,7 +80,9 @@ export interface PutObjectsOptions extends Pick<PutObjectOptions, 'partSize' | '
 
 /** Uploads objects, `concurrency` at a time, and yields their entries in input order. */
 export function putObjects(ctx: S3Context, options: PutObjectsOptions = {}) {
-  const concurrency = Math.max(1, options.concurrency ?? 16)
+  checkContext('putObjects', ctx)
+  checkOptions('putObjects', options)
+  const concurrency = options.concurrency ?? 16
   return async function* putObjectsStage(
     items: AsyncIterable<PutObjectItem> | Iterable<PutObjectItem>,
   ): AsyncGenerator<FileEntry, void, undefined> {

@@ -26,8 +26,9 @@ import { prepareShardItem, type ShardItem } from '../archive/shard-items.js'
 import { ShardWriter, type ShardWriterOptions } from '../archive/shard-writer.js'
 import type { ShardEntry } from '../format/entries.js'
 import { runId } from '../format/keys.js'
+import { checkOptions } from '../format/options.js'
 import { closesBefore, type RolloverLimits } from '../format/rollover.js'
-import type { S3Context } from '../s3/context.js'
+import { checkContext, type S3Context } from '../s3/context.js'
 
 /** Options for {@link shardInto}. */
 export interface ShardIntoOptions extends ShardWriterOptions, RolloverLimits {
@@ -43,6 +44,8 @@ export interface ShardIntoOptions extends ShardWriterOptions, RolloverLimits {
 
 /** Packs items into shard archives; see the module comment. */
 export function shardInto(ctx: S3Context, options: ShardIntoOptions) {
+  checkContext('shardInto', ctx)
+  checkOptions('shardInto', options)
   const extension = options.compression === null ? '.tar' : '.tar.gz'
   const prefix = options.prefix.replace(/\/+$/, '')
 

@@ -22,15 +22,18 @@
  */
 import type { ManifestEntry } from '../format/entries.js'
 import { isAbort, PublishError } from '../format/errors.js'
+import { checkOptions } from '../format/options.js'
 import { writeAll } from '../format/writer.js'
 import { type CommitResult, type ManifestPartsOptions, ManifestPartsWriter } from '../manifest/parts-writer.js'
-import type { S3Context } from '../s3/context.js'
+import { checkContext, type S3Context } from '../s3/context.js'
 
 /** Options for {@link writeManifestParts}. */
 export type WriteManifestPartsOptions = ManifestPartsOptions
 
 /** Writes entries as parts of `root` and commits them; see the module comment. */
 export function writeManifestParts(ctx: S3Context, root: string, options: WriteManifestPartsOptions = {}) {
+  checkContext('writeManifestParts', ctx)
+  checkOptions('writeManifestParts', options)
   return async function writeManifestPartsSink(entries: AsyncIterable<ManifestEntry> | Iterable<ManifestEntry>): Promise<CommitResult> {
     const writer = new ManifestPartsWriter(ctx, root, options)
     try {

@@ -15,6 +15,7 @@
  * const { etag, size } = await writer.finish()
  * ```
  */
+import { checkOptions } from '../format/options.js'
 import type { Writer } from '../format/writer.js'
 import type { S3Context } from './context.js'
 import { MultipartUpload, PartBuffer, partSizeOf, putSingle, type UploadOptions, type WrittenObject } from './multipart-upload.js'
@@ -35,6 +36,7 @@ export abstract class PartWriter {
   #state: 'open' | 'finished' | 'aborted' = 'open'
 
   constructor(ctx: S3Context, key: string, options: UploadOptions = {}) {
+    checkOptions(new.target.name, options)
     this.ctx = ctx
     this.key = key
     this.options = options
