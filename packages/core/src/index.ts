@@ -42,9 +42,11 @@ export {
 } from './format/entries.js'
 export { type EntryStream, parseManifest } from './format/entry-stream.js'
 export {
+  BodyConsumedError,
   ConfigurationError,
   DeleteRefusedError,
   IntegrityError,
+  InvalidEntryError,
   InvalidManifestError,
   InvalidSourceError,
   LimitExceededError,
@@ -88,6 +90,7 @@ export type { WriteManifestObjectOptions, WrittenManifest } from './manifest/man
 export type { CommitResult, ManifestPartsOptions } from './manifest/parts-writer.js'
 // operators/: the pipeline stages, sources and sinks
 export { type CompactIntoOptions, type CompactReport, compactInto } from './operators/compact.js'
+export { type ConnectionBudget, type ReadConnectionOptions, readConnections } from './operators/connections.js'
 export {
   checkDeleteKey,
   checkDeletePrefix,

@@ -32,3 +32,4 @@ export {
   type S3ProxyOptions,
   startS3Proxy,
 } from './s3-proxy.js'
+export { type PooledClient, type PooledClientOptions, pooledClient } from './socket-pool.js'
