@@ -530,8 +530,8 @@ describe('hostile archives', () => {
 
   it('asking for a link member by key: not a regular file, nothing written', async () => {
     const before = await listing(parent)
-    expect(await rejection(store.downloadObjects([`${hostileKey()}#link`], target))).toBeInstanceOf(ObjectNotFoundError)
-    expect(await rejection(store.downloadObjects([`${hostileKey()}#hard`], target))).toBeInstanceOf(ObjectNotFoundError)
+    expect(await rejection(store.downloadObjects([`${hostileKey()}#link`], target))).toBeInstanceOf(ShardReadError)
+    expect(await rejection(store.downloadObjects([`${hostileKey()}#hard`], target))).toBeInstanceOf(ShardReadError)
     expect(await rejection(store.downloadObject(`${hostileKey()}#link`, join(target, 'link')))).toBeInstanceOf(ShardReadError)
     expect(await rejection(store.downloadObject(`${hostileKey()}#abs-link`, join(target, 'abs-link')))).toBeInstanceOf(ShardReadError)
     expect(await listing(parent)).toEqual(before)

@@ -169,7 +169,12 @@ async function* scan(ctx: S3Context, archiveKey: string, options: ScanArchiveOpt
   const path = options.internalManifestPath === undefined ? DEFAULT_INTERNAL_MANIFEST_PATH : options.internalManifestPath
   const requireManifest = path !== null && (options.requireManifest ?? true)
   const limits = effectiveLimits(ctx.limits, options)
-  const wanted = (member: TarMember) => isRegularFile(member) && member.name !== path && (!options.only || options.only.has(member.name))
+  const wanted = (member: TarMember) => {
+    if (options.only?.has(member.name) && !isRegularFile(member)) {
+      throw new ShardReadError(`the member is a ${member.type}, not a regular file`, { archiveKey, memberPath: member.name })
+    }
+    return isRegularFile(member) && member.name !== path && (!options.only || options.only.has(member.name))
+  }
   // With `only`, stop reading once every wanted member has been seen.
   const missing = options.only ? new Set(options.only) : undefined
   const allSeen = (member: TarMember) => {
@@ -247,7 +252,7 @@ async function* yieldMember(
 ): AsyncGenerator<ScannedMember> {
   checkMemberSize(member, archiveKey, maxMemberBytes, 'maxMemberBytes')
   const listed = byPath.get(member.name)
-  const body = memberBody(member, archiveKey, virtualKey(archiveKey, member.name))
+  const body = memberBody(member, archiveKey, virtualKey(archiveKey, member.name), undefined, listed)
   if (verify && listed) body.expect(expectationOf(listed))
   try {
     yield { name: member.name, size: member.size, dataOffset: member.dataOffset, listed, body }

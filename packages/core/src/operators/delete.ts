@@ -66,8 +66,9 @@ export interface DeleteAllOptions extends Pick<DeleteKeysOptions, 'concurrency'>
  * rest went through.
  */
 export function deleteAll(ctx: S3Context, options: DeleteAllOptions = {}) {
-  checkContext('deleteAll', ctx)
   checkOptions('deleteAll', options)
+  // A dry run sends nothing: it needs no client.
+  if (!options.dryRun) checkContext('deleteAll', ctx)
   return async function deleteAllSink(keys: AsyncIterable<string> | Iterable<string>): Promise<number> {
     if (options.dryRun) {
       let count = 0

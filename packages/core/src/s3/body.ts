@@ -22,7 +22,7 @@
 
 import { createHash, type Hash } from 'node:crypto'
 import { Readable } from 'node:stream'
-import type { ManifestEntry } from '../format/entries.js'
+import type { FileEntry, ManifestEntry } from '../format/entries.js'
 import { BodyConsumedError, IntegrityError } from '../format/errors.js'
 
 /** What is known about a body before reading it. */
@@ -41,6 +41,11 @@ export interface ObjectInfo {
   archiveKey?: string | undefined
   /** For archive members: the member's path inside the archive. */
   memberPath?: string | undefined
+  /**
+   * For archive members: the member's entry in the archive's internal manifest (as written, not
+   * enriched), read from the same version of the archive as the bytes; undefined when it lists none.
+   */
+  listed?: FileEntry | undefined
 }
 
 /** What a body is expected to be, checked as it is read (see `ObjectBody.expect`). */
@@ -101,6 +106,7 @@ export class ObjectBody extends Readable implements ObjectInfo {
   readonly contentType: string | undefined
   readonly archiveKey: string | undefined
   readonly memberPath: string | undefined
+  readonly listed: FileEntry | undefined
 
   #source: ByteSource | undefined
   #options: BodySourceOptions | undefined
@@ -125,6 +131,7 @@ export class ObjectBody extends Readable implements ObjectInfo {
     this.contentType = info.contentType
     this.archiveKey = info.archiveKey
     this.memberPath = info.memberPath
+    this.listed = info.listed
   }
 
   /** A body over bytes already in memory. */
