@@ -11,8 +11,8 @@
  * ```
  */
 import { statSync } from 'node:fs'
-import type { Meta } from '../format/entries.js'
-import { InvalidSourceError, S3ExchangeError, ShardWriteError } from '../format/errors.js'
+import { checkJsonValue, type Meta } from '../format/entries.js'
+import { InvalidEntryError, InvalidSourceError, S3ExchangeError, ShardWriteError } from '../format/errors.js'
 import { memberPathProblem, virtualKey } from '../format/keys.js'
 import { checkOptions } from '../format/options.js'
 import { batches, type RolloverLimits } from '../format/rollover.js'
@@ -44,6 +44,7 @@ export async function prepareShardItem(
 ): Promise<PreparedShardItem> {
   const problem = memberPathProblem(item?.member_path)
   if (problem) throw new ShardWriteError(problem, { archiveKey, memberPath: item?.member_path })
+  checkItemFields(item, archiveKey)
   try {
     const source = await prepareSource(item.source, {
       key: virtualKey(archiveKey, item.member_path),
@@ -54,6 +55,19 @@ export async function prepareShardItem(
     return { item, source: source as PreparedSource & { size: number } }
   } catch (error) {
     throw asShardWriteError(error, archiveKey, item.member_path)
+  }
+}
+
+/**
+ * Throws `InvalidEntryError` (naming the member's virtual key and the field) for an item's `meta`
+ * that JSON cannot hold as it is, or a `size_bytes` that is not a non-negative integer.
+ */
+export function checkItemFields(item: ShardItem, archiveKey: string): void {
+  const key = virtualKey(archiveKey, item.member_path)
+  checkJsonValue(key, 'meta', item.meta)
+  const size = item.size_bytes
+  if (size !== undefined && size !== null && !(typeof size === 'number' && Number.isSafeInteger(size) && size >= 0)) {
+    throw new InvalidEntryError(`must be a non-negative integer or null, got ${String(size)}`, { key, field: 'size_bytes' })
   }
 }
 

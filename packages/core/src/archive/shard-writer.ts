@@ -91,6 +91,10 @@ export class ShardWriter implements Writer<ShardItem | PreparedShardItem, ShardE
 
   constructor(ctx: S3Context, archiveKey: string, options: ShardWriterOptions = {}) {
     checkOptions('ShardWriter', options)
+    checkArchiveKey(archiveKey)
+    if (options.compression !== undefined && options.compression !== 'gzip' && options.compression !== null) {
+      throw new ShardWriteError(`unsupported compression: ${String(options.compression)} (gzip or null)`, { archiveKey })
+    }
     this.archiveKey = archiveKey
     this.#options = options
     this.compression = options.compression === undefined ? 'gzip' : options.compression
@@ -295,6 +299,22 @@ export class ShardWriter implements Writer<ShardItem | PreparedShardItem, ShardE
       regionLength = length
     }
     throw new ShardWriteError('the internal manifest size did not settle', { archiveKey: this.archiveKey })
+  }
+}
+
+/**
+ * Refuses an archive key its members could not be read by: empty, or with a `#` (a virtual key
+ * `archive#member` is split at its first `#`). `ShardWriteError` naming it.
+ */
+export function checkArchiveKey(archiveKey: string): void {
+  if (typeof archiveKey !== 'string' || archiveKey === '') {
+    throw new ShardWriteError('the archive key is empty', { archiveKey: String(archiveKey) })
+  }
+  if (archiveKey.includes('#')) {
+    throw new ShardWriteError(
+      "the archive key contains '#': its members could not be read by virtual key (archive#member is split at the first '#')",
+      { archiveKey },
+    )
   }
 }
 

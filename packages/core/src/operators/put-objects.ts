@@ -19,7 +19,7 @@
  * ```
  */
 import { createHash } from 'node:crypto'
-import type { FileEntry, Meta } from '../format/entries.js'
+import { checkJsonValue, type FileEntry, type Meta } from '../format/entries.js'
 import { iteratorOf } from '../format/iterables.js'
 import { inferId as defaultInferId } from '../format/keys.js'
 import { checkOptions } from '../format/options.js'
@@ -50,6 +50,7 @@ export interface PutObjectOptions extends Pick<UploadOptions, 'partSize' | 'queu
 export async function putObject(ctx: S3Context, key: string, data: DataSource, options: PutObjectOptions = {}): Promise<FileEntry> {
   checkContext('putObject', ctx)
   checkOptions('putObject', options)
+  checkJsonValue(key, 'meta', options.meta)
   const source = await prepareSource(data, { key })
   const hash = createHash('sha256')
   const writer = new ObjectWriter(ctx, key, { ...options, contentType: options.contentType ?? undefined })

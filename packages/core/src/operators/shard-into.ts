@@ -25,6 +25,7 @@
 import { prepareShardItem, type ShardItem } from '../archive/shard-items.js'
 import { ShardWriter, type ShardWriterOptions } from '../archive/shard-writer.js'
 import type { ShardEntry } from '../format/entries.js'
+import { ConfigurationError } from '../format/errors.js'
 import { runId } from '../format/keys.js'
 import { checkOptions } from '../format/options.js'
 import { closesBefore, type RolloverLimits } from '../format/rollover.js'
@@ -46,6 +47,12 @@ export interface ShardIntoOptions extends ShardWriterOptions, RolloverLimits {
 export function shardInto(ctx: S3Context, options: ShardIntoOptions) {
   checkContext('shardInto', ctx)
   checkOptions('shardInto', options)
+  if (typeof options.prefix !== 'string' || options.prefix.includes('#')) {
+    throw new ConfigurationError(
+      `shardInto: prefix must be a string without '#' (archive keys with '#' cannot be read by virtual key), got ${JSON.stringify(options.prefix)}`,
+      { call: 'shardInto', option: 'prefix' },
+    )
+  }
   const extension = options.compression === null ? '.tar' : '.tar.gz'
   const prefix = options.prefix.replace(/\/+$/, '')
 

@@ -15,6 +15,7 @@
  * const { etag, size } = await writer.finish()
  * ```
  */
+import { ConfigurationError } from '../format/errors.js'
 import { checkOptions } from '../format/options.js'
 import type { Writer } from '../format/writer.js'
 import type { S3Context } from './context.js'
@@ -37,6 +38,8 @@ export abstract class PartWriter {
 
   constructor(ctx: S3Context, key: string, options: UploadOptions = {}) {
     checkOptions(new.target.name, options)
+    if (typeof key !== 'string' || key === '')
+      throw new ConfigurationError(`${new.target.name}: the key is empty`, { call: new.target.name })
     this.ctx = ctx
     this.key = key
     this.options = options
