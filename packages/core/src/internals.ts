@@ -67,7 +67,15 @@ export { isConflict, MANIFEST_CONTENT_TYPE } from './manifest/commit.js'
 export { ManifestObjectWriter } from './manifest/manifest-object.js'
 export { ManifestPartsWriter } from './manifest/parts-writer.js'
 // operators/
-export { localPathOf, safeLocalPath, type WriteFileOptions, writeFileAtomically } from './operators/download.js'
+export {
+  DownloadPlan,
+  type DownloadIntoOptions,
+  localPathOf,
+  MAX_NAME_BYTES,
+  safeLocalPath,
+  type WriteFileOptions,
+  writeFileAtomically,
+} from './operators/download.js'
 export { DEFAULT_MAX_BUFFERED_BYTES } from './operators/fetch-bodies.js'
 export { groupKeys, planRangedReads } from './operators/fetch-keys.js'
 export { type PrefetchShardsOptions, prefetchShards } from './operators/prefetch-shards.js'

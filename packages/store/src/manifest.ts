@@ -123,6 +123,14 @@ export class Manifest implements EntrySource {
     return this.#backing.kind === 'key' ? this.#backing.key : undefined
   }
 
+  /**
+   * Whether it can be iterated more than once: true for one backed by a key, a shard or an array
+   * of entries; false for one made of a one-shot iterable (a generator, a stream of entries).
+   */
+  get replayable(): boolean {
+    return this.#backing.kind !== 'entries' || Array.isArray(this.#backing.entries)
+  }
+
   /** The entries as stored, refs not followed. */
   #raw(ctx: S3Context): AsyncIterable<ManifestEntry> | Iterable<ManifestEntry> {
     const backing = this.#backing

@@ -40,6 +40,7 @@ import {
   type ManifestEntry,
   normalizeKey,
   type ObjectBody,
+  objectKeyOf,
   objectExists,
   openObject,
   putObject,
@@ -49,10 +50,11 @@ import {
   type ShardEntry,
   type ShardItem,
   settingsFromEnv,
+  splitVirtualKey,
   type TemplateVars,
   take,
 } from '@s3exchange/core'
-import { type ArchiveIndex, checkOptions } from '@s3exchange/core/internals'
+import { type ArchiveIndex, checkOptions, DownloadPlan, localPathOf } from '@s3exchange/core/internals'
 import { pipe } from 'it-pipe'
 import { type CompactOptions, compactManifest } from './compact.js'
 import type { CallOptions, StoreContext } from './context.js'
@@ -348,19 +350,39 @@ export class S3ExchangeStore implements StoreContext {
     return downloadObject(this.context(options.signal), key, localPath, { indexCache: this.archiveIndexes })
   }
 
-  /** Downloads keys and virtual keys into `dir`; resolves to a map of key to local path. */
+  /**
+   * Downloads keys and virtual keys into `dir`; resolves to a map of key to local path. Every path
+   * is checked before anything is written (a key with `#` is planned as the archive member it
+   * names): a name too long, two keys for one file, or a file where another key needs a folder is
+   * `UnsafePathError`, and nothing is written.
+   */
   async downloadObjects(
     keys: Iterable<string> | AsyncIterable<string>,
     dir: string,
     options: DownloadOptions = {},
   ): Promise<Map<string, string>> {
     checkOptions('downloadObjects', options)
-    return downloadInto(dir)(this.iterObjectsFromKeys(keys, options))
+    const list = await Array.fromAsync(keys)
+    const plan = new DownloadPlan(dir)
+    for (const key of list) {
+      const virtual = splitVirtualKey(key)
+      plan.add(key, virtual ? virtual.memberPath : localPathOf({ kind: 'file', key }))
+    }
+    return downloadInto(dir, { plan })(this.iterObjectsFromKeys(list, options))
   }
 
-  /** Downloads everything a manifest references into `dir`; resolves to a map of key to local path. */
+  /**
+   * Downloads everything a manifest references into `dir`; resolves to a map of key to local path.
+   * Every path the manifest and its shards' internal manifests list is checked before anything is
+   * written (see `downloadObjects`); members an internal manifest does not list, before their own.
+   */
   async downloadManifest(manifest: ManifestRef, dir: string, options: DownloadOptions = {}): Promise<Map<string, string>> {
     checkOptions('downloadManifest', options)
-    return downloadInto(dir)(this.iterObjects(manifest, options))
+    // Read twice (its listing, then its objects): entries of a one-shot iterable are kept in memory.
+    const given = Manifest.fromRef(this, manifest)
+    const source = given.replayable ? given : await Array.fromAsync(given.iterEntries({ resolveRefs: false, signal: options.signal }))
+    const plan = new DownloadPlan(dir)
+    for await (const entry of this.listManifestFiles(source, { signal: options.signal })) plan.add(objectKeyOf(entry), localPathOf(entry))
+    return downloadInto(dir, { plan })(this.iterObjects(source, options))
   }
 }
