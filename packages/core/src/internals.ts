@@ -68,8 +68,8 @@ export { ManifestObjectWriter } from './manifest/manifest-object.js'
 export { ManifestPartsWriter } from './manifest/parts-writer.js'
 // operators/
 export {
-  DownloadPlan,
   type DownloadIntoOptions,
+  DownloadPlan,
   localPathOf,
   MAX_NAME_BYTES,
   safeLocalPath,
