@@ -12,4 +12,14 @@
  * for await (const member of readTarMembers(await getObjectBody(ctx, key), { archiveKey: key })) console.log(member.name)
  * ```
  */
-export { isRegularFile, mapS3Error, parseInternalManifest, readTarMembers, type TarMember, unquoteEtag } from '@s3exchange/core/internals'
+export {
+  checkOption,
+  describeRule,
+  isRegularFile,
+  mapS3Error,
+  OPTION_RULES,
+  parseInternalManifest,
+  readTarMembers,
+  type TarMember,
+  unquoteEtag,
+} from '@s3exchange/core/internals'
