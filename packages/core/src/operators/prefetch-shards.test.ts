@@ -192,12 +192,12 @@ describe.each([
   })
 })
 
-/** Steps through the stage by hand. */
 /** Resolves once `condition` holds (polled; no time limit of its own). */
 async function until(condition: () => boolean): Promise<void> {
   while (!condition()) await sleep(5)
 }
 
+/** Steps through the stage by hand. */
 function stepper(input: ManifestEntry[], options: Omit<ExpandShardsOptions, 'bodies'>) {
   const iterator = expandShards(ctx, { bodies: true, ...options })(input)[Symbol.asyncIterator]()
   return {
@@ -267,10 +267,7 @@ describe('reading ahead', () => {
     const out: Out[] = [await outOf(await run.next())]
     const first = await run.next() // shard 0, held: shards 1-3 read ahead meanwhile
     // Shard 1's second member (1.5 MiB) cannot fit: its GET is closed, not held open while shard 0 is read.
-    await vi.waitFor(() => expect(gets.slice(mark).some((get) => get.key === keyOf(1) && get.done)).toBe(true), {
-      timeout: 20_000,
-      interval: 5,
-    })
+    await until(() => gets.slice(mark).some((get) => get.key === keyOf(1) && get.done))
     out.push(await outOf(first))
     out.push(...(await run.rest()))
     expect(withoutBuffered(out)).toEqual(withoutBuffered(reference))
@@ -292,10 +289,7 @@ describe('reading ahead', () => {
     const run = stepper([fixtures[0]?.entry as ShardEntry, v1], { shardConcurrency: 2, maxBufferedBytes: 200 * KiB })
     const first = await run.next()
     // The replaced shard buffered its first member, then let go of its archive; replace it now.
-    await vi.waitFor(() => expect(gets.filter((get) => get.key === key && get.done).length).toBeGreaterThan(0), {
-      timeout: 20_000,
-      interval: 5,
-    })
+    await until(() => gets.some((get) => get.key === key && get.done))
     await write(9)
     await outOf(first)
     const seen: Out[] = []
