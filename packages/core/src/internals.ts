@@ -60,7 +60,15 @@ export { httpStatusOf, isAbort, isNotFound } from './format/errors.js'
 export { asyncIterableOf, iteratorOf } from './format/iterables.js'
 export { DEFAULT_MAX_LINE_BYTES } from './format/jsonl.js'
 export { memberPathProblem, runId, shardArchiveName, utcStamp } from './format/keys.js'
-export { checkOption, checkOptions, describeRule, MAX_CONNECTIONS_PER_OPTION, OPTION_RULES, type OptionRule } from './format/options.js'
+export {
+  checkKey,
+  checkOption,
+  checkOptions,
+  describeRule,
+  MAX_CONNECTIONS_PER_OPTION,
+  OPTION_RULES,
+  type OptionRule,
+} from './format/options.js'
 export { type BatchSize, batches, closesBefore, isFull } from './format/rollover.js'
 // manifest/
 export { isConflict, MANIFEST_CONTENT_TYPE } from './manifest/commit.js'

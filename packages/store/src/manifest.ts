@@ -105,6 +105,20 @@ export class Manifest implements EntrySource {
    * `ConfigurationError` (pass it to its own store, or pass its key).
    */
   static fromRef(store: StoreContext, ref: ManifestRef): Manifest {
+    const iterable = ref as { [Symbol.iterator]?: unknown; [Symbol.asyncIterator]?: unknown } | null
+    const usable =
+      typeof ref === 'string' ||
+      (iterable !== null &&
+        typeof iterable === 'object' &&
+        (typeof iterable[Symbol.iterator] === 'function' || typeof iterable[Symbol.asyncIterator] === 'function'))
+    if (!usable) {
+      throw new ConfigurationError(
+        `a manifest must be a key, a Manifest or an iterable of entries, got ${ref === null ? 'null' : typeof ref}`,
+        {
+          option: 'manifest',
+        },
+      )
+    }
     if (ref instanceof Manifest) {
       if (ref.store === store) return ref
       const mine = store.context()

@@ -7,7 +7,7 @@
  * longer spins (the call never starts), and `limit: NaN` is the same error in every method.
  */
 import { PutObjectCommand } from '@aws-sdk/client-s3'
-import { countRequests, type RequestCounts } from '@s3exchange/testing'
+import { countRequests, type RequestCounts, rejection } from '@s3exchange/testing'
 import { useTestS3 } from '@s3exchange/testing/vitest'
 import { beforeAll, describe, expect, it } from 'vitest'
 import {
@@ -260,5 +260,20 @@ describe('every numeric option of every public call', () => {
     expect(() => fetchBodies(ctx(), { verify: 'yes' as never })).toThrow(ConfigurationError)
     await expect(store.deletePrefix(s3.key('opts/'), { regex: '[' })).rejects.toMatchObject({ option: 'regex', call: 'deletePrefix' })
     expect(() => splitShardItems([], { rollover: 'sometimes' as never })).toThrow(ConfigurationError)
+  })
+
+  it('a key, prefix or path that is not a string is a ConfigurationError naming the argument; a manifest that is neither a key, a Manifest nor entries too', async () => {
+    for (const bad of [undefined, null, 42, { key: 'a' }]) {
+      expect(await rejection(store.getObject(bad as never))).toMatchObject({ name: 'ConfigurationError', option: 'key', call: 'getObject' })
+      expect(await rejection(store.putObject(bad as never, Buffer.from('x')))).toMatchObject({ name: 'ConfigurationError', option: 'key' })
+      expect(await rejection(store.deletePrefix(bad as never))).toMatchObject({ name: 'ConfigurationError', option: 'prefix' })
+      expect(await rejection(store.downloadObject('k', bad as never))).toMatchObject({ name: 'ConfigurationError', option: 'localPath' })
+      expect(() => store.listKeys(bad as never)).toThrow(ConfigurationError)
+      expect(() => store.openManifestWriter(bad as never)).toThrow(ConfigurationError)
+    }
+    for (const bad of [null, 42, true]) {
+      expect(() => store.iterObjects(bad as never)).toThrow(ConfigurationError)
+      expect(await rejection(store.deleteManifest(bad as never))).toBeInstanceOf(ConfigurationError)
+    }
   })
 })

@@ -54,7 +54,7 @@ import {
   type TemplateVars,
   take,
 } from '@s3exchange/core'
-import { type ArchiveIndex, checkOptions, DownloadPlan, localPathOf } from '@s3exchange/core/internals'
+import { type ArchiveIndex, checkKey, checkOptions, DownloadPlan, localPathOf } from '@s3exchange/core/internals'
 import { pipe } from 'it-pipe'
 import { type CompactOptions, compactManifest } from './compact.js'
 import type { CallOptions, StoreContext } from './context.js'
@@ -164,11 +164,13 @@ export class S3ExchangeStore implements StoreContext {
 
   /** A manifest by key; for an archive key, the shard's internal manifest. */
   getManifest(key: string): Manifest {
+    checkKey('getManifest', 'key', key)
     return this.isShard(key) ? this.getShard(key).getManifest() : Manifest.fromKey(this, key)
   }
 
   /** A shard by archive key. */
   getShard(key: string): Shard {
+    checkKey('getShard', 'key', key)
     return Shard.fromKey(this, key)
   }
 
@@ -179,24 +181,28 @@ export class S3ExchangeStore implements StoreContext {
    */
   async getObject(key: string, options: CallOptions = {}): Promise<ObjectBody> {
     checkOptions('getObject', options)
+    checkKey('getObject', 'key', key)
     return openObject(this.context(options.signal), key, { indexCache: this.archiveIndexes })
   }
 
   /** The object's metadata (a HEAD). Missing: `ObjectNotFoundError`. */
   async getObjectMetadata(key: string, options: CallOptions = {}): Promise<HeadObjectCommandOutput> {
     checkOptions('getObjectMetadata', options)
+    checkKey('getObjectMetadata', 'key', key)
     return headObject(this.context(options.signal), key)
   }
 
   /** Whether an object exists under `key`. */
   async exists(key: string, options: CallOptions = {}): Promise<boolean> {
     checkOptions('exists', options)
+    checkKey('exists', 'key', key)
     return objectExists(this.context(options.signal), key)
   }
 
   /** Every key under `prefix`, across all pages of the listing. */
   listKeys(prefix: string, options: CallOptions = {}): AsyncGenerator<string, void, undefined> {
     checkOptions('listKeys', options)
+    checkKey('listKeys', 'prefix', prefix)
     return listKeys(this.context(options.signal), prefix)
   }
 
@@ -208,6 +214,7 @@ export class S3ExchangeStore implements StoreContext {
    */
   async putObject(key: string, data: DataSource, options: PutObjectCallOptions = {}): Promise<FileEntry> {
     checkOptions('putObject', options)
+    checkKey('putObject', 'key', key)
     const { signal, ...fields } = options
     return putObject(this.context(signal), key, data, { ...fields, inferId: this.inferId })
   }
@@ -225,6 +232,7 @@ export class S3ExchangeStore implements StoreContext {
     options: WriteManifestOptions = {},
   ): Promise<WriteManifestResult> {
     checkOptions('writeManifest', options)
+    checkKey('writeManifest', 'key', key)
     return writeManifest(this, key, entries, options)
   }
 
@@ -238,6 +246,7 @@ export class S3ExchangeStore implements StoreContext {
     options: PutShardArchiveOptions = {},
   ): Promise<Shard> {
     checkOptions('putShardArchive', options)
+    checkKey('putShardArchive', 'archiveKey', archiveKey)
     return new Shard(this, await putShardArchive(this, archiveKey, items, options))
   }
 
@@ -248,12 +257,14 @@ export class S3ExchangeStore implements StoreContext {
     options: PutShardedOptions = {},
   ): Promise<WriteManifestResult> {
     checkOptions('putSharded', options)
+    checkKey('putSharded', 'manifestKey', manifestKey)
     return this.writeManifest(manifestKey, shardEntries, { ...options, mode: options.updateMode ?? 'append_parts' })
   }
 
   /** A `ManifestWriter` for incremental writing with parts and shard buffering. */
   openManifestWriter(manifestKey: string, options: ManifestWriterOptions = {}): ManifestWriter {
     checkOptions('openManifestWriter', options)
+    checkKey('openManifestWriter', 'manifestKey', manifestKey)
     return new ManifestWriter(this, manifestKey, options)
   }
 
@@ -316,6 +327,7 @@ export class S3ExchangeStore implements StoreContext {
   /** Deletes one object. Refuses an empty key, and a key outside the fence (`within`, default `basePrefix`). */
   async deleteKey(key: string, options: FenceOptions = {}): Promise<void> {
     checkOptions('deleteKey', options)
+    checkKey('deleteKey', 'key', key)
     return deleteKey(this, key, options)
   }
 
@@ -325,6 +337,7 @@ export class S3ExchangeStore implements StoreContext {
    */
   async deletePrefix(prefix: string, options: DeletePrefixOptions = {}): Promise<number> {
     checkOptions('deletePrefix', options)
+    checkKey('deletePrefix', 'prefix', prefix)
     return deletePrefix(this, prefix, options)
   }
 
@@ -341,12 +354,15 @@ export class S3ExchangeStore implements StoreContext {
   /** Writes a flat copy of `src` (refs resolved, shards optionally expanded) to `dst`. */
   async compactManifest(src: ManifestRef, dst: string, options: CompactOptions = {}): Promise<CompactReport> {
     checkOptions('compactManifest', options)
+    checkKey('compactManifest', 'dst', dst)
     return compactManifest(this, Manifest.fromRef(this, src), dst, options)
   }
 
   /** Downloads one object (or archive member) to `localPath`, atomically. Resolves to the absolute path. */
   async downloadObject(key: string, localPath: string, options: CallOptions = {}): Promise<string> {
     checkOptions('downloadObject', options)
+    checkKey('downloadObject', 'key', key)
+    checkKey('downloadObject', 'localPath', localPath)
     return downloadObject(this.context(options.signal), key, localPath, { indexCache: this.archiveIndexes })
   }
 
@@ -362,6 +378,7 @@ export class S3ExchangeStore implements StoreContext {
     options: DownloadOptions = {},
   ): Promise<Map<string, string>> {
     checkOptions('downloadObjects', options)
+    checkKey('downloadObjects', 'dir', dir)
     const list = await Array.fromAsync(keys)
     const plan = new DownloadPlan(dir)
     for (const key of list) {
@@ -378,6 +395,7 @@ export class S3ExchangeStore implements StoreContext {
    */
   async downloadManifest(manifest: ManifestRef, dir: string, options: DownloadOptions = {}): Promise<Map<string, string>> {
     checkOptions('downloadManifest', options)
+    checkKey('downloadManifest', 'dir', dir)
     // Read twice (its listing, then its objects): entries of a one-shot iterable are kept in memory.
     const given = Manifest.fromRef(this, manifest)
     const source = given.replayable ? given : await Array.fromAsync(given.iterEntries({ resolveRefs: false, signal: options.signal }))

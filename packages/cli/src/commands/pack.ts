@@ -67,8 +67,11 @@ Example:
     const manifest = flags.manifest
     if (typeof manifest !== 'string') throw new UsageError('pack needs --manifest <key>', 'pack')
     const maxEntries =
-      flags['max-entries'] === undefined ? DEFAULT_MAX_ENTRIES : parsePositiveInteger(String(flags['max-entries']), '--max-entries', 'pack', 'maxEntries')
-    const maxBytes = flags['max-bytes'] === undefined ? DEFAULT_MAX_BYTES : parseSizeFlag(String(flags['max-bytes']), '--max-bytes', 'pack', 'maxBytes')
+      flags['max-entries'] === undefined
+        ? DEFAULT_MAX_ENTRIES
+        : parsePositiveInteger(String(flags['max-entries']), '--max-entries', 'pack', 'maxEntries')
+    const maxBytes =
+      flags['max-bytes'] === undefined ? DEFAULT_MAX_BYTES : parseSizeFlag(String(flags['max-bytes']), '--max-bytes', 'pack', 'maxBytes')
     const { files, skipped } = await listLocalFiles(dir)
     for (const path of skipped) output.note(`skipped ${path} (not a regular file)`)
     if (files.length === 0) throw new Error(`no files to pack in ${dir}`)

@@ -53,7 +53,8 @@ Examples:
   async run({ args, flags, store: getStore, output }) {
     const [source, prefix] = args as [string, string]
     if (flags.append && flags.manifest === undefined) throw new UsageError('--append needs --manifest <key>', 'put')
-    const concurrency = flags.concurrency === undefined ? 16 : parsePositiveInteger(String(flags.concurrency), '--concurrency', 'put', 'concurrency')
+    const concurrency =
+      flags.concurrency === undefined ? 16 : parsePositiveInteger(String(flags.concurrency), '--concurrency', 'put', 'concurrency')
     const { files, skipped } = await listLocalFiles(source)
     for (const path of skipped) output.note(`skipped ${path} (not a regular file)`)
     if (files.length === 0) throw new Error(`no files to upload in ${source}`)

@@ -144,6 +144,17 @@ export function checkOption(call: string, name: string, value: unknown): void {
   if (value !== undefined) checkValue(call, name, rule, value)
 }
 
+/**
+ * Checks an argument that names an S3 key, prefix or local path: it must be a string (an empty one
+ * reads as no object, and is refused by the writes and deletes themselves). `ConfigurationError`
+ * naming the argument and the call.
+ */
+export function checkKey(call: string, name: string, value: unknown): void {
+  if (typeof value !== 'string') {
+    throw new ConfigurationError(`${call}: ${name} must be a string, got ${describe(value)}`, { call, option: name })
+  }
+}
+
 /** What a rule accepts, in words (for messages and for the CLI's usage errors). */
 export function describeRule(rule: OptionRule): string {
   switch (rule.type) {
