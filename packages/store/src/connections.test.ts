@@ -8,6 +8,9 @@
  * pool larger than the budget, the most sockets in use at once stays within `readConnections`.
  */
 import { createHash, randomBytes } from 'node:crypto'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { PutObjectCommand } from '@aws-sdk/client-s3'
 import { type PooledClient, pooledClient, rejection } from '@s3exchange/testing'
 import { useTestS3 } from '@s3exchange/testing/vitest'
@@ -113,6 +116,17 @@ beforeAll(async () => {
   await put(skipRoot(), lines(entries))
 })
 
+/** A manifest of refs to the skipped objects, the wide part and the deep chain from `deepFrom`: every kind at once. */
+async function mixedManifest(name: string, deepFrom: number): Promise<string> {
+  const key = s3.key(`${name}/manifest.jsonl`)
+  const refs = [skipRoot(), widePart(), deepKey(deepFrom)].map((ref) => ({ kind: 'manifest_ref', key: ref }))
+  await put(key, lines(refs))
+  return key
+}
+
+/** Objects in `mixedManifest(…, deepFrom)`. */
+const mixedCount = (deepFrom: number) => LOOSE + 4 + SHARDS * 6 + (DEPTH + 1 - deepFrom) * 2
+
 // ------------------------------------------------------------------ the three cases
 
 describe('a pool of 8 sockets', () => {
@@ -187,21 +201,13 @@ describe('a pool of 8 sockets', () => {
 
   it('skipped shard members and loose objects mixed, over refs: completes and gives every socket back', async () => {
     const { store, pool } = storeOnPool(8)
-    const mixed = s3.key('mixed/manifest.jsonl')
-    await put(
-      mixed,
-      lines([
-        { kind: 'manifest_ref', key: skipRoot() },
-        { kind: 'manifest_ref', key: widePart() },
-        { kind: 'manifest_ref', key: deepKey(60) },
-      ]),
-    )
+    const mixed = await mixedManifest('mixed', 60)
     const before = pool.inUse()
     let count = 0
     for await (const { body } of store.iterObjects(mixed, { shardConcurrency: 8, maxBufferedBytes: 32 * KiB })) {
       if (count++ % 3 === 0) await body.bytes()
     }
-    expect(count).toBe(LOOSE + 4 + SHARDS * 6 + 5 * 2)
+    expect(count).toBe(mixedCount(60))
     await expectAllReturned(pool, before)
   })
 })
@@ -209,21 +215,13 @@ describe('a pool of 8 sockets', () => {
 describe('a pool of 2 sockets: the least a read needs (the manifest and one body)', () => {
   it('refs, wide prefetch, loose objects and skipped bodies still complete', async () => {
     const { store, pool } = storeOnPool(2)
-    const mixed = s3.key('mixed-2/manifest.jsonl')
-    await put(
-      mixed,
-      lines([
-        { kind: 'manifest_ref', key: skipRoot() },
-        { kind: 'manifest_ref', key: widePart() },
-        { kind: 'manifest_ref', key: deepKey(60) },
-      ]),
-    )
+    const mixed = await mixedManifest('mixed-2', 60)
     const before = pool.inUse()
     let count = 0
     for await (const { body } of store.iterObjects(mixed, { shardConcurrency: 16, maxBufferedBytes: 64 * KiB })) {
       if (count++ % 2 === 0) await body.bytes()
     }
-    expect(count).toBe(LOOSE + 4 + SHARDS * 6 + 5 * 2)
+    expect(count).toBe(mixedCount(60))
     await expectAllReturned(pool, before)
   })
 })
@@ -237,15 +235,7 @@ describe('the budget: with a pool larger than it, the sockets in use never excee
     { concurrency: 6, shardConcurrency: 12 },
   ])('iterObjects %o: at most 1 + concurrency + shardConcurrency', async (options) => {
     const { store, pool } = storeOnPool(200)
-    const mixed = s3.key(`budget/${options.concurrency}-${options.shardConcurrency}.jsonl`)
-    await put(
-      mixed,
-      lines([
-        { kind: 'manifest_ref', key: skipRoot() },
-        { kind: 'manifest_ref', key: widePart() },
-        { kind: 'manifest_ref', key: deepKey(56) },
-      ]),
-    )
+    const mixed = await mixedManifest(`budget-${options.concurrency}-${options.shardConcurrency}`, 56)
     let count = 0
     for await (const { body } of store.iterObjects(mixed, { ...options, maxBufferedBytes: 128 * KiB })) {
       // Some bodies read as streams, some whole, some skipped.
@@ -253,7 +243,7 @@ describe('the budget: with a pool larger than it, the sockets in use never excee
       else if (count % 3 === 1) await body.bytes()
       count++
     }
-    expect(count).toBe(LOOSE + 4 + SHARDS * 6 + 9 * 2)
+    expect(count).toBe(mixedCount(56))
     expect(pool.maxInUse()).toBeGreaterThan(1)
     expect(pool.maxInUse()).toBeLessThanOrEqual(readConnections(options).total)
     await expectAllReturned(pool, 0)
@@ -266,6 +256,18 @@ describe('the budget: with a pool larger than it, the sockets in use never excee
     for await (const { body } of store.iterObjectsFromKeys(keys, { concurrency: 3 })) if (count++ % 2 === 0) await body.bytes()
     expect(count).toBe(keys.length)
     expect(pool.maxInUse()).toBeLessThanOrEqual(readConnections({ concurrency: 3, manifest: false, expandShards: false }).total)
+    await expectAllReturned(pool, 0)
+
+    // Downloading the same keys: written, within the same budget.
+    pool.resetMax()
+    const dir = await mkdtemp(join(tmpdir(), 's3x-connections-'))
+    try {
+      const written = await store.downloadObjects(keys, dir, { concurrency: 3 })
+      expect(written.size).toBe(keys.length)
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+    expect(pool.maxInUse()).toBeLessThanOrEqual(3)
     await expectAllReturned(pool, 0)
   })
 

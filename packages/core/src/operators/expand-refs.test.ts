@@ -226,15 +226,21 @@ describe('a manifest being descended from holds no connection (issue 12, case 2)
     return { parent, child, files }
   }
 
-  it('a small parent is read to its end before the child is opened: one GET, nothing open while the child is read', async () => {
-    const { ctx, gets, open } = watched()
-    const { parent, child, files } = await bigParent('small', 200 * 1024)
+  /** The keys of every entry under `parent`, and how many of the parent's GETs were open when the child's first entry came. */
+  async function walk(ctx: S3Context, parent: string, open: (key: string) => number): Promise<{ out: string[]; openDuringChild: number }> {
     const out: string[] = []
     let openDuringChild = -1
     for await (const entry of expandRefs(ctx)(readManifest(ctx, parent))) {
       if (entry.kind === 'file' && entry.key === 'c1') openDuringChild = open(parent)
       out.push((entry as { key: string }).key)
     }
+    return { out, openDuringChild }
+  }
+
+  it('a small parent is read to its end before the child is opened: one GET, nothing open while the child is read', async () => {
+    const { ctx, gets, open } = watched()
+    const { parent, child, files } = await bigParent('small', 200 * 1024)
+    const { out, openDuringChild } = await walk(ctx, parent, open)
     expect(out).toEqual(['first', 'c1', 'c2', ...files])
     // While the child was read, the parent's GET was not open.
     expect(openDuringChild).toBe(0)
@@ -244,12 +250,7 @@ describe('a manifest being descended from holds no connection (issue 12, case 2)
   it('a large parent lets go of its connection and goes on with a ranged GET pinned to its ETag', async () => {
     const { ctx, gets, open } = watched()
     const { parent, files } = await bigParent('large', 3 * 1024 * 1024)
-    const out: string[] = []
-    let openDuringChild = -1
-    for await (const entry of expandRefs(ctx)(readManifest(ctx, parent))) {
-      if (entry.kind === 'file' && entry.key === 'c1') openDuringChild = open(parent)
-      out.push((entry as { key: string }).key)
-    }
+    const { out, openDuringChild } = await walk(ctx, parent, open)
     expect(out).toEqual(['first', 'c1', 'c2', ...files])
     expect(openDuringChild).toBe(0)
     const parentGets = gets.filter((get) => get.key === parent)
