@@ -169,11 +169,12 @@ async function* scan(ctx: S3Context, archiveKey: string, options: ScanArchiveOpt
   const path = options.internalManifestPath === undefined ? DEFAULT_INTERNAL_MANIFEST_PATH : options.internalManifestPath
   const requireManifest = path !== null && (options.requireManifest ?? true)
   const limits = effectiveLimits(ctx.limits, options)
-  const wanted = (member: TarMember) => {
+  const wanted = (member: TarMember) => isRegularFile(member) && member.name !== path && (!options.only || options.only.has(member.name))
+  /** A member asked for by path (`only`) must be a regular file, wherever it is met. */
+  const refuseLinks = (member: TarMember) => {
     if (options.only?.has(member.name) && !isRegularFile(member)) {
       throw new ShardReadError(`the member is a ${member.type}, not a regular file`, { archiveKey, memberPath: member.name })
     }
-    return isRegularFile(member) && member.name !== path && (!options.only || options.only.has(member.name))
   }
   // With `only`, stop reading once every wanted member has been seen.
   const missing = options.only ? new Set(options.only) : undefined
@@ -202,6 +203,7 @@ async function* scan(ctx: S3Context, archiveKey: string, options: ScanArchiveOpt
   const firstPass = readTarMembers(archive, { archiveKey, signal: ctx.signal, onCompression: (found) => (compression = found) })
   try {
     for await (const member of firstPass) {
+      refuseLinks(member)
       if (byPath === undefined && isRegularFile(member)) {
         if (member.name === path) {
           checkMemberSize(member, archiveKey, limits.maxInternalManifestBytes, 'maxInternalManifestBytes')
@@ -233,6 +235,7 @@ async function* scan(ctx: S3Context, archiveKey: string, options: ScanArchiveOpt
   const secondPass = readTarMembers(await open(info.etag ?? options.ifMatch), { archiveKey, signal: ctx.signal })
   try {
     for await (const member of secondPass) {
+      refuseLinks(member)
       if (due(member)) {
         yield* yieldMember(member, byPath, archiveKey, limits.maxMemberBytes, options.verify)
         if (allSeen(member)) return
