@@ -9,8 +9,8 @@
  *   npx pnpm@10 bench --quick --only latency --out /tmp/latency.md
  *   npx pnpm@10 bench --runs 7                # runs per figure, for every section
  *
- * Sections: reads, random, writes (warm, in one process, issues 2, 3 and 5), and cold, latency,
- * bandwidth (fresh processes, issue 15). A full run writes bench/RESULTS.md (or `--out`): the
+ * Sections: reads, random, writes (warm, in one process, issues 2, 3 and 5), cold, latency,
+ * bandwidth (fresh processes, issue 15), and zstd (zstd against gzip shards, issue 16). A full run writes bench/RESULTS.md (or `--out`): the
  * sections it ran replace theirs, every other section of the file (the soak's, sections not run)
  * is kept as it was. `--quick` (or BENCH_QUICK=1) writes only with `--out`: its figures are for
  * developers, not for the record.
@@ -28,6 +28,7 @@ import { benchClient, MAX_SOCKETS, type Row, startServerProcess, table } from '.
 import { runRandomBenches } from './random.ts'
 import { prepareReadData, runReadBenches } from './read.ts'
 import { runWriteBenches } from './write.ts'
+import { runZstdBenches } from './zstd.ts'
 
 /** The sections, by the name `--only` takes, with their titles in RESULTS.md, in the file's order. */
 const TITLES = {
@@ -37,6 +38,7 @@ const TITLES = {
   cold: 'Cold processes',
   latency: 'Latency (time to first byte)',
   bandwidth: 'Bandwidth per connection',
+  zstd: 'zstd against gzip shards',
 } as const
 type Section = keyof typeof TITLES
 const SECTIONS = Object.keys(TITLES) as Section[]
@@ -141,6 +143,15 @@ process, the server in another, each client in its own.`,
 connection to S3 carries some tens of MB/s; N connections carry N times that. ${freshRuns(n)} The
 library at its defaults. MB = 10⁶ bytes. ${clients}`,
     run: (n) => runBandwidthBenches(target, sizes, n, log),
+  },
+  zstd: {
+    runs: [3, 1],
+    intro: (n) => `The same text-like members written as seekable .tar.zst (zstd level 3) and seekable .tar.gz
+(gzip level 6), this library's defaults for each; then, interleaved in one process after a warm-up,
+the median of ${n} run(s) of each read. zstd's figures stand beside gzip's; the ratio is how many
+times faster (or smaller) zstd is. Reading zstd needs Node ≥ 22.15; Python s3exchange reads only
+gzip. ${clients}`,
+    run: (n) => runZstdBenches(client, target.bucket, n, quick),
   },
 }
 

@@ -109,7 +109,7 @@ async function faultyStore(
   const force = options.force
   const forced = force ? randomFaults({ seed, rate: 1, statuses: [options.forceStatus ?? 500], only: force }) : undefined
   const proxy = await startS3Proxy({
-    target: s3.s3.endpoint,
+    target: s3.s3,
     enforceConditionalWrites: options.enforceConditionalWrites,
     intercept: (request): ProxyAction | undefined => forced?.(request) ?? faults(request),
   })
@@ -493,7 +493,7 @@ describe('a write that cannot get through fails typed, publishes nothing and lea
 async function droppingStore(pick: (request: ProxiedRequest) => boolean) {
   let dropped = 0
   const proxy = await startS3Proxy({
-    target: s3.s3.endpoint,
+    target: s3.s3,
     enforceConditionalWrites: true,
     intercept: (request) => (pick(request) && dropped++ === 0 ? { dropResponse: true } : undefined),
   })

@@ -24,6 +24,7 @@ export {
 } from './args.js'
 export { type ArchiveCheck, type ArchiveExpectations, checkArchive, checkLooseObject, type Problem } from './checks.js'
 export type { Command, CommandContext } from './command.js'
+export { doctorReport } from './commands/doctor.js'
 export { commands } from './commands/index.js'
 export { entryLine } from './commands/manifest-ls.js'
 export type { ManifestStats } from './commands/stat.js'
@@ -40,3 +41,4 @@ export { type AwsProfile, loadAwsProfile, ProfileNotFoundError } from './profile
 export { ConfirmationRefused, type ConfirmOptions, confirm } from './prompt.js'
 export { InvalidS3UriError, isS3Uri, parseS3Uri, type S3Location } from './s3-uri.js'
 export { type WalkedEntry, type WalkOptions, type WalkStats, walkManifest } from './walk.js'
+export { sseCustomerKeyFromFlags, WRITE_FLAG_HELP, WRITE_FLAGS, writeOptionsFromFlags } from './write-flags.js'

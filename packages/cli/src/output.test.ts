@@ -20,6 +20,7 @@ describe('errorJson', () => {
       message: 'Shard read failed (a.tar#x/1.wav): truncated',
       archiveKey: 'a.tar',
       memberPath: 'x/1.wav',
+      reason: 'truncated',
     })
     expect(errorJson(new PartialDeleteError(2, { 'a.txt': 'AccessDenied' }))).toMatchObject({
       deletedCount: 2,

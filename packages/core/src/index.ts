@@ -43,6 +43,7 @@ export {
 export { type EntryStream, parseManifest } from './format/entry-stream.js'
 export {
   BodyConsumedError,
+  ConditionalWriteUnsupportedError,
   ConfigurationError,
   DeleteRefusedError,
   IntegrityError,
@@ -66,7 +67,10 @@ export {
 } from './format/errors.js'
 export { isBlankLine, type SplitLinesOptions, splitLines } from './format/jsonl.js'
 export {
+  type ArchiveCompression,
   type ArchiveFormat,
+  archiveCompressionFor,
+  DEFAULT_SHARD_COMPRESSION,
   inferArchiveFormat,
   inferId,
   isArchiveKey,
@@ -82,6 +86,7 @@ export {
 } from './format/keys.js'
 export { DEFAULT_LIMITS, effectiveLimits, type ReadLimits } from './format/limits.js'
 export { LruCache } from './format/lru-cache.js'
+export { type EnvPartition, type EnvRecord, type PartitionEngine, partitionFromEnv } from './format/partition-env.js'
 export type { RolloverLimits } from './format/rollover.js'
 export { type Writer, writeAll } from './format/writer.js'
 // manifest/: publishing to a root
@@ -132,3 +137,25 @@ export { listKeys } from './s3/list-keys.js'
 export type { UploadOptions, WrittenObject } from './s3/multipart-upload.js'
 export { getObjectBody, type ObjectSourceOptions } from './s3/object-source.js'
 export { deleteObject, headObject, objectExists } from './s3/requests.js'
+export {
+  BEHAVIOUR_TOPICS,
+  type ConditionalPutForm,
+  type ConditionOutcome,
+  formatSize,
+  type LibraryBehaviour,
+  libraryBehaviour,
+  type ServerCapabilities,
+} from './s3/server-capabilities.js'
+export { rememberServerCapabilities, type WriteCapabilities } from './s3/server-knowledge.js'
+export { type ProbeCheck, type ProbeServerOptions, probeServer, probeServerOnce, type ServerProbe } from './s3/server-probe.js'
+export {
+  type ContextWriteOptions,
+  type CustomerKey,
+  checkWriteOptions,
+  normalizeSseCustomerKey,
+  type SseCustomerKey,
+  type SseCustomerKeyOption,
+  type WriteContext,
+  type WriteOptions,
+  withWriteOptions,
+} from './s3/write-options.js'

@@ -41,6 +41,7 @@ export { indexByPath, listedMemberEntry, parseInternalManifest, streamedMemberEn
 export { openLocatedMember } from './archive/random-access.js'
 export { type ScanArchiveOptions, type ScannedMember, scanArchive } from './archive/scan-archive.js'
 export { type PreparedShardItem, prepareShardItem } from './archive/shard-items.js'
+export { compressInto, StreamCompressor } from './archive/stream-compressor.js'
 export {
   isRegularFile,
   memberBody,
@@ -53,13 +54,38 @@ export {
   toShardReadError,
 } from './archive/tar-reader.js'
 export { paddedSize, TAR_END, type TarHeaderSpec, tarHeader, tarHeaderSize, tarPadding } from './archive/tar-writer.js'
+export {
+  compressFrame,
+  createFrameCompressor,
+  DEFAULT_ZSTD_LEVEL,
+  FrameCompressor,
+  type ZstdFunctions,
+  zstdFor,
+  zstdLookup,
+} from './archive/zstd-codec.js'
+export {
+  PADDING_MAGIC,
+  paddingFrame,
+  SKIPPABLE_HEADER_BYTES,
+  ZSTD_MAGIC,
+  ZstdFrameError,
+  ZstdFrameSplitter,
+} from './archive/zstd-frames.js'
 // format/
 export { ENTRY_KINDS } from './format/entries.js'
 export { EntryStream } from './format/entry-stream.js'
 export { httpStatusOf, isAbort, isNotFound } from './format/errors.js'
 export { asyncIterableOf, iteratorOf } from './format/iterables.js'
 export { DEFAULT_MAX_LINE_BYTES } from './format/jsonl.js'
-export { memberPathProblem, runId, shardArchiveName, utcStamp } from './format/keys.js'
+export {
+  archiveExtension,
+  extensionCompression,
+  memberPathProblem,
+  runId,
+  SHARD_INDEX_DIGITS,
+  shardArchiveName,
+  utcStamp,
+} from './format/keys.js'
 export {
   checkKey,
   checkOption,
@@ -71,7 +97,7 @@ export {
 } from './format/options.js'
 export { type BatchSize, batches, closesBefore, isFull } from './format/rollover.js'
 // manifest/
-export { isConflict, MANIFEST_CONTENT_TYPE } from './manifest/commit.js'
+export { isConflict, isSlowDown, MANIFEST_CONTENT_TYPE } from './manifest/commit.js'
 export { ManifestObjectWriter } from './manifest/manifest-object.js'
 export { ManifestPartsWriter } from './manifest/parts-writer.js'
 // operators/
@@ -103,4 +129,31 @@ export {
 } from './s3/multipart-upload.js'
 export { collectSource, DEFAULT_RESUME_ATTEMPTS, objectBodyFrom, openObjectSource, ResumableSource } from './s3/object-source.js'
 export { ObjectWriter, putBytes } from './s3/object-writer.js'
-export { mapS3Error, mapWriteError, quoteEtag, type RangeOptions, requestObject, timesSent, unquoteEtag } from './s3/requests.js'
+export {
+  answeredEtag,
+  mapS3Error,
+  mapWriteError,
+  quoteEtag,
+  type RangeOptions,
+  requestObject,
+  timesSent,
+  unquoteEtag,
+} from './s3/requests.js'
+export {
+  DEFAULT_SINGLE_PUT_LIMIT,
+  type IfMatchForm,
+  type ServerKnowledge,
+  serverKnowledge,
+  singlePutFits,
+} from './s3/server-knowledge.js'
+export {
+  CustomerKey,
+  metadataHeaders,
+  type ObjectWriteParams,
+  objectWriteParams,
+  pickWriteOptions,
+  type SseCustomerParams,
+  sseCustomerParams,
+  taggingHeader,
+  WRITE_OPTION_NAMES,
+} from './s3/write-options.js'

@@ -1,7 +1,7 @@
 /**
  * `s3exchange/internals`: the few building blocks of `@s3exchange/core/internals` that `s3x`
  * (`@s3exchange/cli`) uses and that the public surface leaves out: reading a tar stream member by
- * member, parsing an internal manifest, ETags without quotes, typed S3 errors. May change between
+ * member, parsing an internal manifest, ETags without quotes (none for an empty one), typed S3 errors. May change between
  * minor versions.
  *
  * @example
@@ -13,6 +13,7 @@
  * ```
  */
 export {
+  answeredEtag,
   checkOption,
   describeRule,
   isRegularFile,

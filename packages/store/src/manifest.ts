@@ -43,13 +43,14 @@ import {
 import { asyncIterableOf, checkOptions } from '@s3exchange/core/internals'
 import { pipe } from 'it-pipe'
 import { type CompactOptions, compactManifest } from './compact.js'
-import type { CallOptions, EntrySource, StoreContext } from './context.js'
+import { type EntrySource, type ReadOptions, type StoreContext, writeContext } from './context.js'
 import { type DeleteManifestOptions, deleteManifest } from './delete.js'
 import type {
   GetKeysOptions,
   IterEntriesOptions,
   IterObjectsOptions,
   ListFilesOptions,
+  WriteCallOptions,
   WriteManifestOptions,
   WriteManifestResult,
 } from './options.js'
@@ -160,7 +161,7 @@ export class Manifest implements EntrySource {
   /** The entries, refs inlined (depth first, each manifest once) unless `resolveRefs: false`. */
   iterEntries(options: IterEntriesOptions = {}): AsyncIterable<ManifestEntry> {
     checkOptions('Manifest.iterEntries', options)
-    const ctx = this.store.context(options.signal)
+    const ctx = this.store.context(options)
     return pipe(
       this.#entries(ctx, options.resolveRefs ?? true),
       optional<ManifestEntry>(options.partition && partition(options.partition)),
@@ -175,7 +176,7 @@ export class Manifest implements EntrySource {
    */
   iterObjects(options: IterObjectsOptions = {}): AsyncIterable<EntryWithBody> {
     checkOptions('Manifest.iterObjects', options)
-    const ctx = this.store.context(options.signal)
+    const ctx = this.store.context(options)
     const backing = this.#backing
     if (backing.kind === 'shard') {
       // The members of one archive: one streaming pass, not one archive read per member.
@@ -212,7 +213,7 @@ export class Manifest implements EntrySource {
    */
   getKeys(options: GetKeysOptions = {}): AsyncIterable<string> {
     checkOptions('Manifest.getKeys', options)
-    const ctx = this.store.context(options.signal)
+    const ctx = this.store.context(options)
     const entries = this.#entries(ctx, options.resolveRefs ?? true)
     return pipe(
       entries,
@@ -225,13 +226,13 @@ export class Manifest implements EntrySource {
   /** File entries, with each shard replaced by its internal manifest's entries (unless `includeShards: false`). */
   listFiles(options: ListFilesOptions = {}): AsyncIterable<FileEntry | ShardEntry> {
     checkOptions('Manifest.listFiles', options)
-    const ctx = this.store.context(options.signal)
+    const ctx = this.store.context(options)
     const entries = this.#entries(ctx, true) as AsyncIterable<FileEntry | ShardEntry>
     return pipe(entries, optional<FileEntry | ShardEntry>((options.includeShards ?? true) && expandShards(ctx)))
   }
 
   /** File entries (shard members included) whose key, or virtual key, starts with `prefix`. */
-  filterByPrefix(prefix: string, options: CallOptions = {}): AsyncIterable<FileEntry | ShardEntry> {
+  filterByPrefix(prefix: string, options: ReadOptions = {}): AsyncIterable<FileEntry | ShardEntry> {
     checkOptions('Manifest.filterByPrefix', options)
     return pipe(this.listFiles({ ...options, includeShards: true }), withKeyPrefix(prefix))
   }
@@ -283,20 +284,20 @@ export class Manifest implements EntrySource {
   }
 
   /** The entries of the manifest object at `key`, streamed (Python's `Manifest.read_from_s3`). */
-  static readFromS3(store: StoreContext, key: string, options: CallOptions = {}): AsyncIterable<ManifestEntry> {
+  static readFromS3(store: StoreContext, key: string, options: ReadOptions = {}): AsyncIterable<ManifestEntry> {
     checkOptions('Manifest.readFromS3', options)
-    return readManifest(store.context(options.signal), key)
+    return readManifest(store.context(options), key)
   }
 
-  /** Writes entries as the manifest object at `key` (Python's `Manifest.write_to_s3`). */
+  /** Writes entries as the manifest object at `key` (Python's `Manifest.write_to_s3`), with the store's write options and the call's over them. */
   static async writeToS3(
     store: StoreContext,
     key: string,
     entries: Iterable<ManifestEntry> | AsyncIterable<ManifestEntry>,
-    options: CallOptions = {},
+    options: WriteCallOptions = {},
   ): Promise<void> {
     checkOptions('Manifest.writeToS3', options)
-    await writeManifestObject(store.context(options.signal), key, entries)
+    await writeManifestObject(writeContext(store, options), key, entries)
   }
 
   /** Iterating a manifest iterates its entries, refs resolved. */

@@ -84,6 +84,7 @@ function members(prefix: string, count: number, size: (i: number) => number): Sp
 describe.each([
   { name: 'plain tar', compression: null, ext: 'tar' },
   { name: 'seekable tar.gz', compression: 'gzip', ext: 'tar.gz' },
+  { name: 'seekable tar.zst', compression: 'zstd', ext: 'tar.zst' },
 ] as const)('getObject and Shard.getMember, $name', ({ compression, ext }) => {
   const list = [
     ...members('m', 6, (i) => [5, 511, 512, 513, 0, 40 * KiB][i] as number),

@@ -6,7 +6,7 @@
  * (gzip and plain, awkward member paths and sizes, read back every way, Python's tarfile), and
  * putSharded.
  */
-import { spawnSync } from 'node:child_process'
+import { execFileSync, spawnSync } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -23,8 +23,8 @@ import {
   type S3Client,
   UploadPartCommand,
 } from '@aws-sdk/client-s3'
-import { countRequests, rejection, startS3Proxy } from '@s3exchange/testing'
-import { useTestS3 } from '@s3exchange/testing/vitest'
+import { countRequests, rejection, requireTool, startS3Proxy } from '@s3exchange/testing'
+import { testServer, useTestS3 } from '@s3exchange/testing/vitest'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   type CommitResult,
@@ -45,6 +45,7 @@ import { Shard } from './shard.js'
 import { S3ExchangeStore } from './store.js'
 
 const s3 = useTestS3()
+const server = testServer()
 let store: S3ExchangeStore
 let dir: string
 const extraClients: S3Client[] = []
@@ -281,7 +282,7 @@ describe('putObject', () => {
     expect(counts.HeadObjectCommand).toBeUndefined()
   })
 
-  it('a file larger than a part goes up as a multipart upload; size and ETag still match HeadObject, still no HEAD', async () => {
+  it('a file larger than a part goes up as a multipart upload; size and ETag still match HeadObject; a HEAD only where the completion answers no ETag', async () => {
     const path = join(dir, 'big.bin')
     const data = randomBytes(9 * 1024 * 1024 + 123)
     writeFileSync(path, data)
@@ -292,7 +293,8 @@ describe('putObject', () => {
     const stored = await head(key)
     expect(counts.CreateMultipartUploadCommand).toBe(1)
     expect(counts.CompleteMultipartUploadCommand).toBe(1)
-    expect(counts.HeadObjectCommand).toBeUndefined()
+    // Relies on the server: one HEAD where the completion answers no ETag (Ceph RGW 16), none where it does.
+    expect(counts.HeadObjectCommand ?? 0).toBe(server.supports('an ETag in the CompleteMultipartUpload answer') ? 0 : 1)
     expect(entry.size_bytes).toBe(data.byteLength)
     expect(entry.etag).toBe(stored?.etag)
     expect(entry.etag).toMatch(/-2$/)
@@ -625,7 +627,7 @@ describe('concurrent append_parts on one root', () => {
   }
 
   it('with conditional writes enforced (as on AWS S3): every one of the 80 parts is referenced exactly once', async () => {
-    const proxy = await startS3Proxy({ target: s3.s3.endpoint, enforceConditionalWrites: true })
+    const proxy = await startS3Proxy({ target: s3.s3, enforceConditionalWrites: true })
     const client = s3.s3.createClient({ endpoint: proxy.endpoint })
     try {
       const root = s3.key('race/enforced/manifest.jsonl')
@@ -651,19 +653,39 @@ describe('concurrent append_parts on one root', () => {
     }
   })
 
-  it('without enforcement (the embedded server ignores If-Match): like Python, refs may be lost, but nothing fails and the root stays valid', async () => {
-    const root = s3.key('race/unenforced/manifest.jsonl')
-    const parts = await race(store, root)
-    expect(parts).toHaveLength(WRITERS * APPENDS)
-    const refs = refsOf(await textOf(root))
-    expect(refs.length).toBeGreaterThan(0)
-    expect(refs.length).toBeLessThanOrEqual(WRITERS * APPENDS)
-    expect(new Set(refs).size).toBe(refs.length)
-    for (const ref of refs) expect(parts).toContain(ref)
-    // Every part itself was written, referenced or not.
-    for (const part of parts.slice(0, 5)) expect(await head(part)).toBeDefined()
-    expect((await Array.fromAsync(store.iterManifestEntries(root))).length).toBe(refs.length)
-  })
+  it.skipIf(!server.supports('conditional PutObject'))(
+    'without the proxy, the server enforcing the conditions itself: every one of the 80 parts is referenced exactly once (needs conditional PutObject)',
+    async () => {
+      const root = s3.key('race/server/manifest.jsonl')
+      const parts = await race(store, root)
+      expect(parts).toHaveLength(WRITERS * APPENDS)
+      const refs = refsOf(await textOf(root))
+      expect(refs).toHaveLength(WRITERS * APPENDS)
+      expect([...refs].sort()).toEqual([...parts].sort())
+      const read = await Array.fromAsync(store.iterManifestEntries(root))
+      for (let w = 0; w < WRITERS; w++) {
+        const own = read.filter((entry) => (entry.key as string).startsWith(`w${w}/`)).map((entry) => entry.key)
+        expect(own).toEqual(Array.from({ length: APPENDS }, (_, i) => `w${w}/${i}.wav`))
+      }
+    },
+  )
+
+  it.skipIf(!server.supports('conditional writes ignored'))(
+    'without the proxy, on a server that ignores If-Match: like Python, refs may be lost, but nothing fails and the root stays valid (needs conditional writes ignored)',
+    async () => {
+      const root = s3.key('race/unenforced/manifest.jsonl')
+      const parts = await race(store, root)
+      expect(parts).toHaveLength(WRITERS * APPENDS)
+      const refs = refsOf(await textOf(root))
+      expect(refs.length).toBeGreaterThan(0)
+      expect(refs.length).toBeLessThanOrEqual(WRITERS * APPENDS)
+      expect(new Set(refs).size).toBe(refs.length)
+      for (const ref of refs) expect(parts).toContain(ref)
+      // Every part itself was written, referenced or not.
+      for (const part of parts.slice(0, 5)) expect(await head(part)).toBeDefined()
+      expect((await Array.fromAsync(store.iterManifestEntries(root))).length).toBe(refs.length)
+    },
+  )
 })
 
 // ------------------------------------------------------------------ failures midway
@@ -816,6 +838,12 @@ describe('a source that fails midway (Done when)', () => {
 
 // ------------------------------------------------------------------ putShardArchive
 
+/** A .tar.zst decompressed by the zstd tool (node:zlib alone stops after the first frame). */
+function unzstd(archive: Uint8Array): Buffer {
+  requireTool('zstd', { install: 'apt-get install zstd' })
+  return execFileSync('zstd', ['-d', '-c', '-q'], { input: archive })
+}
+
 describe('putShardArchive', () => {
   const SHARD_FIELDS = ['kind', 'archive_key', 'format', 'compression', 'internal_manifest_path', 'count', 'size_bytes', 'meta']
   const longPath = `${'deep/'.repeat(22)}a-very-long-member-name.bin` // > 100 bytes: a pax header
@@ -868,15 +896,16 @@ describe('putShardArchive', () => {
   }
 
   describe.each([
-    ['gzip (the default)', undefined, '.tar.gz'],
-    ['plain tar', null, '.tar'],
-  ] as const)('%s', (_, compression, extension) => {
+    ['gzip (the default)', undefined, 'gzip', '.tar.gz'],
+    ['plain tar', null, null, '.tar'],
+    ['zstd (the default for a .tar.zst key)', undefined, 'zstd', '.tar.zst'],
+  ] as const)('%s', (_, option, compression, extension) => {
     let archiveKey: string
     let shard: Shard
 
     beforeAll(async () => {
       archiveKey = s3.key(`shards/put/shard-00000${extension}`)
-      shard = await store.putShardArchive(archiveKey, items(), compression === undefined ? {} : { compression })
+      shard = await store.putShardArchive(archiveKey, items(), option === undefined ? {} : { compression: option })
     })
 
     it("returns a Shard whose entry is Python's ShardEntry, field for field and in order", async () => {
@@ -887,7 +916,7 @@ describe('putShardArchive', () => {
         kind: 'shard',
         archive_key: archiveKey,
         format: 'tar',
-        compression: compression === undefined ? 'gzip' : null,
+        compression,
         internal_manifest_path: '__manifest__.jsonl',
         count: expected.length,
         size_bytes: stored?.size,
@@ -895,12 +924,13 @@ describe('putShardArchive', () => {
       })
       expect(Object.keys(shard.entry)).toEqual(SHARD_FIELDS)
       const magic = (await bytesOf(archiveKey)).subarray(0, 2)
-      expect(magic.equals(Buffer.from([0x1f, 0x8b]))).toBe(compression === undefined)
+      expect(magic.equals(Buffer.from([0x1f, 0x8b]))).toBe(compression === 'gzip')
+      expect(magic.equals(Buffer.from([0x28, 0xb5]))).toBe(compression === 'zstd')
     })
 
-    it('iterEntries() gives every member, in order, with its entry and its bytes', async () => {
+    it('iterObjects() gives every member, in order, with its entry and its bytes', async () => {
       const got = []
-      for await (const { entry, body } of store.getShard(archiveKey).iterEntries())
+      for await (const { entry, body } of store.getShard(archiveKey).iterObjects())
         got.push({ entry, data: Buffer.from(await body.bytes()) })
       expect(got.map(({ entry }) => entry.member_path)).toEqual(expected.map(({ path }) => path))
       for (const [i, { entry, data }] of got.entries()) {
@@ -914,7 +944,7 @@ describe('putShardArchive', () => {
           size_bytes: want.data.byteLength,
           archive_key: archiveKey,
         })
-        const located = compression === undefined ? ['gz_offset', 'gz_size'] : []
+        const located = compression === 'gzip' ? ['gz_offset', 'gz_size'] : compression === 'zstd' ? ['zst_offset', 'zst_size'] : []
         expect(Object.keys(entry)).toEqual([
           'kind',
           'key',
@@ -940,7 +970,7 @@ describe('putShardArchive', () => {
 
     it('offsets point at each member in the uncompressed tar', async () => {
       const raw = await bytesOf(archiveKey)
-      const tar = compression === undefined ? gunzipSync(raw) : raw
+      const tar = compression === 'gzip' ? gunzipSync(raw) : compression === 'zstd' ? unzstd(raw) : raw
       const manifest = await Array.fromAsync(shard.getManifest())
       expect(manifest).toHaveLength(expected.length)
       for (const [i, entry] of manifest.entries()) {
@@ -951,25 +981,29 @@ describe('putShardArchive', () => {
       }
     })
 
-    it("Python's tarfile reads it: internal manifest first, then the members, bytes and manifest as written", async () => {
-      const local = await download(archiveKey, `py-shard${extension}`)
-      const seen = python(PY_READ_SHARD, [local, '__manifest__.jsonl']) as {
-        names: string[]
-        manifest: FileEntry[]
-        digests: Record<string, string>
-      }
-      expect(seen.names).toEqual(['__manifest__.jsonl', ...expected.map(({ path }) => path)])
-      for (const want of expected) expect(seen.digests[want.path], want.path).toBe(sha256(want.data))
-      expect(seen.manifest.map(({ key, member_path, id, meta, size_bytes }) => ({ key, member_path, id, meta, size_bytes }))).toEqual(
-        expected.map((want) => ({
-          key: `${archiveKey}#${want.path}`,
-          member_path: want.path,
-          id: want.id,
-          meta: want.meta,
-          size_bytes: want.data.byteLength,
-        })),
-      )
-    })
+    // Python's tarfile reads gzip and plain tars (zstd only from Python 3.14, and Python s3exchange not at all).
+    it.runIf(compression !== 'zstd')(
+      "Python's tarfile reads it: internal manifest first, then the members, bytes and manifest as written",
+      async () => {
+        const local = await download(archiveKey, `py-shard${extension}`)
+        const seen = python(PY_READ_SHARD, [local, '__manifest__.jsonl']) as {
+          names: string[]
+          manifest: FileEntry[]
+          digests: Record<string, string>
+        }
+        expect(seen.names).toEqual(['__manifest__.jsonl', ...expected.map(({ path }) => path)])
+        for (const want of expected) expect(seen.digests[want.path], want.path).toBe(sha256(want.data))
+        expect(seen.manifest.map(({ key, member_path, id, meta, size_bytes }) => ({ key, member_path, id, meta, size_bytes }))).toEqual(
+          expected.map((want) => ({
+            key: `${archiveKey}#${want.path}`,
+            member_path: want.path,
+            id: want.id,
+            meta: want.meta,
+            size_bytes: want.data.byteLength,
+          })),
+        )
+      },
+    )
   })
 
   it('GNU tar lists the members of a plain shard', async () => {
@@ -990,7 +1024,7 @@ describe('putShardArchive', () => {
     expect(shard.entry.internal_manifest_path).toBe('meta/index.jsonl')
     expect(shard.internalManifestPath).toBe('meta/index.jsonl')
     const members = await Array.fromAsync(Shard.fromEntry(store, shard.entry).iterEntries())
-    expect(members.map(({ entry }) => entry.member_path)).toEqual(['v.txt'])
+    expect(members.map((entry) => entry.kind === 'file' && entry.member_path)).toEqual(['v.txt'])
 
     const emptyKey = s3.key('shards/put/empty.tar.gz')
     const empty = await store.putShardArchive(emptyKey, [])
@@ -998,15 +1032,64 @@ describe('putShardArchive', () => {
     expect(await Array.fromAsync(store.getShard(emptyKey).iterEntries())).toEqual([])
   })
 
-  it('an unsupported format or compression is ShardWriteError naming the archive; nothing is written', async () => {
+  it('an unsupported format, or a compression the key contradicts, is ConfigurationError naming the key and the option; nothing is written', async () => {
     const archiveKey = s3.key('shards/put/unsupported.tar')
     const item = [{ source: Buffer.from('x'), member_path: 'x' }]
-    for (const options of [{ format: 'zip' as never }, { compression: 'bzip2' as never }, { compression: 'zstd' as never }]) {
+    for (const [options, option] of [
+      [{ format: 'zip' as never }, 'format'],
+      [{ compression: 'bzip2' as never }, 'compression'],
+      [{ compression: 'xz' as never }, 'compression'],
+      [{ compression: 'zstd' as const }, 'compression'],
+      [{ compression: 'gzip' as const }, 'compression'],
+    ] as const) {
       const error = await rejection(store.putShardArchive(archiveKey, item, options))
-      expect(error, JSON.stringify(options)).toBeInstanceOf(ShardWriteError)
-      expect((error as ShardWriteError).archiveKey).toBe(archiveKey)
+      expect(error, JSON.stringify(options)).toBeInstanceOf(ConfigurationError)
+      expect((error as ConfigurationError).key).toBe(archiveKey)
+      expect((error as ConfigurationError).option).toBe(option)
+      expect((error as Error).message).toContain(archiveKey)
     }
     expect(await head(archiveKey)).toBeUndefined()
+  })
+
+  it('compression follows the key: .tar plain, .tar.gz and .tgz gzip, .tar.zst and .tzst zstd; a key without an extension gzip unless told', async () => {
+    const item = () => [{ source: Buffer.from('member'), member_path: 'm.txt' }]
+    const cases: [string, { compression?: null | 'gzip' }, 'gzip' | 'zstd' | null][] = [
+      ['shards/follow/plain.tar', {}, null],
+      ['shards/follow/gz.tar.gz', {}, 'gzip'],
+      ['shards/follow/gz.tgz', {}, 'gzip'],
+      ['shards/follow/zst.tar.zst', {}, 'zstd'],
+      ['shards/follow/zst.tzst', {}, 'zstd'],
+      ['shards/follow/no-extension', {}, 'gzip'],
+      ['shards/follow/no-extension-plain', { compression: null }, null],
+    ]
+    for (const [name, options, compression] of cases) {
+      const archiveKey = s3.key(name)
+      const shard = await store.putShardArchive(archiveKey, item(), options)
+      expect(shard.entry.compression, name).toBe(compression)
+      const magic = (await bytesOf(archiveKey)).subarray(0, 2)
+      expect(magic.equals(Buffer.from([0x1f, 0x8b])), name).toBe(compression === 'gzip')
+      expect(magic.equals(Buffer.from([0x28, 0xb5])), name).toBe(compression === 'zstd')
+      const member = await store.getObject(`${archiveKey}#m.txt`)
+      expect(await member.text(), name).toBe('member')
+    }
+  })
+
+  it('a compression that contradicts the key (zstd for .tar or .tar.gz, gzip or none for .tar.zst) is ConfigurationError naming both; nothing is written', async () => {
+    const item = [{ source: Buffer.from('x'), member_path: 'x' }]
+    for (const [name, compression] of [
+      ['contradiction.tar', 'zstd'],
+      ['contradiction.tar.gz', 'zstd'],
+      ['contradiction.tgz', 'zstd'],
+      ['contradiction.tar.zst', 'gzip'],
+      ['contradiction.tar.zst', null],
+    ] as const) {
+      const archiveKey = s3.key(`shards/put/${name}`)
+      const error = await rejection(store.putShardArchive(archiveKey, item, { compression }))
+      expect(error, `${name} ${compression}`).toBeInstanceOf(ConfigurationError)
+      expect((error as Error).message).toContain(archiveKey)
+      expect((error as Error).message).toContain(JSON.stringify(compression))
+      expect(await head(archiveKey)).toBeUndefined()
+    }
   })
 
   it('a bad member path or a size that does not match is ShardWriteError naming the member; nothing is written', async () => {

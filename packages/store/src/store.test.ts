@@ -98,9 +98,9 @@ describe('constructor', () => {
     expect(custom.inferId('x/y.wav')).toBe('id:x/y.wav')
   })
 
-  it('context() carries the client, the bucket, the signal and the limits', () => {
+  it('context() carries the client, the bucket, the signal, the limits and the write options', () => {
     const signal = new AbortController().signal
-    expect(store.context(signal)).toEqual({ client: s3.client, bucket: s3.bucket, signal, limits: DEFAULT_LIMITS })
+    expect(store.context({ signal })).toEqual({ client: s3.client, bucket: s3.bucket, signal, limits: DEFAULT_LIMITS, writeOptions: {} })
   })
 
   it('isManifest and isShard look at the extension', () => {
@@ -224,13 +224,14 @@ describe('cancellation of single calls', () => {
     const controller = new AbortController()
     controller.abort()
     const { signal } = controller
+    // One call at a time: a call started early could fail before its rejection is awaited.
     for (const attempt of [
-      store.getObject(s3.key('meta/one.bin'), { signal }),
-      store.exists(s3.key('meta/one.bin'), { signal }),
-      store.exists(s3.key('meta/missing.bin'), { signal }),
-      Array.fromAsync(store.listKeys(s3.key('meta/'), { signal })),
+      () => store.getObject(s3.key('meta/one.bin'), { signal }),
+      () => store.exists(s3.key('meta/one.bin'), { signal }),
+      () => store.exists(s3.key('meta/missing.bin'), { signal }),
+      () => Array.fromAsync(store.listKeys(s3.key('meta/'), { signal })),
     ]) {
-      const error = await rejection(attempt)
+      const error = await rejection(attempt())
       expect((error as Error).name).toBe('AbortError')
       expect(error).not.toBeInstanceOf(S3ExchangeError)
     }

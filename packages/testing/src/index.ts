@@ -4,6 +4,7 @@ export { largestBurst, type PacedSlice } from './bandwidth.js'
 export {
   clientFor,
   connectS3,
+  deleteBucket,
   ensureBucket,
   externalS3FromEnv,
   type LocalS3,
@@ -33,3 +34,25 @@ export {
   startS3Proxy,
 } from './s3-proxy.js'
 export { type PooledClient, type PooledClientOptions, pooledClient } from './socket-pool.js'
+export { type RequireToolOptions, requireTool } from './system-tools.js'
+export {
+  describeServer,
+  MEASURED_CAPABILITIES,
+  SERVER_FEATURES,
+  type ServerFeature,
+  serverSupports,
+  type TestServerInfo,
+} from './test-server.js'
+export {
+  customerKeyHeaders,
+  type EncryptionSupport,
+  expectedOptionHeaders,
+  optionHeaders,
+  type ProbeWriteOptionsOptions,
+  probeWriteOptions,
+  requestKey,
+  type S3Operation,
+  s3Operation,
+  type WriteOptionSupport,
+  type WriteOptionsSent,
+} from './write-options-support.js'

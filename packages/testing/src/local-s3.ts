@@ -14,7 +14,16 @@
  * ```
  */
 import { randomBytes } from 'node:crypto'
-import { CreateBucketCommand, S3Client, type S3ClientConfig } from '@aws-sdk/client-s3'
+import {
+  AbortMultipartUploadCommand,
+  CreateBucketCommand,
+  DeleteBucketCommand,
+  DeleteObjectsCommand,
+  ListMultipartUploadsCommand,
+  ListObjectsV2Command,
+  S3Client,
+  type S3ClientConfig,
+} from '@aws-sdk/client-s3'
 
 /** Where and how to reach an S3 server. */
 export interface S3Connection {
@@ -45,9 +54,19 @@ export interface LocalS3 extends S3Connection {
    * external server and `S3_BUCKET` set, resolves to that bucket instead of creating one.
    */
   createBucket(name?: string): Promise<string>
+  /**
+   * Creates a new bucket of its own and resolves to its name, also on an external server (where
+   * `createBucket()` gives the shared `S3_BUCKET`): for tests that list or delete a whole bucket.
+   * On an external server `stop()` empties and deletes the buckets made this way. Rejects with the
+   * server's error where creating buckets is not allowed.
+   */
+  createOwnBucket(): Promise<string>
   /** Builds another client for the same server, e.g. with different retry or checksum settings. */
   createClient(config?: S3ClientConfig): S3Client
-  /** Stops the embedded server (a no-op for an external one) and destroys the client. */
+  /**
+   * Stops the embedded server, or, for an external one, empties and deletes the buckets
+   * `createOwnBucket()` made; then destroys the client.
+   */
   stop(): Promise<void>
 }
 
@@ -116,10 +135,18 @@ export async function ensureBucket(client: S3Client, bucket: string): Promise<vo
 /** Connects to an S3 server without starting one: the external one, or an embedded one started elsewhere. */
 export function connectS3(connection: S3Connection, clientConfig?: S3ClientConfig): LocalS3 {
   const client = clientFor(connection, clientConfig)
+  const external = connection.sharedBucket !== undefined || !isLoopback(connection.endpoint)
+  const own: string[] = []
   return {
     ...connection,
     client,
-    external: connection.sharedBucket !== undefined || !isLoopback(connection.endpoint),
+    external,
+    async createOwnBucket() {
+      const bucket = randomBucketName()
+      await client.send(new CreateBucketCommand({ Bucket: bucket }))
+      own.push(bucket)
+      return bucket
+    },
     async createBucket(name?: string) {
       if (connection.sharedBucket && name === undefined) {
         await ensureBucket(client, connection.sharedBucket)
@@ -131,9 +158,28 @@ export function connectS3(connection: S3Connection, clientConfig?: S3ClientConfi
     },
     createClient: (config?: S3ClientConfig) => clientFor(connection, { ...clientConfig, ...config }),
     async stop() {
-      client.destroy()
+      try {
+        if (external) for (const bucket of own.splice(0)) await deleteBucket(client, bucket)
+      } finally {
+        client.destroy()
+      }
     },
   }
+}
+
+/** Empties `bucket` (objects and open multipart uploads) and deletes it. */
+export async function deleteBucket(client: S3Client, bucket: string): Promise<void> {
+  for (let token: string | undefined, first = true; first || token; first = false) {
+    const page = await client.send(new ListObjectsV2Command({ Bucket: bucket, ContinuationToken: token }))
+    const keys = (page.Contents ?? []).flatMap((object) => (object.Key ? [{ Key: object.Key }] : []))
+    if (keys.length > 0) await client.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: keys, Quiet: true } }))
+    token = page.NextContinuationToken
+  }
+  const uploads = await client.send(new ListMultipartUploadsCommand({ Bucket: bucket }))
+  for (const upload of uploads.Uploads ?? []) {
+    await client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: upload.Key, UploadId: upload.UploadId }))
+  }
+  await client.send(new DeleteBucketCommand({ Bucket: bucket }))
 }
 
 /**

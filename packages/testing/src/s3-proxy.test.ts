@@ -21,13 +21,13 @@ import {
   type S3ProxyOptions,
   startS3Proxy,
 } from './s3-proxy.js'
-import { useTestS3 } from './vitest.js'
+import { testServer, useTestS3 } from './vitest.js'
 
 const s3 = useTestS3()
 const proxies: S3Proxy[] = []
 const clients: S3Client[] = []
 
-async function proxy(options: Omit<S3ProxyOptions, 'target'> = {}, target = s3.s3.endpoint): Promise<S3Proxy> {
+async function proxy(options: Omit<S3ProxyOptions, 'target'> = {}, target: S3ProxyOptions['target'] = s3.s3): Promise<S3Proxy> {
   const started = await startS3Proxy({ target, ...options })
   proxies.push(started)
   return started
@@ -53,18 +53,55 @@ interface RawResult {
   complete: boolean
 }
 
+/** Thrown by the middleware of {@link signedGet} to stop the SDK from sending what it signed. */
+class Signed extends Error {
+  readonly request: { path: string; query: Record<string, string | string[] | null>; headers: Record<string, string> }
+  constructor(request: Signed['request']) {
+    super('signed, not sent')
+    this.request = request
+  }
+}
+
 /**
- * A GET written by hand on a TCP socket (no HTTP client, SDK, retries or checksum streams, which
- * may drop bytes they buffered when a connection breaks), reading every byte until the
- * connection closes. fauxqs does not check signatures, so an unsigned path-style GET will do.
- * `readSlowly` pauses after each chunk, so the proxy meets backpressure.
+ * The request line target and headers of a GetObject of `key` addressed to `endpoint`, signed as
+ * the SDK signs it (so that a server that checks signatures takes it), without sending it.
  */
-function rawGet(endpoint: string, path: string, options: { readSlowly?: boolean } = {}): Promise<RawResult> {
+async function signedGet(endpoint: string, key: string): Promise<{ target: string; headers: Record<string, string> }> {
+  const client = clientFor(endpoint)
+  // Innermost middleware: it sees the request once it is signed, just before it would be sent.
+  client.middlewareStack.add(
+    () => async (args) => {
+      throw new Signed(args.request as Signed['request'])
+    },
+    { step: 'deserialize', priority: 'low', name: 'captureSignedRequest' },
+  )
+  const error = await client.send(new GetObjectCommand({ Bucket: s3.bucket, Key: key })).catch((e: unknown) => e)
+  if (!(error instanceof Signed)) throw error
+  const query = Object.entries(error.request.query)
+    .map(([name, value]) =>
+      value === null ? encodeURIComponent(name) : `${encodeURIComponent(name)}=${encodeURIComponent(String(value))}`,
+    )
+    .join('&')
+  return { target: `${error.request.path}${query ? `?${query}` : ''}`, headers: error.request.headers }
+}
+
+/**
+ * A GET of `key` written by hand on a TCP socket (no HTTP client, SDK, retries or checksum
+ * streams, which may drop bytes they buffered when a connection breaks), reading every byte until
+ * the connection closes. It is signed for `endpoint` (the proxy forwards the Host header as it
+ * came), so servers that check signatures take it too. `readSlowly` pauses after each chunk, so
+ * the proxy meets backpressure.
+ */
+async function rawGet(endpoint: string, key: string, options: { readSlowly?: boolean } = {}): Promise<RawResult> {
   const { hostname, port } = new URL(endpoint)
+  const { target, headers } = await signedGet(endpoint, key)
+  const head = Object.entries({ ...headers, host: `${hostname}:${port}`, connection: 'close' })
+    .map(([name, value]) => `${name}: ${value}\r\n`)
+    .join('')
   return new Promise((resolve, reject) => {
     const socket = connect(Number(port), hostname)
     const chunks: Buffer[] = []
-    socket.write(`GET ${path} HTTP/1.1\r\nHost: ${hostname}:${port}\r\nConnection: close\r\n\r\n`)
+    socket.write(`GET ${target} HTTP/1.1\r\n${head}\r\n`)
     socket.on('data', (chunk: Buffer) => {
       chunks.push(chunk)
       if (options.readSlowly) {
@@ -99,14 +136,11 @@ const data = randomBytes(size)
 let path: string
 
 beforeAll(async () => {
-  await s3.client.send(new PutObjectCommand({ Bucket: s3.bucket, Key: s3.key('proxy/data.bin'), Body: data }))
-  path = `/${s3.bucket}/${s3.key('proxy/data.bin')}`
+  path = s3.key('proxy/data.bin')
+  await s3.client.send(new PutObjectCommand({ Bucket: s3.bucket, Key: path, Body: data }))
 })
 
-// The raw GETs are unsigned: only the embedded server (which does not check signatures) takes them.
-const embedded = !process.env.S3_ENDPOINT_URL
-
-describe.runIf(embedded)('resetAfterBytes', () => {
+describe('resetAfterBytes', () => {
   it('sanity: a raw GET without faults gets the whole object', async () => {
     const plain = await proxy()
     const result = await rawGet(plain.endpoint, path)
@@ -172,7 +206,7 @@ describe.runIf(embedded)('resetAfterBytes', () => {
   })
 })
 
-describe.runIf(embedded)('delayMs and async intercept', () => {
+describe('delayMs and async intercept', () => {
   it('delayMs holds the request back before forwarding it', async () => {
     // A second proxy behind the first one records when the request really leaves.
     const behind = await proxy()
@@ -261,7 +295,9 @@ describe('answers and conditional writes (unchanged behaviour)', () => {
       .catch((e: unknown) => e)
     expect(stale).toMatchObject({ $metadata: { httpStatusCode: 412 } })
     expect(enforcing.conflicts).toBe(2)
-    await client.send(new PutObjectCommand({ Bucket: s3.bucket, Key: key, Body: 'three', IfMatch: created.ETag }))
+    // The proxy takes either form; the server behind it may honour only one (Ceph RGW 16: the bare ETag).
+    const current = testServer().capabilities.conditionalPut === 'bare' ? created.ETag?.replace(/"/g, '') : created.ETag
+    await client.send(new PutObjectCommand({ Bucket: s3.bucket, Key: key, Body: 'three', IfMatch: current }))
     const read = await s3.client.send(new GetObjectCommand({ Bucket: s3.bucket, Key: key }))
     expect(await read.Body?.transformToString()).toBe('three')
   })
@@ -477,7 +513,7 @@ describe('randomFaults through the proxy', () => {
     expect(error).toMatchObject({ name: 'SlowDown', $metadata: { httpStatusCode: 503 } })
   })
 
-  it.runIf(embedded)('a random cut falls inside the body: the raw GET gets a strict prefix of it', async () => {
+  it('a random cut falls inside the body: the raw GET gets a strict prefix of it', async () => {
     const faults = randomFaults({ seed: 8, rate: 0, resetRate: 1 })
     const cutting = await proxy({ intercept: faults })
     const result = await rawGet(cutting.endpoint, path)
@@ -488,7 +524,7 @@ describe('randomFaults through the proxy', () => {
     expect(cutting.resets).toBe(1)
   })
 
-  it.runIf(embedded)('a resetAfterBytes function that returns a bad value is a 502 from the proxy', async () => {
+  it('a resetAfterBytes function that returns a bad value is a 502 from the proxy', async () => {
     const faulty = await proxy({ intercept: () => ({ resetAfterBytes: () => -5 }) })
     const result = await rawGet(faulty.endpoint, path)
     expect(result.status).toBe(502)

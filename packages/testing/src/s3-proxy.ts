@@ -48,7 +48,7 @@
  * import { randomFaults, retryQuickly, startLocalS3, startS3Proxy } from '@s3exchange/testing'
  *
  * const s3 = await startLocalS3()
- * const proxy = await startS3Proxy({ target: s3.endpoint, enforceConditionalWrites: true })
+ * const proxy = await startS3Proxy({ target: s3, enforceConditionalWrites: true })   // target: s3 signs the proxy's own HEADs
  * const client = s3.createClient({ endpoint: proxy.endpoint })
  * // concurrent conditional writes through `client` now lose the race with HTTP 412, as on AWS S3
  * await proxy.stop()
@@ -79,8 +79,9 @@ import { createServer, type IncomingHttpHeaders, type IncomingMessage, request, 
 import type { AddressInfo, Socket } from 'node:net'
 import { pipeline, type Readable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { S3ClientConfig } from '@aws-sdk/client-s3'
+import { HeadObjectCommand, type S3Client, type S3ClientConfig } from '@aws-sdk/client-s3'
 import { defaultBurstBytes, holdUntil, type PacedSlice, pacedStream, TokenBucket } from './bandwidth.js'
+import { clientFor, type S3Connection } from './local-s3.js'
 
 /** What the proxy saw of a request, for `intercept` and `requests`. */
 export interface ProxiedRequest {
@@ -156,9 +157,20 @@ export type ProxyAction = ProxyAnswer | ProxyFault
 
 /** Options for {@link startS3Proxy}. */
 export interface S3ProxyOptions {
-  /** The S3 server to forward to, e.g. `http://127.0.0.1:40123`. */
-  target: string
-  /** Enforce `If-Match` / `If-None-Match` on PutObject and CompleteMultipartUpload. Default false. */
+  /**
+   * The S3 server to forward to: its connection (a `LocalS3` will do), or its URL, e.g.
+   * `http://127.0.0.1:40123`. The proxy's own requests (the HEAD with which it checks a condition)
+   * are signed with the connection's credentials; with a bare URL they go unsigned, which only a
+   * server that does not check signatures (the embedded one) accepts.
+   */
+  target: string | S3Connection
+  /**
+   * Enforce `If-Match` / `If-None-Match` on PutObject and CompleteMultipartUpload: before
+   * forwarding such a write, HEAD the object and answer 412 when the condition does not hold
+   * (an ETag in `If-Match` matches quoted or bare). Writes to one key are serialized. For servers
+   * that ignore these conditions; in front of one that enforces them, a write that passes here is
+   * still checked by the server. Default false.
+   */
   enforceConditionalWrites?: boolean
   /**
    * Called for each request before it is forwarded: return (or resolve to) an answer to send
@@ -212,7 +224,10 @@ export interface S3Proxy {
 
 /** Starts the proxy on a free loopback port. */
 export async function startS3Proxy(options: S3ProxyOptions): Promise<S3Proxy> {
-  const target = new URL(options.target)
+  const connection = typeof options.target === 'string' ? undefined : options.target
+  const target = new URL(connection?.endpoint ?? (options.target as string))
+  // Signs the proxy's own requests; built on first use, destroyed by stop().
+  let signer: S3Client | undefined
   const record = options.recordRequests ?? true
   const latencyOf = checkLatency(options.latencyMs ?? 0)
   const cap = checkCap(options.bytesPerSecondPerConnection, options.burstBytesPerConnection)
@@ -414,7 +429,8 @@ export async function startS3Proxy(options: S3ProxyOptions): Promise<S3Proxy> {
     })
   }
 
-  function headEtag(path: string): Promise<string | undefined> {
+  async function headEtag(path: string): Promise<string | undefined> {
+    if (connection) return signedHeadEtag(path, connection)
     return new Promise((resolve, reject) => {
       const head = request({ host: target.hostname, port: target.port, method: 'HEAD', path }, (headRes) => {
         headRes.resume()
@@ -426,10 +442,26 @@ export async function startS3Proxy(options: S3ProxyOptions): Promise<S3Proxy> {
     })
   }
 
+  /** HEAD of a path-style `/bucket/key`, signed: the current ETag unquoted, or undefined when there is no object. */
+  async function signedHeadEtag(path: string, connection: S3Connection): Promise<string | undefined> {
+    const [, bucket = '', ...key] = path.split('/')
+    signer ??= clientFor(connection, { maxAttempts: 3 })
+    try {
+      const head = await signer.send(
+        new HeadObjectCommand({ Bucket: decodeURIComponent(bucket), Key: key.map(decodeURIComponent).join('/') }),
+      )
+      return head.ETag ? unquote(head.ETag) : undefined
+    } catch (error) {
+      if ((error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404) return undefined
+      throw error
+    }
+  }
+
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   proxy.endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
   proxy.stop = () =>
     new Promise((resolve) => {
+      signer?.destroy()
       server.closeAllConnections()
       server.close(() => resolve())
     })

@@ -11,6 +11,7 @@
 import type { Command } from '../command.js'
 import { cat } from './cat.js'
 import { compact } from './compact.js'
+import { doctor } from './doctor.js'
 import { get } from './get.js'
 import { ls } from './ls.js'
 import { manifestLs } from './manifest-ls.js'
@@ -20,4 +21,4 @@ import { rm } from './rm.js'
 import { stat } from './stat.js'
 import { verify } from './verify.js'
 
-export const commands: readonly Command[] = [ls, manifestLs, cat, get, put, pack, compact, rm, verify, stat]
+export const commands: readonly Command[] = [ls, manifestLs, cat, get, put, pack, compact, rm, verify, stat, doctor]

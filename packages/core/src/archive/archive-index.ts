@@ -1,7 +1,8 @@
 /**
  * An archive's *index*: its internal manifest, read from the head of the archive with one small
  * ranged GET (more only when the manifest is larger). For shards this library wrote it holds each
- * member's `offset` (plain tar) or `gz_offset` / `gz_size` (seekable gzip), which is what lets
+ * member's `offset` (plain tar), `gz_offset` / `gz_size` (seekable gzip) or `zst_offset` /
+ * `zst_size` (zstd), which is what lets
  * `openArchiveMember` read one member with one ranged GET. Indexes can be kept between calls in a
  * bounded cache (`LruCache`), as the store does.
  *
@@ -22,6 +23,7 @@ import { collectSource, openObjectSource } from '../s3/object-source.js'
 import { indexByPath, parseInternalManifest } from './internal-manifest.js'
 import { isRegularFile, readTarMembers, type SniffedCompression, sniffCompression } from './tar-reader.js'
 import { paddedSize } from './tar-writer.js'
+import { ZstdFrameSplitter } from './zstd-frames.js'
 
 /** What is known of an archive for random access to its members. */
 export interface ArchiveIndex {
@@ -89,10 +91,13 @@ export async function readArchiveHead(
     const complete = total !== undefined ? bytes.byteLength >= total : bytes.byteLength < want
     const compression = sniffCompression(bytes)
     const head = { whole: complete ? bytes : undefined }
-    if (compression !== null && compression !== 'gzip') return { index: null, ...head }
-    // The head is read as an archive of its own (gzip decompressed as it goes, only as far as the
-    // internal manifest): a head that ends inside the manifest shows up as truncated.
-    const first = await firstMember(bytes, archiveKey, path, ctx.limits?.maxLineBytes)
+    if (compression !== null && compression !== 'gzip' && compression !== 'zstd') return { index: null, ...head }
+    // The head is read as an archive of its own (gzip or zstd decompressed as it goes, only as far
+    // as the internal manifest): a head that ends inside the manifest shows up as truncated. Of a
+    // zstd head, only the whole frames are read when there are any (the manifest is a frame of
+    // its own in shards this library writes): the cut frame after them would fail the read.
+    const usable = compression === 'zstd' && !complete ? wholeFrames(bytes) : bytes
+    const first = await firstMember(usable, archiveKey, path, ctx.limits?.maxLineBytes)
     if (first.kind === 'none') return { index: null, ...head }
     if (first.kind === 'entries') return { index: makeIndex(archiveKey, etag, compression, total, first.entries), ...head }
     // The manifest goes on past what was read.
@@ -123,14 +128,14 @@ type FirstMember = { kind: 'none' } | { kind: 'entries'; entries: FileEntry[] } 
 /** The internal manifest, if it is the first regular member of these (possibly partial) archive bytes. */
 async function firstMember(head: Uint8Array, archiveKey: string, path: string, maxLineBytes: number | undefined): Promise<FirstMember> {
   const tar = head
-  const gzip = sniffCompression(head) === 'gzip'
+  const compressed = sniffCompression(head) !== null
   const members = readTarMembers(Readable.from([Buffer.from(head.buffer, head.byteOffset, head.byteLength)]), { archiveKey })
   try {
     for await (const member of members) {
       if (!isRegularFile(member)) continue
       if (member.name !== path) return { kind: 'none' }
       const needed = member.dataOffset + paddedSize(member.size)
-      if (!gzip && needed > tar.byteLength) return { kind: 'truncated', needed }
+      if (!compressed && needed > tar.byteLength) return { kind: 'truncated', needed }
       return { kind: 'entries', entries: await parseInternalManifest(member.stream, archiveKey, path, { maxLineBytes }) }
     }
     return { kind: 'none' }
@@ -159,5 +164,17 @@ export function isLocated(index: ArchiveIndex, entry: FileEntry): boolean {
   if (typeof entry.size_bytes !== 'number' || typeof entry.member_path !== 'string') return false
   if (index.compression === null) return typeof entry.offset === 'number'
   if (index.compression === 'gzip') return typeof entry.gz_offset === 'number' && typeof entry.gz_size === 'number'
+  if (index.compression === 'zstd') return typeof entry.zst_offset === 'number' && typeof entry.zst_size === 'number'
   return false
+}
+
+/** The leading bytes of `head` that are whole zstd frames; all of `head` when none is whole (then it is read as far as it goes). */
+function wholeFrames(head: Uint8Array): Uint8Array {
+  const splitter = new ZstdFrameSplitter()
+  try {
+    splitter.push(head) // cheap: only the frame and block headers are read
+  } catch {
+    // Not zstd framing past some point: the whole frames before it are still whole.
+  }
+  return splitter.boundary > 0 ? head.subarray(0, splitter.boundary) : head
 }

@@ -23,7 +23,7 @@
  * ```
  */
 import { constants, createDeflateRaw, type DeflateRaw, deflateRawSync, crc32 as nativeCrc32 } from 'node:zlib'
-import { drained } from './drained.js'
+import { compressInto, StreamCompressor } from './stream-compressor.js'
 
 /** The 10-byte gzip header: deflate, no name, mtime 0, OS Unix. */
 const GZIP_HEADER = Buffer.from([0x1f, 0x8b, 0x08, 0x00, 0, 0, 0, 0, 0x00, 0x03])
@@ -90,23 +90,12 @@ export function gzipTrailer(head: Uint8Array, bodyCrc: number, bodyLength: numbe
 
 /** Deflates a body as it streams, handing compressed chunks to `output` with backpressure. */
 export class BodyDeflater {
-  readonly #deflate: DeflateRaw
-  readonly #pumping: Promise<void>
+  readonly #stream: StreamCompressor
   #crc = 0
   #length = 0
-  #failure: unknown
 
   constructor(output: (chunk: Buffer) => Promise<void>, level: number) {
-    const deflate = createDeflateRaw({ level, chunkSize: 64 * 1024 })
-    this.#deflate = deflate
-    this.#pumping = (async () => {
-      try {
-        for await (const chunk of deflate) await output(chunk as Buffer)
-      } catch (error) {
-        this.#failure ??= error
-        deflate.destroy()
-      }
-    })()
+    this.#stream = new StreamCompressor(output, createDeflateRaw({ level, chunkSize: 64 * 1024 }))
   }
 
   /** Uncompressed bytes written so far. */
@@ -115,34 +104,19 @@ export class BodyDeflater {
   }
 
   async write(bytes: Uint8Array): Promise<void> {
-    if (this.#failure) throw this.#failure
     this.#crc = crc32(bytes, this.#crc)
     this.#length += bytes.byteLength
-    if (!this.#deflate.write(bytes)) {
-      await new Promise<void>((resolve) => {
-        const done = () => {
-          this.#deflate.off('drain', done)
-          this.#deflate.off('close', done)
-          resolve()
-        }
-        this.#deflate.on('drain', done)
-        this.#deflate.on('close', done)
-      })
-    }
-    if (this.#failure) throw this.#failure
+    await this.#stream.write(bytes)
   }
 
   /** Finishes the deflate stream (final block) and resolves to the body's CRC-32 and length. */
   async end(): Promise<{ crc: number; length: number }> {
-    this.#deflate.end()
-    await this.#pumping
-    if (this.#failure) throw this.#failure
+    await this.#stream.end()
     return { crc: this.#crc, length: this.#length }
   }
 
   destroy(): void {
-    this.#failure ??= new Error('aborted')
-    this.#deflate.destroy()
+    this.#stream.destroy()
   }
 }
 
@@ -195,24 +169,16 @@ export class SegmentDeflater {
     const offset = this.#compressed
     const deflate = createDeflateRaw({ level: this.#level, chunkSize: 64 * 1024, finishFlush: constants.Z_FULL_FLUSH })
     this.#current = deflate
-    const pumping = (async () => {
-      for await (const chunk of deflate) {
-        this.#compressed += (chunk as Buffer).byteLength
-        await this.#output(chunk as Buffer)
-      }
-    })()
-    pumping.catch(() => deflate.destroy())
-    try {
+    const self = this
+    async function* counted(): AsyncGenerator<Uint8Array> {
       for await (const part of parts) {
-        this.#crc = crc32(part, this.#crc)
-        this.#length += part.byteLength
-        if (!deflate.write(part)) await drained(deflate)
+        self.#crc = crc32(part, self.#crc)
+        self.#length += part.byteLength
+        yield part
       }
-      deflate.end()
-      await pumping
-    } catch (error) {
-      deflate.destroy()
-      throw error
+    }
+    try {
+      this.#compressed += await compressInto(deflate, counted(), this.#output)
     } finally {
       this.#current = undefined
     }

@@ -1,8 +1,9 @@
 /**
  * Random access to shard members: `readArchiveHead` (the index read from an archive's head),
  * `openArchiveMember` with and without an index cache (one ranged GET per member, checked with
- * the proxy's request log: `range`, `if-match`), the fallbacks (archives without offsets, indexes
- * that lie, archives replaced after they were indexed), `scanArchive({ onIndex })`, `LruCache`, and
+ * the proxy's request log: `range`, `if-match`; plain tar, seekable tar.gz and tar.zst), the
+ * fallbacks (archives without offsets, indexes that lie, archives replaced after they were
+ * indexed), `scanArchive({ onIndex })`, `LruCache`, and
  * the seekable gzip shards the writer makes by default (read back by us, Python's `tarfile` in
  * streaming mode, `gzip -t`, GNU tar).
  */
@@ -12,9 +13,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { gzipSync, zstdCompressSync } from 'node:zlib'
-import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3'
-import { buildTar, internalManifestFor, type ProxiedRequest, rejection, type S3Proxy, startS3Proxy } from '@s3exchange/testing'
-import { useTestS3 } from '@s3exchange/testing/vitest'
+import { PutObjectCommand } from '@aws-sdk/client-s3'
+import { buildTar, internalManifestFor, type ProxiedRequest, rejection, type S3Proxy } from '@s3exchange/testing'
+import { useS3Proxy, useTestS3 } from '@s3exchange/testing/vitest'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { FileEntry, ShardEntry } from '../format/entries.js'
 import { ObjectNotFoundError, ShardReadError } from '../format/errors.js'
@@ -28,27 +29,24 @@ import { ShardWriter, type ShardWriterOptions } from './shard-writer.js'
 import { paddedSize, TAR_END, tarHeader, tarHeaderSize, tarPadding } from './tar-writer.js'
 
 const s3 = useTestS3()
+const via = useS3Proxy(s3)
 const KiB = 1024
 const MiB = 1024 * KiB
 const HEAD = 64 * KiB
 const dir = mkdtempSync(join(tmpdir(), 's3x-archive-index-'))
 let proxy: S3Proxy
-let client: S3Client
 /** Through the proxy: every request it sends shows in `proxy.requests`. */
 let ctx: S3Context
 /** Straight to the server: for setting up and checking, out of the request log. */
 let direct: S3Context
 
-beforeAll(async () => {
-  proxy = await startS3Proxy({ target: s3.s3.endpoint })
-  client = s3.s3.createClient({ endpoint: proxy.endpoint })
-  ctx = { client, bucket: s3.bucket }
+beforeAll(() => {
+  proxy = via.proxy
+  ctx = { client: via.client, bucket: s3.bucket }
   direct = { client: s3.client, bucket: s3.bucket }
 })
 
-afterAll(async () => {
-  client?.destroy()
-  await proxy?.stop()
+afterAll(() => {
   rmSync(dir, { recursive: true, force: true })
 })
 
@@ -131,6 +129,7 @@ describe('LruCache', () => {
 describe.each([
   { name: 'plain tar', compression: null, ext: 'tar' },
   { name: 'seekable tar.gz', compression: 'gzip', ext: 'tar.gz' },
+  { name: 'seekable tar.zst', compression: 'zstd', ext: 'tar.zst' },
 ] as const)('ranged member reads, $name we wrote', ({ compression, ext }) => {
   const list = specs()
   let key: string
@@ -167,7 +166,7 @@ describe.each([
       const [head, member] = gets
       expect(rangeOf(head)).toEqual({ start: 0, end: HEAD - 1 })
       expect(head?.headers['if-match']).toBeUndefined()
-      // The member GET asks for exactly the member: its header(s), data and padding, or its deflate segment.
+      // The member GET asks for exactly the member: its header(s), data and padding, or its deflate segment, or its zstd frame.
       const entry = listed[i] as FileEntry
       const size = entry.size_bytes as number
       const expected =
@@ -176,7 +175,9 @@ describe.each([
               start: (entry.offset as number) - tarHeaderSize({ name: spec.path, size }),
               end: (entry.offset as number) + paddedSize(size) - 1,
             }
-          : { start: entry.gz_offset as number, end: (entry.gz_offset as number) + (entry.gz_size as number) - 1 }
+          : compression === 'gzip'
+            ? { start: entry.gz_offset as number, end: (entry.gz_offset as number) + (entry.gz_size as number) - 1 }
+            : { start: entry.zst_offset as number, end: (entry.zst_offset as number) + (entry.zst_size as number) - 1 }
       expect(rangeOf(member), spec.path).toEqual(expected)
       expect(member?.headers['if-match']).toBe(`"${shard.meta?.etag}"`)
     }
@@ -438,14 +439,17 @@ describe('an index that lies: never wrong bytes', () => {
     expect(cache.get(key)).toBeUndefined()
   })
 
-  describe('a cached index that lies about a seekable tar.gz', () => {
+  describe.each([
+    { ext: 'tar.gz', compression: 'gzip', at: 'gz_offset', size: 'gz_size' },
+    { ext: 'tar.zst', compression: 'zstd', at: 'zst_offset', size: 'zst_size' },
+  ] as const)('a cached index that lies about a seekable $ext', ({ ext, compression, at, size }) => {
     const list = specs()
     let key: string
     let truth: ArchiveIndex
 
     beforeAll(async () => {
-      key = s3.key('lies/seekable.tar.gz')
-      await writeShard(key, list)
+      key = s3.key(`lies/seekable.${ext}`)
+      await writeShard(key, list, { compression })
       truth = (await readArchiveHead(direct, key))?.index as ArchiveIndex
     })
 
@@ -459,11 +463,11 @@ describe('an index that lies: never wrong bytes', () => {
     }
 
     const find = (path: string) => truth.entries.find((entry) => entry.member_path === path) as FileEntry
-    /** A small segment that does not hold `path` (small members may share a segment). */
+    /** A small segment (zstd frame) that does not hold `path` (small members may share one). */
     const otherSegment = (path: string) => {
       const own = find(path)
-      const other = truth.entries.find((entry) => entry.gz_offset !== own.gz_offset && (entry.gz_size as number) < MiB) as FileEntry
-      return { gz_offset: other.gz_offset, gz_size: other.gz_size }
+      const other = truth.entries.find((entry) => entry[at] !== own[at] && (entry[size] as number) < MiB) as FileEntry
+      return { [at]: other[at], [size]: other[size] }
     }
 
     it.each([
@@ -473,16 +477,16 @@ describe('an index that lies: never wrong bytes', () => {
         change: (entry: FileEntry) => Object.assign(entry, otherSegment('size-512')),
       },
       {
-        name: 'gz_offset a few bytes into the segment',
+        name: `${at} a few bytes into the segment`,
         path: 'size-513',
-        change: (entry: FileEntry) => Object.assign(entry, { gz_offset: (entry.gz_offset as number) + 7 }),
+        change: (entry: FileEntry) => Object.assign(entry, { [at]: (entry[at] as number) + 7 }),
       },
       {
-        name: 'gz_offset in the gzip header',
+        name: `${at} in the archive's head`,
         path: 'a.txt',
-        change: (entry: FileEntry) => Object.assign(entry, { gz_offset: 0, gz_size: 100 }),
+        change: (entry: FileEntry) => Object.assign(entry, { [at]: 0, [size]: 100 }),
       },
-      { name: 'gz_size past the end', path: 'size-511', change: (entry: FileEntry) => Object.assign(entry, { gz_size: 10 * MiB }) },
+      { name: `${size} past the end`, path: 'size-511', change: (entry: FileEntry) => Object.assign(entry, { [size]: 10 * MiB }) },
       {
         name: "the big member given a small member's segment",
         path: 'big/six-mib.bin',
@@ -496,10 +500,10 @@ describe('an index that lies: never wrong bytes', () => {
       expect(cache.get(key)).toBeUndefined()
     })
 
-    it('gz_size too short: an error, never wrong bytes', async () => {
+    it(`${size} too short: an error, never wrong bytes`, async () => {
       for (const spec of list) {
         const cache = lyingIndex(spec.path, (entry) => {
-          entry.gz_size = Math.max(1, (entry.gz_size as number) - 200)
+          entry[size] = Math.max(1, (entry[size] as number) - 200)
         })
         let bytes: Buffer | undefined
         let failure: unknown
@@ -577,7 +581,7 @@ describe('readArchiveHead', () => {
     }))
   }
 
-  async function writeMany(key: string, compression: 'gzip' | null) {
+  async function writeMany(key: string, compression: 'gzip' | 'zstd' | null) {
     const members = manyMembers(600)
     const writer = new ShardWriter(direct, key, { compression })
     for (const member of members) await writer.add({ source: member.data, member_path: member.path, meta: member.meta })
@@ -612,24 +616,29 @@ describe('readArchiveHead', () => {
     expect(read.gets).toHaveLength(3)
   })
 
-  it('tar.gz, compressed internal manifest over 64 KiB: one larger ranged GET; the index complete', async () => {
-    const key = s3.key('head/many.tar.gz')
-    const { members, shard } = await writeMany(key, 'gzip')
-    const listed = await readInternalManifest(direct, shard)
-    expect(listed[0]?.gz_offset).toBeGreaterThan(HEAD)
+  it.each([
+    { ext: 'tar.gz', compression: 'gzip', at: 'gz_offset' },
+    { ext: 'tar.zst', compression: 'zstd', at: 'zst_offset' },
+  ] as const)(
+    '$ext, compressed internal manifest over 64 KiB: one larger ranged GET; the index complete',
+    async ({ ext, compression, at }) => {
+      const key = s3.key(`head/many.${ext}`)
+      const { members, shard } = await writeMany(key, compression)
+      const listed = await readInternalManifest(direct, shard)
+      expect(listed[0]?.[at]).toBeGreaterThan(HEAD)
 
-    const mark = proxy.requests.length
-    const head = await readArchiveHead(ctx, key)
-    const gets = getsSince(mark)
-    expect(gets).toHaveLength(2)
-    expect(rangeOf(gets[0])).toEqual({ start: 0, end: HEAD - 1 })
-    expect(rangeOf(gets[1])?.start).toBe(0)
-    expect(rangeOf(gets[1])?.end).toBeGreaterThan(HEAD)
-    expect(head?.index?.entries).toEqual(listed)
-    expect(head?.index?.entries).toHaveLength(members.length)
-    const index = head?.index as ArchiveIndex
-    for (const entry of index.entries) expect(isLocated(index, entry)).toBe(true)
-  })
+      const mark = proxy.requests.length
+      const head = await readArchiveHead(ctx, key)
+      const gets = getsSince(mark)
+      expect(gets).toHaveLength(2)
+      expect(rangeOf(gets[0])).toEqual({ start: 0, end: HEAD - 1 })
+      expect(rangeOf(gets[1])).toEqual({ start: 0, end: 8 * HEAD - 1 })
+      expect(head?.index?.entries).toEqual(listed)
+      expect(head?.index?.entries).toHaveLength(members.length)
+      const index = head?.index as ArchiveIndex
+      for (const entry of index.entries) expect(isLocated(index, entry)).toBe(true)
+    },
+  )
 
   it('a manifest larger than maxHeadBytes: no index (and no endless reading)', async () => {
     const key = s3.key('head/many.tar')
@@ -690,15 +699,20 @@ describe('readArchiveHead', () => {
     expect(Buffer.from(head?.whole as Uint8Array).toString()).toBe('not a tar at all')
   })
 
-  it('zstd: index null, one GET', async () => {
+  it('zstd written by others (one frame, no zst_offset): an index that locates nothing; the member read from the head, one GET', async () => {
     const key = s3.key('head/shard.tar.zst')
     const members = [{ name: 'a.txt', data: 'a' }]
     await put(key, zstdCompressSync(await buildTar([{ name: '__manifest__.jsonl', data: internalManifestFor(key, members) }, ...members])))
     const mark = proxy.requests.length
-    expect((await readArchiveHead(ctx, key))?.index).toBeNull()
+    const index = (await readArchiveHead(ctx, key))?.index as ArchiveIndex
+    expect(index.compression).toBe('zstd')
+    expect(index.entries.map((entry) => entry.member_path)).toEqual(['a.txt'])
+    expect(isLocated(index, index.entries[0] as FileEntry)).toBe(false)
     expect(getsSince(mark)).toHaveLength(1)
-    // A member still reads (streamed).
-    expect((await readMember(key, 'a.txt')).bytes.toString()).toBe('a')
+    // A member still reads (streamed, out of the head already read).
+    const read = await readMember(key, 'a.txt')
+    expect(read.bytes.toString()).toBe('a')
+    expect(read.gets).toHaveLength(1)
   })
 
   it('a missing archive: undefined', async () => {

@@ -1,6 +1,6 @@
 /**
  * Random access to shard members: one member of an archive by its path. With an index that
- * locates it (see `archive-index.ts`: shards this library writes), that is one ranged GET, checked
+ * locates it (see `archive-index.ts`: shards this library writes: plain tar, seekable gzip, zstd), that is one ranged GET, checked
  * against the tar header it lands on and pinned to the archive's ETag with `If-Match`; otherwise
  * the archive is streamed from the start up to the member, as Python reads it.
  *
@@ -12,11 +12,12 @@
  * const body = await openArchiveMember(ctx, 'ds/shards/shard-00000.tar', '0042.wav', { indexCache })
  * ```
  */
+import { Readable } from 'node:stream'
 import { DEFAULT_INTERNAL_MANIFEST_PATH, type FileEntry } from '../format/entries.js'
-import { ObjectChangedError, ObjectNotFoundError, ShardReadError } from '../format/errors.js'
+import { ObjectChangedError, ObjectNotFoundError, ShardReadError, UnsupportedCompressionError } from '../format/errors.js'
 import { virtualKey } from '../format/keys.js'
 import { checkOptions } from '../format/options.js'
-import type { ObjectBody } from '../s3/body.js'
+import { ObjectBody } from '../s3/body.js'
 import type { S3Context } from '../s3/context.js'
 import { getObjectBody } from '../s3/object-source.js'
 import { type ArchiveIndex, type ArchiveIndexCache, type ArchiveIndexOptions, isLocated, readArchiveHead } from './archive-index.js'
@@ -34,29 +35,35 @@ export async function openLocatedMember(ctx: S3Context, index: ArchiveIndex, ent
   const memberPath = entry.member_path as string
   const size = entry.size_bytes as number
   const archiveKey = index.archiveKey
+  const plain = index.compression === null
   const gzip = index.compression === 'gzip'
-  const start = gzip ? (entry.gz_offset as number) : (entry.offset as number) - tarHeaderSize({ name: memberPath, size })
-  const end = gzip ? start + (entry.gz_size as number) - 1 : (entry.offset as number) + paddedSize(size) - 1
+  const [start, end] = plain
+    ? [(entry.offset as number) - tarHeaderSize({ name: memberPath, size }), (entry.offset as number) + paddedSize(size) - 1]
+    : gzip
+      ? [entry.gz_offset as number, (entry.gz_offset as number) + (entry.gz_size as number) - 1]
+      : [entry.zst_offset as number, (entry.zst_offset as number) + (entry.zst_size as number) - 1]
   if (start < 0 || end < start || (index.size !== undefined && end >= index.size)) return undefined
   const range = await getObjectBody(ctx, archiveKey, { start, end, ifMatch: index.etag })
+  // A gzip segment is raw deflate; a zstd frame is recognised by its magic number.
   const members = readTarMembers(range, { archiveKey, signal: ctx.signal, rawDeflate: gzip })
   try {
-    // A plain tar range starts at the member's header; a gzip segment may hold a few small
-    // members before it (they are grouped), each read past unread.
+    // A plain tar range starts at the member's header; a gzip segment or zstd frame may hold a few
+    // small members before it (they are grouped), each read past unread.
     let member: TarMember | undefined
     for (let next = await members.next(); !next.done; next = await members.next()) {
-      if (next.value.name === memberPath || !gzip) {
+      if (next.value.name === memberPath || plain) {
         member = next.value
         break
       }
     }
     // In a plain tar the data must start exactly where the index says: zero blocks skipped before
     // a header would otherwise let a wrong offset reach the member with its data cut short.
-    const misplaced = !gzip && member !== undefined && member.dataOffset !== (entry.offset as number) - start
+    const misplaced = plain && member !== undefined && member.dataOffset !== (entry.offset as number) - start
     if (!member || member.name !== memberPath || member.size !== size || !isRegularFile(member) || misplaced) {
       await members.return(undefined)
       return undefined
     }
+    if (index.compression === 'zstd') return frameCheckedBody(member, members, archiveKey, entry.key)
     return memberBody(
       member,
       archiveKey,
@@ -71,6 +78,42 @@ export async function openLocatedMember(ctx: S3Context, index: ArchiveIndex, ent
     if (error instanceof ObjectChangedError) throw error
     return undefined
   }
+}
+
+/**
+ * The body of a member read out of one zstd frame. The frame's checksum comes at its end, after
+ * the member's data (and the members grouped after it): the body ends only once the whole frame
+ * has been read and its checksum found right, so that a corrupt frame fails the read with a
+ * `ShardReadError` naming the member rather than handing out wrong bytes.
+ */
+function frameCheckedBody(member: TarMember, members: AsyncGenerator<TarMember>, archiveKey: string, key: string): ObjectBody {
+  const memberPath = member.name
+  async function* checked(): AsyncGenerator<Uint8Array> {
+    try {
+      for await (const chunk of member.stream) yield chunk
+      // The rest of the frame: later members skipped, the checksum checked.
+      for (let next = await members.next(); !next.done; next = await members.next()) {}
+    } catch (error) {
+      throw namingMember(error, archiveKey, memberPath)
+    }
+  }
+  const source = Readable.from(checked(), { objectMode: false })
+  return ObjectBody.fromSource({ key, size: member.size, archiveKey, memberPath }, source, {
+    wrapError: (error) => toShardReadError(error, archiveKey, memberPath) as Error,
+    release: (complete) => {
+      if (!complete) source.destroy()
+      void members.return(undefined)
+    },
+  })
+}
+
+/**
+ * A `ShardReadError` that names no member (the reader was between members, or past the one read)
+ * made to name `memberPath`: the read that failed was for that member.
+ */
+function namingMember(error: unknown, archiveKey: string, memberPath: string): unknown {
+  if (!(error instanceof ShardReadError) || error.memberPath !== undefined || error instanceof UnsupportedCompressionError) return error
+  return new ShardReadError(error.reason, { archiveKey, memberPath, cause: error.cause ?? error })
 }
 
 /** Options for {@link openArchiveMember}. */
@@ -155,7 +198,7 @@ async function scanForMember(
   } catch (error) {
     await members.return(undefined)
     if (error instanceof ShardReadError && error.cause instanceof ObjectNotFoundError && error.memberPath === undefined) return undefined
-    throw error
+    throw namingMember(error, archiveKey, memberPath)
   }
   if (next.done) throw new ObjectNotFoundError(virtualKey(archiveKey, memberPath), { detail: 'the archive has no such member' })
   const body = next.value.body

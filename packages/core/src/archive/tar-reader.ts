@@ -1,9 +1,10 @@
 /**
- * Streams the members of a tar archive, plain or gzip (the compression is recognised from the
+ * Streams the members of a tar archive, plain, gzip or zstd (the compression is recognised from the
  * first bytes, whatever the key or the entry says), through node:zlib and tar-stream. Memory stays
  * flat whatever the archive size: one chunk and one member header at a time. Every failure
- * (not a tar, truncated, corrupt gzip, a connection cut) is a `ShardReadError` naming the archive
- * and, when there is one, the member.
+ * (not a tar, truncated, corrupt gzip or zstd, a connection cut) is a `ShardReadError` naming the
+ * archive and, when there is one, the member. zstd input is cut at frame boundaries before it
+ * reaches node:zlib (see `zstd-frames.ts`), so archives of many frames read whole.
  *
  * @example
  * ```ts
@@ -22,6 +23,8 @@ import type { FileEntry } from '../format/entries.js'
 import { isAbort, S3ExchangeError, ShardReadError, UnsupportedCompressionError } from '../format/errors.js'
 import { type ByteSource, ObjectBody } from '../s3/body.js'
 import { drained } from './drained.js'
+import { zstdFor } from './zstd-codec.js'
+import { ZstdFrameError, ZstdFrameSplitter } from './zstd-frames.js'
 
 /** The stream of one member's data, as tar-stream hands it out (a streamx Readable). */
 export type TarEntryStream = ByteSource & AsyncIterable<Uint8Array> & { readonly destroyed: boolean }
@@ -63,10 +66,14 @@ export interface ReadTarOptions {
 /** The compression recognised from an archive's first bytes. */
 export type SniffedCompression = 'gzip' | 'zstd' | 'bzip2' | 'xz' | null
 
-/** Recognises gzip, zstd, bzip2 and xz by their magic bytes; anything else is taken as a plain tar. */
+/**
+ * Recognises gzip, zstd (a data frame, or a skippable frame first), bzip2 and xz by their magic
+ * bytes; anything else is taken as a plain tar.
+ */
 export function sniffCompression(head: Uint8Array): SniffedCompression {
   if (head[0] === 0x1f && head[1] === 0x8b) return 'gzip'
   if (head[0] === 0x28 && head[1] === 0xb5 && head[2] === 0x2f && head[3] === 0xfd) return 'zstd'
+  if (((head[0] as number) & 0xf0) === 0x50 && head[1] === 0x2a && head[2] === 0x4d && head[3] === 0x18) return 'zstd'
   if (head[0] === 0x42 && head[1] === 0x5a && head[2] === 0x68) return 'bzip2'
   if (head[0] === 0xfd && head[1] === 0x37 && head[2] === 0x7a && head[3] === 0x58 && head[4] === 0x5a) return 'xz'
   return null
@@ -181,47 +188,73 @@ async function pump(
       await write(next.value)
     }
   } else {
+    const codec = compression === 'zstd' ? 'zstd' : 'gzip'
+    // Node's zstd decompressor drops what follows the end of a frame in the same write: hand it
+    // one frame's bytes at a time (skippable frames left out), and tell a stream cut inside a frame.
+    const frames = compression === 'zstd' ? new ZstdFrameSplitter() : undefined
+    let cutInsideFrame = false
     const feeding = (async () => {
       try {
-        const feed = async (chunk: Buffer) => {
+        const feedOne = async (chunk: Uint8Array) => {
           if (decompressor.destroyed) throw new Error('the decompressor was closed')
           if (!decompressor.write(chunk)) await drained(decompressor)
         }
+        const feed = frames
+          ? async (chunk: Buffer) => {
+              for (const piece of frames.push(chunk)) await feedOne(piece)
+            }
+          : feedOne
         await feed(head)
         for (let next = first.done ? first : await chunks.next(); !next.done; next = await chunks.next()) {
           await feed(next.value)
         }
+        cutInsideFrame = frames !== undefined && !frames.finish()
         decompressor.end()
       } catch (error) {
         decompressor.destroy(error as Error)
       }
     })()
-    for await (const chunk of decompressor) await write(chunk as Buffer)
+    try {
+      for await (const chunk of decompressor) await write(chunk as Buffer)
+    } catch (error) {
+      throw codecError(error, codec)
+    }
     await feeding
+    if (cutInsideFrame) throw new CodecError('truncated zstd stream (it ends inside a frame)')
   }
   extract.end(undefined as never)
 }
 
-/** Wraps any error met while reading an archive in a `ShardReadError` (cancellations pass). */
 /**
- * zstd is looked up when an archive needs it, not imported: `node:zlib` has `createZstdDecompress`
- * from Node 22.15 (and 23.8) only, and a named import of it would fail the whole module on older
- * Nodes that the packages support.
+ * zstd is looked up when an archive needs it, not imported (see `zstd-codec.ts`): before Node
+ * 22.15 a zstd archive is an `UnsupportedCompressionError`.
  */
 function optionalDecompressor(compression: 'zstd' | 'bzip2' | 'xz', archiveKey: string): Transform {
   if (compression !== 'zstd') {
     throw new UnsupportedCompressionError(`${compression} compression is not supported (gzip, zstd or none)`, { archiveKey, compression })
   }
-  const createZstdDecompress = zlib.createZstdDecompress as typeof zlib.createZstdDecompress | undefined
-  if (createZstdDecompress === undefined) {
-    throw new UnsupportedCompressionError(
-      `zstd compression needs node:zlib's createZstdDecompress (Node 22.15 or later); this is Node ${process.versions.node}`,
-      { archiveKey, compression },
-    )
-  }
-  return createZstdDecompress({ chunkSize: 64 * 1024 })
+  return zstdFor('read', archiveKey).createZstdDecompress({ chunkSize: 64 * 1024 })
 }
 
+/** A decompression failure, described (truncated or corrupt, gzip or zstd). */
+class CodecError extends Error {
+  override name = 'CodecError'
+}
+
+/** Says what a decompressor's error means; other errors (of the source, cancellations) pass unchanged. */
+function codecError(error: unknown, codec: 'gzip' | 'zstd'): unknown {
+  if (error instanceof ZstdFrameError) return new CodecError(error.message, { cause: error })
+  const code = String((error as { code?: unknown })?.code ?? '')
+  const message = error instanceof Error ? error.message : String(error)
+  if (code === 'Z_BUF_ERROR' || /unexpected end of file/i.test(message))
+    return new CodecError(`truncated ${codec} stream`, { cause: error })
+  if (code === 'Z_DATA_ERROR' || code.startsWith('ZSTD_error') || /incorrect header check/i.test(message)) {
+    return new CodecError(`corrupt ${codec} stream (${message})`, { cause: error })
+  }
+  return error
+}
+
+/** Wraps any error met while reading an archive in a `ShardReadError` (cancellations pass). */
 export function toShardReadError(error: unknown, archiveKey: string, memberPath?: string): unknown {
   if (error instanceof ShardReadError) return error
   if (isAbort(error)) return error
@@ -230,7 +263,7 @@ export function toShardReadError(error: unknown, archiveKey: string, memberPath?
 }
 
 function describeTarError(error: unknown): string {
-  if (error instanceof S3ExchangeError) return error.message
+  if (error instanceof S3ExchangeError || error instanceof CodecError) return error.message
   const message = error instanceof Error ? error.message : String(error)
   const code = (error as { code?: string }).code
   if (/Invalid tar header|unknown format/i.test(message)) return `not a tar archive, or corrupt (${message})`

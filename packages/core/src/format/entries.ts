@@ -52,6 +52,13 @@ export interface FileEntry {
   gz_offset?: number
   /** Extension, with `gz_offset`: the compressed length of that segment. */
   gz_size?: number
+  /**
+   * Extension, in the internal manifest of a zstd shard this library wrote: offset of the zstd
+   * frame that holds this member (header, data, padding), from the start of the object.
+   */
+  zst_offset?: number
+  /** Extension, with `zst_offset`: the compressed length of that frame. */
+  zst_size?: number
   /** Extension: SHA-256 (hex) of the object's bytes, written by this library, checked with `verify: true`. */
   sha256?: string
   /** Unknown fields are kept as they were read. */
@@ -64,7 +71,10 @@ export interface ShardEntry {
   archive_key: string
   /** Always `"tar"`. */
   format?: string
-  /** `"gzip"`, or `null` for a plain tar. **Absent means gzip**, as Python reads it. */
+  /**
+   * `"gzip"`, `"zstd"` (this library only: Python cannot read it), or `null` for a plain tar.
+   * **Absent means gzip**, as Python reads it.
+   */
   compression?: string | null
   /** Path of the internal manifest inside the archive; default `__manifest__.jsonl`. */
   internal_manifest_path?: string

@@ -78,6 +78,7 @@ export const OPTION_RULES: Readonly<Record<string, OptionRule>> = {
   archiveIndexCacheSize: count(0),
   capacity: count(0),
   gzipLevel: count(1, 9),
+  zstdLevel: count(1, 22),
   resumeAttempts: count(0, 100),
   maxAttempts: count(1, 1000),
   maxCommitAttempts: count(1, 1000),
@@ -96,7 +97,7 @@ export const OPTION_RULES: Readonly<Record<string, OptionRule>> = {
   mode: { type: 'enum', values: ['overwrite', 'append_parts'] },
   updateMode: { type: 'enum', values: ['overwrite', 'append_parts'] },
   shardFormat: { type: 'enum', values: ['tar'] },
-  shardCompression: { type: 'enum', values: ['gzip', null] },
+  shardCompression: { type: 'enum', values: ['gzip', 'zstd', null] },
   // Switches.
   verify: flag,
   bodies: flag,

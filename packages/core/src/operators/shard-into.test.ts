@@ -9,10 +9,11 @@ import { countRequests, type MultipartUpload, pendingMultipartUploads, trackMult
 import { useTestS3 } from '@s3exchange/testing/vitest'
 import { pipe } from 'it-pipe'
 import { afterAll, describe, expect, it } from 'vitest'
+import { openArchiveMember } from '../archive/random-access.js'
 import { readShardEntries, readShardMembers } from '../archive/scan-archive.js'
 import type { ShardItem } from '../archive/shard-items.js'
 import type { ShardEntry } from '../format/entries.js'
-import { ShardWriteError } from '../format/errors.js'
+import { ConfigurationError, ShardWriteError } from '../format/errors.js'
 import type { S3Context } from '../s3/context.js'
 import { type ShardIntoOptions, shardInto } from './shard-into.js'
 
@@ -138,6 +139,23 @@ describe('archive names', () => {
     expect(entry?.archive_key).toMatch(new RegExp(`^${s3.key('names/plain')}/shard-\\d{8}-\\d{6}-[0-9a-f]{6}-00000\\.tar$`))
   })
 
+  it("compression: 'zstd' names them .tar.zst; they read back, streamed and by member path", async () => {
+    const prefix = s3.key('names/zstd')
+    const items = Array.from({ length: 5 }, (_, i) => ({ source: Buffer.from(`zstd member ${i}`), member_path: `z/${i}.txt` }))
+    const entries = await Array.fromAsync(shardInto(ctx(), { prefix, compression: 'zstd', maxEntries: 3 })(items))
+    expect(entries.map((entry) => [entry.compression, entry.count])).toEqual([
+      ['zstd', 3],
+      ['zstd', 2],
+    ])
+    for (const entry of entries)
+      expect(entry.archive_key).toMatch(new RegExp(`^${prefix}/shard-\\d{8}-\\d{6}-[0-9a-f]{6}-0000[01]\\.tar\\.zst$`))
+    const read: string[] = []
+    for (const entry of entries) for await (const { body } of readShardMembers(ctx(), entry)) read.push(await body.text())
+    expect(read).toEqual(items.map((item) => item.source.toString()))
+    const member = await openArchiveMember(ctx(), entries[1]?.archive_key as string, 'z/4.txt')
+    expect(await member?.text()).toBe('zstd member 4')
+  })
+
   it('archiveName names the archives under prefix (a trailing slash is dropped)', async () => {
     const prefix = s3.key('names/custom')
     const options: ShardIntoOptions = {
@@ -148,6 +166,20 @@ describe('archive names', () => {
     }
     const entries = await Array.fromAsync(shardInto(ctx(), options)(itemsOfSizes([1, 1, 1, 1, 1])))
     expect(entries.map((entry) => entry.archive_key)).toEqual([`${prefix}/part-0.tar`, `${prefix}/part-1.tar`, `${prefix}/part-2.tar`])
+  })
+
+  it("archiveName's extension sets the compression; a compression it contradicts is a ConfigurationError, nothing written", async () => {
+    const prefix = s3.key('names/extension')
+    const [plain] = await Array.fromAsync(shardInto(ctx(), { prefix, archiveName: (i) => `p-${i}.tar` })(itemsOfSizes([1])))
+    expect(plain?.compression).toBeNull()
+    const { ctx: counted, counts } = tracked()
+    const error = await Array.fromAsync(
+      shardInto(counted, { prefix, compression: 'gzip', archiveName: (i) => `c-${i}.tar` })(itemsOfSizes([1])),
+    ).catch((caught: unknown) => caught)
+    expect(error).toBeInstanceOf(ConfigurationError)
+    expect(error).toMatchObject({ option: 'compression', key: `${prefix}/c-0.tar` })
+    expect(counts.PutObjectCommand ?? 0).toBe(0)
+    expect(counts.CreateMultipartUploadCommand ?? 0).toBe(0)
   })
 })
 

@@ -1,5 +1,5 @@
 /**
- * `shardInto(ctx, opts)`: packs `ShardItem`s into tar or tar.gz shard archives under `prefix`,
+ * `shardInto(ctx, opts)`: packs `ShardItem`s into tar, tar.gz or tar.zst shard archives under `prefix`,
  * streamed straight into S3 (see `ShardWriter`), and yields each archive's `ShardEntry` as Python
  * writes it once the archive is complete. A new archive starts when the next item would exceed
  * `maxEntries` or `maxBytes` (Python's `Shard.split_items` rule; an item larger than `maxBytes`
@@ -26,19 +26,23 @@ import { prepareShardItem, type ShardItem } from '../archive/shard-items.js'
 import { ShardWriter, type ShardWriterOptions } from '../archive/shard-writer.js'
 import type { ShardEntry } from '../format/entries.js'
 import { ConfigurationError } from '../format/errors.js'
-import { runId } from '../format/keys.js'
+import { DEFAULT_SHARD_COMPRESSION, runId, shardArchiveName } from '../format/keys.js'
 import { checkOptions } from '../format/options.js'
 import { closesBefore, type RolloverLimits } from '../format/rollover.js'
 import { checkContext, type S3Context } from '../s3/context.js'
+import { withWriteOptions } from '../s3/write-options.js'
 
 /** Options for {@link shardInto}. */
 export interface ShardIntoOptions extends ShardWriterOptions, RolloverLimits {
   /** Key prefix of the archives (no trailing slash needed). */
   prefix: string
   /**
-   * Name of the archive with this index (0, 1, …), relative to `prefix`. Default
-   * `shard-<YYYYMMDD-HHMMSS>-<6 hex>-<index, 5 digits>.tar[.gz]`, unique per call so that a second
-   * run never overwrites the archives of a first one.
+   * Name of the archive with this index (0, 1, …), relative to `prefix`; its extension sets the
+   * compression (see `ShardWriterOptions.compression`). Default
+   * `shard-<YYYYMMDD-HHMMSS>-<6 hex>-<index, 5 digits>.tar.gz` (`.tar` with `compression: null`,
+   * `.tar.zst` with `'zstd'`),
+   * unique per run of the stage so that a second run never overwrites the archives of a first one
+   * (`shardArchiveName`, as the `ManifestWriter` and `s3x pack` name theirs).
    */
   archiveName?: (index: number) => string
 }
@@ -53,15 +57,16 @@ export function shardInto(ctx: S3Context, options: ShardIntoOptions) {
       { call: 'shardInto', option: 'prefix' },
     )
   }
-  const extension = options.compression === null ? '.tar' : '.tar.gz'
+  const compression = options.compression === undefined ? DEFAULT_SHARD_COMPRESSION : options.compression
   const prefix = options.prefix.replace(/\/+$/, '')
+  ctx = withWriteOptions(ctx, options) // bad write options fail here, before the pipeline runs
 
   return async function* shardIntoStage(
     items: AsyncIterable<ShardItem> | Iterable<ShardItem>,
   ): AsyncGenerator<ShardEntry, void, undefined> {
     // A new run id for each run of the stage, so that reusing the stage never overwrites archives.
     const id = runId()
-    const archiveName = options.archiveName ?? ((index: number) => `shard-${id}-${String(index).padStart(5, '0')}${extension}`)
+    const archiveName = options.archiveName ?? ((index: number) => shardArchiveName(id, index, compression))
     const archiveKey = (index: number) => (prefix ? `${prefix}/${archiveName(index)}` : archiveName(index))
     let index = 0
     let writer: ShardWriter | undefined

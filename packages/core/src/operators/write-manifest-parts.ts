@@ -26,6 +26,7 @@ import { checkOptions } from '../format/options.js'
 import { writeAll } from '../format/writer.js'
 import { type CommitResult, type ManifestPartsOptions, ManifestPartsWriter } from '../manifest/parts-writer.js'
 import { checkContext, type S3Context } from '../s3/context.js'
+import { withWriteOptions } from '../s3/write-options.js'
 
 /** Options for {@link writeManifestParts}. */
 export type WriteManifestPartsOptions = ManifestPartsOptions
@@ -34,6 +35,7 @@ export type WriteManifestPartsOptions = ManifestPartsOptions
 export function writeManifestParts(ctx: S3Context, root: string, options: WriteManifestPartsOptions = {}) {
   checkContext('writeManifestParts', ctx)
   checkOptions('writeManifestParts', options)
+  ctx = withWriteOptions(ctx, options) // bad write options fail here, before the pipeline runs
   return async function writeManifestPartsSink(entries: AsyncIterable<ManifestEntry> | Iterable<ManifestEntry>): Promise<CommitResult> {
     const writer = new ManifestPartsWriter(ctx, root, options)
     try {
