@@ -27,6 +27,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { Readable } from 'node:stream'
 import { GetObjectCommand, HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3'
 import {
   type MultipartUpload,
@@ -49,6 +50,7 @@ import {
   type ManifestEntry,
   PublishError,
   putObject,
+  rememberServerCapabilities,
   S3ExchangeError,
   S3ExchangeStore,
   S3RequestError,
@@ -555,7 +557,11 @@ describe('a conditional write carried out whose answer was lost: the repeat is r
     const key = s3.key('lost/conditional/big.bin')
     const bytes = data(20 * MiB)
     const { proxy, started, store } = await droppingStore((request) => isComplete(request) && keyOf(request) === key)
-    const entry = await putObject(store.context(), key, bytes, { ifNoneMatch: '*' })
+    // The enforcing proxy keeps the conditions of a completion (as AWS S3 does): the client is told so,
+    // as probeServer would tell it; unknown, a conditional multipart write is refused before it starts.
+    rememberServerCapabilities(store.client, { conditionalComplete: true })
+    // A stream, so that it goes up as a multipart upload (bytes in memory with a condition are one PUT).
+    const entry = await putObject(store.context(), key, Readable.from([bytes]), { ifNoneMatch: '*' })
     expect(proxy.drops).toBe(1)
     expect(proxy.conflicts).toBe(1)
     expect(entry).toMatchObject({ key, size_bytes: bytes.byteLength, sha256: sha256(bytes) })
