@@ -79,6 +79,7 @@ export { asyncIterableOf, iteratorOf } from './format/iterables.js'
 export { DEFAULT_MAX_LINE_BYTES } from './format/jsonl.js'
 export { archiveExtension, compressionForKey, memberPathProblem, runId, shardArchiveName, utcStamp } from './format/keys.js'
 export { type BatchSize, batches, closesBefore, isFull } from './format/rollover.js'
+export { checkShuffle, sfc32 } from './format/shuffle-order.js'
 // manifest/
 export { isConflict, MANIFEST_CONTENT_TYPE } from './manifest/commit.js'
 export { ManifestObjectWriter } from './manifest/manifest-object.js'

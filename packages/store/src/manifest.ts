@@ -22,9 +22,11 @@ import {
   type EntryWithBody,
   expandRefs,
   expandShards,
+  type FetchBodiesOptions,
   type FileEntry,
   fetchBodies,
   type ManifestEntry,
+  mixEntries,
   objectKeys,
   type PipelineItem,
   parseEntry,
@@ -32,10 +34,13 @@ import {
   partKeyFor,
   readInternalEntries,
   readManifest,
+  readShardEntries,
   readShardMembers,
   type S3Context,
   type ShardEntry,
+  type ShuffleOptions,
   serializeEntry,
+  shuffleUnits,
   take,
   withKeyPrefix,
   writeManifestObject,
@@ -125,9 +130,12 @@ export class Manifest implements EntrySource {
   /** The entries, refs inlined (depth first, each manifest once) unless `resolveRefs: false`. */
   iterEntries(options: IterEntriesOptions = {}): AsyncIterable<ManifestEntry> {
     const ctx = this.store.context(options.signal)
+    const { shuffle } = options
     return pipe(
       this.#entries(ctx, options.resolveRefs ?? true),
+      optional<ManifestEntry>(shuffle && shuffleUnits(shuffle)),
       optional<ManifestEntry>(options.partition && partition(options.partition)),
+      optional<ManifestEntry>(shuffle && mixEntries(shuffle)),
       take<ManifestEntry>(options.limit),
     )
   }
@@ -140,6 +148,7 @@ export class Manifest implements EntrySource {
   iterObjects(options: IterObjectsOptions = {}): AsyncIterable<EntryWithBody> {
     const ctx = this.store.context(options.signal)
     const backing = this.#backing
+    if (options.shuffle) return this.#iterShuffled(ctx, options.shuffle, options)
     if (backing.kind === 'shard') {
       // The members of one archive: one streaming pass, not one archive read per member.
       return pipe(
@@ -166,6 +175,32 @@ export class Manifest implements EntrySource {
         indexCache: this.store.archiveIndexes,
         verify: options.verify,
       }),
+    )
+  }
+
+  /**
+   * `iterObjects` with `shuffle`: entries first (whole shards and loose files permuted, shared
+   * out, shards expanded to their members' entries, mixed), bodies last, so that the mixing
+   * buffer holds entries and no connection, and each member is read by itself.
+   */
+  #iterShuffled(ctx: S3Context, shuffle: ShuffleOptions, options: IterObjectsOptions): AsyncIterable<EntryWithBody> {
+    const backing = this.#backing
+    const units: AsyncIterable<ManifestEntry> =
+      backing.kind === 'shard' ? readShardEntries(ctx, backing.shard, { verify: options.verify }) : this.#entries(ctx, true)
+    const fetch: FetchBodiesOptions = {
+      concurrency: options.concurrency,
+      maxBufferedBytes: options.maxBufferedBytes,
+      indexCache: this.store.archiveIndexes,
+      verify: options.verify,
+    }
+    return pipe(
+      units,
+      shuffleUnits(shuffle),
+      optional<ManifestEntry>(options.partition && partition(options.partition)),
+      optional<ManifestEntry>(backing.kind !== 'shard' && (options.expandShards ?? true) && expandShards(ctx, { verify: options.verify })),
+      mixEntries(shuffle),
+      take<ManifestEntry>(options.limit),
+      fetchBodies(ctx, fetch),
     )
   }
 
