@@ -197,7 +197,11 @@ export class Manifest implements EntrySource {
       units,
       shuffleUnits(shuffle),
       optional<ManifestEntry>(options.partition && partition(options.partition)),
-      optional<ManifestEntry>(backing.kind !== 'shard' && (options.expandShards ?? true) && expandShards(ctx, { verify: options.verify })),
+      optional<ManifestEntry>(
+        backing.kind !== 'shard' &&
+          (options.expandShards ?? true) &&
+          expandShards(ctx, { verify: options.verify, indexCache: this.store.archiveIndexes }),
+      ),
       mixEntries(shuffle),
       take<ManifestEntry>(options.limit),
       fetchBodies(ctx, fetch),
