@@ -22,9 +22,9 @@ import {
   type EntryWithBody,
   expandRefs,
   expandShards,
-  type FetchBodiesOptions,
   type FileEntry,
   fetchBodies,
+  LruCache,
   type ManifestEntry,
   mixEntries,
   objectKeys,
@@ -45,7 +45,7 @@ import {
   withKeyPrefix,
   writeManifestObject,
 } from '@s3exchange/core'
-import { asyncIterableOf } from '@s3exchange/core/internals'
+import { type ArchiveIndex, asyncIterableOf } from '@s3exchange/core/internals'
 import { pipe } from 'it-pipe'
 import { type CompactOptions, compactManifest } from './compact.js'
 import type { CallOptions, EntrySource, StoreContext } from './context.js'
@@ -67,6 +67,9 @@ type Backing =
   | { kind: 'key'; key: string }
   | { kind: 'entries'; entries: Iterable<ManifestEntry> | AsyncIterable<ManifestEntry> }
   | { kind: 'shard'; shard: ShardEntry }
+
+/** Indexes a shuffled read keeps for itself when the store keeps none (`archiveIndexCacheSize: 0`). */
+const CALL_INDEX_CACHE_SIZE = 256
 
 type Stage<T> = (items: AsyncIterable<T>) => AsyncIterable<T>
 
@@ -181,30 +184,30 @@ export class Manifest implements EntrySource {
   /**
    * `iterObjects` with `shuffle`: entries first (whole shards and loose files permuted, shared
    * out, shards expanded to their members' entries, mixed), bodies last, so that the mixing
-   * buffer holds entries and no connection, and each member is read by itself.
+   * buffer holds entries and no connection, and each member is read by itself with one ranged
+   * GET. A shard whose members cannot be located (no offsets: written by another tool) is mixed
+   * whole and streamed once, its members in archive order, rather than read again per member.
    */
   #iterShuffled(ctx: S3Context, shuffle: ShuffleOptions, options: IterObjectsOptions): AsyncIterable<EntryWithBody> {
     const backing = this.#backing
+    const indexCache = this.store.archiveIndexes ?? new LruCache<ArchiveIndex>(CALL_INDEX_CACHE_SIZE)
     const units: AsyncIterable<ManifestEntry> =
       backing.kind === 'shard' ? readShardEntries(ctx, backing.shard, { verify: options.verify }) : this.#entries(ctx, true)
-    const fetch: FetchBodiesOptions = {
-      concurrency: options.concurrency,
-      maxBufferedBytes: options.maxBufferedBytes,
-      indexCache: this.store.archiveIndexes,
-      verify: options.verify,
-    }
+    const expand = backing.kind !== 'shard' && (options.expandShards ?? true)
     return pipe(
       units,
       shuffleUnits(shuffle),
       optional<ManifestEntry>(options.partition && partition(options.partition)),
-      optional<ManifestEntry>(
-        backing.kind !== 'shard' &&
-          (options.expandShards ?? true) &&
-          expandShards(ctx, { verify: options.verify, indexCache: this.store.archiveIndexes }),
-      ),
+      optional<ManifestEntry>(expand && expandShards(ctx, { verify: options.verify, indexCache, keepUnlocated: true })),
       mixEntries(shuffle),
-      take<ManifestEntry>(options.limit),
-      fetchBodies(ctx, fetch),
+      optional<PipelineItem>(expand && expandShards(ctx, { bodies: true, verify: options.verify })),
+      take<PipelineItem>(options.limit),
+      fetchBodies(ctx, {
+        concurrency: options.concurrency,
+        maxBufferedBytes: options.maxBufferedBytes,
+        indexCache,
+        verify: options.verify,
+      }),
     )
   }
 

@@ -104,8 +104,9 @@ export interface ShuffleOption {
    * items (shard members, for `iterObjects`) are mixed through a buffer of `bufferSize` entries.
    * Every item comes exactly once per epoch. Bodies are fetched after the mix: a shard member is
    * one ranged GET (shards this library writes), not a pass over its archive, so the buffer holds
-   * entries, never bodies or connections. `iterManifestEntries` mixes the manifest's entries (a
-   * shard as one entry). The manifest's entries (not the members) are held in memory: all are read
+   * entries, never bodies or connections; a shard without member offsets (written by another
+   * tool, Python s3exchange's included) is mixed whole and streamed once, its members together in
+   * archive order. `iterManifestEntries` mixes the manifest's entries (a shard as one entry). The manifest's entries (not the members) are held in memory: all are read
    * before the first item comes. A bad field throws `ConfigurationError` naming it.
    */
   shuffle?: ShuffleOptions

@@ -132,6 +132,20 @@ describe('iterObjects with shuffle', () => {
     client.destroy()
   })
 
+  it('a shard without offsets is mixed whole and streamed once: its members together, in archive order', async () => {
+    const got = keysOf(await objects(store.iterObjects(root, { shuffle: { seed: 9, epoch: 1, bufferSize: 4 } })))
+    const foreign = got.flatMap((key, i) => (archiveOf(key) === foreignShard.archive_key ? [i] : []))
+    expect(foreign).toHaveLength(5)
+    expect(foreign.at(-1) as number).toBe((foreign[0] as number) + 4) // contiguous
+    expect(foreign.map((i) => got[i])).toStrictEqual([0, 1, 2, 3, 4].map((m) => `${foreignShard.archive_key}#f/${m}.txt`))
+    const client = s3.s3.createClient()
+    const counts = countRequests(client)
+    const counted = new S3ExchangeStore({ client, bucket: s3.bucket })
+    expect(await objects(counted.iterObjects([foreignShard], { shuffle: { seed: 9, epoch: 1 } }))).toHaveLength(5)
+    expect(counts.GetObjectCommand).toBe(2) // its head (no index there), then one pass over the archive
+    client.destroy()
+  })
+
   it('limit: the first items of the mixed order', async () => {
     const shuffle = { seed: 'limit', epoch: 4, bufferSize: 5 }
     const whole = keysOf(await objects(store.iterObjects(root, { shuffle })))

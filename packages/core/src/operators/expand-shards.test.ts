@@ -217,6 +217,15 @@ describe('expandShards, bodies: false, with an indexCache', () => {
     expect((counts.GetObjectCommand ?? 0) - before - first).toBe(2) // the cached index costs nothing
   })
 
+  it('keepUnlocated: a shard whose index gives no offsets (written by another tool) passes through whole', async () => {
+    const archiveKey = await putArchive('xs/unlocated.tar', data, { manifest: (key) => internalManifestFor(key, ids(data)) })
+    const shard = shardOf(archiveKey)
+    const { ctx } = fresh()
+    const indexCache = new LruCache<ArchiveIndex>(8)
+    expect(await Array.fromAsync(expandShards(ctx, { indexCache, keepUnlocated: true })([shard]))).toStrictEqual([shard])
+    expect(await Array.fromAsync(expandShards(ctx, { indexCache })([shard]))).toHaveLength(data.length)
+  })
+
   it('a bad line in the internal manifest is still InvalidManifestError naming the line', async () => {
     const archiveKey = await putArchive('xs/indexed-bad-line.tar', data.slice(0, 1), {
       manifest: (key) => `${internalManifestFor(key, data.slice(0, 1))}\n{"kind":"file","member_path":\n`,

@@ -4,7 +4,11 @@
  * order and `partition` splits it the same way; `mixEntries(opts)` then mixes each worker's entries
  * (shard members once shards are expanded) through a bounded buffer. Both take entries, never
  * bodies: bodies are fetched after the mix (`fetchBodies`: one ranged GET per member of shards this
- * library writes), so the buffer holds `bufferSize` entries and no connection.
+ * library writes), so the buffer holds `bufferSize` entries and no connection. A shard whose
+ * members have no offsets (written by another tool) cannot be read member by member without
+ * streaming it from the start each time: `expandShards(ctx, { indexCache, keepUnlocated: true })`
+ * leaves it whole, it is mixed as one entry, and `expandShards(ctx, { bodies: true })` after the
+ * mix streams it once (its members together, in archive order).
  *
  * Every item comes out exactly once per epoch, in an order that depends only on `(seed, epoch)`,
  * the manifest, the partition and `bufferSize` (the algorithm, for other implementations:
@@ -19,17 +23,19 @@
  * @example
  * ```ts
  * import { pipe } from 'it-pipe'
- * import { expandRefs, expandShards, fetchBodies, mixEntries, partition, partitionFromEnv, readManifest, shuffleUnits } from '@s3exchange/core'
+ * import { expandRefs, expandShards, fetchBodies, LruCache, mixEntries, partition, partitionFromEnv, readManifest, shuffleUnits } from '@s3exchange/core'
  *
+ * const indexCache = new LruCache(256)
  * const shuffle = { seed: 'run-7', epoch: 3, bufferSize: 5000 }
  * for await (const { entry, body } of pipe(
  *   readManifest(ctx, 'ds/manifest.jsonl'),
  *   expandRefs(ctx),
  *   shuffleUnits(shuffle),                          // the same order of shards and files on every worker
  *   partition(partitionFromEnv() ?? { index: 0, count: 1 }),
- *   expandShards(ctx),                              // members' entries (each shard's internal manifest)
+ *   expandShards(ctx, { indexCache, keepUnlocated: true }), // members' entries, from each archive's index
  *   mixEntries(shuffle),                            // members of neighbouring shards mixed
- *   fetchBodies(ctx, { concurrency: 16 }),          // then the bodies, ranged reads
+ *   expandShards(ctx, { bodies: true }),            // shards without offsets: streamed whole
+ *   fetchBodies(ctx, { concurrency: 16, indexCache }), // the bodies: one ranged GET per member
  * )) {
  *   console.log(entry.key, (await body.bytes()).byteLength)
  * }
