@@ -24,7 +24,9 @@ import {
   expandShards,
   type FileEntry,
   fetchBodies,
+  LruCache,
   type ManifestEntry,
+  mixEntries,
   objectKeys,
   type PipelineItem,
   parseEntry,
@@ -32,15 +34,18 @@ import {
   partKeyFor,
   readInternalEntries,
   readManifest,
+  readShardEntries,
   readShardMembers,
   type S3Context,
   type ShardEntry,
+  type ShuffleOptions,
   serializeEntry,
+  shuffleUnits,
   take,
   withKeyPrefix,
   writeManifestObject,
 } from '@s3exchange/core'
-import { asyncIterableOf } from '@s3exchange/core/internals'
+import { type ArchiveIndex, asyncIterableOf, checkOptions } from '@s3exchange/core/internals'
 import { pipe } from 'it-pipe'
 import { type CompactOptions, compactManifest } from './compact.js'
 import { type EntrySource, type ReadOptions, type StoreContext, writeContext } from './context.js'
@@ -63,6 +68,9 @@ type Backing =
   | { kind: 'key'; key: string }
   | { kind: 'entries'; entries: Iterable<ManifestEntry> | AsyncIterable<ManifestEntry> }
   | { kind: 'shard'; shard: ShardEntry }
+
+/** Indexes a shuffled read keeps for itself when the store keeps none (`archiveIndexCacheSize: 0`). */
+const CALL_INDEX_CACHE_SIZE = 256
 
 type Stage<T> = (items: AsyncIterable<T>) => AsyncIterable<T>
 
@@ -99,9 +107,36 @@ export class Manifest implements EntrySource {
     return new Manifest(store, { kind: 'shard', shard })
   }
 
-  /** A manifest from a key, a `Manifest`, or entries. */
+  /**
+   * A manifest from a key, a `Manifest`, or entries. A `Manifest` is used with the store it belongs
+   * to: one made with another store of the same client and bucket is rebound to `store` (its reads,
+   * deletes and limits are then `store`'s); one of another client or bucket is refused with
+   * `ConfigurationError` (pass it to its own store, or pass its key).
+   */
   static fromRef(store: StoreContext, ref: ManifestRef): Manifest {
-    if (ref instanceof Manifest) return ref
+    const iterable = ref as { [Symbol.iterator]?: unknown; [Symbol.asyncIterator]?: unknown } | null
+    const usable =
+      typeof ref === 'string' ||
+      (iterable !== null &&
+        typeof iterable === 'object' &&
+        (typeof iterable[Symbol.iterator] === 'function' || typeof iterable[Symbol.asyncIterator] === 'function'))
+    if (!usable) {
+      throw new ConfigurationError(
+        `a manifest must be a key, a Manifest or an iterable of entries, got ${ref === null ? 'null' : typeof ref}`,
+        {
+          option: 'manifest',
+        },
+      )
+    }
+    if (ref instanceof Manifest) {
+      if (ref.store === store) return ref
+      const mine = store.context()
+      const theirs = ref.store.context()
+      if (mine.client === theirs.client && mine.bucket === theirs.bucket) return new Manifest(store, ref.#backing)
+      throw new ConfigurationError(
+        `${ref} belongs to another store (bucket ${theirs.bucket}${mine.client === theirs.client ? '' : ', another client'}) than the one it was passed to (bucket ${mine.bucket}): pass it to its own store, or pass its key`,
+      )
+    }
     if (typeof ref === 'string') return Manifest.fromKey(store, ref)
     return Manifest.fromEntries(store, ref)
   }
@@ -109,6 +144,14 @@ export class Manifest implements EntrySource {
   /** The S3 key, or undefined for a manifest in memory or inside a shard. */
   get key(): string | undefined {
     return this.#backing.kind === 'key' ? this.#backing.key : undefined
+  }
+
+  /**
+   * Whether it can be iterated more than once: true for one backed by a key, a shard or an array
+   * of entries; false for one made of a one-shot iterable (a generator, a stream of entries).
+   */
+  get replayable(): boolean {
+    return this.#backing.kind !== 'entries' || Array.isArray(this.#backing.entries)
   }
 
   /** The entries as stored, refs not followed. */
@@ -125,10 +168,14 @@ export class Manifest implements EntrySource {
 
   /** The entries, refs inlined (depth first, each manifest once) unless `resolveRefs: false`. */
   iterEntries(options: IterEntriesOptions = {}): AsyncIterable<ManifestEntry> {
+    checkOptions('Manifest.iterEntries', options)
     const ctx = this.store.context(options)
+    const { shuffle } = options
     return pipe(
       this.#entries(ctx, options.resolveRefs ?? true),
+      optional<ManifestEntry>(shuffle && shuffleUnits(shuffle)),
       optional<ManifestEntry>(options.partition && partition(options.partition)),
+      optional<ManifestEntry>(shuffle && mixEntries(shuffle)),
       take<ManifestEntry>(options.limit),
     )
   }
@@ -139,8 +186,10 @@ export class Manifest implements EntrySource {
    * archive. Read each body inside the loop: a shard member's body is skipped once the loop moves on.
    */
   iterObjects(options: IterObjectsOptions = {}): AsyncIterable<EntryWithBody> {
+    checkOptions('Manifest.iterObjects', options)
     const ctx = this.store.context(options)
     const backing = this.#backing
+    if (options.shuffle) return this.#iterShuffled(ctx, options.shuffle, options)
     if (backing.kind === 'shard') {
       // The members of one archive: one streaming pass, not one archive read per member.
       return pipe(
@@ -171,10 +220,41 @@ export class Manifest implements EntrySource {
   }
 
   /**
+   * `iterObjects` with `shuffle`: entries first (whole shards and loose files permuted, shared
+   * out, shards expanded to their members' entries, mixed), bodies last, so that the mixing
+   * buffer holds entries and no connection, and each member is read by itself with one ranged
+   * GET. A shard whose members cannot be located (no offsets: written by another tool) is mixed
+   * whole and streamed once, its members in archive order, rather than read again per member.
+   */
+  #iterShuffled(ctx: S3Context, shuffle: ShuffleOptions, options: IterObjectsOptions): AsyncIterable<EntryWithBody> {
+    const backing = this.#backing
+    const indexCache = this.store.archiveIndexes ?? new LruCache<ArchiveIndex>(CALL_INDEX_CACHE_SIZE)
+    const units: AsyncIterable<ManifestEntry> =
+      backing.kind === 'shard' ? readShardEntries(ctx, backing.shard, { verify: options.verify }) : this.#entries(ctx, true)
+    const expand = backing.kind !== 'shard' && (options.expandShards ?? true)
+    return pipe(
+      units,
+      shuffleUnits(shuffle),
+      optional<ManifestEntry>(options.partition && partition(options.partition)),
+      optional<ManifestEntry>(expand && expandShards(ctx, { verify: options.verify, indexCache, keepUnlocated: true })),
+      mixEntries(shuffle),
+      optional<PipelineItem>(expand && expandShards(ctx, { bodies: true, verify: options.verify })),
+      take<PipelineItem>(options.limit),
+      fetchBodies(ctx, {
+        concurrency: options.concurrency,
+        maxBufferedBytes: options.maxBufferedBytes,
+        indexCache,
+        verify: options.verify,
+      }),
+    )
+  }
+
+  /**
    * The keys of the objects the manifest names: a file's key, a shard's members' virtual keys
    * (or its archive key, with `expandShards: false`), a ref's key when refs are not resolved.
    */
   getKeys(options: GetKeysOptions = {}): AsyncIterable<string> {
+    checkOptions('Manifest.getKeys', options)
     const ctx = this.store.context(options)
     const entries = this.#entries(ctx, options.resolveRefs ?? true)
     return pipe(
@@ -187,6 +267,7 @@ export class Manifest implements EntrySource {
 
   /** File entries, with each shard replaced by its internal manifest's entries (unless `includeShards: false`). */
   listFiles(options: ListFilesOptions = {}): AsyncIterable<FileEntry | ShardEntry> {
+    checkOptions('Manifest.listFiles', options)
     const ctx = this.store.context(options)
     const entries = this.#entries(ctx, true) as AsyncIterable<FileEntry | ShardEntry>
     return pipe(entries, optional<FileEntry | ShardEntry>((options.includeShards ?? true) && expandShards(ctx)))
@@ -194,6 +275,7 @@ export class Manifest implements EntrySource {
 
   /** File entries (shard members included) whose key, or virtual key, starts with `prefix`. */
   filterByPrefix(prefix: string, options: ReadOptions = {}): AsyncIterable<FileEntry | ShardEntry> {
+    checkOptions('Manifest.filterByPrefix', options)
     return pipe(this.listFiles({ ...options, includeShards: true }), withKeyPrefix(prefix))
   }
 
@@ -206,6 +288,7 @@ export class Manifest implements EntrySource {
     entries?: Iterable<ManifestEntry> | AsyncIterable<ManifestEntry>,
     options: WriteManifestOptions = {},
   ): Promise<WriteManifestResult> {
+    checkOptions('Manifest.save', options)
     const key = this.key
     if (key === undefined) throw new ConfigurationError('cannot save a manifest that has no key')
     if (entries === undefined && this.#backing.kind !== 'entries') {
@@ -217,11 +300,13 @@ export class Manifest implements EntrySource {
 
   /** Deletes what this manifest references, and itself; see `S3ExchangeStore.deleteManifest`. */
   async delete(options: DeleteManifestOptions = {}): Promise<DeleteReport> {
+    checkOptions('Manifest.delete', options)
     return deleteManifest(this.store, this, options)
   }
 
   /** Writes a flat copy of this manifest to `dst`; see `S3ExchangeStore.compactManifest`. */
   async compact(dst: string, options: CompactOptions = {}): Promise<CompactReport> {
+    checkOptions('Manifest.compact', options)
     return compactManifest(this.store, this, dst, options)
   }
 
@@ -242,6 +327,7 @@ export class Manifest implements EntrySource {
 
   /** The entries of the manifest object at `key`, streamed (Python's `Manifest.read_from_s3`). */
   static readFromS3(store: StoreContext, key: string, options: ReadOptions = {}): AsyncIterable<ManifestEntry> {
+    checkOptions('Manifest.readFromS3', options)
     return readManifest(store.context(options), key)
   }
 
@@ -252,6 +338,7 @@ export class Manifest implements EntrySource {
     entries: Iterable<ManifestEntry> | AsyncIterable<ManifestEntry>,
     options: WriteCallOptions = {},
   ): Promise<void> {
+    checkOptions('Manifest.writeToS3', options)
     await writeManifestObject(writeContext(store, options), key, entries)
   }
 

@@ -25,6 +25,7 @@ import type { Readable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { GetObjectCommandOutput } from '@aws-sdk/client-s3'
 import { ObjectChangedError, S3ExchangeError, S3RequestError } from '../format/errors.js'
+import { checkOptions } from '../format/options.js'
 import { ObjectBody, type ObjectInfo } from './body.js'
 import type { S3Context } from './context.js'
 import { OrderedRanges, type RangeSource } from './ordered-ranges.js'
@@ -111,6 +112,7 @@ async function openWhole(
   key: string,
   options: ObjectSourceOptions,
 ): Promise<{ info: ObjectInfo; source: ResumableSource }> {
+  checkOptions('getObjectBody', options)
   const response = await requestObject(ctx, key, options)
   return { info: infoOf(key, response), source: new ResumableSource(ctx, key, response, options) }
 }
