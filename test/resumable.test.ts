@@ -5,6 +5,8 @@
  * member with the right bytes out of exactly 4 GETs; the object replaced between attempts is a
  * typed error, never spliced bytes; a 4th reset with the default 3 attempts, or any reset with
  * `resumeAttempts: 0`, fails with a typed error. No S3 mocking: faults happen on the wire only.
+ * These are about one GET resumed, so the stores read with one GET per object (`rangeConcurrency:
+ * 0`); the ranges of a parallel ranged read are resumed the same way (`s3/ranged-reads.test.ts`).
  */
 import { createHash, randomBytes } from 'node:crypto'
 import { HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3'
@@ -88,7 +90,7 @@ async function faultyStore(key: string, cuts: number[], between?: (n: number) =>
   return {
     proxy,
     client,
-    store: new S3ExchangeStore({ client, bucket: s3.bucket }),
+    store: new S3ExchangeStore({ client, bucket: s3.bucket, rangeConcurrency: 0 }),
     getsOf: () => proxy.requests.filter((r) => isGetOf(r, key)),
   }
 }

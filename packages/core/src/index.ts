@@ -148,6 +148,7 @@ export { clientConfigFor, createClient, type EnvSource, type S3Settings, setting
 export { listKeys } from './s3/list-keys.js'
 export type { UploadOptions, WrittenObject } from './s3/multipart-upload.js'
 export { getObjectBody, type ObjectSourceOptions } from './s3/object-source.js'
+export { DEFAULT_RANGE_CONCURRENCY, DEFAULT_RANGE_SIZE, type RangedReadOptions } from './s3/range-plan.js'
 export { deleteObject, headObject, objectExists } from './s3/requests.js'
 export {
   BEHAVIOUR_TOPICS,

@@ -128,8 +128,27 @@ export {
   PartBuffer,
   putSingle,
 } from './s3/multipart-upload.js'
-export { collectSource, DEFAULT_RESUME_ATTEMPTS, objectBodyFrom, openObjectSource, ResumableSource } from './s3/object-source.js'
+export {
+  collectSource,
+  DEFAULT_RESUME_ATTEMPTS,
+  type ObjectSource,
+  objectBodyFrom,
+  openObjectSource,
+  ResumableSource,
+} from './s3/object-source.js'
 export { ObjectWriter, putBytes } from './s3/object-writer.js'
+export { type OpenRange, OrderedRanges, type RangeSource } from './s3/ordered-ranges.js'
+export {
+  type ByteRange,
+  MAX_RANGE_CONCURRENCY,
+  MIN_RANGE_SIZE,
+  planRanges,
+  type RangedReads,
+  rangedReadsOf,
+  totalSizeOf,
+  worthSplitting,
+} from './s3/range-plan.js'
+export { RangeSlots, rangeSlotsFor } from './s3/range-slots.js'
 export {
   answeredEtag,
   mapS3Error,

@@ -272,9 +272,10 @@ describe('the budget: with a pool larger than it, the sockets in use never excee
   })
 
   it('readConnections adds the terms of the options', () => {
-    expect(readConnections()).toEqual({ manifests: 1, objects: 16, archives: 1, total: 18 })
-    expect(readConnections({ concurrency: 32, shardConcurrency: 4 }).total).toBe(37)
-    expect(readConnections({ concurrency: 8, expandShards: false }).total).toBe(9)
-    expect(readConnections({ concurrency: 8, manifest: false, expandShards: false }).total).toBe(8)
+    expect(readConnections()).toEqual({ manifests: 1, objects: 16, archives: 1, ranges: 4, total: 22 })
+    expect(readConnections({ concurrency: 32, shardConcurrency: 4 }).total).toBe(41)
+    expect(readConnections({ concurrency: 32, shardConcurrency: 4, rangeConcurrency: 0 }).total).toBe(37)
+    expect(readConnections({ concurrency: 8, expandShards: false, rangeConcurrency: 2 }).total).toBe(11)
+    expect(readConnections({ concurrency: 8, manifest: false, expandShards: false, rangeConcurrency: 0 }).total).toBe(8)
   })
 })

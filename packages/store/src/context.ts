@@ -16,6 +16,7 @@
 import {
   type ArchiveIndexCache,
   type ManifestEntry,
+  type RangedReadOptions,
   type S3Context,
   type SseCustomerKeyOption,
   type WriteOptions,
@@ -43,12 +44,16 @@ export interface CallOptions {
   signal?: AbortSignal | undefined
 }
 
-/** What a call's context is made of: its signal, and an SSE-C key of its own (see `SseCustomerKeyOption`). */
-export interface ContextOptions extends CallOptions, SseCustomerKeyOption {}
+/**
+ * What a call's context is made of: its signal, an SSE-C key of its own (see `SseCustomerKeyOption`),
+ * and its ranged reads (`rangeSize`, `rangeConcurrency` over the store's; slots of its own).
+ */
+export interface ContextOptions extends CallOptions, SseCustomerKeyOption, RangedReadOptions {}
 
 /**
- * Options of calls that read objects: the signal, and the SSE-C key of the objects read when it is
- * not the store's (`null` for objects that are not SSE-C, in a store that has a key).
+ * Options of calls that read objects: the signal, the SSE-C key of the objects read when it is
+ * not the store's (`null` for objects that are not SSE-C, in a store that has a key), and the
+ * call's ranged reads of large objects (`rangeSize`, `rangeConcurrency`; default: the store's).
  */
 export interface ReadOptions extends ContextOptions {}
 

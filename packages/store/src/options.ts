@@ -23,6 +23,7 @@ import type {
   ManifestPartsOptions,
   PartitionOptions,
   PutObjectOptions,
+  RangedReadOptions,
   ReadLimits,
   RolloverLimits,
   ShardWriterOptions,
@@ -35,7 +36,7 @@ import type {
 import type { CallOptions, ReadOptions } from './context.js'
 
 /** Options for the {@link S3ExchangeStore} constructor. */
-export interface S3ExchangeStoreOptions {
+export interface S3ExchangeStoreOptions extends RangedReadOptions {
   /** Your S3 client; the store never reconfigures it. */
   client: S3Client
   /** The bucket every key is in. */

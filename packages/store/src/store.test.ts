@@ -98,9 +98,19 @@ describe('constructor', () => {
     expect(custom.inferId('x/y.wav')).toBe('id:x/y.wav')
   })
 
-  it('context() carries the client, the bucket, the signal, the limits and the write options', () => {
+  it('context() carries the client, the bucket, the signal, the limits, the write options and ranged reads (new ones per call)', () => {
     const signal = new AbortController().signal
-    expect(store.context({ signal })).toEqual({ client: s3.client, bucket: s3.bucket, signal, limits: DEFAULT_LIMITS, writeOptions: {} })
+    const ranges = { rangeSize: 8 * 1024 * 1024, rangeConcurrency: 4 }
+    expect(store.context({ signal })).toEqual({
+      client: s3.client,
+      bucket: s3.bucket,
+      signal,
+      limits: DEFAULT_LIMITS,
+      writeOptions: {},
+      ranges,
+    })
+    expect(store.context({ signal }).ranges).not.toBe(store.context({ signal }).ranges)
+    expect(store.context({ rangeConcurrency: 0 }).ranges).toEqual({ ...ranges, rangeConcurrency: 0 })
   })
 
   it('isManifest and isShard look at the extension', () => {

@@ -58,7 +58,16 @@ import {
   type TemplateVars,
   take,
 } from '@s3exchange/core'
-import { type ArchiveIndex, checkKey, checkOptions, DownloadPlan, localPathOf } from '@s3exchange/core/internals'
+
+import {
+  type ArchiveIndex,
+  checkKey,
+  checkOptions,
+  DownloadPlan,
+  localPathOf,
+  type RangedReads,
+  rangedReadsOf,
+} from '@s3exchange/core/internals'
 import { pipe } from 'it-pipe'
 import { type CompactOptions, compactManifest } from './compact.js'
 import { type CallOptions, type ContextOptions, type ReadOptions, type StoreContext, writeContext } from './context.js'
@@ -103,6 +112,8 @@ export class S3ExchangeStore implements StoreContext {
   readonly archiveIndexes: ArchiveIndexCache | undefined
   /** The limits this store's reads enforce (see `S3ExchangeStoreOptions.limits`). */
   readonly limits: Readonly<Required<ReadLimits>>
+  /** The ranged reads of every call that does not set its own (`rangeSize`, `rangeConcurrency`). */
+  readonly ranges: Readonly<RangedReads>
   /** The write options of every write of this store (see `S3ExchangeStoreOptions.writeOptions`). */
   readonly writeOptions: Readonly<ContextWriteOptions>
   /** The SSE-C key (held so that it never prints), if the store has one. */
@@ -122,6 +133,7 @@ export class S3ExchangeStore implements StoreContext {
     const cacheSize = options.archiveIndexCacheSize ?? 256
     this.archiveIndexes = cacheSize > 0 ? new LruCache<ArchiveIndex>(cacheSize) : undefined
     this.limits = Object.freeze(effectiveLimits(options.limits))
+    this.ranges = Object.freeze(rangedReadsOf(options))
     checkWriteOptions({ ...options.writeOptions, sseCustomerKey: options.sseCustomerKey })
     this.writeOptions = Object.freeze({ ...options.writeOptions })
     this.#sseCustomerKey = options.sseCustomerKey === undefined ? undefined : normalizeSseCustomerKey(options.sseCustomerKey)
@@ -142,11 +154,17 @@ export class S3ExchangeStore implements StoreContext {
 
   /**
    * The context the core operators take, for composing your own pipelines: the client, the bucket,
-   * the limits, the store's write options and SSE-C key; `options` adds a signal, and an SSE-C key
-   * for this context instead of the store's (`null`: none).
+   * the limits, the store's write options and SSE-C key, and ranged reads; `options` adds a signal,
+   * an SSE-C key for this context instead of the store's (`null`: none), and its own `rangeSize` /
+   * `rangeConcurrency` (a new `ranges` object each time: each context has slots of its own).
    */
   context(options: ContextOptions = {}): S3Context {
     const key = options.sseCustomerKey === undefined ? this.#sseCustomerKey : (options.sseCustomerKey ?? undefined)
+    // A new ranges object per call: the call's slots for ranged reads are its own.
+    const ranges = rangedReadsOf({
+      rangeSize: options.rangeSize ?? this.ranges.rangeSize,
+      rangeConcurrency: options.rangeConcurrency ?? this.ranges.rangeConcurrency,
+    })
     return {
       client: this.client,
       bucket: this.bucket,
@@ -154,6 +172,7 @@ export class S3ExchangeStore implements StoreContext {
       limits: this.limits,
       writeOptions: this.writeOptions,
       sseCustomerKey: key === undefined ? undefined : normalizeSseCustomerKey(key),
+      ranges,
     }
   }
 

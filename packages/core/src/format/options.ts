@@ -66,6 +66,9 @@ export const OPTION_RULES: Readonly<Record<string, OptionRule>> = {
   concurrency: connections,
   shardConcurrency: connections,
   queueSize: connections,
+  // Parallel ranged reads (s3/range-plan.ts): ranged GETs at once beside each object's own; bytes per range.
+  rangeConcurrency: count(0, 64),
+  rangeSize: count(64 * 1024),
   // How many, how much.
   limit: count(0),
   maxBufferedBytes: count(0),

@@ -11,6 +11,7 @@
  * | `archives` (`expandShards` with bodies) | `shardConcurrency` | the archive consumed and those read ahead; one read ahead whose next member does not fit in the budget lets go of its archive |
  * | `deletes` (`deleteAll`, `deletePlanned`) | `concurrency` (default 4) | DeleteObjects batches in flight |
  * | `listing` (`listKeys`) | 1 | one page at a time |
+ * | `ranges` (parallel ranged reads, with `ctx.ranges`) | `rangeConcurrency` | the ranged GETs beyond each object's own, taken from the call's slots only when free, whatever number of large objects the call reads (`s3/range-slots.ts`) |
  *
  * A body handed to the caller and not read to the end is released when the caller asks for the
  * next item, so skipping bodies never holds connections. Size the client's pool (`maxSockets` of
@@ -19,8 +20,7 @@
  * own parts holds, as long as the pool has 2: the manifest and one body), only slower.
  *
  * A new part of a read that holds connections adds its term here, and the calls that run it add
- * that term to their budget: e.g. parallel ranged GETs of one big object would make `objects`
- * `concurrency × rangeConcurrency`.
+ * that term to their budget (as parallel ranged reads add `rangeConcurrency`).
  *
  * @example
  * ```ts
@@ -28,11 +28,12 @@
  * import { S3Client } from '@aws-sdk/client-s3'
  * import { readConnections } from '@s3exchange/core'
  *
- * const options = { concurrency: 32, shardConcurrency: 4 }
- * const perCall = readConnections(options).total                       // 1 + 32 + 4 = 37
+ * const options = { concurrency: 32, shardConcurrency: 4, rangeConcurrency: 4 }
+ * const perCall = readConnections(options).total                       // 1 + 32 + 4 + 4 = 41
  * const client = new S3Client({ requestHandler: { httpsAgent: new Agent({ keepAlive: true, maxSockets: perCall * 2 }) } })
  * ```
  */
+import { DEFAULT_RANGE_CONCURRENCY } from '../s3/range-plan.js'
 import { DEFAULT_FETCH_CONCURRENCY } from './fetch-bodies.js'
 
 /** The terms of a read's budget, and their sum. */
@@ -43,6 +44,8 @@ export interface ConnectionBudget {
   objects: number
   /** Archives streamed (`shardConcurrency`, when shards are expanded with their bodies). */
   archives: number
+  /** Ranged GETs of large objects beyond each object's own (`rangeConcurrency`). */
+  ranges: number
   /** The most connections the read holds at once. */
   total: number
 }
@@ -57,16 +60,20 @@ export interface ReadConnectionOptions {
   expandShards?: boolean
   /** Whether a manifest is read (false for `fetchKeys` / `iterObjectsFromKeys`). Default true. */
   manifest?: boolean
+  /** Ranged GETs at once beside each object's own (see `RangedReadOptions`). Default 4, the store's; 0 for a context without `ranges`. */
+  rangeConcurrency?: number
 }
 
 /**
- * The budget of a read: `manifest` (1) + `concurrency` + `shardConcurrency` (see the module
- * comment). `iterObjects` is all three; `iterObjectsFromKeys` and `downloadObjects` only
- * `concurrency`; `iterManifestEntries` and `listManifestFiles` 1.
+ * The budget of a read: `manifest` (1) + `concurrency` + `shardConcurrency` + `rangeConcurrency`
+ * (see the module comment). `iterObjects` is all four; `iterObjectsFromKeys` and `downloadObjects`
+ * `concurrency` + `rangeConcurrency`; `iterManifestEntries` and `listManifestFiles` 1 (+ `rangeConcurrency`
+ * for a manifest larger than two ranges).
  */
 export function readConnections(options: ReadConnectionOptions = {}): ConnectionBudget {
   const manifests = (options.manifest ?? true) ? 1 : 0
   const objects = options.concurrency ?? DEFAULT_FETCH_CONCURRENCY
   const archives = (options.expandShards ?? true) ? (options.shardConcurrency ?? 1) : 0
-  return { manifests, objects, archives, total: manifests + objects + archives }
+  const ranges = options.rangeConcurrency ?? DEFAULT_RANGE_CONCURRENCY
+  return { manifests, objects, archives, ranges, total: manifests + objects + archives + ranges }
 }

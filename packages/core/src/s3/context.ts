@@ -17,6 +17,7 @@ import type { S3Client } from '@aws-sdk/client-s3'
 import { ConfigurationError } from '../format/errors.js'
 import type { ReadLimits } from '../format/limits.js'
 import { checkOptions } from '../format/options.js'
+import type { RangedReadOptions } from './range-plan.js'
 import type { WriteContext } from './write-options.js'
 
 /**
@@ -32,6 +33,13 @@ export interface S3Context extends WriteContext {
   signal?: AbortSignal | undefined
   /** Limits on what readers accept, for every call made with this context (see `ReadLimits`). */
   limits?: ReadLimits | undefined
+  /**
+   * Parallel ranged reads of large objects for every read made with this context (see
+   * `RangedReadOptions`; `{}` takes the defaults). Absent: each object is read with one GET. The
+   * extra GETs' slots belong to this object: contexts that share it share them (the store makes a
+   * new one for each call).
+   */
+  ranges?: RangedReadOptions | undefined
 }
 
 /**
