@@ -43,8 +43,10 @@ export {
 export { type EntryStream, parseManifest } from './format/entry-stream.js'
 export {
   ConfigurationError,
+  CursorMismatchError,
   DeleteRefusedError,
   IntegrityError,
+  InvalidCursorError,
   InvalidManifestError,
   InvalidSourceError,
   LimitExceededError,
@@ -90,6 +92,15 @@ export type { WriteManifestObjectOptions, WrittenManifest } from './manifest/man
 export type { CommitResult, ManifestPartsOptions } from './manifest/parts-writer.js'
 // operators/: the pipeline stages, sources and sinks
 export { type CompactIntoOptions, type CompactReport, compactInto } from './operators/compact.js'
+export {
+  type EntryWithCursor,
+  entriesWithCursor,
+  type ObjectWithCursor,
+  type PositionedEntriesOptions,
+  positionedEntries,
+  readPositionedMembers,
+  withCursor,
+} from './operators/cursors.js'
 export {
   checkDeleteKey,
   checkDeletePrefix,

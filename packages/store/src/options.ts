@@ -21,6 +21,7 @@ import type {
   FetchKeysOptions,
   ManifestPartsOptions,
   PartitionOptions,
+  PositionedEntriesOptions,
   PutObjectOptions,
   ReadLimits,
   RolloverLimits,
@@ -94,14 +95,31 @@ export interface PartitionOption {
   partition?: PartitionOptions
 }
 
+/** The `after` option of the resumable iterations: a cursor (see `PositionedEntriesOptions.after`). With `limit`, counted from there. */
+export type AfterOption = Pick<PositionedEntriesOptions, 'after'>
+
 /** Options for {@link Manifest.iterEntries} and `iterManifestEntries`. */
-export interface IterEntriesOptions extends CallOptions, ResolveRefsOptions, LimitOptions, PartitionOption {}
+export interface IterEntriesOptions extends CallOptions, ResolveRefsOptions, LimitOptions, PartitionOption, AfterOption {
+  /**
+   * Yield `{ entry, cursor }` instead of entries: `cursor` resumes right after the entry (pass it
+   * as `after`). Cursors of entries and of `iterObjects`' items are the same kind: an entry's
+   * cursor given to `iterObjects` resumes after that whole shard or file. Default false.
+   */
+  cursors?: boolean
+}
+
+/** Options for {@link Manifest.follow} and `follow`. */
+export interface FollowOptions extends CallOptions, AfterOption {
+  /** Pause between two polls of the root, in milliseconds. Default 1000. */
+  pollIntervalMs?: number
+}
 
 /** Options for {@link Manifest.iterObjects} and `iterObjects`. */
 export interface IterObjectsOptions
   extends CallOptions,
     LimitOptions,
     PartitionOption,
+    AfterOption,
     Pick<FetchBodiesOptions, 'concurrency' | 'verify'>,
     Pick<ExpandShardsOptions, 'shardConcurrency'> {
   /**

@@ -42,7 +42,7 @@ function checkMemberSize(member: TarMember, archiveKey: string, limit: number, o
 }
 
 /** Opens the archive of a shard; a missing archive is a `ShardReadError` whose cause is `ObjectNotFoundError`. */
-async function openArchive(ctx: S3Context, archiveKey: string): Promise<ObjectBody> {
+export async function openArchive(ctx: S3Context, archiveKey: string): Promise<ObjectBody> {
   try {
     return await getObjectBody(ctx, archiveKey)
   } catch (error) {
@@ -194,7 +194,8 @@ export async function* scanArchive(ctx: S3Context, archiveKey: string, options: 
   }
 }
 
-async function* yieldMember(
+/** One regular member as `scanArchive` yields it: size checked, body checked against its entry with `verify`, abandoned once the iteration moves on. */
+export async function* yieldMember(
   member: TarMember,
   byPath: Map<string, FileEntry>,
   archiveKey: string,

@@ -27,7 +27,7 @@ import type { FileEntry } from '../format/entries.js'
 import { type EntryWithBody, hasBody, type PipelineItem } from '../s3/body.js'
 import type { S3Context } from '../s3/context.js'
 import { DEFAULT_MAX_BUFFERED_BYTES } from './fetch-bodies.js'
-import { prefetchShards } from './prefetch-shards.js'
+import { prefetchShards, type ReadMembers } from './prefetch-shards.js'
 
 /** Options for {@link expandShards}. */
 export interface ExpandShardsOptions extends ShardReadOptions {
@@ -41,6 +41,8 @@ export interface ExpandShardsOptions extends ShardReadOptions {
   shardConcurrency?: number
   /** With `shardConcurrency` > 1: bytes of prefetched members held at once. Default 64 MiB. */
   maxBufferedBytes?: number
+  /** With `bodies`: how a shard's members are read. Default `readShardMembers` (a resumed traversal passes its own). */
+  readMembers?: ReadMembers | undefined
 }
 
 /** Expands shard entries into their members; see the module comment. */
@@ -67,7 +69,7 @@ export function expandShards(ctx: S3Context, options: ExpandShardsOptions = {}) 
         yield item
         continue
       }
-      if (options.bodies) yield* readShardMembers(ctx, item, options)
+      if (options.bodies) yield* (options.readMembers ?? readShardMembers)(ctx, item, options)
       else yield* readShardEntries(ctx, item, options)
     }
   }

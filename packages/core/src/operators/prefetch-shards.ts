@@ -25,8 +25,15 @@ import { iteratorOf } from '../format/iterables.js'
 import { type EntryWithBody, hasBody, ObjectBody, type PipelineItem } from '../s3/body.js'
 import type { S3Context } from '../s3/context.js'
 
+/** How a shard's members are read: `readShardMembers`, or a reader of its own (a resumed traversal's). */
+export type ReadMembers = (ctx: S3Context, shard: ShardEntry, options: ShardReadOptions) => AsyncGenerator<EntryWithBody<FileEntry>>
+
 /** What {@link prefetchShards} needs: how many archives to read at once, and the byte budget (see `ExpandShardsOptions`). */
-export type PrefetchShardsOptions = ShardReadOptions & { shardConcurrency: number; maxBufferedBytes: number }
+export type PrefetchShardsOptions = ShardReadOptions & {
+  shardConcurrency: number
+  maxBufferedBytes: number
+  readMembers?: ReadMembers | undefined
+}
 
 /** A byte budget shared by the prefetchers; waiters are woken when bytes are given back. */
 class Budget {
@@ -70,8 +77,8 @@ class ShardPrefetcher {
   #wake: (() => void)[] = []
   readonly #pumping: Promise<void>
 
-  constructor(ctx: S3Context, shard: ShardEntry, budget: Budget, options: ShardReadOptions) {
-    this.#members = readShardMembers(ctx, shard, options)
+  constructor(ctx: S3Context, shard: ShardEntry, budget: Budget, options: PrefetchShardsOptions) {
+    this.#members = (options.readMembers ?? readShardMembers)(ctx, shard, options)
     this.#budget = budget
     this.#pumping = this.#pump()
   }

@@ -30,6 +30,8 @@ export interface RangeOptions {
   end?: number
   /** Only read the object if its ETag is this one (412 → `ObjectChangedError`). */
   ifMatch?: string
+  /** Only read the object if its ETag is not this one (else the server answers 304: `S3RequestError` with `statusCode` 304). */
+  ifNoneMatch?: string
 }
 
 /** Sends a GetObject (a range when asked), with the typed errors. */
@@ -45,6 +47,7 @@ export async function requestObject(ctx: S3Context, key: string, options: RangeO
         Key: key,
         Range: range,
         IfMatch: options.ifMatch ? quoteEtag(options.ifMatch) : undefined,
+        IfNoneMatch: options.ifNoneMatch ? quoteEtag(options.ifNoneMatch) : undefined,
       }),
       { abortSignal: ctx.signal },
     )
