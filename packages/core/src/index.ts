@@ -42,6 +42,7 @@ export {
 } from './format/entries.js'
 export { type EntryStream, parseManifest } from './format/entry-stream.js'
 export {
+  ConditionalWriteUnsupportedError,
   ConfigurationError,
   CursorMismatchError,
   DeleteRefusedError,
@@ -151,4 +152,5 @@ export {
   libraryBehaviour,
   type ServerCapabilities,
 } from './s3/server-capabilities.js'
+export { rememberServerCapabilities, type WriteCapabilities } from './s3/server-knowledge.js'
 export { type ProbeCheck, type ProbeServerOptions, probeServer, probeServerOnce, type ServerProbe } from './s3/server-probe.js'

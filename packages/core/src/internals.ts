@@ -92,7 +92,7 @@ export { archiveExtension, compressionForKey, memberPathProblem, runId, shardArc
 export { type LinesFrom, type PositionedLine, type PositionedLinesOptions, positionedLines } from './format/manifest-lines.js'
 export { type BatchSize, batches, closesBefore, isFull } from './format/rollover.js'
 // manifest/
-export { isConflict, MANIFEST_CONTENT_TYPE } from './manifest/commit.js'
+export { isConflict, isSlowDown, MANIFEST_CONTENT_TYPE } from './manifest/commit.js'
 export { ManifestObjectWriter } from './manifest/manifest-object.js'
 export { type TailOptions, type TailState, tailManifest } from './manifest/manifest-tail.js'
 export { ManifestPartsWriter } from './manifest/parts-writer.js'
@@ -119,4 +119,20 @@ export {
 } from './s3/multipart-upload.js'
 export { collectSource, DEFAULT_RESUME_ATTEMPTS, objectBodyFrom, openObjectSource, ResumableSource } from './s3/object-source.js'
 export { ObjectWriter, putBytes } from './s3/object-writer.js'
-export { mapS3Error, mapWriteError, quoteEtag, type RangeOptions, requestObject, timesSent, unquoteEtag } from './s3/requests.js'
+export {
+  answeredEtag,
+  mapS3Error,
+  mapWriteError,
+  quoteEtag,
+  type RangeOptions,
+  requestObject,
+  timesSent,
+  unquoteEtag,
+} from './s3/requests.js'
+export {
+  DEFAULT_SINGLE_PUT_LIMIT,
+  type IfMatchForm,
+  type ServerKnowledge,
+  serverKnowledge,
+  singlePutFits,
+} from './s3/server-knowledge.js'

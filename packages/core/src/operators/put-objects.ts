@@ -3,6 +3,9 @@
  * `putObjects` stage (objects → entries, `concurrency` uploads at a time, in input order). Bytes up
  * to a part are one PUT; files, streams and anything larger stream through a multipart upload. The
  * size and ETag come from the upload itself: no HEAD afterwards (unless the server sent no ETag).
+ * With a condition (`ifMatch`, `ifNoneMatch`), bytes are one conditional PUT up to the largest the
+ * server takes, and a file or stream larger than a part needs a server known to honour conditions on
+ * multipart completions (else `ConditionalWriteUnsupportedError`; see `UploadOptions.ifMatch`).
  *
  * @example
  * ```ts
@@ -23,10 +26,11 @@ import type { FileEntry, Meta } from '../format/entries.js'
 import { iteratorOf } from '../format/iterables.js'
 import { inferId as defaultInferId } from '../format/keys.js'
 import { writeAll } from '../format/writer.js'
+import { isConditional } from '../s3/conditional-write.js'
 import type { S3Context } from '../s3/context.js'
 import { type DataSource, hashing, prepareSource } from '../s3/data-source.js'
-import type { UploadOptions } from '../s3/multipart-upload.js'
-import { ObjectWriter } from '../s3/object-writer.js'
+import type { UploadOptions, WrittenObject } from '../s3/multipart-upload.js'
+import { ObjectWriter, putBytes } from '../s3/object-writer.js'
 
 /** Options for {@link putObject}. */
 export interface PutObjectOptions extends Pick<UploadOptions, 'partSize' | 'queueSize' | 'ifMatch' | 'ifNoneMatch'> {
@@ -49,8 +53,15 @@ export interface PutObjectOptions extends Pick<UploadOptions, 'partSize' | 'queu
 export async function putObject(ctx: S3Context, key: string, data: DataSource, options: PutObjectOptions = {}): Promise<FileEntry> {
   const source = await prepareSource(data, { key })
   const hash = createHash('sha256')
-  const writer = new ObjectWriter(ctx, key, { ...options, contentType: options.contentType ?? undefined })
-  const written = await writeAll(writer, hashing(hash, source.bytes ? [source.bytes] : source.open()))
+  const upload = { ...options, contentType: options.contentType ?? undefined }
+  let written: WrittenObject
+  if (source.bytes && isConditional(options)) {
+    // Bytes in memory with a condition: one conditional PutObject up to the server's limit.
+    hash.update(source.bytes)
+    written = await putBytes(ctx, key, source.bytes, upload)
+  } else {
+    written = await writeAll(new ObjectWriter(ctx, key, upload), hashing(hash, source.bytes ? [source.bytes] : source.open()))
+  }
   return {
     kind: 'file',
     key,

@@ -1,7 +1,11 @@
 /**
  * The requests that write one object, for the writers above them: a single PUT (`putSingle`), or a
  * multipart upload (`MultipartUpload`: parts sent a few at a time, then one completion, or an
- * abort). Conditional writes (`ifMatch`, `ifNoneMatch`) apply to the PUT or to the completion. A
+ * abort). Conditional writes (`ifMatch`, `ifNoneMatch`) apply to the PUT or to the completion, in
+ * the form the server honours (`conditional-write.ts`); a conditional multipart upload is only
+ * started where the server is known to honour conditions on its completion, else refused with
+ * `ConditionalWriteUnsupportedError` before anything is sent. An ETag missing or empty in the
+ * answer (Ceph RGW 16's completions) is read with a HEAD. A
  * write the server carried out but whose answer was lost, so that the SDK's repeat of it was
  * refused (`NoSuchUpload` for a completion, 412 for a conditional write), is recognized by the
  * object's ETag and size and counts as done. `PartBuffer` cuts a stream of chunks into parts.
@@ -24,8 +28,9 @@ import {
   PutObjectCommand,
   UploadPartCommand,
 } from '@aws-sdk/client-s3'
+import { type ConditionHeaders, isConditional, refuseUnguardedCompletion, sendConditional } from './conditional-write.js'
 import type { S3Context } from './context.js'
-import { headObject, mapWriteError, timesSent, unquoteEtag } from './requests.js'
+import { answeredEtag, headObject, mapWriteError, timesSent, unquoteEtag } from './requests.js'
 
 /** Default part size: 8 MiB (S3's minimum is 5 MiB; some servers reject requests of 10 MiB and more). */
 export const DEFAULT_PART_SIZE = 8 * 1024 * 1024
@@ -44,9 +49,14 @@ export interface UploadOptions {
   queueSize?: number
   /** Content-Type of the object. */
   contentType?: string
-  /** Only write if the object's current ETag is this one (else HTTP 412). */
+  /**
+   * Only write if the object's current ETag is this one, quoted or bare (else HTTP 412; 404 on AWS
+   * S3 when the object is gone). Sent in the form the server honours. A write larger than one part
+   * with a condition needs a server known to honour conditions on multipart completions (else
+   * `ConditionalWriteUnsupportedError`, nothing written).
+   */
   ifMatch?: string
-  /** `'*'`: only write if no object exists under the key (else HTTP 412). */
+  /** `'*'`: only write if no object exists under the key (else HTTP 412). As `ifMatch` for writes larger than a part. */
   ifNoneMatch?: string
 }
 
@@ -151,19 +161,20 @@ export class MultipartUpload {
     const uploadId = await this.#create()
     const parts = [...this.#parts].sort((a, b) => a.PartNumber - b.PartNumber)
     try {
-      const response = await this.#ctx.client.send(
-        new CompleteMultipartUploadCommand({
-          Bucket: this.#ctx.bucket,
-          Key: this.key,
-          UploadId: uploadId,
-          MultipartUpload: { Parts: parts },
-          IfMatch: this.#options.ifMatch,
-          IfNoneMatch: this.#options.ifNoneMatch,
-        }),
-        { abortSignal: this.#ctx.signal },
+      const response = await sendConditional(this.#ctx, this.key, this.#options, 'CompleteMultipartUpload', (conditions) =>
+        this.#ctx.client.send(
+          new CompleteMultipartUploadCommand({
+            Bucket: this.#ctx.bucket,
+            Key: this.key,
+            UploadId: uploadId,
+            MultipartUpload: { Parts: parts },
+            ...conditions,
+          }),
+          { abortSignal: this.#ctx.signal },
+        ),
       )
       this.#state = 'completed'
-      return unquoteEtag(response.ETag) ?? unquoteEtag((await headObject(this.#ctx, this.key)).ETag)
+      return answeredEtag(response.ETag) ?? (await etagByHead(this.#ctx, this.key))
     } catch (error) {
       const landed = await landedBefore(this.#ctx, this.key, error, this.#options, () => multipartEtag(parts), size)
       if (landed !== undefined) {
@@ -197,6 +208,7 @@ export class MultipartUpload {
   #create(): Promise<string> {
     this.#creating ??= (async () => {
       try {
+        refuseUnguardedCompletion(this.#ctx, this.key, this.#options)
         const response = await this.#ctx.client.send(
           new CreateMultipartUploadCommand({ Bucket: this.#ctx.bucket, Key: this.key, ContentType: this.#options.contentType }),
           { abortSignal: this.#ctx.signal },
@@ -214,26 +226,32 @@ export class MultipartUpload {
 /** Writes `body` to `key` with one PutObject; resolves to its ETag. See the module comment. */
 export async function putSingle(ctx: S3Context, key: string, body: Uint8Array, options: UploadOptions = {}): Promise<string | undefined> {
   let etag: string | undefined
-  try {
-    const response = await ctx.client.send(
+  const send = (conditions: ConditionHeaders) =>
+    ctx.client.send(
       new PutObjectCommand({
         Bucket: ctx.bucket,
         Key: key,
         Body: body,
         ContentLength: body.byteLength,
         ContentType: options.contentType,
-        IfMatch: options.ifMatch,
-        IfNoneMatch: options.ifNoneMatch,
+        ...conditions,
       }),
       { abortSignal: ctx.signal },
     )
-    etag = unquoteEtag(response.ETag)
+  try {
+    const response = isConditional(options) ? await sendConditional(ctx, key, options, 'PutObject', send) : await send({})
+    etag = answeredEtag(response.ETag)
   } catch (error) {
     const landed = await landedBefore(ctx, key, error, options, () => createHash('md5').update(body).digest('hex'), body.byteLength)
     if (landed !== undefined) return landed
     throw mapWriteError('PutObject', key, error, ctx.signal)
   }
-  return etag ?? unquoteEtag((await headObject(ctx, key)).ETag)
+  return etag ?? (await etagByHead(ctx, key))
+}
+
+/** The object's ETag from a HEAD, for a write whose answer had none; undefined when the HEAD has none either. */
+async function etagByHead(ctx: S3Context, key: string): Promise<string | undefined> {
+  return answeredEtag((await headObject(ctx, key)).ETag)
 }
 
 /**
@@ -255,14 +273,13 @@ async function landedBefore(
 ): Promise<string | undefined> {
   const detail = error as { name?: string; $metadata?: { httpStatusCode?: number } } | undefined
   if (timesSent(error) < 2) return undefined
-  const conditional = options.ifMatch !== undefined || options.ifNoneMatch !== undefined
-  const refusedRepeat = detail?.name === 'NoSuchUpload' || (conditional && detail?.$metadata?.httpStatusCode === 412)
+  const refusedRepeat = detail?.name === 'NoSuchUpload' || (isConditional(options) && detail?.$metadata?.httpStatusCode === 412)
   if (!refusedRepeat || ctx.signal?.aborted) return undefined
   const expected = expectedEtag()
   if (expected === undefined) return undefined
   try {
     const head = await headObject(ctx, key)
-    return unquoteEtag(head.ETag) === expected && head.ContentLength === size ? expected : undefined
+    return answeredEtag(head.ETag) === expected && head.ContentLength === size ? expected : undefined
   } catch {
     return undefined // the error that brought us here is the one to report
   }

@@ -19,7 +19,7 @@ import {
   HeadObjectCommand,
   type HeadObjectCommandOutput,
 } from '@aws-sdk/client-s3'
-import { isAbort, isNotFound, ObjectChangedError, ObjectNotFoundError, S3RequestError } from '../format/errors.js'
+import { isAbort, isNotFound, ObjectChangedError, ObjectNotFoundError, S3ExchangeError, S3RequestError } from '../format/errors.js'
 import type { S3Context } from './context.js'
 
 /** A byte range of an object, and the version it must be. */
@@ -91,11 +91,12 @@ export async function deleteObject(ctx: S3Context, key: string): Promise<void> {
 
 /**
  * The typed error for a failed S3 call: the abort reason when the caller cancelled,
- * `ObjectNotFoundError` for a missing key, `S3RequestError` otherwise.
+ * `ObjectNotFoundError` for a missing key, `S3RequestError` otherwise (an error that is already
+ * one of this library's stays as it is).
  */
 export function mapS3Error(operation: string, key: string, error: unknown, signal?: AbortSignal): unknown {
   if (signal?.aborted) return signal.reason ?? error
-  if (isAbort(error)) return error
+  if (isAbort(error) || error instanceof S3ExchangeError) return error
   if (isNotFound(error)) return new ObjectNotFoundError(key, { cause: error })
   return new S3RequestError(operation, key, error)
 }
@@ -120,6 +121,16 @@ export function unquoteEtag(etag: string | undefined): string | undefined
 export function unquoteEtag(etag: string | undefined): string | undefined {
   if (etag === undefined) return undefined
   return etag.length >= 2 && etag.startsWith('"') && etag.endsWith('"') ? etag.slice(1, -1) : etag
+}
+
+/**
+ * The ETag a server answered, unquoted; undefined when it answered none or an empty one (Ceph RGW
+ * 16 answers CompleteMultipartUpload with `<ETag></ETag>`): an ETag is never empty, so the caller
+ * asks again (a HEAD) or records none, never `""`.
+ */
+export function answeredEtag(etag: string | undefined): string | undefined {
+  const unquoted = unquoteEtag(etag)
+  return unquoted === undefined || unquoted === '' ? undefined : unquoted
 }
 
 /** An ETag in quotes, as HTTP conditions write it (left as it is when already quoted). */
