@@ -25,7 +25,9 @@ interface Item {
   cursor: string
 }
 
-async function collect(items: AsyncIterable<{ entry: ManifestEntry; cursor: string; body?: { bytes(): Promise<Uint8Array> } }>): Promise<Item[]> {
+async function collect(
+  items: AsyncIterable<{ entry: ManifestEntry; cursor: string; body?: { bytes(): Promise<Uint8Array> } }>,
+): Promise<Item[]> {
   const out: Item[] = []
   for await (const item of items) {
     const key = item.entry.kind === 'shard' ? item.entry.archive_key : item.entry.key
@@ -132,7 +134,9 @@ describe('iterObjects with cursors', () => {
     })
     const [partitioned] = await collect(store.iterObjects(root, { limit: 1, partition: { index: 1, count: 3 } }))
     await expect(collect(store.iterObjects(root, { after: partitioned?.cursor }))).rejects.toBeInstanceOf(CursorMismatchError)
-    await expect(collect(store.iterManifestEntries(root, { after: first?.cursor, resolveRefs: false, cursors: true }))).rejects.toMatchObject({
+    await expect(
+      collect(store.iterManifestEntries(root, { after: first?.cursor, resolveRefs: false, cursors: true })),
+    ).rejects.toMatchObject({
       reason: 'options',
     })
   })
@@ -151,7 +155,12 @@ describe('iterObjects with cursors', () => {
   it('a manifest of entries in memory has cursors too', async () => {
     const entries = [await loose('m1'), await shard('m.tar', null, 2), await loose('m2')]
     const all = await collect(store.iterObjects(entries))
-    expect(all.map((i) => i.key)).toStrictEqual([s3.key('objects/m1'), `${s3.key('shards/m.tar')}#m0.bin`, `${s3.key('shards/m.tar')}#m1.bin`, s3.key('objects/m2')])
+    expect(all.map((i) => i.key)).toStrictEqual([
+      s3.key('objects/m1'),
+      `${s3.key('shards/m.tar')}#m0.bin`,
+      `${s3.key('shards/m.tar')}#m1.bin`,
+      s3.key('objects/m2'),
+    ])
     const rest = await collect(store.iterObjects(entries, { after: (all[1] as Item).cursor }))
     expect(rest.map((r) => r.key)).toStrictEqual(all.slice(2).map((r) => r.key))
   })

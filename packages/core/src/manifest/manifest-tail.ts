@@ -3,9 +3,9 @@
  * polls the object for what is appended to it, and yields only the new bytes, for as long as the
  * caller iterates (or until its signal fires). A poll is cheap: a GetObject with `If-None-Match`
  * on the last ETag seen, which the server answers 304 while nothing changed; when it changed, a
- * ranged read from the first byte of the last line read, so that the line can be checked to be
- * still where it was (its bytes against the CRC-32 of the manifest up to it) before the bytes
- * after it are taken as appended. A manifest rewritten rather than appended to (a compaction, an
+ * ranged read from the start of the manifest (up to 1 MiB read so far) or from the first byte of
+ * the last line read (past it), so that what was read can be checked to be still there (against
+ * the CRC-32 of the manifest up to the last line) before the bytes after it are taken as appended. A manifest rewritten rather than appended to (a compaction, an
  * overwrite) is a `CursorMismatchError` (`reason: 'rewritten'`); a deleted one, `ManifestNotFoundError`.
  * A server that ignores `If-None-Match` on GET costs one ranged read of the last line per poll.
  *
@@ -23,6 +23,9 @@ import { CursorMismatchError, ManifestNotFoundError, ObjectNotFoundError, S3Requ
 import type { ObjectBody } from '../s3/body.js'
 import type { S3Context } from '../s3/context.js'
 import { collectSource, openObjectSource } from '../s3/object-source.js'
+
+/** Up to this size, a changed manifest is read again whole and checked whole; past it, from its last line. */
+const FULL_CHECK_BYTES = 1024 * 1024
 
 /** What the tail knows of the object, updated as it goes (and by its reader, for `last`). */
 export interface TailState {
@@ -59,7 +62,8 @@ export async function* tailManifest(
     await sleep(options.pollIntervalMs, undefined, { signal: ctx.signal })
     const read = base + state.delivered
     const last = state.last
-    const from = last?.start ?? read
+    // A small manifest is read again from its start, so that all of it is checked; a large one from its last line.
+    const from = last === undefined ? read : read <= FULL_CHECK_BYTES ? 0 : last.start
     let bytes: Uint8Array
     let etag: string | undefined
     try {
@@ -75,9 +79,9 @@ export async function* tailManifest(
       throw error
     }
     if (last) {
-      const length = last.end - last.start
-      if (bytes.byteLength < length || crc32(bytes.subarray(0, length), last.startCrc) !== last.crc) {
-        throw rewritten(key, `line bytes ${last.start}-${last.end - 1} changed`)
+      const length = last.end - from
+      if (bytes.byteLength < length || crc32(bytes.subarray(0, length), from === 0 ? 0 : last.startCrc) !== last.crc) {
+        throw rewritten(key, `bytes ${from}-${last.end - 1} changed`)
       }
     }
     const skip = read - from
