@@ -28,7 +28,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { startLocalS3 } from '@s3exchange/testing'
-import { type FileEntry, S3ExchangeStore, type ShardCompression } from 's3exchange'
+import { type FileEntry, type PutShardArchiveOptions, S3ExchangeStore } from 's3exchange'
 
 if (process.argv[2] === '--consume') {
   const [manifest, journal, delayMs] = process.argv.slice(3) as [string, string, string | undefined]
@@ -119,7 +119,7 @@ async function publish(store: S3ExchangeStore, manifest: string): Promise<Map<st
     expected.set(entry.key, createHash('sha256').update(bytes).digest('hex'))
     return entry
   }
-  const shard = async (name: string, compression: ShardCompression) => {
+  const shard = async (name: string, compression: PutShardArchiveOptions['compression']) => {
     const archiveKey = `${base}/shards/${name}`
     const items = Array.from({ length: 8 }, (_, i) => {
       const source = randomBytes(12_000)

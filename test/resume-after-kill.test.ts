@@ -14,7 +14,7 @@ import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { mulberry32 } from '@s3exchange/testing'
 import { useS3Proxy, useTestS3 } from '@s3exchange/testing/vitest'
-import { type FileEntry, S3ExchangeStore, type ShardCompression } from 's3exchange'
+import { type FileEntry, type PutShardArchiveOptions, S3ExchangeStore } from 's3exchange'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 
 const s3 = useTestS3()
@@ -30,7 +30,7 @@ beforeAll(async () => {
   const store = new S3ExchangeStore({ client: s3.client, bucket: s3.bucket })
   manifest = s3.key('ds/manifest.jsonl')
   const loose = (name: string) => store.putObject(s3.key(`objects/${name}`), Buffer.alloc(2048, name))
-  const shard = async (name: string, compression: ShardCompression, members: number) => {
+  const shard = async (name: string, compression: PutShardArchiveOptions['compression'], members: number) => {
     const archiveKey = s3.key(`shards/${name}`)
     archives.push(archiveKey)
     const items = Array.from({ length: members }, (_, i) => ({ source: Buffer.alloc(12_000, `${name}${i}`), member_path: `${i}.bin` }))

@@ -67,7 +67,10 @@ export {
 } from './format/errors.js'
 export { isBlankLine, type SplitLinesOptions, splitLines } from './format/jsonl.js'
 export {
+  type ArchiveCompression,
   type ArchiveFormat,
+  archiveCompressionFor,
+  DEFAULT_SHARD_COMPRESSION,
   inferArchiveFormat,
   inferId,
   isArchiveKey,
@@ -76,7 +79,6 @@ export {
   normalizeKey,
   partKeyFor,
   resolveTemplate,
-  type ShardCompression,
   splitVirtualKey,
   type TemplateVars,
   type VirtualKey,
@@ -154,3 +156,14 @@ export {
 } from './s3/server-capabilities.js'
 export { rememberServerCapabilities, type WriteCapabilities } from './s3/server-knowledge.js'
 export { type ProbeCheck, type ProbeServerOptions, probeServer, probeServerOnce, type ServerProbe } from './s3/server-probe.js'
+export {
+  type ContextWriteOptions,
+  type CustomerKey,
+  checkWriteOptions,
+  normalizeSseCustomerKey,
+  type SseCustomerKey,
+  type SseCustomerKeyOption,
+  type WriteContext,
+  type WriteOptions,
+  withWriteOptions,
+} from './s3/write-options.js'

@@ -88,7 +88,15 @@ export { EntryStream } from './format/entry-stream.js'
 export { httpStatusOf, isAbort, isNotFound } from './format/errors.js'
 export { asyncIterableOf, iteratorOf } from './format/iterables.js'
 export { DEFAULT_MAX_LINE_BYTES } from './format/jsonl.js'
-export { archiveExtension, compressionForKey, memberPathProblem, runId, shardArchiveName, utcStamp } from './format/keys.js'
+export {
+  archiveExtension,
+  extensionCompression,
+  memberPathProblem,
+  runId,
+  SHARD_INDEX_DIGITS,
+  shardArchiveName,
+  utcStamp,
+} from './format/keys.js'
 export { type LinesFrom, type PositionedLine, type PositionedLinesOptions, positionedLines } from './format/manifest-lines.js'
 export { type BatchSize, batches, closesBefore, isFull } from './format/rollover.js'
 // manifest/
@@ -136,3 +144,14 @@ export {
   serverKnowledge,
   singlePutFits,
 } from './s3/server-knowledge.js'
+export {
+  CustomerKey,
+  metadataHeaders,
+  type ObjectWriteParams,
+  objectWriteParams,
+  pickWriteOptions,
+  type SseCustomerParams,
+  sseCustomerParams,
+  taggingHeader,
+  WRITE_OPTION_NAMES,
+} from './s3/write-options.js'

@@ -8,9 +8,11 @@
 export {
   type AppendOptions,
   type AppendResult,
+  type ArchiveCompression,
   type ArchiveFormat,
   type ArchiveIndexCache,
   appendToManifest,
+  archiveCompressionFor,
   BEHAVIOUR_TOPICS,
   type CommitResult,
   type CompactIntoOptions,
@@ -19,9 +21,12 @@ export {
   ConditionalWriteUnsupportedError,
   type ConditionOutcome,
   ConfigurationError,
+  type ContextWriteOptions,
   CursorMismatchError,
+  type CustomerKey,
   checkDeleteKey,
   checkDeletePrefix,
+  checkWriteOptions,
   clientConfigFor,
   compactInto,
   createClient,
@@ -29,6 +34,7 @@ export {
   DEFAULT_FETCH_CONCURRENCY,
   DEFAULT_INTERNAL_MANIFEST_PATH,
   DEFAULT_LIMITS,
+  DEFAULT_SHARD_COMPRESSION,
   type DeleteAllOptions,
   type DeletePlan,
   DeleteRefusedError,
@@ -86,6 +92,7 @@ export {
   MissingPlaceholderError,
   matchingKeys,
   normalizeKey,
+  normalizeSseCustomerKey,
   ObjectBody,
   ObjectChangedError,
   type ObjectInfo,
@@ -139,7 +146,6 @@ export {
   type S3Settings,
   type ServerCapabilities,
   type ServerProbe,
-  type ShardCompression,
   type ShardEntry,
   type ShardIntoOptions,
   type ShardItem,
@@ -149,6 +155,8 @@ export {
   ShardWriter,
   type ShardWriterOptions,
   type SplitLinesOptions,
+  type SseCustomerKey,
+  type SseCustomerKeyOption,
   serializeEntry,
   settingsFromEnv,
   shardCompression,
@@ -168,19 +176,22 @@ export {
   type WalkedEntry,
   type WalkRefsOptions,
   type WriteCapabilities,
+  type WriteContext,
   type WriteManifestObjectOptions,
   type WriteManifestPartsOptions,
+  type WriteOptions,
   type Writer,
   type WrittenManifest,
   type WrittenObject,
   walkRefs,
   withKeyPrefix,
+  withWriteOptions,
   writeAll,
   writeManifestObject,
   writeManifestParts,
 } from '@s3exchange/core'
 export type { CompactOptions } from './compact.js'
-export type { CallOptions, EntrySource, StoreContext } from './context.js'
+export type { CallOptions, ContextOptions, EntrySource, ReadOptions, StoreContext } from './context.js'
 export type { DeleteManifestOptions, DeletePrefixOptions, FenceOptions } from './delete.js'
 export { Manifest, type ManifestRef } from './manifest.js'
 export { ManifestWriter } from './manifest-writer.js'
@@ -208,8 +219,10 @@ export type {
   S3ExchangeStoreOptions,
   ShardIterOptions,
   ShardSizePolicy,
+  WriteCallOptions,
   WriteManifestOptions,
   WriteManifestResult,
+  WriterPutObjectOptions,
 } from './options.js'
 export { type KeyResolver, ScopedStore } from './scoped-store.js'
 export { Shard } from './shard.js'

@@ -49,7 +49,7 @@ import {
 import { asyncIterableOf } from '@s3exchange/core/internals'
 import { pipe } from 'it-pipe'
 import { type CompactOptions, compactManifest } from './compact.js'
-import type { CallOptions, EntrySource, StoreContext } from './context.js'
+import { type EntrySource, type ReadOptions, type StoreContext, writeContext } from './context.js'
 import { type DeleteManifestOptions, deleteManifest } from './delete.js'
 import type {
   FollowOptions,
@@ -57,6 +57,7 @@ import type {
   IterEntriesOptions,
   IterObjectsOptions,
   ListFilesOptions,
+  WriteCallOptions,
   WriteManifestOptions,
   WriteManifestResult,
 } from './options.js'
@@ -144,7 +145,7 @@ export class Manifest implements EntrySource {
   iterEntries(options?: IterEntriesOptions & { cursors?: false }): AsyncIterable<ManifestEntry>
   iterEntries(options?: IterEntriesOptions): AsyncIterable<ManifestEntry> | AsyncIterable<EntryWithCursor>
   iterEntries(options: IterEntriesOptions = {}): AsyncIterable<ManifestEntry> | AsyncIterable<EntryWithCursor> {
-    const ctx = this.store.context(options.signal)
+    const ctx = this.store.context(options)
     if (options.cursors || options.after !== undefined) {
       const entries = pipe(
         this.#positioned(ctx, { after: options.after, resolveRefs: options.resolveRefs, partition: options.partition }),
@@ -168,7 +169,7 @@ export class Manifest implements EntrySource {
    * from the next member on).
    */
   iterObjects(options: IterObjectsOptions = {}): AsyncIterable<ObjectWithCursor> {
-    const ctx = this.store.context(options.signal)
+    const ctx = this.store.context(options)
     const backing = this.#backing
     const shards = expandShards(ctx, {
       bodies: true,
@@ -220,7 +221,7 @@ export class Manifest implements EntrySource {
     const key = this.key
     if (key === undefined) throw new ConfigurationError('only a manifest stored in S3 can be followed')
     const signal = options.signal
-    const ctx = this.store.context(signal)
+    const ctx = this.store.context(options)
     const entries = positionedEntries(ctx, key, { after: options.after, follow: { pollIntervalMs: options.pollIntervalMs ?? 1000 } })
     try {
       yield* pipe(entries, entriesWithCursor())
@@ -235,7 +236,7 @@ export class Manifest implements EntrySource {
    * (or its archive key, with `expandShards: false`), a ref's key when refs are not resolved.
    */
   getKeys(options: GetKeysOptions = {}): AsyncIterable<string> {
-    const ctx = this.store.context(options.signal)
+    const ctx = this.store.context(options)
     const entries = this.#entries(ctx, options.resolveRefs ?? true)
     return pipe(
       entries,
@@ -247,13 +248,13 @@ export class Manifest implements EntrySource {
 
   /** File entries, with each shard replaced by its internal manifest's entries (unless `includeShards: false`). */
   listFiles(options: ListFilesOptions = {}): AsyncIterable<FileEntry | ShardEntry> {
-    const ctx = this.store.context(options.signal)
+    const ctx = this.store.context(options)
     const entries = this.#entries(ctx, true) as AsyncIterable<FileEntry | ShardEntry>
     return pipe(entries, optional<FileEntry | ShardEntry>((options.includeShards ?? true) && expandShards(ctx)))
   }
 
   /** File entries (shard members included) whose key, or virtual key, starts with `prefix`. */
-  filterByPrefix(prefix: string, options: CallOptions = {}): AsyncIterable<FileEntry | ShardEntry> {
+  filterByPrefix(prefix: string, options: ReadOptions = {}): AsyncIterable<FileEntry | ShardEntry> {
     return pipe(this.listFiles({ ...options, includeShards: true }), withKeyPrefix(prefix))
   }
 
@@ -301,18 +302,18 @@ export class Manifest implements EntrySource {
   }
 
   /** The entries of the manifest object at `key`, streamed (Python's `Manifest.read_from_s3`). */
-  static readFromS3(store: StoreContext, key: string, options: CallOptions = {}): AsyncIterable<ManifestEntry> {
-    return readManifest(store.context(options.signal), key)
+  static readFromS3(store: StoreContext, key: string, options: ReadOptions = {}): AsyncIterable<ManifestEntry> {
+    return readManifest(store.context(options), key)
   }
 
-  /** Writes entries as the manifest object at `key` (Python's `Manifest.write_to_s3`). */
+  /** Writes entries as the manifest object at `key` (Python's `Manifest.write_to_s3`), with the store's write options and the call's over them. */
   static async writeToS3(
     store: StoreContext,
     key: string,
     entries: Iterable<ManifestEntry> | AsyncIterable<ManifestEntry>,
-    options: CallOptions = {},
+    options: WriteCallOptions = {},
   ): Promise<void> {
-    await writeManifestObject(store.context(options.signal), key, entries)
+    await writeManifestObject(writeContext(store, options), key, entries)
   }
 
   /** Iterating a manifest iterates its entries, refs resolved. */

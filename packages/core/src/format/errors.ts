@@ -396,9 +396,22 @@ export class CursorMismatchError extends S3ExchangeError {
   }
 }
 
-/** Configuration is missing or inconsistent (e.g. `fromEnv()` without a bucket). */
+/**
+ * Configuration is missing or inconsistent (e.g. `fromEnv()` without a bucket, `sseKmsKeyId`
+ * without `serverSideEncryption: 'aws:kms'`); thrown before anything is read or written.
+ */
 export class ConfigurationError extends S3ExchangeError {
   override name = 'ConfigurationError'
+  /** The option at fault (`sseKmsKeyId`, `metadata`, `compression`, …), when one is. */
+  readonly option: string | undefined
+  /** The key the call was about (an archive key, …), when there was one. */
+  readonly key: string | undefined
+
+  constructor(message: string, options: { option?: string; key?: string; cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause })
+    this.option = options.option
+    this.key = options.key
+  }
 }
 
 /**

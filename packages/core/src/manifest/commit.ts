@@ -36,12 +36,13 @@ import type { WrittenObject } from '../s3/multipart-upload.js'
 import { getObjectBody } from '../s3/object-source.js'
 import { putBytes } from '../s3/object-writer.js'
 import { timesSent } from '../s3/requests.js'
+import { type WriteOptions, withWriteOptions } from '../s3/write-options.js'
 
 /** Content-Type of manifests. */
 export const MANIFEST_CONTENT_TYPE = 'application/x-ndjson'
 
-/** Options for {@link appendToManifest}. */
-export interface AppendOptions {
+/** Options for {@link appendToManifest}; the write options (`WriteOptions`) apply to the root written (its SSE-C key to its read too). */
+export interface AppendOptions extends WriteOptions {
   /**
    * Attempts before giving up with `ManifestConflictError` (lost races), or with the server's error
    * when it kept asking to slow down (each counted apart). Default 20.
@@ -75,6 +76,7 @@ export async function appendToManifest(
   entries: ManifestEntry[],
   options: AppendOptions = {},
 ): Promise<AppendResult> {
+  ctx = withWriteOptions(ctx, options)
   const maxAttempts = options.maxAttempts ?? 20
   const lines = entries.map((entry) => `${serializeEntry(entry)}\n`).join('')
   let lastConflict: unknown

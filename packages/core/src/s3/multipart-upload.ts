@@ -5,7 +5,10 @@
  * the form the server honours (`conditional-write.ts`); a conditional multipart upload is only
  * started where the server is known to honour conditions on its completion, else refused with
  * `ConditionalWriteUnsupportedError` before anything is sent. An ETag missing or empty in the
- * answer (Ceph RGW 16's completions) is read with a HEAD. A
+ * answer (Ceph RGW 16's completions) is read with a HEAD. The context's write options
+ * (`S3Context.writeOptions`: storage class, encryption, metadata, tags, …; see `write-options.ts`)
+ * go with the PUT and with CreateMultipartUpload, its SSE-C key also with every UploadPart and the
+ * completion. A
  * write the server carried out but whose answer was lost, so that the SDK's repeat of it was
  * refused (`NoSuchUpload` for a completion, 412 for a conditional write), is recognized by the
  * object's ETag and size and counts as done. `PartBuffer` cuts a stream of chunks into parts.
@@ -31,6 +34,7 @@ import {
 import { type ConditionHeaders, isConditional, refuseUnguardedCompletion, sendConditional } from './conditional-write.js'
 import type { S3Context } from './context.js'
 import { answeredEtag, headObject, mapWriteError, timesSent, unquoteEtag } from './requests.js'
+import { objectWriteParams, sseCustomerParams, type WriteOptions, withWriteOptions } from './write-options.js'
 
 /** Default part size: 8 MiB (S3's minimum is 5 MiB; some servers reject requests of 10 MiB and more). */
 export const DEFAULT_PART_SIZE = 8 * 1024 * 1024
@@ -41,8 +45,8 @@ export const MIN_PART_SIZE = 5 * 1024 * 1024
 /** S3's most parts in one upload. */
 const MAX_PARTS = 10_000
 
-/** How an object is written. */
-export interface UploadOptions {
+/** How an object is written: its parts, its Content-Type, conditions, and the write options (see `WriteOptions`). */
+export interface UploadOptions extends WriteOptions {
   /** Bytes per multipart part (at least 5 MiB). Default 8 MiB. */
   partSize?: number
   /** Parts uploading at once. Default 4. */
@@ -119,7 +123,7 @@ export class MultipartUpload {
   #failure: unknown
 
   constructor(ctx: S3Context, key: string, options: UploadOptions = {}) {
-    this.#ctx = ctx
+    this.#ctx = withWriteOptions(ctx, options)
     this.key = key
     this.#options = options
     this.#queueSize = Math.max(1, options.queueSize ?? DEFAULT_QUEUE_SIZE)
@@ -139,10 +143,18 @@ export class MultipartUpload {
     if (this.#failure) throw this.#failure
     if (partNumber > MAX_PARTS) throw new Error(`${this.key}: more than ${MAX_PARTS} parts; raise partSize`)
     const uploadId = await this.#create()
+    const encryption = sseCustomerParams(this.#ctx)
     const task = (async () => {
       try {
         const response = await this.#ctx.client.send(
-          new UploadPartCommand({ Bucket: this.#ctx.bucket, Key: this.key, UploadId: uploadId, PartNumber: partNumber, Body: body }),
+          new UploadPartCommand({
+            Bucket: this.#ctx.bucket,
+            Key: this.key,
+            UploadId: uploadId,
+            PartNumber: partNumber,
+            Body: body,
+            ...encryption,
+          }),
           { abortSignal: this.#ctx.signal },
         )
         this.#parts.push({ PartNumber: partNumber, ETag: response.ETag })
@@ -160,6 +172,7 @@ export class MultipartUpload {
     if (this.#failure) throw this.#failure
     const uploadId = await this.#create()
     const parts = [...this.#parts].sort((a, b) => a.PartNumber - b.PartNumber)
+    const encryption = sseCustomerParams(this.#ctx)
     try {
       const response = await sendConditional(this.#ctx, this.key, this.#options, 'CompleteMultipartUpload', (conditions) =>
         this.#ctx.client.send(
@@ -169,6 +182,7 @@ export class MultipartUpload {
             UploadId: uploadId,
             MultipartUpload: { Parts: parts },
             ...conditions,
+            ...encryption,
           }),
           { abortSignal: this.#ctx.signal },
         ),
@@ -207,10 +221,16 @@ export class MultipartUpload {
 
   #create(): Promise<string> {
     this.#creating ??= (async () => {
+      const params = objectWriteParams(this.#ctx)
       try {
         refuseUnguardedCompletion(this.#ctx, this.key, this.#options)
         const response = await this.#ctx.client.send(
-          new CreateMultipartUploadCommand({ Bucket: this.#ctx.bucket, Key: this.key, ContentType: this.#options.contentType }),
+          new CreateMultipartUploadCommand({
+            Bucket: this.#ctx.bucket,
+            Key: this.key,
+            ContentType: this.#options.contentType,
+            ...params,
+          }),
           { abortSignal: this.#ctx.signal },
         )
         if (!response.UploadId) throw new Error('CreateMultipartUpload returned no UploadId')
@@ -225,6 +245,8 @@ export class MultipartUpload {
 
 /** Writes `body` to `key` with one PutObject; resolves to its ETag. See the module comment. */
 export async function putSingle(ctx: S3Context, key: string, body: Uint8Array, options: UploadOptions = {}): Promise<string | undefined> {
+  ctx = withWriteOptions(ctx, options)
+  const params = objectWriteParams(ctx)
   let etag: string | undefined
   const send = (conditions: ConditionHeaders) =>
     ctx.client.send(
@@ -235,6 +257,7 @@ export async function putSingle(ctx: S3Context, key: string, body: Uint8Array, o
         ContentLength: body.byteLength,
         ContentType: options.contentType,
         ...conditions,
+        ...params,
       }),
       { abortSignal: ctx.signal },
     )

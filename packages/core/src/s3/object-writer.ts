@@ -29,6 +29,7 @@ import { isConditional } from './conditional-write.js'
 import type { S3Context } from './context.js'
 import { MultipartUpload, PartBuffer, partSizeOf, putSingle, type UploadOptions, type WrittenObject } from './multipart-upload.js'
 import { learnSinglePutRefused, singlePutFits } from './server-knowledge.js'
+import { objectWriteParams, withWriteOptions } from './write-options.js'
 
 /**
  * Bytes buffered and cut into the parts of one upload as they come, the writer's state, and
@@ -45,8 +46,10 @@ export abstract class PartWriter {
   #written = 0
   #state: 'open' | 'finished' | 'aborted' = 'open'
 
+  /** Throws `ConfigurationError` for bad write options (`options` over the context's), before anything is sent. */
   constructor(ctx: S3Context, key: string, options: UploadOptions = {}) {
-    this.ctx = ctx
+    this.ctx = withWriteOptions(ctx, options)
+    objectWriteParams(this.ctx)
     this.key = key
     this.options = options
     this.partSize = partSizeOf(options)

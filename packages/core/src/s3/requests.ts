@@ -21,6 +21,7 @@ import {
 } from '@aws-sdk/client-s3'
 import { isAbort, isNotFound, ObjectChangedError, ObjectNotFoundError, S3ExchangeError, S3RequestError } from '../format/errors.js'
 import type { S3Context } from './context.js'
+import { sseCustomerParams } from './write-options.js'
 
 /** A byte range of an object, and the version it must be. */
 export interface RangeOptions {
@@ -34,12 +35,13 @@ export interface RangeOptions {
   ifNoneMatch?: string
 }
 
-/** Sends a GetObject (a range when asked), with the typed errors. */
+/** Sends a GetObject (a range when asked; the context's SSE-C key, if any), with the typed errors. */
 export async function requestObject(ctx: S3Context, key: string, options: RangeOptions = {}): Promise<GetObjectCommandOutput> {
   const range =
     options.start === undefined && options.end === undefined
       ? undefined
       : `bytes=${options.start ?? 0}-${options.end === undefined ? '' : options.end}`
+  const encryption = sseCustomerParams(ctx)
   try {
     return await ctx.client.send(
       new GetObjectCommand({
@@ -48,6 +50,7 @@ export async function requestObject(ctx: S3Context, key: string, options: RangeO
         Range: range,
         IfMatch: options.ifMatch ? quoteEtag(options.ifMatch) : undefined,
         IfNoneMatch: options.ifNoneMatch ? quoteEtag(options.ifNoneMatch) : undefined,
+        ...encryption,
       }),
       { abortSignal: ctx.signal },
     )
@@ -60,10 +63,11 @@ export async function requestObject(ctx: S3Context, key: string, options: RangeO
   }
 }
 
-/** HEADs `key`; a missing key throws `ObjectNotFoundError`. */
+/** HEADs `key` (with the context's SSE-C key, if any); a missing key throws `ObjectNotFoundError`. */
 export async function headObject(ctx: S3Context, key: string): Promise<HeadObjectCommandOutput> {
+  const encryption = sseCustomerParams(ctx)
   try {
-    return await ctx.client.send(new HeadObjectCommand({ Bucket: ctx.bucket, Key: key }), { abortSignal: ctx.signal })
+    return await ctx.client.send(new HeadObjectCommand({ Bucket: ctx.bucket, Key: key, ...encryption }), { abortSignal: ctx.signal })
   } catch (error) {
     throw mapS3Error('HeadObject', key, error, ctx.signal)
   }
