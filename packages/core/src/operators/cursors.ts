@@ -144,7 +144,18 @@ export function withCursor() {
   return async function* withCursorStage<E extends ManifestEntry>(
     items: AsyncIterable<EntryWithBody<E>> | Iterable<EntryWithBody<E>>,
   ): AsyncGenerator<ObjectWithCursor<E>, void, undefined> {
-    for await (const { entry, body } of items) yield { entry, body, cursor: requireCursor(entry) }
+    // The cursor string is made when asked for: most items are never resumed after.
+    for await (const { entry, body } of items) {
+      let cursor: string | undefined
+      yield {
+        entry,
+        body,
+        get cursor() {
+          cursor ??= requireCursor(entry)
+          return cursor
+        },
+      }
+    }
   }
 }
 
