@@ -31,9 +31,9 @@
  */
 import { readShardMembersAfter } from '../archive/resume-members.js'
 import { readShardMembers, type ShardReadOptions } from '../archive/scan-archive.js'
-import { checkCursorFits, decodeCursor, type OrderOptions, orderFingerprint } from '../format/cursor.js'
+import { type CursorPosition, checkCursorFits, decodeCursor, type OrderOptions, orderFingerprint } from '../format/cursor.js'
 import { type FileEntry, type ManifestEntry, type ShardEntry, serializeEntry } from '../format/entries.js'
-import { ConfigurationError, S3ExchangeError } from '../format/errors.js'
+import { ConfigurationError, InvalidCursorError, S3ExchangeError } from '../format/errors.js'
 import type { EntryWithBody } from '../s3/body.js'
 import type { S3Context } from '../s3/context.js'
 import { checkPartition, PartitionAssigner, type PartitionOptions } from './partition.js'
@@ -75,11 +75,12 @@ export const IN_MEMORY_ROOT = '(entries in memory)'
  * The entries of a manifest (a key, or entries in memory, whose cursors hold their positions in
  * the sequence as if it were the manifest's bytes), positioned and resumable; see the module comment.
  */
-export async function* positionedEntries(
+export function positionedEntries(
   ctx: S3Context,
   manifest: string | Iterable<ManifestEntry> | AsyncIterable<ManifestEntry>,
   options: PositionedEntriesOptions = {},
 ): AsyncGenerator<ManifestEntry, void, undefined> {
+  // Bad options and cursors that do not fit are thrown here, before anything is read.
   const root = typeof manifest === 'string' ? manifest : IN_MEMORY_ROOT
   if (typeof manifest !== 'string' && options.follow) throw new ConfigurationError('only a manifest stored in S3 can be followed')
   const partition = options.partition ? checkPartition(options.partition) : undefined
@@ -87,8 +88,20 @@ export async function* positionedEntries(
   const after = options.after === undefined ? undefined : decodeCursor(options.after)
   if (after) checkCursorFits(after, root, fingerprint)
   if (after?.partition && partition && after.partition.loads.length !== partition.count) {
-    throw new S3ExchangeError(`the cursor's partition state is for ${after.partition.loads.length} workers`)
+    throw new InvalidCursorError(`its partition state is for ${after.partition.loads.length} workers, not ${partition.count}`)
   }
+  return positioned(ctx, manifest, root, fingerprint, after, partition, options)
+}
+
+async function* positioned(
+  ctx: S3Context,
+  manifest: string | Iterable<ManifestEntry> | AsyncIterable<ManifestEntry>,
+  root: string,
+  fingerprint: string,
+  after: CursorPosition | undefined,
+  partition: PartitionOptions | undefined,
+  options: PositionedEntriesOptions,
+): AsyncGenerator<ManifestEntry, void, undefined> {
   const entries = traverseManifest(ctx, root, {
     after,
     resolveRefs: options.resolveRefs,
