@@ -42,12 +42,14 @@ export {
 } from './format/entries.js'
 export { type EntryStream, parseManifest } from './format/entry-stream.js'
 export {
+  BodyConsumedError,
   ConditionalWriteUnsupportedError,
   ConfigurationError,
   CursorMismatchError,
   DeleteRefusedError,
   IntegrityError,
   InvalidCursorError,
+  InvalidEntryError,
   InvalidManifestError,
   InvalidSourceError,
   LimitExceededError,
@@ -95,6 +97,7 @@ export type { WriteManifestObjectOptions, WrittenManifest } from './manifest/man
 export type { CommitResult, ManifestPartsOptions } from './manifest/parts-writer.js'
 // operators/: the pipeline stages, sources and sinks
 export { type CompactIntoOptions, type CompactReport, compactInto } from './operators/compact.js'
+export { type ConnectionBudget, type ReadConnectionOptions, readConnections } from './operators/connections.js'
 export {
   type EntryWithCursor,
   entriesWithCursor,

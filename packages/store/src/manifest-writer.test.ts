@@ -197,7 +197,7 @@ describe('construction', () => {
     expect(() => store.openManifestWriter('a/m.jsonl', { shardSize: {} })).toThrow(ConfigurationError)
     expect(() => store.openManifestWriter('a/m.jsonl', { shardFormat: 'zip' as never })).toThrow(ConfigurationError)
     expect(() => store.openManifestWriter('a/m.jsonl', { shardCompression: 'bzip2' as never })).toThrow(
-      expect.objectContaining({ name: 'ConfigurationError', option: 'shardCompression', key: 'a/m.jsonl' }),
+      expect.objectContaining({ name: 'ConfigurationError', option: 'shardCompression', call: 'openManifestWriter' }),
     )
   })
 })
@@ -716,8 +716,11 @@ describe('an error midway', () => {
     expect(await Array.fromAsync(store.listKeys(s3.key('err-path/shards/')))).toEqual([completedShard]) // the open one is gone
     expect(await openUploads(created, s3.key('err-path/'))).toEqual([])
     expect(writer.isClosed).toBe(true)
-    expect(await rejection(writer.addFile('more.wav'))).toBeInstanceOf(ConfigurationError)
-    expect(await rejection(writer.close())).toBeInstanceOf(ConfigurationError)
+    // Every later call rejects with the writer's failure.
+    expect(await rejection(writer.addFile('more.wav'))).toBe(error)
+    expect(await rejection(writer.close())).toBe(error)
+    expect(await rejection(writer.putObject(s3.key('err-path/late.bin'), Buffer.from('late')))).toBe(error)
+    expect(await Array.fromAsync(store.listKeys(s3.key('err-path/late')))).toEqual([])
     await expectUnchanged(root)
   })
 

@@ -22,18 +22,36 @@ export function parseManifest(source: AsyncIterable<Uint8Array> | Iterable<Uint8
   return new EntryStream(async () => ({ source }), options)
 }
 
-type Opened = { source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>; close?: () => void }
+type Opened = {
+  source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>
+  close?: () => void
+  /** Lets go of the source's connection until more is read (see `DETACH`). */
+  detach?: () => Promise<void>
+}
+
+/**
+ * The method of a source of entries (an `EntryStream` over S3) that lets go of its connection
+ * between entries, e.g. while the manifests a `manifest_ref` of it names are read: what was read
+ * ahead stays in memory, the rest is asked for again when iteration goes on (see `ObjectChunks`).
+ */
+export const DETACH: unique symbol = Symbol.for('s3exchange.detach')
+
+/** A source of entries that can let go of its connection between entries. */
+export interface Detachable {
+  [DETACH](): Promise<void>
+}
 
 /**
  * The entries of a manifest's bytes, as an async generator. Written by hand rather than with
  * `async function*`: an entry already split off its chunk is handed over without the generator
  * machinery, which is most of the cost of reading a manifest once JSON.parse is done.
  */
-export class EntryStream implements AsyncGenerator<ManifestEntry, void, undefined> {
+export class EntryStream implements AsyncGenerator<ManifestEntry, void, undefined>, Detachable {
   readonly #open: () => Promise<Opened>
   readonly #options: SplitLinesOptions
   #chunks: AsyncGenerator<string[], void, undefined> | undefined
   #close: (() => void) | undefined
+  #detach: (() => Promise<void>) | undefined
   #lines: string[] = []
   #index = 0
   #lineNumber = 0
@@ -83,6 +101,12 @@ export class EntryStream implements AsyncGenerator<ManifestEntry, void, undefine
     await this.return()
   }
 
+  /** Lets go of the connection until the next entry is asked for (see `DETACH`); a no-op for sources in memory. */
+  async [DETACH](): Promise<void> {
+    await this.#busy
+    if (!this.#done) await this.#detach?.()
+  }
+
   #nextInBatch(): ManifestEntry | undefined {
     while (this.#index < this.#lines.length) {
       const line = this.#lines[this.#index++] as string
@@ -101,6 +125,7 @@ export class EntryStream implements AsyncGenerator<ManifestEntry, void, undefine
         if (this.#chunks === undefined) {
           const opened = await this.#open()
           this.#close = opened.close
+          this.#detach = opened.detach
           this.#chunks = splitLines(opened.source, this.#options)
         }
         const chunk = await this.#chunks.next()
@@ -123,6 +148,7 @@ export class EntryStream implements AsyncGenerator<ManifestEntry, void, undefine
     this.#index = 0
     const close = this.#close
     this.#close = undefined
+    this.#detach = undefined
     close?.()
   }
 }

@@ -30,7 +30,7 @@
  * ```
  */
 import { readShardMembersAfter } from '../archive/resume-members.js'
-import { readShardMembers, type ShardReadOptions } from '../archive/scan-archive.js'
+import { type ScanArchiveOptions, shardMembers } from '../archive/scan-archive.js'
 import { type CursorPosition, checkCursorFits, decodeCursor, type OrderOptions, orderFingerprint } from '../format/cursor.js'
 import { type FileEntry, type ManifestEntry, type ShardEntry, serializeEntry } from '../format/entries.js'
 import { ConfigurationError, InvalidCursorError, S3ExchangeError } from '../format/errors.js'
@@ -131,20 +131,26 @@ async function* positioned(
   }
 }
 
-/** A shard's members, positioned; for the shard a cursor points into, only those after it. See the module comment. */
+/**
+ * A shard's members, positioned; for the shard a cursor points into, only those after it (see the
+ * module comment). Takes the scan's options as `shardMembers` does: `skip` members more (a
+ * prefetcher reading a shard again from where it stopped), `ifMatch`, `onOpen`.
+ */
 export async function* readPositionedMembers(
   ctx: S3Context,
   shard: ShardEntry,
-  options: ShardReadOptions = {},
+  options: Omit<ScanArchiveOptions, 'internalManifestPath'> = {},
 ): AsyncGenerator<EntryWithBody<FileEntry>> {
   const at = positionOf(shard)
   if (!at) {
-    yield* readShardMembers(ctx, shard, options)
+    yield* shardMembers(ctx, shard, options)
     return
   }
   const after = at.resumeAfter
-  let index = after ? after.index + 1 : 0
-  const members = after ? readShardMembersAfter(ctx, shard, after, options) : readShardMembers(ctx, shard, options)
+  const skip = options.skip ?? 0
+  let index = (after ? after.index + 1 : 0) + skip
+  const members =
+    after && skip === 0 ? readShardMembersAfter(ctx, shard, after, options) : shardMembers(ctx, shard, { ...options, skip: index })
   for await (const item of members) {
     const path = item.body.memberPath ?? item.entry.member_path ?? item.entry.key
     setPosition(item.entry, { position: { ...at.position, member: { index: index++, path } } })

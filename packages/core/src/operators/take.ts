@@ -10,10 +10,11 @@
  * for await (const entry of pipe(readManifest(ctx, 'ds/manifest.jsonl'), take<ManifestEntry>(10))) console.log(entry)
  * ```
  */
+import { checkOption } from '../format/options.js'
 
-/** Yields at most `limit` items. */
+/** Yields at most `limit` items (an integer ≥ 0; undefined: no limit). Another value is a `ConfigurationError`, thrown at once. */
 export function take<T>(limit: number | undefined): (items: AsyncIterable<T> | Iterable<T>) => AsyncGenerator<T, void, undefined> {
-  if (limit !== undefined && Number.isNaN(limit)) throw new RangeError('limit must be a number (or undefined for no limit)')
+  checkOption('take', 'limit', limit)
   return async function* takeStage(items: AsyncIterable<T> | Iterable<T>): AsyncGenerator<T, void, undefined> {
     if (limit === undefined) {
       yield* items
