@@ -26,7 +26,9 @@ import {
   expandShards,
   type FileEntry,
   fetchBodies,
+  LruCache,
   type ManifestEntry,
+  mixEntries,
   type ObjectWithCursor,
   objectKeys,
   type PipelineItem,
@@ -38,15 +40,19 @@ import {
   readInternalEntries,
   readManifest,
   readPositionedMembers,
+  readShardEntries,
+  readShardMembers,
   type S3Context,
   type ShardEntry,
+  type ShuffleOptions,
   serializeEntry,
+  shuffleUnits,
   take,
   withCursor,
   withKeyPrefix,
   writeManifestObject,
 } from '@s3exchange/core'
-import { asyncIterableOf, checkOptions } from '@s3exchange/core/internals'
+import { type ArchiveIndex, asyncIterableOf, checkOptions } from '@s3exchange/core/internals'
 import { pipe } from 'it-pipe'
 import { type CompactOptions, compactManifest } from './compact.js'
 import { type EntrySource, type ReadOptions, type StoreContext, writeContext } from './context.js'
@@ -70,6 +76,9 @@ type Backing =
   | { kind: 'key'; key: string }
   | { kind: 'entries'; entries: Iterable<ManifestEntry> | AsyncIterable<ManifestEntry> }
   | { kind: 'shard'; shard: ShardEntry }
+
+/** Indexes a shuffled read keeps for itself when the store keeps none (`archiveIndexCacheSize: 0`). */
+const CALL_INDEX_CACHE_SIZE = 256
 
 type Stage<T> = (items: AsyncIterable<T>) => AsyncIterable<T>
 
@@ -182,6 +191,9 @@ export class Manifest implements EntrySource {
   iterEntries(options: IterEntriesOptions = {}): AsyncIterable<ManifestEntry> | AsyncIterable<EntryWithCursor> {
     checkOptions('Manifest.iterEntries', options)
     const ctx = this.store.context(options)
+    if (options.shuffle && (options.cursors || options.after !== undefined)) {
+      throw new ConfigurationError('Manifest.iterEntries: cursors under shuffle are not supported yet: iterate without after/cursors')
+    }
     if (options.cursors || options.after !== undefined) {
       const entries = pipe(
         this.#positioned(ctx, { after: options.after, resolveRefs: options.resolveRefs, partition: options.partition }),
@@ -189,9 +201,12 @@ export class Manifest implements EntrySource {
       )
       return options.cursors ? pipe(entries, entriesWithCursor()) : entries
     }
+    const { shuffle } = options
     return pipe(
       this.#entries(ctx, options.resolveRefs ?? true),
+      optional<ManifestEntry>(shuffle && shuffleUnits(shuffle)),
       optional<ManifestEntry>(options.partition && partition(options.partition)),
+      optional<ManifestEntry>(shuffle && mixEntries(shuffle)),
       take<ManifestEntry>(options.limit),
     )
   }
@@ -208,6 +223,11 @@ export class Manifest implements EntrySource {
     checkOptions('Manifest.iterObjects', options)
     const ctx = this.store.context(options)
     const backing = this.#backing
+    if (options.shuffle) {
+      if (options.after !== undefined)
+        throw new ConfigurationError('Manifest.iterObjects: resuming a shuffled epoch after a cursor is not supported yet')
+      return pipe(this.#iterShuffled(ctx, options.shuffle, options), withCursor())
+    }
     const shards = expandShards(ctx, {
       bodies: true,
       shardConcurrency: options.shardConcurrency ?? 2,
@@ -267,6 +287,36 @@ export class Manifest implements EntrySource {
       if (signal?.aborted) return
       throw error
     }
+  }
+
+  /**
+   * `iterObjects` with `shuffle`: entries first (whole shards and loose files permuted, shared
+   * out, shards expanded to their members' entries, mixed), bodies last, so that the mixing
+   * buffer holds entries and no connection, and each member is read by itself with one ranged
+   * GET. A shard whose members cannot be located (no offsets: written by another tool) is mixed
+   * whole and streamed once, its members in archive order, rather than read again per member.
+   */
+  #iterShuffled(ctx: S3Context, shuffle: ShuffleOptions, options: IterObjectsOptions): AsyncIterable<EntryWithBody> {
+    const backing = this.#backing
+    const indexCache = this.store.archiveIndexes ?? new LruCache<ArchiveIndex>(CALL_INDEX_CACHE_SIZE)
+    const units: AsyncIterable<ManifestEntry> =
+      backing.kind === 'shard' ? readShardEntries(ctx, backing.shard, { verify: options.verify }) : this.#entries(ctx, true)
+    const expand = backing.kind !== 'shard' && (options.expandShards ?? true)
+    return pipe(
+      units,
+      shuffleUnits(shuffle),
+      optional<ManifestEntry>(options.partition && partition(options.partition)),
+      optional<ManifestEntry>(expand && expandShards(ctx, { verify: options.verify, indexCache, keepUnlocated: true })),
+      mixEntries(shuffle),
+      optional<PipelineItem>(expand && expandShards(ctx, { bodies: true, verify: options.verify })),
+      take<PipelineItem>(options.limit),
+      fetchBodies(ctx, {
+        concurrency: options.concurrency,
+        maxBufferedBytes: options.maxBufferedBytes,
+        indexCache,
+        verify: options.verify,
+      }),
+    )
   }
 
   /**
