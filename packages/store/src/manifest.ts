@@ -41,7 +41,6 @@ import {
   readManifest,
   readPositionedMembers,
   readShardEntries,
-  readShardMembers,
   type S3Context,
   type ShardEntry,
   type ShuffleOptions,
