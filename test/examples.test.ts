@@ -129,6 +129,22 @@ describe.concurrent('examples', () => {
     )
   })
 
+  it('resumable-consumer.ts: a consumer killed with SIGKILL again and again processes every object exactly once', async () => {
+    const run = await runExample('resumable-consumer.ts')
+    expectSuccess(run)
+    expect(run.stdout).toMatch(/^published 42 objects behind /m)
+    expect(run.stdout).toMatch(/^run 2: killed with \d+ objects in the journal$/m)
+    expect(run.stdout).toMatch(/^Done: 42 objects processed exactly once across \d+ runs, each killed with SIGKILL but the last\.$/m)
+  })
+
+  it('follow-manifest.ts: a consumer follows a producer, then resumes after its cursor', async () => {
+    const run = await runExample('follow-manifest.ts')
+    expectSuccess(run)
+    expect(run.stdout).toMatch(/^producer: published part 4$/m)
+    expect(run.stdout).toMatch(/^resumed after its cursor: .*\/p5\/e0\.json$/m)
+    expect(run.stdout).toContain('Done: followed 15 entries as they were published, then resumed after a cursor.')
+  })
+
   it('write-options.ts: an SSE-KMS store and an SSE-C store write, and read back what they wrote', async () => {
     const run = await runExample('write-options.ts')
     expectSuccess(run)

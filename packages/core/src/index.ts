@@ -45,8 +45,10 @@ export {
   BodyConsumedError,
   ConditionalWriteUnsupportedError,
   ConfigurationError,
+  CursorMismatchError,
   DeleteRefusedError,
   IntegrityError,
+  InvalidCursorError,
   InvalidEntryError,
   InvalidManifestError,
   InvalidSourceError,
@@ -107,6 +109,15 @@ export type { CommitResult, ManifestPartsOptions } from './manifest/parts-writer
 // operators/: the pipeline stages, sources and sinks
 export { type CompactIntoOptions, type CompactReport, compactInto } from './operators/compact.js'
 export { type ConnectionBudget, type ReadConnectionOptions, readConnections } from './operators/connections.js'
+export {
+  type EntryWithCursor,
+  entriesWithCursor,
+  type ObjectWithCursor,
+  type PositionedEntriesOptions,
+  positionedEntries,
+  readPositionedMembers,
+  withCursor,
+} from './operators/cursors.js'
 export {
   checkDeleteKey,
   checkDeletePrefix,

@@ -39,6 +39,7 @@ export {
 export { HeadLastWriter } from './archive/head-last-writer.js'
 export { indexByPath, listedMemberEntry, parseInternalManifest, streamedMemberEntry } from './archive/internal-manifest.js'
 export { openLocatedMember } from './archive/random-access.js'
+export { type MemberMark, readShardMembersAfter } from './archive/resume-members.js'
 export { type ScanArchiveOptions, type ScannedMember, scanArchive } from './archive/scan-archive.js'
 export { type PreparedShardItem, prepareShardItem } from './archive/shard-items.js'
 export { compressInto, StreamCompressor } from './archive/stream-compressor.js'
@@ -72,6 +73,16 @@ export {
   ZstdFrameSplitter,
 } from './archive/zstd-frames.js'
 // format/
+export {
+  type CursorFrame,
+  type CursorPosition,
+  checkCursorFits,
+  decodeCursor,
+  encodeCursor,
+  type OrderOptions,
+  orderFingerprint,
+  type PartitionSnapshot,
+} from './format/cursor.js'
 export { ENTRY_KINDS } from './format/entries.js'
 export { EntryStream } from './format/entry-stream.js'
 export { httpStatusOf, isAbort, isNotFound } from './format/errors.js'
@@ -86,6 +97,7 @@ export {
   shardArchiveName,
   utcStamp,
 } from './format/keys.js'
+export { type LinesFrom, type PositionedLine, type PositionedLinesOptions, positionedLines } from './format/manifest-lines.js'
 export {
   checkKey,
   checkOption,
@@ -100,6 +112,7 @@ export { checkShuffle, sfc32 } from './format/shuffle-order.js'
 // manifest/
 export { isConflict, isSlowDown, MANIFEST_CONTENT_TYPE } from './manifest/commit.js'
 export { ManifestObjectWriter } from './manifest/manifest-object.js'
+export { type TailOptions, type TailState, tailManifest } from './manifest/manifest-tail.js'
 export { ManifestPartsWriter } from './manifest/parts-writer.js'
 // operators/
 export {
@@ -113,10 +126,13 @@ export {
 } from './operators/download.js'
 export { DEFAULT_MAX_BUFFERED_BYTES } from './operators/fetch-bodies.js'
 export { groupKeys, planRangedReads } from './operators/fetch-keys.js'
-export { type PrefetchShardsOptions, prefetchShards } from './operators/prefetch-shards.js'
+export { PartitionAssigner } from './operators/partition.js'
+export { cursorOf, type ItemPosition, positionOf, setPosition } from './operators/positions.js'
+export { type PrefetchShardsOptions, prefetchShards, type ReadMembers } from './operators/prefetch-shards.js'
 export { MANIFEST_KEY } from './operators/read-manifest.js'
-export { type BodySourceOptions, type ByteSource, type Expectation, expectationOf } from './s3/body.js'
+export { type TraverseOptions, traverseManifest } from './operators/traverse.js'
 // s3/
+export { type BodySourceOptions, type ByteSource, type Expectation, expectationOf } from './s3/body.js'
 export { checkContext } from './s3/context.js'
 export { DEFAULT_MAX_UNSIZED_BYTES, hashing, type PreparedSource, type PrepareSourceOptions, prepareSource } from './s3/data-source.js'
 export { type DeleteKeysOptions, type DeleteKeysResult, deleteKeys } from './s3/delete-keys.js'

@@ -20,6 +20,8 @@ import type { CompactReport, DeleteReport } from '@s3exchange/core'
 import {
   ConfigurationError,
   type EntryWithBody,
+  type EntryWithCursor,
+  entriesWithCursor,
   expandRefs,
   expandShards,
   type FileEntry,
@@ -27,21 +29,25 @@ import {
   LruCache,
   type ManifestEntry,
   mixEntries,
+  type ObjectWithCursor,
   objectKeys,
   type PipelineItem,
+  type PositionedEntriesOptions,
   parseEntry,
   partition,
   partKeyFor,
+  positionedEntries,
   readInternalEntries,
   readManifest,
+  readPositionedMembers,
   readShardEntries,
-  readShardMembers,
   type S3Context,
   type ShardEntry,
   type ShuffleOptions,
   serializeEntry,
   shuffleUnits,
   take,
+  withCursor,
   withKeyPrefix,
   writeManifestObject,
 } from '@s3exchange/core'
@@ -51,6 +57,7 @@ import { type CompactOptions, compactManifest } from './compact.js'
 import { type EntrySource, type ReadOptions, type StoreContext, writeContext } from './context.js'
 import { type DeleteManifestOptions, deleteManifest } from './delete.js'
 import type {
+  FollowOptions,
   GetKeysOptions,
   IterEntriesOptions,
   IterObjectsOptions,
@@ -166,10 +173,33 @@ export class Manifest implements EntrySource {
     return pipe(asyncIterableOf(this.#raw(ctx)), optional<ManifestEntry>(resolveRefs && expandRefs(ctx)))
   }
 
-  /** The entries, refs inlined (depth first, each manifest once) unless `resolveRefs: false`. */
-  iterEntries(options: IterEntriesOptions = {}): AsyncIterable<ManifestEntry> {
+  /** The entries, positioned (each can give its cursor), after `after` when given. */
+  #positioned(ctx: S3Context, options: PositionedEntriesOptions): AsyncGenerator<ManifestEntry, void, undefined> {
+    const backing = this.#backing
+    const source = backing.kind === 'key' ? backing.key : backing.kind === 'entries' ? backing.entries : [backing.shard]
+    return positionedEntries(ctx, source, options)
+  }
+
+  /**
+   * The entries, refs inlined (depth first, each manifest once) unless `resolveRefs: false`. With
+   * `cursors: true`, `{ entry, cursor }`; with `after`, only the entries after that cursor.
+   */
+  iterEntries(options: IterEntriesOptions & { cursors: true }): AsyncIterable<EntryWithCursor>
+  iterEntries(options?: IterEntriesOptions & { cursors?: false }): AsyncIterable<ManifestEntry>
+  iterEntries(options?: IterEntriesOptions): AsyncIterable<ManifestEntry> | AsyncIterable<EntryWithCursor>
+  iterEntries(options: IterEntriesOptions = {}): AsyncIterable<ManifestEntry> | AsyncIterable<EntryWithCursor> {
     checkOptions('Manifest.iterEntries', options)
     const ctx = this.store.context(options)
+    if (options.shuffle && (options.cursors || options.after !== undefined)) {
+      throw new ConfigurationError('Manifest.iterEntries: cursors under shuffle are not supported yet: iterate without after/cursors')
+    }
+    if (options.cursors || options.after !== undefined) {
+      const entries = pipe(
+        this.#positioned(ctx, { after: options.after, resolveRefs: options.resolveRefs, partition: options.partition }),
+        take<ManifestEntry>(options.limit),
+      )
+      return options.cursors ? pipe(entries, entriesWithCursor()) : entries
+    }
     const { shuffle } = options
     return pipe(
       this.#entries(ctx, options.resolveRefs ?? true),
@@ -181,33 +211,49 @@ export class Manifest implements EntrySource {
   }
 
   /**
-   * Every object the manifest names, with its body, in manifest order: loose files fetched
-   * `concurrency` at a time ahead of the consumer, shard members streamed out of one GET per
-   * archive. Read each body inside the loop: a shard member's body is skipped once the loop moves on.
+   * Every object the manifest names, `{ entry, body, cursor }`, in manifest order: loose files
+   * fetched `concurrency` at a time ahead of the consumer, shard members streamed out of one GET
+   * per archive. Read each body inside the loop: a shard member's body is skipped once the loop
+   * moves on. `cursor` resumes right after the item: pass it as `after` (a restarted consumer skips
+   * the manifests and shards before it without reading them, and reads a partly consumed shard
+   * from the next member on).
    */
-  iterObjects(options: IterObjectsOptions = {}): AsyncIterable<EntryWithBody> {
+  iterObjects(options: IterObjectsOptions = {}): AsyncIterable<ObjectWithCursor> {
     checkOptions('Manifest.iterObjects', options)
     const ctx = this.store.context(options)
     const backing = this.#backing
-    if (options.shuffle) return this.#iterShuffled(ctx, options.shuffle, options)
-    if (backing.kind === 'shard') {
-      // The members of one archive: one streaming pass, not one archive read per member.
-      return pipe(
-        readShardMembers(ctx, backing.shard, { verify: options.verify }),
-        optional<EntryWithBody>(options.partition && partition(options.partition)),
-        take<EntryWithBody>(options.limit),
-      )
+    if (options.shuffle) {
+      if (options.after !== undefined)
+        throw new ConfigurationError('Manifest.iterObjects: resuming a shuffled epoch after a cursor is not supported yet')
+      return pipe(this.#iterShuffled(ctx, options.shuffle, options), withCursor())
     }
     const shards = expandShards(ctx, {
       bodies: true,
       shardConcurrency: options.shardConcurrency ?? 2,
       maxBufferedBytes: options.maxBufferedBytes,
       verify: options.verify,
+      readMembers: readPositionedMembers,
     })
+    if (backing.kind === 'shard') {
+      // The members of one archive, shared out one by one: a cursor cannot hold that sharing.
+      if (options.partition && options.after !== undefined) {
+        throw new ConfigurationError(
+          `a shard's members shared out by partition cannot resume after a cursor (${backing.shard.archive_key})`,
+        )
+      }
+      // A one-shard manifest: every item is a member.
+      const members = shards as (entries: AsyncIterable<ManifestEntry>) => AsyncIterable<EntryWithBody>
+      return pipe(
+        this.#positioned(ctx, { after: options.after }),
+        members,
+        optional<EntryWithBody>(options.partition && partition(options.partition)),
+        take<EntryWithBody>(options.limit),
+        withCursor(),
+      )
+    }
     return pipe(
-      this.#entries(ctx, true),
       // Whole shards and loose files are shared out before shards are expanded: a shard stays with one worker.
-      optional<PipelineItem>(options.partition && partition(options.partition)),
+      this.#positioned(ctx, { after: options.after, partition: options.partition }),
       optional<PipelineItem>((options.expandShards ?? true) && shards),
       take<PipelineItem>(options.limit),
       fetchBodies(ctx, {
@@ -216,7 +262,30 @@ export class Manifest implements EntrySource {
         indexCache: this.store.archiveIndexes,
         verify: options.verify,
       }),
+      withCursor(),
     )
+  }
+
+  /**
+   * The entries after `after` (all of them without it), refs inlined, then those appended to the
+   * root as they appear (`append_parts`), each `{ entry, cursor }`: the root is polled every
+   * `pollIntervalMs` with a conditional GET (304 while unchanged), and only its new bytes and the
+   * new parts they name are read. Ends when `signal` fires (the iteration simply stops). A root
+   * rewritten rather than appended to (a compaction) is a `CursorMismatchError`.
+   */
+  async *follow(options: FollowOptions = {}): AsyncGenerator<EntryWithCursor, void, undefined> {
+    const key = this.key
+    checkOptions('Manifest.follow', options)
+    if (key === undefined) throw new ConfigurationError('only a manifest stored in S3 can be followed')
+    const signal = options.signal
+    const ctx = this.store.context(options)
+    const entries = positionedEntries(ctx, key, { after: options.after, follow: { pollIntervalMs: options.pollIntervalMs ?? 1000 } })
+    try {
+      yield* pipe(entries, entriesWithCursor())
+    } catch (error) {
+      if (signal?.aborted) return
+      throw error
+    }
   }
 
   /**

@@ -22,6 +22,7 @@ import type {
   FetchKeysOptions,
   ManifestPartsOptions,
   PartitionOptions,
+  PositionedEntriesOptions,
   PutObjectOptions,
   RangedReadOptions,
   ReadLimits,
@@ -131,7 +132,26 @@ export interface ShuffleOption {
 }
 
 /** Options for {@link Manifest.iterEntries} and `iterManifestEntries`. */
-export interface IterEntriesOptions extends ReadOptions, ResolveRefsOptions, LimitOptions, PartitionOption, ShuffleOption {}
+
+/** The `after` option of the resumable iterations: a cursor (see `PositionedEntriesOptions.after`). With `limit`, counted from there. */
+export type AfterOption = Pick<PositionedEntriesOptions, 'after'>
+
+/** Options for {@link Manifest.iterEntries} and `iterManifestEntries`. */
+export interface IterEntriesOptions extends ReadOptions, ResolveRefsOptions, LimitOptions, PartitionOption, ShuffleOption, AfterOption {
+  /**
+   * Yield `{ entry, cursor }` instead of entries: `cursor` resumes right after the entry (pass it
+   * as `after`). Cursors of entries and of `iterObjects`' items are the same kind: an entry's
+   * cursor given to `iterObjects` resumes after that whole shard or file (and a cursor of a shard
+   * member given here yields that shard again: it was not done). Default false.
+   */
+  cursors?: boolean
+}
+
+/** Options for {@link Manifest.follow} and `follow`. */
+export interface FollowOptions extends ReadOptions, AfterOption {
+  /** Pause between two polls of the root, in milliseconds. Default 1000. */
+  pollIntervalMs?: number
+}
 
 /** Options for {@link Manifest.iterObjects} and `iterObjects`. */
 export interface IterObjectsOptions
@@ -139,6 +159,7 @@ export interface IterObjectsOptions
     LimitOptions,
     PartitionOption,
     ShuffleOption,
+    AfterOption,
     Pick<FetchBodiesOptions, 'concurrency' | 'verify'>,
     Pick<ExpandShardsOptions, 'shardConcurrency'> {
   /**

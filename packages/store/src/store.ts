@@ -30,6 +30,7 @@ import {
   downloadInto,
   downloadObject,
   type EntryWithBody,
+  type EntryWithCursor,
   effectiveLimits,
   type FileEntry,
   fetchKeys,
@@ -43,6 +44,7 @@ import {
   normalizeKey,
   normalizeSseCustomerKey,
   type ObjectBody,
+  type ObjectWithCursor,
   objectExists,
   objectKeyOf,
   openObject,
@@ -83,6 +85,7 @@ import { Manifest, type ManifestRef } from './manifest.js'
 import { ManifestWriter } from './manifest-writer.js'
 import type {
   DownloadOptions,
+  FollowOptions,
   FromEnvOptions,
   GetKeysOptions,
   IterEntriesOptions,
@@ -311,26 +314,53 @@ export class S3ExchangeStore implements StoreContext {
     return new ManifestWriter(this, manifestKey, options)
   }
 
-  /** A manifest's entries, refs inlined (each manifest read once) unless `resolveRefs: false`. */
-  iterManifestEntries(manifest: ManifestRef, options: IterEntriesOptions = {}): AsyncIterable<ManifestEntry> {
+  /**
+   * A manifest's entries, refs inlined (each manifest read once) unless `resolveRefs: false`.
+   * With `cursors: true`, `{ entry, cursor }`; with `after: cursor`, only the entries after it.
+   */
+  iterManifestEntries(manifest: ManifestRef, options: IterEntriesOptions & { cursors: true }): AsyncIterable<EntryWithCursor>
+  iterManifestEntries(manifest: ManifestRef, options?: IterEntriesOptions & { cursors?: false }): AsyncIterable<ManifestEntry>
+  iterManifestEntries(
+    manifest: ManifestRef,
+    options: IterEntriesOptions = {},
+  ): AsyncIterable<ManifestEntry> | AsyncIterable<EntryWithCursor> {
     checkOptions('iterManifestEntries', options)
     return Manifest.fromRef(this, manifest).iterEntries(options)
   }
 
   /**
-   * Every object a manifest names, `{ entry, body }`, in manifest order: loose files fetched
-   * `concurrency` at a time ahead of you, shard members streamed out of one GET per archive.
-   * Read each body inside the loop.
+   * Every object a manifest names, `{ entry, body, cursor }`, in manifest order: loose files
+   * fetched `concurrency` at a time ahead of you, shard members streamed out of one GET per
+   * archive. Read each body inside the loop. Save `cursor` once an item is processed, and pass it
+   * as `after` to resume right after that item (see `Manifest.iterObjects`).
    */
-  iterObjects(manifest: ManifestRef, options: IterObjectsOptions = {}): AsyncIterable<EntryWithBody> {
+  iterObjects(manifest: ManifestRef, options: IterObjectsOptions = {}): AsyncIterable<ObjectWithCursor> {
     checkOptions('iterObjects', options)
     return Manifest.fromRef(this, manifest).iterObjects(options)
   }
 
   /** Python's alias of `iterObjects`. */
-  getObjects(manifest: ManifestRef, options: IterObjectsOptions = {}): AsyncIterable<EntryWithBody> {
+  getObjects(manifest: ManifestRef, options: IterObjectsOptions = {}): AsyncIterable<ObjectWithCursor> {
     checkOptions('getObjects', options)
     return this.iterObjects(manifest, options)
+  }
+
+  /**
+   * Follows a manifest as producers append to it: `{ entry, cursor }` for every entry after
+   * `after` (from the start without it), then for every entry appended, as it appears, until
+   * `signal` fires. See `Manifest.follow`.
+   *
+   * ```ts
+   * const stop = new AbortController()
+   * for await (const { entry, cursor } of store.follow('ds/manifest.jsonl', { after: saved, signal: stop.signal })) {
+   *   await handle(entry)
+   *   saved = cursor
+   * }
+   * ```
+   */
+  follow(manifest: string | Manifest, options: FollowOptions = {}): AsyncIterable<EntryWithCursor> {
+    checkOptions('follow', options)
+    return Manifest.fromRef(this, manifest).follow(options)
   }
 
   /** The keys a manifest names (virtual keys for shard members). */

@@ -12,6 +12,7 @@ import type { Command } from '../command.js'
 import { cat } from './cat.js'
 import { compact } from './compact.js'
 import { doctor } from './doctor.js'
+import { follow } from './follow.js'
 import { get } from './get.js'
 import { ls } from './ls.js'
 import { manifestLs } from './manifest-ls.js'
@@ -21,4 +22,4 @@ import { rm } from './rm.js'
 import { stat } from './stat.js'
 import { verify } from './verify.js'
 
-export const commands: readonly Command[] = [ls, manifestLs, cat, get, put, pack, compact, rm, verify, stat, doctor]
+export const commands: readonly Command[] = [ls, manifestLs, follow, cat, get, put, pack, compact, rm, verify, stat, doctor]

@@ -246,7 +246,8 @@ async function* scan(ctx: S3Context, archiveKey: string, options: ScanArchiveOpt
   }
 }
 
-async function* yieldMember(
+/** One regular member as `scanArchive` yields it: size checked, body checked against its entry with `verify`, abandoned once the iteration moves on. */
+export async function* yieldMember(
   member: TarMember,
   byPath: Map<string, FileEntry>,
   archiveKey: string,

@@ -364,6 +364,38 @@ export class LimitExceededError extends S3ExchangeError {
   }
 }
 
+/** A cursor string that is not one: not base64url JSON, an unknown version, fields missing or of the wrong type. */
+export class InvalidCursorError extends S3ExchangeError {
+  override name = 'InvalidCursorError'
+  /** What is wrong with it. */
+  readonly reason: string
+
+  constructor(reason: string, options?: { cause?: unknown }) {
+    super(`Invalid cursor: ${reason}`, options)
+    this.reason = reason
+  }
+}
+
+/**
+ * A cursor that does not fit the traversal it was given to: it was made for another manifest or
+ * other options (`partition`, `resolveRefs`, `shuffle`), or the manifest was rewritten (not only
+ * appended to) since, or a part or shard it points into changed. Never a silent restart: start
+ * again without the cursor if that is what you want.
+ */
+export class CursorMismatchError extends S3ExchangeError {
+  override name = 'CursorMismatchError'
+  /** The manifest (or archive) where the mismatch was found. */
+  readonly key: string
+  /** Why: `manifest` (another root), `options`, `rewritten`, `missing` (a part or archive is gone), `shard` (an archive changed). */
+  readonly reason: 'manifest' | 'options' | 'rewritten' | 'missing' | 'shard'
+
+  constructor(key: string, reason: CursorMismatchError['reason'], detail: string, options?: { cause?: unknown }) {
+    super(`Cursor does not fit ${key}: ${detail}`, options)
+    this.key = key
+    this.reason = reason
+  }
+}
+
 /**
  * Configuration is missing or inconsistent: `fromEnv()` without a bucket or with half a key pair,
  * an option out of its range (`option` and `call` then say which option of which call), or options

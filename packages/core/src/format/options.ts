@@ -87,6 +87,7 @@ export const OPTION_RULES: Readonly<Record<string, OptionRule>> = {
   maxCommitAttempts: count(1, 1000),
   baseDelayMs: delayMs,
   maxDelayMs: delayMs,
+  pollIntervalMs: delayMs,
   start: count(0),
   skip: count(0),
   end: count(0),
@@ -113,8 +114,10 @@ export const OPTION_RULES: Readonly<Record<string, OptionRule>> = {
   referencedManifests: flag,
   publishOnError: flag,
   seekable: flag,
+  cursors: flag,
   // Names and callbacks.
   within: { type: 'string' },
+  after: { type: 'string' },
   basePrefix: { type: 'string' },
   shardPrefix: { type: 'string' },
   internalManifestPath: { type: 'string', nullable: true },

@@ -37,7 +37,7 @@ import { checkOptions } from '../format/options.js'
 import { type EntryWithBody, hasBody, type PipelineItem } from '../s3/body.js'
 import { checkContext, type S3Context } from '../s3/context.js'
 import { DEFAULT_MAX_BUFFERED_BYTES } from './fetch-bodies.js'
-import { prefetchShards } from './prefetch-shards.js'
+import { prefetchShards, type ReadMembers } from './prefetch-shards.js'
 
 /** Options for {@link expandShards}. */
 export interface ExpandShardsOptions extends ShardReadOptions, Pick<OpenMemberOptions, 'indexCache'> {
@@ -51,6 +51,8 @@ export interface ExpandShardsOptions extends ShardReadOptions, Pick<OpenMemberOp
   shardConcurrency?: number
   /** With `shardConcurrency` > 1: bytes of prefetched members held at once. Default 64 MiB. */
   maxBufferedBytes?: number
+  /** With `bodies`: how a shard's members are read. Default `readShardMembers` (a resumed traversal passes its own). */
+  readMembers?: ReadMembers | undefined
   /**
    * Without `bodies`, with `indexCache`: pass a shard through unexpanded when its index does not
    * locate every member (see the module comment). Default false.
@@ -84,7 +86,7 @@ export function expandShards(ctx: S3Context, options: ExpandShardsOptions = {}) 
         yield item
         continue
       }
-      if (options.bodies) yield* readShardMembers(ctx, item, options)
+      if (options.bodies) yield* (options.readMembers ?? readShardMembers)(ctx, item, options)
       else if (options.indexCache) {
         const index = await archiveIndex(ctx, item, options.indexCache)
         if (index === undefined || (options.keepUnlocated && !index.entries.every((entry) => isLocated(index, entry)))) {

@@ -34,6 +34,7 @@
  * }
  * ```
  */
+import type { PartitionSnapshot } from '../format/cursor.js'
 import type { ManifestEntry } from '../format/entries.js'
 import { ConfigurationError } from '../format/errors.js'
 import { checkOptions } from '../format/options.js'
@@ -55,6 +56,61 @@ interface Worker {
   items: number
 }
 
+/**
+ * The streaming assignment itself: `assign(entry)` says which worker an item goes to. Its state
+ * can be taken (`snapshot`) after an item and given back (`PartitionAssigner.restore`) to go on
+ * from there: what a cursor records, so a resumed traversal assigns the items after it as the
+ * original would have.
+ */
+export class PartitionAssigner {
+  readonly count: number
+  /** A min-heap of the workers by (load, items, index): a total order, so the least-loaded worker is one and the same on every machine. */
+  readonly #heap: Worker[]
+  #knownSum = 0
+  #knownCount = 0
+
+  constructor(count: number, snapshot?: PartitionSnapshot) {
+    this.count = count
+    if (snapshot) {
+      if (snapshot.loads.length !== count)
+        throw new ConfigurationError(`a partition state of ${snapshot.loads.length} workers given for ${count}`)
+      this.#heap = snapshot.loads
+        .map((load, index) => ({ index, load, items: snapshot.items[index] ?? 0 }))
+        .sort((a, b) => (before(a, b) ? -1 : 1))
+      this.#knownSum = snapshot.knownSum
+      this.#knownCount = snapshot.knownCount
+    } else this.#heap = Array.from({ length: count }, (_, i) => ({ index: i, load: 0, items: 0 }))
+  }
+
+  /** The worker the next item goes to. */
+  assign(entry: ManifestEntry): number {
+    const size = knownSize(entry)
+    let weight: number
+    if (size === undefined) weight = this.#knownCount === 0 ? 1 : this.#knownSum / this.#knownCount
+    else {
+      weight = size
+      this.#knownSum += size
+      this.#knownCount++
+    }
+    const worker = this.#heap[0] as Worker
+    worker.load += weight
+    worker.items++
+    siftDown(this.#heap)
+    return worker.index
+  }
+
+  /** The state after the items assigned so far. */
+  snapshot(): PartitionSnapshot {
+    const loads = new Array<number>(this.count)
+    const items = new Array<number>(this.count)
+    for (const worker of this.#heap) {
+      loads[worker.index] = worker.load
+      items[worker.index] = worker.items
+    }
+    return { loads, items, knownSum: this.#knownSum, knownCount: this.#knownCount }
+  }
+}
+
 /** Keeps worker `index`'s share of the items; see the module comment. Throws `ConfigurationError` on a bad index or count. */
 export function partition(
   options: PartitionOptions,
@@ -65,32 +121,16 @@ export function partition(
       yield* items
       return
     }
-    // A min-heap of the workers by (load, items, index): a total order, so the least-loaded
-    // worker is always one and the same on every machine.
-    const heap: Worker[] = Array.from({ length: count }, (_, i) => ({ index: i, load: 0, items: 0 }))
-    let knownSum = 0
-    let knownCount = 0
+    const assigner = new PartitionAssigner(count)
     for await (const item of items) {
-      const size = knownSize(hasBody(item) ? item.entry : (item as ManifestEntry))
-      let weight: number
-      if (size === undefined) weight = knownCount === 0 ? 1 : knownSum / knownCount
-      else {
-        weight = size
-        knownSum += size
-        knownCount++
-      }
-      const worker = heap[0] as Worker
-      worker.load += weight
-      worker.items++
-      siftDown(heap)
-      if (worker.index === index) yield item
+      if (assigner.assign(hasBody(item) ? item.entry : (item as ManifestEntry)) === index) yield item
       else if (hasBody(item)) item.body.destroy()
     }
   }
 }
 
 /** Validates partition options (the option rules, then index < count); throws `ConfigurationError` naming the bad field. */
-function checkPartition(options: PartitionOptions): PartitionOptions {
+export function checkPartition(options: PartitionOptions): PartitionOptions {
   checkOptions('partition', { partition: options ?? null })
   const { index, count } = options
   if (index >= count) {

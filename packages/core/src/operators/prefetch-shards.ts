@@ -22,21 +22,32 @@
  * ```
  */
 
-import { type ShardReadOptions, shardMembers } from '../archive/scan-archive.js'
+import { type ScanArchiveOptions, type ShardReadOptions, shardMembers } from '../archive/scan-archive.js'
 import { Budget } from '../format/budget.js'
 import type { FileEntry, ShardEntry } from '../format/entries.js'
 import { iteratorOf } from '../format/iterables.js'
 import { type EntryWithBody, hasBody, ObjectBody, type PipelineItem } from '../s3/body.js'
 import type { S3Context } from '../s3/context.js'
 
+/** How a shard's members are read, with the scan's options (`skip`, `ifMatch`, `onOpen`): `shardMembers`, or a reader of its own (a resumed traversal's). */
+export type ReadMembers = (
+  ctx: S3Context,
+  shard: ShardEntry,
+  options: Omit<ScanArchiveOptions, 'internalManifestPath'>,
+) => AsyncGenerator<EntryWithBody<FileEntry>>
+
 /** What {@link prefetchShards} needs: how many archives to read at once, and the byte budget (see `ExpandShardsOptions`). */
-export type PrefetchShardsOptions = ShardReadOptions & { shardConcurrency: number; maxBufferedBytes: number }
+export type PrefetchShardsOptions = ShardReadOptions & {
+  shardConcurrency: number
+  maxBufferedBytes: number
+  readMembers?: ReadMembers | undefined
+}
 
 /** Reads one shard ahead of its turn; see the module comment. */
 class ShardPrefetcher {
   readonly #ctx: S3Context
   readonly #shard: ShardEntry
-  readonly #options: ShardReadOptions
+  readonly #options: PrefetchShardsOptions
   readonly #budget: Budget
   readonly #buffered: { item: EntryWithBody<FileEntry>; bytes: number }[] = []
   #members: AsyncGenerator<EntryWithBody<FileEntry>>
@@ -54,12 +65,12 @@ class ShardPrefetcher {
   #stop = false
   readonly #pumping: Promise<void>
 
-  constructor(ctx: S3Context, shard: ShardEntry, budget: Budget, options: ShardReadOptions) {
+  constructor(ctx: S3Context, shard: ShardEntry, budget: Budget, options: PrefetchShardsOptions) {
     this.#ctx = ctx
     this.#shard = shard
     this.#options = options
     this.#budget = budget
-    this.#members = shardMembers(ctx, shard, { ...options, onOpen: (archive) => (this.#etag = archive.etag) })
+    this.#members = (options.readMembers ?? shardMembers)(ctx, shard, { ...options, onOpen: (archive) => (this.#etag = archive.etag) })
     this.#pumping = this.#pump()
   }
 
@@ -114,7 +125,8 @@ class ShardPrefetcher {
         yield live
       }
       if (this.#parked) {
-        this.#members = shardMembers(this.#ctx, this.#shard, { ...this.#options, ifMatch: this.#etag, skip: this.#taken })
+        const read = this.#options.readMembers ?? shardMembers
+        this.#members = read(this.#ctx, this.#shard, { ...this.#options, ifMatch: this.#etag, skip: this.#taken })
       } else if (this.#done) return
       yield* this.#members
     } finally {

@@ -31,6 +31,8 @@ export interface RangeOptions {
   end?: number
   /** Only read the object if its ETag is this one (412 → `ObjectChangedError`). */
   ifMatch?: string
+  /** Only read the object if its ETag is not this one (else the server answers 304: `S3RequestError` with `statusCode` 304). */
+  ifNoneMatch?: string
 }
 
 /** Sends a GetObject (a range when asked; the context's SSE-C key, if any), with the typed errors. */
@@ -49,6 +51,7 @@ export async function requestObject(ctx: S3Context, key: string, options: RangeO
         Key: key,
         Range: range,
         IfMatch: options.ifMatch ? quoteEtag(options.ifMatch) : undefined,
+        IfNoneMatch: options.ifNoneMatch ? quoteEtag(options.ifNoneMatch) : undefined,
         ...encryption,
       }),
       { abortSignal: ctx.signal },
