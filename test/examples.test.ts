@@ -118,4 +118,21 @@ describe.concurrent('examples', () => {
       `shares are disjoint and complete: ${dataset?.[1]} objects, ${dataset?.[2]} bytes, every shard read whole by one worker`,
     )
   })
+
+  it('write-options.ts: an SSE-KMS store and an SSE-C store write, and read back what they wrote', async () => {
+    const run = await runExample('write-options.ts')
+    expectSuccess(run)
+    // A server may refuse an option (Ceph RGW refuses encryption over plain HTTP): the example says so.
+    const kms = /^SSE-KMS store wrote .*\/kms\/clips\/0001\.wav: encryption .*, metadata \{"sample-rate":"16000"\}$/m
+    const sseC = /^SSE-C store read back 52 bytes; one member by range: "secret member"$/m
+    if (process.env.S3_ENDPOINT_URL) {
+      expect(run.stdout).toMatch(new RegExp(`${kms.source}|^this server refused a write option: `, 'm'))
+      expect(run.stdout).toMatch(new RegExp(`${sseC.source}|^this server refused SSE-C: `, 'm'))
+    } else {
+      expect(run.stdout).toMatch(kms)
+      expect(run.stdout).toMatch(/^SSE-KMS store wrote .*\/kms\/shards\/shard-00000\.tar: .*metadata \{"pipeline":"ingest"\}$/m)
+      expect(run.stdout).toMatch(sseC)
+      expect(run.stdout).toContain('read without the key: answered (this server does not enforce SSE-C)')
+    }
+  })
 })

@@ -33,6 +33,7 @@ export const GLOBAL_OPTIONS = {
   bucket: { type: 'string' },
   region: { type: 'string' },
   profile: { type: 'string' },
+  'sse-c-key': { type: 'string' },
   json: { type: 'boolean' },
   debug: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
@@ -40,10 +41,10 @@ export const GLOBAL_OPTIONS = {
 } as const satisfies ParseArgsOptionsConfig
 
 /** The global flags that take a value, as they may appear before the command word. */
-const GLOBAL_VALUE_FLAGS = new Set(['--endpoint', '--bucket', '--region', '--profile'])
+const GLOBAL_VALUE_FLAGS = new Set(['--endpoint', '--bucket', '--region', '--profile', '--sse-c-key'])
 
-/** The parsed values of some flags: strings, booleans, or undefined when absent. */
-export type FlagValues = Record<string, string | boolean | undefined>
+/** The parsed values of some flags: strings, booleans, lists (flags given more than once), or undefined when absent. */
+export type FlagValues = Record<string, string | boolean | string[] | undefined>
 
 /** The command word(s) found in argv, and argv without them. */
 export interface SplitCommand {

@@ -12,8 +12,17 @@ import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promis
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { DeleteBucketCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3'
-import { buildTar, internalManifestFor, startS3Proxy } from '@s3exchange/testing'
-import { testServer, useTestS3 } from '@s3exchange/testing/vitest'
+import {
+  buildTar,
+  internalManifestFor,
+  probeWriteOptions,
+  type RecordedRequest,
+  type S3Proxy,
+  s3Operation,
+  startS3Proxy,
+  type WriteOptionSupport,
+} from '@s3exchange/testing'
+import { expectOptionsOnEveryRequest, testServer, useTestS3 } from '@s3exchange/testing/vitest'
 import {
   type FileEntry,
   libraryBehaviour,
@@ -22,6 +31,7 @@ import {
   S3ExchangeStore,
   type ServerProbe,
   type ShardEntry,
+  type WriteOptions,
 } from 's3exchange'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 
@@ -239,7 +249,10 @@ describe.concurrent('s3x', () => {
     expect(pack.code, describeRun(pack)).toBe(0)
     const archives = lines(pack.out).map((line) => line.split('\t'))
     expect(archives.map(([, count]) => count)).toStrictEqual(['300', '300', '300', '100'])
-    for (const [key] of archives) expect(key).toMatch(new RegExp(`^${s3.key('thousand/shards/')}shard-.*\\.tar$`))
+    // Named as shardInto and the ManifestWriter name theirs: a run id, the index on 5 digits, gzip by default.
+    for (const [i, [key]] of archives.entries()) {
+      expect(key).toMatch(new RegExp(`^${s3.key('thousand/shards/')}shard-\\d{8}-\\d{6}-[0-9a-f]{6}-0000${i}\\.tar\\.gz$`))
+    }
     expect(pack.err).toMatch(/^packed 1000 file\(s\), .* into 4 shard\(s\); appended to .*manifest\.jsonl as .*\/manifests\/part-/m)
 
     const verify = await s3x(['verify', manifest])
@@ -431,7 +444,7 @@ describe.concurrent('s3x', () => {
     for (const entry of entries as ShardEntry[]) expect(entry.archive_key).toMatch(/\.tar\.gz$/)
   })
 
-  it('pack --zstd writes seekable .tar.zst shards that verify, cat (one member) and get read back; --gzip --zstd is a usage error', async ({
+  it('pack --zstd writes seekable .tar.zst shards that verify, cat (one member) and get read back; --gzip with --zstd is a usage error', async ({
     expect,
   }) => {
     const files = { 'a.txt': Buffer.from('alpha '.repeat(500)), 'b/c.bin': randomBytes(70_000), 'b/d.txt': Buffer.from('delta') }
@@ -459,7 +472,7 @@ describe.concurrent('s3x', () => {
 
     const both = await s3x(['pack', source, s3.key('pack-zst/other'), '--manifest', manifest, '--gzip', '--zstd'])
     expect(both.code, describeRun(both)).toBe(2)
-    expect(lines(both.err)[0]).toBe('s3x: pack: --gzip and --zstd exclude each other')
+    expect(lines(both.err)[0]).toBe('s3x: pack: --gzip and --zstd contradict each other')
   })
 
   it('get downloads one key, and one shard member under its path', async ({ expect }) => {
@@ -1024,6 +1037,181 @@ describe.concurrent('s3x as aws s3 and rclone users expect it', () => {
     for (const key of keep.referenced) {
       expect(await store.exists(key), key).toBe(true)
       expect(kept.err).toContain(`kept ${key}: it references deleted objects now\n`)
+    }
+  })
+})
+
+describe('write flags and --sse-c-key on the wire (through the recording proxy)', () => {
+  const KMS_KEY_ID = process.env.S3X_TEST_KMS_KEY_ID || undefined
+  let support: WriteOptionSupport
+  let proxy: S3Proxy
+  const viaProxy = () => ({ S3_ENDPOINT_URL: proxy.endpoint })
+
+  beforeAll(async () => {
+    support = await probeWriteOptions(s3.client, s3.bucket, s3.prefix, { kmsKeyId: KMS_KEY_ID })
+    proxy = await startS3Proxy({ target: s3.s3.endpoint })
+  })
+  afterAll(async () => {
+    await proxy?.stop()
+  })
+
+  /** Runs s3x through the proxy; returns the run and the requests it sent. */
+  async function traced(args: string[], env: Record<string, string | undefined> = {}): Promise<[Run, RecordedRequest[]]> {
+    const from = proxy.requests.length
+    const run = await s3x(args, { env: { ...viaProxy(), ...env } })
+    return [run, proxy.requests.slice(from)]
+  }
+
+  /** Checks every request (see `expectOptionsOnEveryRequest`); returns the keys written. */
+  function expectOnEveryRequest(requests: RecordedRequest[], options: WriteOptions): Set<string> {
+    const seen = expectOptionsOnEveryRequest(requests, options)
+    return new Set(
+      [...seen]
+        .filter(([, operations]) => operations.some((op) => op === 'PutObject' || op === 'CompleteMultipartUpload'))
+        .map(([key]) => key),
+    )
+  }
+
+  const FLAGS = ['--metadata', 'team=asr', '--metadata', 'Run=7', '--tagging', 'team=asr&stage=raw%20data', '--cache-control', 'max-age=60']
+  const FLAGGED: WriteOptions = { metadata: { team: 'asr', Run: '7' }, tagging: 'team=asr&stage=raw%20data', cacheControl: 'max-age=60' }
+
+  it.for([
+    ['no encryption', [], {}],
+    [
+      'SSE-KMS',
+      ['--sse', 'aws:kms', '--sse-kms-key-id', KMS_KEY_ID ?? 'alias/s3x-test', '--bucket-key-enabled'],
+      { serverSideEncryption: 'aws:kms', sseKmsKeyId: KMS_KEY_ID ?? 'alias/s3x-test', bucketKeyEnabled: true },
+    ],
+  ] as const)(
+    'put --manifest --append with %s: every object, the part and the root carry the flags',
+    async ([name, encryption, encrypted], { skip }) => {
+      if (name === 'SSE-KMS' && support.sseKms === 'refused')
+        skip('needs a server that accepts SSE-KMS (Ceph RGW: a KMS backend, S3X_TEST_KMS_KEY_ID, and TLS or rgw_crypt_require_ssl off)')
+      const source = await makeTree(`flags-put-${encryption.length}`, { 'a.txt': 'a', 'b/c.txt': 'c' })
+      const prefix = s3.key(`flags-put-${encryption.length}`)
+      const storageClass = ['--storage-class', support.acceptedStorageClass, '--acl', 'bucket-owner-full-control']
+      const [run, requests] = await traced([
+        'put',
+        source,
+        prefix,
+        '--manifest',
+        `${prefix}/manifest.jsonl`,
+        '--append',
+        ...FLAGS,
+        ...storageClass,
+        ...encryption,
+      ])
+      expect(run.code, describeRun(run)).toBe(0)
+      const written = expectOnEveryRequest(requests, {
+        ...FLAGGED,
+        storageClass: support.acceptedStorageClass,
+        acl: 'bucket-owner-full-control',
+        ...encrypted,
+      })
+      expect(written).toContain(`${prefix}/a.txt`)
+      expect(written).toContain(`${prefix}/b/c.txt`)
+      expect(written).toContain(`${prefix}/manifest.jsonl`)
+      expect([...written].some((key) => key.includes('/manifests/part-'))).toBe(true)
+    },
+  )
+
+  it('pack --compression none and compact: the shards (.tar), the part, the root and the compacted manifest carry the flags', async ({
+    expect,
+  }) => {
+    const source = await makeTree('flags-pack', { 'x.bin': randomBytes(3000), 'y/z.bin': randomBytes(2000) })
+    const prefix = s3.key('flags-pack')
+    const manifest = `${prefix}/manifest.jsonl`
+    const [pack, packed] = await traced([
+      'pack',
+      source,
+      `${prefix}/shards`,
+      '--manifest',
+      manifest,
+      '--max-entries',
+      '1',
+      '--compression',
+      'none',
+      ...FLAGS,
+    ])
+    expect(pack.code, describeRun(pack)).toBe(0)
+    const written = expectOnEveryRequest(packed, FLAGGED)
+    const shards = [...written].filter((key) => key.includes('/shards/'))
+    expect(shards).toHaveLength(2)
+    for (const [i, key] of shards.sort().entries())
+      expect(key).toMatch(new RegExp(`/shards/shard-\\d{8}-\\d{6}-[0-9a-f]{6}-0000${i}\\.tar$`))
+    const [compact, compacted] = await traced(['compact', manifest, `${prefix}/flat.jsonl`, '--cache-control', 'no-store'])
+    expect(compact.code, describeRun(compact)).toBe(0)
+    expect(expectOnEveryRequest(compacted, { cacheControl: 'no-store' })).toEqual(new Set([`${prefix}/flat.jsonl`]))
+  })
+
+  it('--sse-c-key (or S3X_SSE_C_KEY): put encrypts, cat and get read with the key; the key never shows', async ({ skip }) => {
+    if (support.sseC === 'refused') skip('needs a server that accepts SSE-C (Ceph RGW: TLS, or rgw_crypt_require_ssl off)')
+    const key = randomBytes(32)
+    const base64 = key.toString('base64')
+    const keyFile = join(work, 'sse-c.key')
+    await writeFile(keyFile, key)
+    const data = randomBytes(5000)
+    const source = await makeTree('sse-c', { 'secret.bin': data })
+    const prefix = s3.key('sse-c')
+    const [put, putRequests] = await traced([
+      'put',
+      source,
+      prefix,
+      '--manifest',
+      `${prefix}/manifest.jsonl`,
+      '--sse-c-key',
+      `fileb://${keyFile}`,
+    ])
+    expect(put.code, describeRun(put)).toBe(0)
+    expectOnEveryRequest(putRequests, { sseCustomerKey: { key } })
+    const [cat, catRequests] = await traced(['cat', `${prefix}/secret.bin`], { S3X_SSE_C_KEY: base64 })
+    expect(cat.code, describeRun(cat)).toBe(0)
+    expect(cat.stdout.equals(data)).toBe(true)
+    expectOnEveryRequest(catRequests, { sseCustomerKey: { key } })
+    const target = join(work, 'sse-c-out')
+    const [get, getRequests] = await traced(['get', `${prefix}/manifest.jsonl`, target, '--sse-c-key', base64])
+    expect(get.code, describeRun(get)).toBe(0)
+    expect((await readFile(join(target, 'secret.bin'))).equals(data)).toBe(true)
+    expectOnEveryRequest(getRequests, { sseCustomerKey: { key } })
+    for (const run of [put, cat, get]) expect(run.err).not.toContain(base64)
+    if (support.sseC === 'enforced') {
+      const [refused] = await traced(['cat', `${prefix}/secret.bin`, '--json'])
+      expect(refused.code, describeRun(refused)).toBe(1)
+      expect(JSON.parse(refused.err)).toMatchObject({ name: 'S3RequestError', operation: 'GetObject' })
+    }
+  })
+
+  it('a bad flag or key: exit 2, a message naming the flag, nothing sent', async ({ expect }) => {
+    const source = await makeTree('flags-bad', { 'a.txt': 'a' })
+    const short = randomBytes(16).toString('base64')
+    const cases: [string[], string][] = [
+      [
+        ['put', source, s3.key('flags-bad'), '--sse-kms-key-id', 'k'],
+        "s3x: put: --sse-kms-key-id: sseKmsKeyId needs serverSideEncryption: 'aws:kms' or 'aws:kms:dsse'",
+      ],
+      [
+        ['pack', source, s3.key('flags-bad'), '--manifest', 'm.jsonl', '--metadata', 'été=1'],
+        's3x: pack: --metadata: metadata name "été" is not an HTTP token',
+      ],
+      [
+        ['pack', source, s3.key('flags-bad'), '--manifest', 'm.jsonl', '--compression', 'zip'],
+        "s3x: pack: --compression must be gzip, zstd or none, not 'zip'",
+      ],
+      [
+        ['pack', source, s3.key('flags-bad'), '--manifest', 'm.jsonl', '--gzip', '--compression', 'none'],
+        's3x: pack: --gzip and --compression none contradict each other',
+      ],
+      [
+        ['cat', s3.key('flags-bad/a.txt'), '--sse-c-key', short],
+        's3x: cat: --sse-c-key must be the base64 of 32 bytes, or fileb://<path> of a file of 32 bytes',
+      ],
+    ]
+    for (const [args, message] of cases) {
+      const [run, requests] = await traced(args)
+      expect(run.code, describeRun(run)).toBe(2)
+      expect(lines(run.err)[0], args.join(' ')).toMatch(new RegExp(`^${message.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`))
+      expect(run.err).not.toContain(short)
+      expect(requests.map(s3Operation), args.join(' ')).toEqual([])
     }
   })
 })

@@ -29,7 +29,7 @@
 import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { parseEnv } from 'node:util'
-import { S3ExchangeStore, settingsFromEnv } from 's3exchange'
+import { S3ExchangeStore, type SseCustomerKey, settingsFromEnv } from 's3exchange'
 import { UsageError } from './args.js'
 import { chooseBucket, type LocatedOperands } from './operands.js'
 import type { AwsProfile } from './profile.js'
@@ -52,6 +52,8 @@ export interface StoreSources {
   operands?: LocatedOperands | undefined
   /** The command, for messages. */
   command?: string | undefined
+  /** The SSE-C key of `--sse-c-key` or `S3X_SSE_C_KEY` (see `sseCustomerKeyFromFlags`): sent with every read and write. */
+  sseCustomerKey?: SseCustomerKey | undefined
 }
 
 /** AWS credentials variables that `--profile` sets aside, as `aws --profile` does. */
@@ -106,7 +108,13 @@ export function storeFromFlags(
   const profile = sources.profile?.source === '--profile' ? { profile: sources.profile.name } : {}
   // The endpoint is resolved above (from the profile named here, below the variables that win over
   // it); the SDK must not add one of its own from another profile.
-  return S3ExchangeStore.fromEnv({ env: merged, envFile: false, bucket, clientConfig: { ...profile, ignoreConfiguredEndpointUrls: true } })
+  return S3ExchangeStore.fromEnv({
+    env: merged,
+    envFile: false,
+    bucket,
+    clientConfig: { ...profile, ignoreConfiguredEndpointUrls: true },
+    ...(sources.sseCustomerKey ? { sseCustomerKey: sources.sseCustomerKey } : {}),
+  })
 }
 
 /** The variables of a dotenv file, if there is one. */

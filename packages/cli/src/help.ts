@@ -17,6 +17,7 @@ const GLOBAL_HELP: [string, string][] = [
   ['--bucket NAME', 'bucket of plain keys (default: S3_BUCKET); an s3://bucket/key argument names its own'],
   ['--region NAME', "region (default: S3_REGION, AWS_REGION, AWS_DEFAULT_REGION, the profile's; none: us-east-1)"],
   ['--profile NAME', 'AWS profile of ~/.aws/config and ~/.aws/credentials (default: AWS_PROFILE, then default)'],
+  ['--sse-c-key KEY', 'SSE-C key for every read and write: base64 of 32 bytes, or fileb://PATH (default: S3X_SSE_C_KEY)'],
   ['--json', "machine output (each command's own); an error as one JSON object on stderr"],
   ['--debug', 'print the stack of an error, and its causes'],
   ['-h, --help', 'show help'],

@@ -41,3 +41,4 @@ export { type AwsProfile, loadAwsProfile, ProfileNotFoundError } from './profile
 export { ConfirmationRefused, type ConfirmOptions, confirm } from './prompt.js'
 export { InvalidS3UriError, isS3Uri, parseS3Uri, type S3Location } from './s3-uri.js'
 export { type WalkedEntry, type WalkOptions, type WalkStats, walkManifest } from './walk.js'
+export { sseCustomerKeyFromFlags, WRITE_FLAG_HELP, WRITE_FLAGS, writeOptionsFromFlags } from './write-flags.js'

@@ -25,6 +25,7 @@ import { commandHelp, toolHelp } from './help.js'
 import { locateOperands } from './operands.js'
 import { errorJson, formatError, Output } from './output.js'
 import { loadAwsProfile } from './profile.js'
+import { sseCustomerKeyFromFlags } from './write-flags.js'
 
 /** Options for {@link main}. */
 export interface MainOptions {
@@ -106,7 +107,8 @@ export async function main(argv: readonly string[], options: MainOptions = {}): 
     if (values.profile === '') throw new UsageError('--profile needs a value', command.name)
     const profile = await loadAwsProfile(values.profile as string | undefined, env)
     const operands = locateOperands(command.operands, positionals, values, command.name)
-    const sources = { profile, operands, command: command.name }
+    const sseCustomerKey = sseCustomerKeyFromFlags(values['sse-c-key'] as string | undefined, env, command.name)
+    const sources = { profile, operands, command: command.name, sseCustomerKey }
     const getStore = () => {
       store ??= storeFromFlags(flags, env, sources)
       return store

@@ -42,6 +42,7 @@ export {
 } from './format/entries.js'
 export { type EntryStream, parseManifest } from './format/entry-stream.js'
 export {
+  ConditionalWriteUnsupportedError,
   ConfigurationError,
   DeleteRefusedError,
   IntegrityError,
@@ -64,7 +65,10 @@ export {
 } from './format/errors.js'
 export { isBlankLine, type SplitLinesOptions, splitLines } from './format/jsonl.js'
 export {
+  type ArchiveCompression,
   type ArchiveFormat,
+  archiveCompressionFor,
+  DEFAULT_SHARD_COMPRESSION,
   inferArchiveFormat,
   inferId,
   isArchiveKey,
@@ -73,7 +77,6 @@ export {
   normalizeKey,
   partKeyFor,
   resolveTemplate,
-  type ShardCompression,
   splitVirtualKey,
   type TemplateVars,
   type VirtualKey,
@@ -140,4 +143,16 @@ export {
   libraryBehaviour,
   type ServerCapabilities,
 } from './s3/server-capabilities.js'
+export { rememberServerCapabilities, type WriteCapabilities } from './s3/server-knowledge.js'
 export { type ProbeCheck, type ProbeServerOptions, probeServer, probeServerOnce, type ServerProbe } from './s3/server-probe.js'
+export {
+  type ContextWriteOptions,
+  type CustomerKey,
+  checkWriteOptions,
+  normalizeSseCustomerKey,
+  type SseCustomerKey,
+  type SseCustomerKeyOption,
+  type WriteContext,
+  type WriteOptions,
+  withWriteOptions,
+} from './s3/write-options.js'

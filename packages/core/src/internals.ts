@@ -78,10 +78,18 @@ export { EntryStream, type ParsedLines, parseLines } from './format/entry-stream
 export { httpStatusOf, isAbort, isNotFound } from './format/errors.js'
 export { asyncIterableOf, iteratorOf } from './format/iterables.js'
 export { DEFAULT_MAX_LINE_BYTES } from './format/jsonl.js'
-export { archiveExtension, compressionForKey, memberPathProblem, runId, shardArchiveName, utcStamp } from './format/keys.js'
+export {
+  archiveExtension,
+  extensionCompression,
+  memberPathProblem,
+  runId,
+  SHARD_INDEX_DIGITS,
+  shardArchiveName,
+  utcStamp,
+} from './format/keys.js'
 export { type BatchSize, batches, closesBefore, isFull } from './format/rollover.js'
 // manifest/
-export { isConflict, MANIFEST_CONTENT_TYPE } from './manifest/commit.js'
+export { isConflict, isSlowDown, MANIFEST_CONTENT_TYPE } from './manifest/commit.js'
 export { ManifestObjectWriter } from './manifest/manifest-object.js'
 export { ManifestPartsWriter } from './manifest/parts-writer.js'
 // operators/
@@ -104,4 +112,31 @@ export {
 } from './s3/multipart-upload.js'
 export { collectSource, DEFAULT_RESUME_ATTEMPTS, objectBodyFrom, openObjectSource, ResumableSource } from './s3/object-source.js'
 export { ObjectWriter, putBytes } from './s3/object-writer.js'
-export { mapS3Error, mapWriteError, quoteEtag, type RangeOptions, requestObject, timesSent, unquoteEtag } from './s3/requests.js'
+export {
+  answeredEtag,
+  mapS3Error,
+  mapWriteError,
+  quoteEtag,
+  type RangeOptions,
+  requestObject,
+  timesSent,
+  unquoteEtag,
+} from './s3/requests.js'
+export {
+  DEFAULT_SINGLE_PUT_LIMIT,
+  type IfMatchForm,
+  type ServerKnowledge,
+  serverKnowledge,
+  singlePutFits,
+} from './s3/server-knowledge.js'
+export {
+  CustomerKey,
+  metadataHeaders,
+  type ObjectWriteParams,
+  objectWriteParams,
+  pickWriteOptions,
+  type SseCustomerParams,
+  sseCustomerParams,
+  taggingHeader,
+  WRITE_OPTION_NAMES,
+} from './s3/write-options.js'

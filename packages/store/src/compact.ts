@@ -10,10 +10,13 @@
  * ```
  */
 import { type CompactIntoOptions, type CompactReport, compactInto } from '@s3exchange/core'
-import type { CallOptions, EntrySource, StoreContext } from './context.js'
+import { type CallOptions, type EntrySource, type StoreContext, writeContext } from './context.js'
 import type { ResolveRefsOptions } from './options.js'
 
-/** Options for {@link S3ExchangeStore.compactManifest}. */
+/**
+ * Options for {@link S3ExchangeStore.compactManifest}: the write options (from `CompactIntoOptions`)
+ * apply to the compacted manifest; its `sseCustomerKey`, if given, also to reading the source.
+ */
 export interface CompactOptions extends CallOptions, ResolveRefsOptions, CompactIntoOptions {}
 
 /** Compacts `src` into `dst`; see the module comment. */
@@ -23,6 +26,12 @@ export async function compactManifest(
   dst: string,
   options: CompactOptions = {},
 ): Promise<CompactReport> {
-  const entries = src.iterEntries({ resolveRefs: options.resolveRefs ?? true, signal: options.signal })
-  return compactInto(store.context(options.signal), dst, options)(entries)
+  // Checked before the source is read: a bad write option fails here.
+  const ctx = writeContext(store, options)
+  const entries = src.iterEntries({
+    resolveRefs: options.resolveRefs ?? true,
+    signal: options.signal,
+    sseCustomerKey: options.sseCustomerKey,
+  })
+  return compactInto(ctx, dst, options)(entries)
 }

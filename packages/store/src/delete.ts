@@ -28,7 +28,7 @@ import {
   readManifest,
 } from '@s3exchange/core'
 import { pipe } from 'it-pipe'
-import type { CallOptions, EntrySource, StoreContext } from './context.js'
+import type { CallOptions, EntrySource, ReadOptions, StoreContext } from './context.js'
 
 /** Options shared by the destructive calls. */
 export interface FenceOptions extends CallOptions {
@@ -45,8 +45,8 @@ export interface DeletePrefixOptions extends FenceOptions, DeleteAllOptions {
   regex?: string | RegExp
 }
 
-/** Options for {@link S3ExchangeStore.deleteManifest}. */
-export interface DeleteManifestOptions extends FenceOptions, DeleteAllOptions {
+/** Options for {@link S3ExchangeStore.deleteManifest}; `sseCustomerKey` is for reading SSE-C manifests. */
+export interface DeleteManifestOptions extends FenceOptions, DeleteAllOptions, Pick<ReadOptions, 'sseCustomerKey'> {
   /** Also delete the manifest itself. Default true. */
   deleteManifests?: boolean
   /** Delete each key once (deletion is idempotent; the counts are of distinct keys either way). Default true. */
@@ -61,13 +61,13 @@ export interface DeleteManifestOptions extends FenceOptions, DeleteAllOptions {
 /** Deletes one key, refusing an empty key or one outside the fence. */
 export async function deleteKey(store: StoreContext, key: string, options: FenceOptions = {}): Promise<void> {
   checkDeleteKey(key, options.within ?? store.basePrefix)
-  await deleteObject(store.context(options.signal), key)
+  await deleteObject(store.context({ signal: options.signal }), key)
 }
 
 /** Deletes every key under `prefix` that `regex` matches; resolves to the number deleted (see `deleteAll`). */
 export async function deletePrefix(store: StoreContext, prefix: string, options: DeletePrefixOptions = {}): Promise<number> {
   const listed = checkDeletePrefix(prefix, options.within ?? store.basePrefix)
-  const ctx = store.context(options.signal)
+  const ctx = store.context({ signal: options.signal })
   return pipe(listKeys(ctx, listed), matchingKeys(options.regex), deleteAll(ctx, options))
 }
 
@@ -80,10 +80,12 @@ export async function deleteManifest(
   manifest: EntrySource,
   options: DeleteManifestOptions = {},
 ): Promise<DeleteReport> {
-  const ctx = store.context(options.signal)
+  const ctx = store.context({ signal: options.signal, sseCustomerKey: options.sseCustomerKey })
   const visited = new Set<string>()
   const source: AsyncIterable<ManifestEntry> =
-    manifest.key !== undefined ? readManifest(ctx, manifest.key) : manifest.iterEntries({ resolveRefs: false, signal: options.signal })
+    manifest.key !== undefined
+      ? readManifest(ctx, manifest.key)
+      : manifest.iterEntries({ resolveRefs: false, signal: options.signal, sseCustomerKey: options.sseCustomerKey })
   const manifests = () => {
     if (!(options.deleteManifests ?? true)) return []
     return [...(manifest.key !== undefined ? [manifest.key] : []), ...(options.referencedManifests ? visited : [])]

@@ -51,7 +51,7 @@ describe('writers record sha256', () => {
         { member_path: 'a.bin', source: randomBytes(300) },
         { member_path: `${'ü/long/'.repeat(20)}b.bin`, source: randomBytes(70_000) },
       ]
-      const shard = await store.putShardArchive(s3.key(`rec/shard-${compression}.tar`), members, { compression })
+      const shard = await store.putShardArchive(s3.key(`rec/shard-${compression}.tar${compression ? '.gz' : ''}`), members, { compression })
       const listed = await readInternalManifest(store.context(), shard.entry)
       expect(listed.map((entry) => entry.sha256)).toEqual(members.map((member) => sha(member.source)))
     }

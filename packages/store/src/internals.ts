@@ -1,7 +1,7 @@
 /**
  * `s3exchange/internals`: the few building blocks of `@s3exchange/core/internals` that `s3x`
  * (`@s3exchange/cli`) uses and that the public surface leaves out: reading a tar stream member by
- * member, parsing an internal manifest, ETags without quotes, typed S3 errors. May change between
+ * member, parsing an internal manifest, ETags without quotes (none for an empty one), typed S3 errors. May change between
  * minor versions.
  *
  * @example
@@ -12,4 +12,12 @@
  * for await (const member of readTarMembers(await getObjectBody(ctx, key), { archiveKey: key })) console.log(member.name)
  * ```
  */
-export { isRegularFile, mapS3Error, parseInternalManifest, readTarMembers, type TarMember, unquoteEtag } from '@s3exchange/core/internals'
+export {
+  answeredEtag,
+  isRegularFile,
+  mapS3Error,
+  parseInternalManifest,
+  readTarMembers,
+  type TarMember,
+  unquoteEtag,
+} from '@s3exchange/core/internals'

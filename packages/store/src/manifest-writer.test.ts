@@ -165,7 +165,7 @@ function python(script: string, args: string[]): unknown {
   return JSON.parse(run.stdout)
 }
 
-const SHARD_KEY = /\/shards\/shard-\d{8}-\d{6}-[0-9a-f]{6}-\d{6}\.tar(\.gz)?$/
+const SHARD_KEY = /\/shards\/shard-\d{8}-\d{6}-[0-9a-f]{6}-\d{5}\.tar(\.gz)?$/
 const PART_KEY = /\/manifests\/part-\d{8}-\d{6}-[0-9a-f]{8}\.jsonl$/
 
 // ------------------------------------------------------------------ construction
@@ -195,6 +195,9 @@ describe('construction', () => {
     expect(() => store.openManifestWriter('a/m.jsonl', { mode: 'append' as never })).toThrow(ConfigurationError)
     expect(() => store.openManifestWriter('a/m.jsonl', { shardSize: {} })).toThrow(ConfigurationError)
     expect(() => store.openManifestWriter('a/m.jsonl', { shardFormat: 'zip' as never })).toThrow(ConfigurationError)
+    expect(() => store.openManifestWriter('a/m.jsonl', { shardCompression: 'bzip2' as never })).toThrow(
+      expect.objectContaining({ name: 'ConfigurationError', option: 'shardCompression', key: 'a/m.jsonl' }),
+    )
   })
 })
 
@@ -419,18 +422,19 @@ describe('shard buffering', () => {
     expect(writer.stats()).toMatchObject({ shardEntries: 1, shardBytes: 16, shardsCreated: 2, partEntries: 2 })
     const first = returned[0] as FileEntry
     expect(first).toMatchObject({ kind: 'file', member_path: 'm/0.bin', id: 'm0', meta: null, size_bytes: 10 })
-    expect(first.key).toMatch(/\.tar#m\/0\.bin$/)
+    expect(first.key).toMatch(/\.tar\.gz#m\/0\.bin$/)
 
     await writer.close()
     expect(writer.stats()).toMatchObject({ shardsCreated: 3, shardEntries: 0 })
     const shards = (await Array.fromAsync(store.iterManifestEntries(root))) as ShardEntry[]
     expect(shards.map((entry) => entry.kind)).toEqual(['shard', 'shard', 'shard'])
     expect(shards.map((entry) => entry.count)).toEqual([3, 3, 1])
-    for (const shard of shards) {
+    for (const [i, shard] of shards.entries()) {
       expect(shard.archive_key).toMatch(SHARD_KEY)
       expect(shard.archive_key.startsWith(s3.key('sh-entries/shards/'))).toBe(true)
-      expect(shard.compression).toBeNull() // the writer's default, as Python's
-      expect(shard.archive_key.endsWith('.tar')).toBe(true)
+      // The library's one default for shards it names: gzip, numbered from 0 on 5 digits, as shardInto.
+      expect(shard.compression).toBe('gzip')
+      expect(shard.archive_key.endsWith(`-${String(i).padStart(5, '0')}.tar.gz`)).toBe(true)
     }
     expect(new Set(shards.map((entry) => entry.archive_key)).size).toBe(3)
     const got = await objects(root)
@@ -438,7 +442,8 @@ describe('shard buffering', () => {
     for (const [i, [, bytes]] of got.entries()) expect(bytes.equals(data[i] as Buffer)).toBe(true)
     // Member entries as returned by addToShard are the shard's internal manifest entries.
     const members = await Array.fromAsync(store.getShard(shards[0]?.archive_key as string).getManifest())
-    expect(members.map(({ offset: _, ...entry }) => entry)).toStrictEqual(returned.slice(0, 3))
+    // (offset, gz_offset and gz_size, where a member is in the archive, are only known when the shard is complete)
+    expect(members.map(({ offset: _, gz_offset: __, gz_size: ___, ...entry }) => entry)).toStrictEqual(returned.slice(0, 3))
   })
 
   it("shardCompression: 'zstd' writes seekable .tar.zst shards; iterObjects and getObject read them back", async () => {
@@ -452,7 +457,7 @@ describe('shard buffering', () => {
       ['zstd', 4],
       ['zstd', 2],
     ])
-    for (const shard of shards) expect(shard.archive_key).toMatch(/\/shard-\d{8}-\d{6}-[0-9a-f]{6}-\d{6}\.tar\.zst$/)
+    for (const shard of shards) expect(shard.archive_key).toMatch(/\/shard-\d{8}-\d{6}-[0-9a-f]{6}-\d{5}\.tar\.zst$/)
     const got = await objects(root)
     expect(got.map(([path]) => path)).toEqual(data.map((_, i) => `z/${i}.txt`))
     for (const [i, [, bytes]] of got.entries()) expect(bytes.equals(data[i] as Buffer)).toBe(true)

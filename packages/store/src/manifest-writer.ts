@@ -30,6 +30,7 @@ import {
   type CommitResult,
   ConfigurationError,
   type DataSource,
+  DEFAULT_SHARD_COMPRESSION,
   type FileEntry,
   type ManifestEntry,
   type ManifestRefEntry,
@@ -37,6 +38,7 @@ import {
   PublishError,
   putObject,
   type RolloverLimits,
+  type S3Context,
   type ShardEntry,
   type ShardItem,
   ShardWriter,
@@ -52,8 +54,8 @@ import {
   runId,
   shardArchiveName,
 } from '@s3exchange/core/internals'
-import type { StoreContext } from './context.js'
-import type { AddFileOptions, AddToShardOptions, EntryFields, ManifestWriterOptions, ManifestWriterStats } from './options.js'
+import { type StoreContext, writeContext } from './context.js'
+import type { AddFileOptions, AddToShardOptions, ManifestWriterOptions, ManifestWriterStats, WriterPutObjectOptions } from './options.js'
 
 /** Builds and publishes a manifest incrementally; see the module comment. */
 export class ManifestWriter implements AsyncDisposable {
@@ -62,6 +64,8 @@ export class ManifestWriter implements AsyncDisposable {
   readonly mode: 'overwrite' | 'append_parts'
   readonly shardPrefix: string
   readonly #options: ManifestWriterOptions
+  /** The store's context with the writer's signal and write options: every write of the writer uses it. */
+  readonly #ctx: S3Context
   readonly #runId = runId()
   readonly #parts: ManifestPartsWriter | undefined
   readonly #root: ManifestObjectWriter | undefined
@@ -79,14 +83,27 @@ export class ManifestWriter implements AsyncDisposable {
     if (shardSize && shardSize.maxEntries === undefined && shardSize.maxBytes === undefined) {
       throw new ConfigurationError('shardSize needs maxEntries or maxBytes')
     }
-    if ((options.shardFormat ?? 'tar') !== 'tar') throw new ConfigurationError(`unsupported shard format: ${options.shardFormat}`)
+    if ((options.shardFormat ?? 'tar') !== 'tar') {
+      throw new ConfigurationError(`unsupported shard format: ${options.shardFormat}`, { option: 'shardFormat', key })
+    }
+    if (![undefined, null, 'gzip', 'zstd'].includes(options.shardCompression)) {
+      throw new ConfigurationError(
+        `shardCompression must be 'gzip', 'zstd' or null (a plain tar), not ${JSON.stringify(options.shardCompression)}`,
+        {
+          option: 'shardCompression',
+          key,
+        },
+      )
+    }
     this.store = store
     this.key = key
     this.mode = options.mode ?? 'append_parts'
     this.#options = options
     const slash = key.lastIndexOf('/')
     this.shardPrefix = (options.shardPrefix ?? (slash === -1 ? 'shards' : `${key.slice(0, slash)}/shards`)).replace(/\/+$/, '')
-    const ctx = store.context(options.signal)
+    // Bad write options fail here, before anything is written.
+    const ctx = writeContext(store, options)
+    this.#ctx = ctx
     if (this.mode === 'append_parts') {
       this.#parts = new ManifestPartsWriter(ctx, key, {
         partMaxEntries: options.partMaxEntries,
@@ -134,11 +151,12 @@ export class ManifestWriter implements AsyncDisposable {
 
   /**
    * Uploads an object and adds its entry. Uploads of calls made without awaiting run in
-   * parallel; their entries are added in call order.
+   * parallel; their entries are added in call order. Write options given here override the
+   * writer's for this object.
    */
-  async putObject(key: string, data: DataSource, options: EntryFields = {}): Promise<FileEntry> {
+  async putObject(key: string, data: DataSource, options: WriterPutObjectOptions = {}): Promise<FileEntry> {
     this.#checkOpen()
-    const uploading = putObject(this.store.context(this.#options.signal), key, data, { ...options, inferId: this.store.inferId })
+    const uploading = putObject(this.#ctx, key, data, { ...options, inferId: this.store.inferId })
     uploading.catch(() => {}) // handled in its turn below
     return this.#run(async () => {
       // Queued behind earlier calls; a failed upload fails the writer like any other error.
@@ -264,12 +282,9 @@ export class ManifestWriter implements AsyncDisposable {
   }
 
   #newShard(): ShardWriter {
-    const compression = this.#options.shardCompression ?? null
-    const archiveKey = `${this.shardPrefix}/${shardArchiveName(this.#runId, ++this.#shardSequence, 6, compression)}`
-    return new ShardWriter(this.store.context(this.#options.signal), archiveKey, {
-      compression,
-      internalManifestPath: this.#options.internalManifestPath,
-    })
+    const compression = this.#options.shardCompression === undefined ? DEFAULT_SHARD_COMPRESSION : this.#options.shardCompression
+    const archiveKey = `${this.shardPrefix}/${shardArchiveName(this.#runId, this.#shardSequence++, compression)}`
+    return new ShardWriter(this.#ctx, archiveKey, { internalManifestPath: this.#options.internalManifestPath })
   }
 
   async #add(entry: ManifestEntry): Promise<void> {

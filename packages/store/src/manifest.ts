@@ -43,13 +43,14 @@ import {
 import { asyncIterableOf } from '@s3exchange/core/internals'
 import { pipe } from 'it-pipe'
 import { type CompactOptions, compactManifest } from './compact.js'
-import type { CallOptions, EntrySource, StoreContext } from './context.js'
+import { type EntrySource, type ReadOptions, type StoreContext, writeContext } from './context.js'
 import { type DeleteManifestOptions, deleteManifest } from './delete.js'
 import type {
   GetKeysOptions,
   IterEntriesOptions,
   IterObjectsOptions,
   ListFilesOptions,
+  WriteCallOptions,
   WriteManifestOptions,
   WriteManifestResult,
 } from './options.js'
@@ -124,7 +125,7 @@ export class Manifest implements EntrySource {
 
   /** The entries, refs inlined (depth first, each manifest once) unless `resolveRefs: false`. */
   iterEntries(options: IterEntriesOptions = {}): AsyncIterable<ManifestEntry> {
-    const ctx = this.store.context(options.signal)
+    const ctx = this.store.context(options)
     return pipe(
       this.#entries(ctx, options.resolveRefs ?? true),
       optional<ManifestEntry>(options.partition && partition(options.partition)),
@@ -138,7 +139,7 @@ export class Manifest implements EntrySource {
    * archive. Read each body inside the loop: a shard member's body is skipped once the loop moves on.
    */
   iterObjects(options: IterObjectsOptions = {}): AsyncIterable<EntryWithBody> {
-    const ctx = this.store.context(options.signal)
+    const ctx = this.store.context(options)
     const backing = this.#backing
     if (backing.kind === 'shard') {
       // The members of one archive: one streaming pass, not one archive read per member.
@@ -174,7 +175,7 @@ export class Manifest implements EntrySource {
    * (or its archive key, with `expandShards: false`), a ref's key when refs are not resolved.
    */
   getKeys(options: GetKeysOptions = {}): AsyncIterable<string> {
-    const ctx = this.store.context(options.signal)
+    const ctx = this.store.context(options)
     const entries = this.#entries(ctx, options.resolveRefs ?? true)
     return pipe(
       entries,
@@ -186,13 +187,13 @@ export class Manifest implements EntrySource {
 
   /** File entries, with each shard replaced by its internal manifest's entries (unless `includeShards: false`). */
   listFiles(options: ListFilesOptions = {}): AsyncIterable<FileEntry | ShardEntry> {
-    const ctx = this.store.context(options.signal)
+    const ctx = this.store.context(options)
     const entries = this.#entries(ctx, true) as AsyncIterable<FileEntry | ShardEntry>
     return pipe(entries, optional<FileEntry | ShardEntry>((options.includeShards ?? true) && expandShards(ctx)))
   }
 
   /** File entries (shard members included) whose key, or virtual key, starts with `prefix`. */
-  filterByPrefix(prefix: string, options: CallOptions = {}): AsyncIterable<FileEntry | ShardEntry> {
+  filterByPrefix(prefix: string, options: ReadOptions = {}): AsyncIterable<FileEntry | ShardEntry> {
     return pipe(this.listFiles({ ...options, includeShards: true }), withKeyPrefix(prefix))
   }
 
@@ -240,18 +241,18 @@ export class Manifest implements EntrySource {
   }
 
   /** The entries of the manifest object at `key`, streamed (Python's `Manifest.read_from_s3`). */
-  static readFromS3(store: StoreContext, key: string, options: CallOptions = {}): AsyncIterable<ManifestEntry> {
-    return readManifest(store.context(options.signal), key)
+  static readFromS3(store: StoreContext, key: string, options: ReadOptions = {}): AsyncIterable<ManifestEntry> {
+    return readManifest(store.context(options), key)
   }
 
-  /** Writes entries as the manifest object at `key` (Python's `Manifest.write_to_s3`). */
+  /** Writes entries as the manifest object at `key` (Python's `Manifest.write_to_s3`), with the store's write options and the call's over them. */
   static async writeToS3(
     store: StoreContext,
     key: string,
     entries: Iterable<ManifestEntry> | AsyncIterable<ManifestEntry>,
-    options: CallOptions = {},
+    options: WriteCallOptions = {},
   ): Promise<void> {
-    await writeManifestObject(store.context(options.signal), key, entries)
+    await writeManifestObject(writeContext(store, options), key, entries)
   }
 
   /** Iterating a manifest iterates its entries, refs resolved. */

@@ -15,6 +15,7 @@
 import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3'
 import type {
   CommitResult,
+  ContextWriteOptions,
   EnvSource,
   ExpandShardsOptions,
   FetchBodiesOptions,
@@ -24,12 +25,13 @@ import type {
   PutObjectOptions,
   ReadLimits,
   RolloverLimits,
-  ShardCompression,
   ShardWriterOptions,
+  SseCustomerKey,
   TemplateVars,
+  WriteOptions,
   WrittenManifest,
 } from '@s3exchange/core'
-import type { CallOptions } from './context.js'
+import type { CallOptions, ReadOptions } from './context.js'
 
 /** Options for the {@link S3ExchangeStore} constructor. */
 export interface S3ExchangeStoreOptions {
@@ -51,6 +53,20 @@ export interface S3ExchangeStoreOptions {
   archiveIndexCacheSize?: number
   /** Limits on what reads accept, for every call of this store (see `ReadLimits` for each and its default). */
   limits?: ReadLimits
+  /**
+   * Write options for every object this store writes (objects, shards, manifests, parts, roots,
+   * compactions): storage class, SSE-S3 / SSE-KMS, metadata, tags, Cache-Control,
+   * Content-Encoding, ACL (see `WriteOptions` for each). A call's own options override them field by
+   * field. Checked here: a bad one is a `ConfigurationError` naming it.
+   */
+  writeOptions?: ContextWriteOptions
+  /**
+   * SSE-C: the key of your own that every object this store writes is encrypted with, and that
+   * every read of this store (GET, ranged GET, HEAD) sends, since the server needs it to read such
+   * objects back (see `WriteOptions.sseCustomerKey`). A call's `sseCustomerKey` overrides it
+   * (`null`: none, for objects that are not SSE-C).
+   */
+  sseCustomerKey?: SseCustomerKey
 }
 
 /** Options for {@link S3ExchangeStore.fromEnv}. */
@@ -95,11 +111,11 @@ export interface PartitionOption {
 }
 
 /** Options for {@link Manifest.iterEntries} and `iterManifestEntries`. */
-export interface IterEntriesOptions extends CallOptions, ResolveRefsOptions, LimitOptions, PartitionOption {}
+export interface IterEntriesOptions extends ReadOptions, ResolveRefsOptions, LimitOptions, PartitionOption {}
 
 /** Options for {@link Manifest.iterObjects} and `iterObjects`. */
 export interface IterObjectsOptions
-  extends CallOptions,
+  extends ReadOptions,
     LimitOptions,
     PartitionOption,
     Pick<FetchBodiesOptions, 'concurrency' | 'verify'>,
@@ -117,34 +133,43 @@ export interface IterObjectsOptions
 }
 
 /** Options for {@link Manifest.getKeys} and `getKeys`. */
-export interface GetKeysOptions extends CallOptions, ResolveRefsOptions, LimitOptions {
+export interface GetKeysOptions extends ReadOptions, ResolveRefsOptions, LimitOptions {
   /** Yield the virtual keys of shard members instead of the archive key. Default true. */
   expandShards?: boolean
 }
 
 /** Options for {@link Manifest.listFiles} and `listManifestFiles`. */
-export interface ListFilesOptions extends CallOptions {
+export interface ListFilesOptions extends ReadOptions {
   /** Replace shard entries by their internal manifest's entries. Default true. */
   includeShards?: boolean
 }
 
-/** Options for {@link Shard.iterEntries} and {@link Shard.iterObjects}. */
-export interface ShardIterOptions extends CallOptions, LimitOptions {}
+/** Options for {@link Shard.iterEntries}, {@link Shard.iterObjects} and {@link Shard.iterArchiveMembers}. */
+export interface ShardIterOptions extends ReadOptions, LimitOptions {}
 
 /** Options for {@link S3ExchangeStore.iterObjectsFromKeys}. */
 export interface IterObjectsFromKeysOptions
-  extends CallOptions,
+  extends ReadOptions,
     LimitOptions,
     Pick<FetchKeysOptions, 'concurrency' | 'onMissing' | 'verify'> {}
 
 /** Options for the downloads of many objects. */
-export interface DownloadOptions extends CallOptions, Pick<FetchBodiesOptions, 'concurrency'> {}
+export interface DownloadOptions extends ReadOptions, Pick<FetchBodiesOptions, 'concurrency'> {}
+
+/**
+ * The write options of one call (see `WriteOptions`): over the store's `writeOptions`, field by
+ * field; a call that chooses an encryption replaces the store's. Its `sseCustomerKey` is also used
+ * for whatever the call reads (the root of an `append_parts` write).
+ */
+export interface WriteCallOptions extends CallOptions, WriteOptions {}
 
 /** Options for {@link S3ExchangeStore.putObject}. */
-export interface PutObjectCallOptions extends CallOptions, EntryFields {}
+export interface PutObjectCallOptions extends WriteCallOptions, EntryFields {}
 
-/** Options for {@link S3ExchangeStore.writeManifest}. */
-export interface WriteManifestOptions extends CallOptions, Pick<ManifestPartsOptions, 'partMaxEntries' | 'partMaxBytes' | 'maxAttempts'> {
+/** Options for {@link S3ExchangeStore.writeManifest}: the write options apply to the manifest, its parts and its root. */
+export interface WriteManifestOptions
+  extends WriteCallOptions,
+    Pick<ManifestPartsOptions, 'partMaxEntries' | 'partMaxBytes' | 'maxAttempts'> {
   /**
    * `overwrite` (default): the manifest is replaced, all at once. `append_parts`: the entries go to
    * a new part (more than one past `partMaxEntries` / `partMaxBytes`) and the root gains a ref to
@@ -157,7 +182,7 @@ export interface WriteManifestOptions extends CallOptions, Pick<ManifestPartsOpt
 export type WriteManifestResult = WrittenManifest | CommitResult
 
 /** Options for {@link S3ExchangeStore.putShardArchive}. */
-export interface PutShardArchiveOptions extends CallOptions, Pick<ShardWriterOptions, 'compression' | 'internalManifestPath'> {
+export interface PutShardArchiveOptions extends WriteCallOptions, Pick<ShardWriterOptions, 'compression' | 'internalManifestPath'> {
   /** Only `tar`. */
   format?: 'tar'
 }
@@ -176,9 +201,12 @@ export interface PutShardedOptions extends Omit<WriteManifestOptions, 'mode'> {
  */
 export type ShardSizePolicy = RolloverLimits
 
-/** Options for {@link ManifestWriter}, as Python's `open_manifest_writer`. */
+/**
+ * Options for {@link ManifestWriter}, as Python's `open_manifest_writer`; the write options apply
+ * to everything it writes: loose objects, shards, parts and the root.
+ */
 export interface ManifestWriterOptions
-  extends CallOptions,
+  extends WriteCallOptions,
     Pick<ManifestPartsOptions, 'partMaxEntries' | 'partMaxBytes'>,
     Pick<ShardWriterOptions, 'internalManifestPath'> {
   /** `append_parts` (default): parts + refs appended to the root. `overwrite`: the root is replaced. */
@@ -190,10 +218,10 @@ export interface ManifestWriterOptions
   /** Archive format; only `tar`. */
   shardFormat?: 'tar'
   /**
-   * `null` (default, as Python's writer): `.tar`. `'gzip'`: `.tar.gz`. `'zstd'`: `.tar.zst`
-   * (Node ≥ 22.15; Python s3exchange cannot read it).
+   * `'gzip'` (default, as every shard the library names: `.tar.gz`), `null` (`.tar`), `'zstd'`
+   * (`.tar.zst`; see `ShardWriterOptions.compression`). Python's writer defaults to `null`.
    */
-  shardCompression?: ShardCompression
+  shardCompression?: ShardWriterOptions['compression']
   /** On an error, publish what was written before it (Python's `publish_on_error`). Default false. */
   publishOnError?: boolean
   /** `maxAttempts` of the conditional root update (see `AppendOptions`), under Python's name for it. */
@@ -202,6 +230,9 @@ export interface ManifestWriterOptions
 
 /** The entry fields of an object (`id`, `meta`, `contentType`): see `PutObjectOptions`. */
 export type EntryFields = Pick<PutObjectOptions, 'id' | 'meta' | 'contentType'>
+
+/** Options for {@link ManifestWriter.putObject}: the entry's fields, and write options of its own over the writer's. */
+export interface WriterPutObjectOptions extends EntryFields, WriteOptions {}
 
 /** Options for {@link ManifestWriter.addFile}: the entry's fields. */
 export interface AddFileOptions extends EntryFields {

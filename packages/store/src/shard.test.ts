@@ -103,13 +103,21 @@ describe.each([
     expect(await Array.fromAsync(manifest)).toStrictEqual(manifestLines(key))
   })
 
-  it('iterEntries() gives the data members, in archive order, entries enriched, with their bytes, in one GET', async () => {
+  it('iterEntries() yields what Manifest.iterEntries yields: the entries, read from the head of the archive', async () => {
+    const key = archiveKey()
+    const shard = store.getShard(key)
+    expect(await Array.fromAsync(shard.iterEntries())).toStrictEqual(await Array.fromAsync(shard.getManifest().iterEntries()))
+    expect(await Array.fromAsync(shard.iterEntries())).toStrictEqual(manifestLines(key))
+    expect(await Array.fromAsync(shard.iterEntries({ limit: 1 }))).toStrictEqual(manifestLines(key).slice(0, 1))
+  })
+
+  it("iterObjects() gives the data members, in archive order, entries enriched, with their bytes, in one GET (the store's iterObjects)", async () => {
     const key = archiveKey()
     const client = s3.s3.createClient()
     const counts = countRequests(client)
     const counted = new S3ExchangeStore({ client, bucket: s3.bucket })
     const got = []
-    for await (const { entry, body } of counted.getShard(key).iterEntries()) got.push([entry, [...(await body.bytes())]])
+    for await (const { entry, body } of counted.getShard(key).iterObjects()) got.push([entry, [...(await body.bytes())]])
     client.destroy()
     expect(got).toStrictEqual(
       manifestLines(key).map((line, i) => [
@@ -118,17 +126,22 @@ describe.each([
       ]),
     )
     expect(counts.GetObjectCommand).toBe(1)
+    const viaStore = []
+    for await (const { entry, body } of store.iterObjects(Manifest.fromShard(store, store.getShard(key).entry))) {
+      viaStore.push([entry, [...(await body.bytes())]])
+    }
+    expect(viaStore).toStrictEqual(got)
   })
 
-  it('iterEntries({ limit }) stops early', async () => {
-    const got = await Array.fromAsync(store.getShard(archiveKey()).iterEntries({ limit: 2 }))
+  it('iterObjects({ limit }) stops early', async () => {
+    const got = await Array.fromAsync(store.getShard(archiveKey()).iterObjects({ limit: 2 }))
     expect(got.map(({ entry }) => entry.member_path)).toEqual(['0001.wav', 'deep/0002.wav'])
   })
 
-  it('iterObjects() gives every regular member, the internal manifest included, with minimal entries', async () => {
+  it('iterArchiveMembers() gives every regular member, the internal manifest included, with minimal entries', async () => {
     const key = archiveKey()
     const got = []
-    for await (const { entry, body } of store.getShard(key).iterObjects()) got.push([entry, await body.text()])
+    for await (const { entry, body } of store.getShard(key).iterArchiveMembers()) got.push([entry, await body.text()])
     const manifestText = internalManifestFor(key, members)
     expect(got).toStrictEqual([
       [
@@ -139,7 +152,7 @@ describe.each([
       [{ kind: 'file', key: `${key}#deep/0002.wav`, member_path: 'deep/0002.wav', size_bytes: 5 }, '\t\b\u0007\u0006\u0005'],
       [{ kind: 'file', key: `${key}#0003.txt`, member_path: '0003.txt', size_bytes: 0 }, ''],
     ])
-    expect(await Array.fromAsync(store.getShard(key).iterObjects({ limit: 1 }))).toHaveLength(1)
+    expect(await Array.fromAsync(store.getShard(key).iterArchiveMembers({ limit: 1 }))).toHaveLength(1)
   })
 
   it('getMember() reads one member', async () => {
@@ -171,7 +184,7 @@ describe('a missing archive', () => {
     expect((error as ShardReadError).cause).toBeInstanceOf(ObjectNotFoundError)
   })
 
-  it('getManifest(), iterEntries() and iterObjects() are ShardReadError naming the archive', async () => {
+  it('getManifest(), iterEntries(), iterObjects() and iterArchiveMembers() are ShardReadError naming the archive', async () => {
     const key = s3.key('shards/missing.tar.gz')
     const shard = store.getShard(key)
     // Each call starts when the previous one is checked: a call started early could fail before its
@@ -180,6 +193,7 @@ describe('a missing archive', () => {
       () => Array.fromAsync(shard.getManifest()),
       () => Array.fromAsync(shard.iterEntries()),
       () => Array.fromAsync(shard.iterObjects()),
+      () => Array.fromAsync(shard.iterArchiveMembers()),
     ]) {
       const error = await rejection(attempt())
       expect(error).toBeInstanceOf(ShardReadError)
@@ -208,17 +222,17 @@ describe('an archive written by someone else', () => {
     )
   })
 
-  it('iterEntries() skips links and directories and gives unlisted members a minimal entry', async () => {
+  it('iterObjects() skips links and directories and gives unlisted members a minimal entry', async () => {
     const got = []
-    for await (const { entry, body } of store.getShard(key).iterEntries()) got.push([entry, await body.text()])
+    for await (const { entry, body } of store.getShard(key).iterObjects()) got.push([entry, await body.text()])
     expect(got).toStrictEqual([
       [{ kind: 'file', key: `${key}#a.txt`, member_path: 'a.txt', id: 'a', meta: null, size_bytes: 1, archive_key: key }, 'A'],
       [{ kind: 'file', member_path: 'dir/b.txt', size_bytes: 2, archive_key: key, key: `${key}#dir/b.txt` }, 'BB'],
     ])
   })
 
-  it('iterObjects() gives the regular members only', async () => {
-    const got = await Array.fromAsync(store.getShard(key).iterObjects())
+  it('iterArchiveMembers() gives the regular members only', async () => {
+    const got = await Array.fromAsync(store.getShard(key).iterArchiveMembers())
     expect(got.map(({ entry }) => entry.member_path)).toEqual(['__manifest__.jsonl', 'a.txt', 'dir/b.txt'])
   })
 
@@ -230,14 +244,20 @@ describe('an archive written by someone else', () => {
     }
   })
 
-  it('an archive without an internal manifest: iterEntries() is ShardReadError, iterObjects() reads it', async () => {
+  it('an archive without an internal manifest: iterEntries() and iterObjects() are ShardReadError, iterArchiveMembers() reads it', async () => {
     const bare = s3.key('shards/bare.tar')
     await put(bare, await buildTar([{ name: 'x.txt', data: 'x' }]))
-    const error = await rejection(Array.fromAsync(store.getShard(bare).iterEntries()))
-    expect(error).toBeInstanceOf(ShardReadError)
-    expect((error as ShardReadError).archiveKey).toBe(bare)
+    // Each attempt starts only when the previous one is checked (no unhandled rejection meanwhile).
+    for (const attempt of [
+      () => Array.fromAsync(store.getShard(bare).iterEntries()),
+      () => Array.fromAsync(store.getShard(bare).iterObjects()),
+    ]) {
+      const error = await rejection(attempt())
+      expect(error).toBeInstanceOf(ShardReadError)
+      expect((error as ShardReadError).archiveKey).toBe(bare)
+    }
     const got = []
-    for await (const { entry, body } of store.getShard(bare).iterObjects()) got.push([entry.member_path, await body.text()])
+    for await (const { entry, body } of store.getShard(bare).iterArchiveMembers()) got.push([entry.member_path, await body.text()])
     expect(got).toEqual([['x.txt', 'x']])
   })
 })

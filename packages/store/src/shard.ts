@@ -9,8 +9,8 @@
  *
  * const store = new S3ExchangeStore({ client, bucket: 'my-bucket' })
  * const shard = store.getShard('training/123/samples/shards/shard-00000.tar.gz')
- * for await (const entry of shard.getManifest()) console.log(entry.key)
- * for await (const { entry, body } of shard.iterEntries()) console.log(entry.member_path, (await body.bytes()).byteLength)
+ * for await (const entry of shard.iterEntries()) console.log(entry.key) // as Manifest.iterEntries: entries
+ * for await (const { entry, body } of shard.iterObjects()) console.log(entry.member_path, (await body.bytes()).byteLength)
  * const one = await shard.getMember('0001.wav')
  * ```
  */
@@ -20,18 +20,18 @@ import {
   type FileEntry,
   inferArchiveFormat,
   internalManifestPath,
+  type ManifestEntry,
   type ObjectBody,
   openShardMember,
   type RolloverLimits,
   readArchiveMembers,
-  readShardMembers,
   type ShardEntry,
   type ShardItem,
   shardCompression,
   splitShardItems,
   take,
 } from '@s3exchange/core'
-import type { CallOptions, StoreContext } from './context.js'
+import type { ReadOptions, StoreContext } from './context.js'
 import { deleteKey, type FenceOptions } from './delete.js'
 import { Manifest } from './manifest.js'
 import type { ShardIterOptions } from './options.js'
@@ -91,26 +91,34 @@ export class Shard {
   }
 
   /**
-   * The data members (all but the internal manifest), in archive order, with their entries
-   * enriched (`archive_key`, `member_path`, virtual `key`) and their bodies, out of one
-   * streaming GET. Read each body inside the loop.
+   * The shard's entries, what `Manifest.iterEntries` yields for it (`getManifest()`): its internal
+   * manifest's, read from the head of the archive only, no member data.
    */
-  iterEntries(options: ShardIterOptions = {}): AsyncIterable<EntryWithBody<FileEntry>> {
-    const ctx = this.store.context(options.signal)
-    return take<EntryWithBody<FileEntry>>(options.limit)(readShardMembers(ctx, this.entry))
+  iterEntries(options: ShardIterOptions = {}): AsyncIterable<ManifestEntry> {
+    return this.getManifest().iterEntries(options)
+  }
+
+  /**
+   * The data members (all but the internal manifest), in archive order, `{ entry, body }` as the
+   * store's `iterObjects` yields them: entries enriched (`archive_key`, `member_path`, virtual
+   * `key`), bodies out of one streaming GET. Read each body inside the loop. (Python's
+   * `Shard.iter_entries`.)
+   */
+  iterObjects(options: ShardIterOptions = {}): AsyncIterable<EntryWithBody> {
+    return this.getManifest().iterObjects(options)
   }
 
   /**
    * Every regular member, the internal manifest included, with a minimal entry
-   * (`kind`, `key`, `member_path`, `size_bytes`), in archive order.
+   * (`kind`, `key`, `member_path`, `size_bytes`), in archive order. (Python's `Shard.iter_objects`.)
    */
-  iterObjects(options: ShardIterOptions = {}): AsyncGenerator<EntryWithBody<FileEntry>, void, undefined> {
-    return take<EntryWithBody<FileEntry>>(options.limit)(readArchiveMembers(this.store.context(options.signal), this.archiveKey))
+  iterArchiveMembers(options: ShardIterOptions = {}): AsyncGenerator<EntryWithBody<FileEntry>, void, undefined> {
+    return take<EntryWithBody<FileEntry>>(options.limit)(readArchiveMembers(this.store.context(options), this.archiveKey))
   }
 
   /** One member's body, streamed out of the archive. A missing member is `ObjectNotFoundError`. */
-  async getMember(memberPath: string, options: CallOptions = {}): Promise<ObjectBody> {
-    return openShardMember(this.store.context(options.signal), this.archiveKey, memberPath, {
+  async getMember(memberPath: string, options: ReadOptions = {}): Promise<ObjectBody> {
+    return openShardMember(this.store.context(options), this.archiveKey, memberPath, {
       indexCache: this.store.archiveIndexes,
       internalManifestPath: this.internalManifestPath,
     })

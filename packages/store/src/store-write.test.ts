@@ -928,9 +928,9 @@ describe('putShardArchive', () => {
       expect(magic.equals(Buffer.from([0x28, 0xb5]))).toBe(compression === 'zstd')
     })
 
-    it('iterEntries() gives every member, in order, with its entry and its bytes', async () => {
+    it('iterObjects() gives every member, in order, with its entry and its bytes', async () => {
       const got = []
-      for await (const { entry, body } of store.getShard(archiveKey).iterEntries())
+      for await (const { entry, body } of store.getShard(archiveKey).iterObjects())
         got.push({ entry, data: Buffer.from(await body.bytes()) })
       expect(got.map(({ entry }) => entry.member_path)).toEqual(expected.map(({ path }) => path))
       for (const [i, { entry, data }] of got.entries()) {
@@ -1024,7 +1024,7 @@ describe('putShardArchive', () => {
     expect(shard.entry.internal_manifest_path).toBe('meta/index.jsonl')
     expect(shard.internalManifestPath).toBe('meta/index.jsonl')
     const members = await Array.fromAsync(Shard.fromEntry(store, shard.entry).iterEntries())
-    expect(members.map(({ entry }) => entry.member_path)).toEqual(['v.txt'])
+    expect(members.map((entry) => entry.kind === 'file' && entry.member_path)).toEqual(['v.txt'])
 
     const emptyKey = s3.key('shards/put/empty.tar.gz')
     const empty = await store.putShardArchive(emptyKey, [])
@@ -1032,15 +1032,46 @@ describe('putShardArchive', () => {
     expect(await Array.fromAsync(store.getShard(emptyKey).iterEntries())).toEqual([])
   })
 
-  it('an unsupported format or compression is ShardWriteError naming the archive; nothing is written', async () => {
+  it('an unsupported format, or a compression the key contradicts, is ConfigurationError naming the key and the option; nothing is written', async () => {
     const archiveKey = s3.key('shards/put/unsupported.tar')
     const item = [{ source: Buffer.from('x'), member_path: 'x' }]
-    for (const options of [{ format: 'zip' as never }, { compression: 'bzip2' as never }, { compression: 'xz' as never }]) {
+    for (const [options, option] of [
+      [{ format: 'zip' as never }, 'format'],
+      [{ compression: 'bzip2' as never }, 'compression'],
+      [{ compression: 'xz' as never }, 'compression'],
+      [{ compression: 'zstd' as const }, 'compression'],
+      [{ compression: 'gzip' as const }, 'compression'],
+    ] as const) {
       const error = await rejection(store.putShardArchive(archiveKey, item, options))
-      expect(error, JSON.stringify(options)).toBeInstanceOf(ShardWriteError)
-      expect((error as ShardWriteError).archiveKey).toBe(archiveKey)
+      expect(error, JSON.stringify(options)).toBeInstanceOf(ConfigurationError)
+      expect((error as ConfigurationError).key).toBe(archiveKey)
+      expect((error as ConfigurationError).option).toBe(option)
+      expect((error as Error).message).toContain(archiveKey)
     }
     expect(await head(archiveKey)).toBeUndefined()
+  })
+
+  it('compression follows the key: .tar plain, .tar.gz and .tgz gzip, .tar.zst and .tzst zstd; a key without an extension gzip unless told', async () => {
+    const item = () => [{ source: Buffer.from('member'), member_path: 'm.txt' }]
+    const cases: [string, { compression?: null | 'gzip' }, 'gzip' | 'zstd' | null][] = [
+      ['shards/follow/plain.tar', {}, null],
+      ['shards/follow/gz.tar.gz', {}, 'gzip'],
+      ['shards/follow/gz.tgz', {}, 'gzip'],
+      ['shards/follow/zst.tar.zst', {}, 'zstd'],
+      ['shards/follow/zst.tzst', {}, 'zstd'],
+      ['shards/follow/no-extension', {}, 'gzip'],
+      ['shards/follow/no-extension-plain', { compression: null }, null],
+    ]
+    for (const [name, options, compression] of cases) {
+      const archiveKey = s3.key(name)
+      const shard = await store.putShardArchive(archiveKey, item(), options)
+      expect(shard.entry.compression, name).toBe(compression)
+      const magic = (await bytesOf(archiveKey)).subarray(0, 2)
+      expect(magic.equals(Buffer.from([0x1f, 0x8b])), name).toBe(compression === 'gzip')
+      expect(magic.equals(Buffer.from([0x28, 0xb5])), name).toBe(compression === 'zstd')
+      const member = await store.getObject(`${archiveKey}#m.txt`)
+      expect(await member.text(), name).toBe('member')
+    }
   })
 
   it('a compression that contradicts the key (zstd for .tar or .tar.gz, gzip or none for .tar.zst) is ConfigurationError naming both; nothing is written', async () => {

@@ -98,9 +98,9 @@ describe('constructor', () => {
     expect(custom.inferId('x/y.wav')).toBe('id:x/y.wav')
   })
 
-  it('context() carries the client, the bucket, the signal and the limits', () => {
+  it('context() carries the client, the bucket, the signal, the limits and the write options', () => {
     const signal = new AbortController().signal
-    expect(store.context(signal)).toEqual({ client: s3.client, bucket: s3.bucket, signal, limits: DEFAULT_LIMITS })
+    expect(store.context({ signal })).toEqual({ client: s3.client, bucket: s3.bucket, signal, limits: DEFAULT_LIMITS, writeOptions: {} })
   })
 
   it('isManifest and isShard look at the extension', () => {

@@ -22,6 +22,8 @@ import {
   type ArchiveIndexCache,
   type CompactReport,
   ConfigurationError,
+  type ContextWriteOptions,
+  checkWriteOptions,
   createClient,
   type DataSource,
   type DeleteReport,
@@ -39,6 +41,7 @@ import {
   listKeys,
   type ManifestEntry,
   normalizeKey,
+  normalizeSseCustomerKey,
   type ObjectBody,
   objectExists,
   openObject,
@@ -48,6 +51,7 @@ import {
   type S3Context,
   type ShardEntry,
   type ShardItem,
+  type SseCustomerKey,
   settingsFromEnv,
   type TemplateVars,
   take,
@@ -55,7 +59,7 @@ import {
 import type { ArchiveIndex } from '@s3exchange/core/internals'
 import { pipe } from 'it-pipe'
 import { type CompactOptions, compactManifest } from './compact.js'
-import type { CallOptions, StoreContext } from './context.js'
+import { type CallOptions, type ContextOptions, type ReadOptions, type StoreContext, writeContext } from './context.js'
 import {
   type DeleteManifestOptions,
   type DeletePrefixOptions,
@@ -97,6 +101,10 @@ export class S3ExchangeStore implements StoreContext {
   readonly archiveIndexes: ArchiveIndexCache | undefined
   /** The limits this store's reads enforce (see `S3ExchangeStoreOptions.limits`). */
   readonly limits: Readonly<Required<ReadLimits>>
+  /** The write options of every write of this store (see `S3ExchangeStoreOptions.writeOptions`). */
+  readonly writeOptions: Readonly<ContextWriteOptions>
+  /** The SSE-C key (held so that it never prints), if the store has one. */
+  readonly #sseCustomerKey: SseCustomerKey | undefined
 
   constructor(options: S3ExchangeStoreOptions) {
     if (!options?.client) throw new ConfigurationError('S3ExchangeStore needs a client')
@@ -111,6 +119,9 @@ export class S3ExchangeStore implements StoreContext {
     const cacheSize = options.archiveIndexCacheSize ?? 256
     this.archiveIndexes = cacheSize > 0 ? new LruCache<ArchiveIndex>(cacheSize) : undefined
     this.limits = Object.freeze(effectiveLimits(options.limits))
+    checkWriteOptions({ ...options.writeOptions, sseCustomerKey: options.sseCustomerKey })
+    this.writeOptions = Object.freeze({ ...options.writeOptions })
+    this.#sseCustomerKey = options.sseCustomerKey === undefined ? undefined : normalizeSseCustomerKey(options.sseCustomerKey)
   }
 
   /**
@@ -125,9 +136,21 @@ export class S3ExchangeStore implements StoreContext {
     return new S3ExchangeStore({ ...options, client: createClient(settings, options.clientConfig), bucket })
   }
 
-  /** The context the core operators take, for composing your own pipelines. */
-  context(signal?: AbortSignal): S3Context {
-    return { client: this.client, bucket: this.bucket, signal, limits: this.limits }
+  /**
+   * The context the core operators take, for composing your own pipelines: the client, the bucket,
+   * the limits, the store's write options and SSE-C key; `options` adds a signal, and an SSE-C key
+   * for this context instead of the store's (`null`: none).
+   */
+  context(options: ContextOptions = {}): S3Context {
+    const key = options.sseCustomerKey === undefined ? this.#sseCustomerKey : (options.sseCustomerKey ?? undefined)
+    return {
+      client: this.client,
+      bucket: this.bucket,
+      signal: options.signal,
+      limits: this.limits,
+      writeOptions: this.writeOptions,
+      sseCustomerKey: key === undefined ? undefined : normalizeSseCustomerKey(key),
+    }
   }
 
   // ---------------------------------------------------------------- keys
@@ -173,34 +196,35 @@ export class S3ExchangeStore implements StoreContext {
    * object exists under the part before the `#`, the whole key is read as an ordinary key.
    * Missing: `ObjectNotFoundError`.
    */
-  async getObject(key: string, options: CallOptions = {}): Promise<ObjectBody> {
-    return openObject(this.context(options.signal), key, { indexCache: this.archiveIndexes })
+  async getObject(key: string, options: ReadOptions = {}): Promise<ObjectBody> {
+    return openObject(this.context(options), key, { indexCache: this.archiveIndexes })
   }
 
   /** The object's metadata (a HEAD). Missing: `ObjectNotFoundError`. */
-  async getObjectMetadata(key: string, options: CallOptions = {}): Promise<HeadObjectCommandOutput> {
-    return headObject(this.context(options.signal), key)
+  async getObjectMetadata(key: string, options: ReadOptions = {}): Promise<HeadObjectCommandOutput> {
+    return headObject(this.context(options), key)
   }
 
   /** Whether an object exists under `key`. */
-  async exists(key: string, options: CallOptions = {}): Promise<boolean> {
-    return objectExists(this.context(options.signal), key)
+  async exists(key: string, options: ReadOptions = {}): Promise<boolean> {
+    return objectExists(this.context(options), key)
   }
 
   /** Every key under `prefix`, across all pages of the listing. */
   listKeys(prefix: string, options: CallOptions = {}): AsyncGenerator<string, void, undefined> {
-    return listKeys(this.context(options.signal), prefix)
+    return listKeys(this.context(options), prefix)
   }
 
   /**
    * Uploads `data` (bytes, a local file path, a Readable or an async iterable of bytes) to `key`
    * and returns its entry `{ kind, key, id, meta, content_type, size_bytes, etag, sha256 }` as
    * Python does. Large or unsized data goes up as a multipart upload; size and ETag come from the
-   * upload (no HEAD).
+   * upload (no HEAD). Write options (`storageClass`, `serverSideEncryption`, `metadata`, …) override
+   * the store's.
    */
   async putObject(key: string, data: DataSource, options: PutObjectCallOptions = {}): Promise<FileEntry> {
     const { signal, ...fields } = options
-    return putObject(this.context(signal), key, data, { ...fields, inferId: this.inferId })
+    return putObject(writeContext(this, options), key, data, { ...fields, inferId: this.inferId })
   }
 
   // ---------------------------------------------------------------- manifests
@@ -274,7 +298,7 @@ export class S3ExchangeStore implements StoreContext {
   }
 
   /** A manifest's file entries (shard members included) whose key starts with `prefixFilter`. */
-  listByManifestPrefix(manifest: ManifestRef, prefixFilter: string, options: CallOptions = {}): AsyncIterable<FileEntry | ShardEntry> {
+  listByManifestPrefix(manifest: ManifestRef, prefixFilter: string, options: ReadOptions = {}): AsyncIterable<FileEntry | ShardEntry> {
     return Manifest.fromRef(this, manifest).filterByPrefix(prefixFilter, options)
   }
 
@@ -287,7 +311,7 @@ export class S3ExchangeStore implements StoreContext {
     keys: Iterable<string> | AsyncIterable<string>,
     options: IterObjectsFromKeysOptions = {},
   ): AsyncGenerator<EntryWithBody<FileEntry>, void, undefined> {
-    const fetch = fetchKeys(this.context(options.signal), { ...options, indexCache: this.archiveIndexes, inferId: this.inferId })
+    const fetch = fetchKeys(this.context(options), { ...options, indexCache: this.archiveIndexes, inferId: this.inferId })
     return pipe(keys, fetch, take<EntryWithBody<FileEntry>>(options.limit))
   }
 
@@ -321,8 +345,8 @@ export class S3ExchangeStore implements StoreContext {
   }
 
   /** Downloads one object (or archive member) to `localPath`, atomically. Resolves to the absolute path. */
-  async downloadObject(key: string, localPath: string, options: CallOptions = {}): Promise<string> {
-    return downloadObject(this.context(options.signal), key, localPath, { indexCache: this.archiveIndexes })
+  async downloadObject(key: string, localPath: string, options: ReadOptions = {}): Promise<string> {
+    return downloadObject(this.context(options), key, localPath, { indexCache: this.archiveIndexes })
   }
 
   /** Downloads keys and virtual keys into `dir`; resolves to a map of key to local path. */

@@ -14,13 +14,12 @@ import {
   type ManifestEntry,
   type ShardEntry,
   type ShardItem,
-  ShardWriteError,
   ShardWriter,
   writeAll,
   writeManifestObject,
   writeManifestParts,
 } from '@s3exchange/core'
-import type { StoreContext } from './context.js'
+import { type StoreContext, writeContext } from './context.js'
 import type { PutShardArchiveOptions, WriteManifestOptions, WriteManifestResult } from './options.js'
 
 /** Writes entries to a manifest: `overwrite` replaces it, `append_parts` adds parts and refs to them. */
@@ -30,29 +29,34 @@ export async function writeManifest(
   entries: Iterable<ManifestEntry> | AsyncIterable<ManifestEntry>,
   options: WriteManifestOptions = {},
 ): Promise<WriteManifestResult> {
-  const ctx = store.context(options.signal)
   const mode = options.mode ?? 'overwrite'
+  if (mode !== 'overwrite' && mode !== 'append_parts') {
+    throw new ConfigurationError(`invalid mode: ${String(mode)} (overwrite or append_parts)`, { option: 'mode', key })
+  }
+  const ctx = writeContext(store, options)
   if (mode === 'overwrite') return writeManifestObject(ctx, key, entries)
-  if (mode === 'append_parts') return writeManifestParts(ctx, key, options)(entries)
-  throw new ConfigurationError(`invalid mode: ${String(mode)}`)
+  return writeManifestParts(ctx, key, options)(entries)
 }
 
-/** Writes one shard archive of `items`; resolves to its entry. */
+/**
+ * Writes one shard archive of `items`; resolves to its entry. Its compression follows the key's
+ * extension (see `archiveCompressionFor`): a `compression` option that contradicts it, or an
+ * unknown `format`, is a `ConfigurationError` naming the key and the option, before anything is
+ * written.
+ */
 export async function putShardArchive(
   store: StoreContext,
   archiveKey: string,
   items: Iterable<ShardItem> | AsyncIterable<ShardItem>,
   options: PutShardArchiveOptions = {},
 ): Promise<ShardEntry> {
-  if ((options.format ?? 'tar') !== 'tar') throw new ShardWriteError(`unsupported archive format: ${options.format}`, { archiveKey })
-  const compression = options.compression
-  if (compression !== undefined && compression !== 'gzip' && compression !== 'zstd' && compression !== null) {
-    throw new ShardWriteError(`unsupported compression: ${String(compression)} (gzip, zstd or null)`, { archiveKey })
+  if ((options.format ?? 'tar') !== 'tar') {
+    throw new ConfigurationError(`unsupported archive format: ${String(options.format)} (only tar) for ${archiveKey}`, {
+      option: 'format',
+      key: archiveKey,
+    })
   }
-  // Default: zstd for a .tar.zst key, else gzip; a contradiction is a ConfigurationError (see ShardWriter).
-  const writer = new ShardWriter(store.context(options.signal), archiveKey, {
-    compression,
-    internalManifestPath: options.internalManifestPath,
-  })
+  const { signal, format, ...writerOptions } = options
+  const writer = new ShardWriter(writeContext(store, options), archiveKey, writerOptions)
   return writeAll(writer, items)
 }

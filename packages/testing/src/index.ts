@@ -42,3 +42,16 @@ export {
   serverSupports,
   type TestServerInfo,
 } from './test-server.js'
+export {
+  customerKeyHeaders,
+  type EncryptionSupport,
+  expectedOptionHeaders,
+  optionHeaders,
+  type ProbeWriteOptionsOptions,
+  probeWriteOptions,
+  requestKey,
+  type S3Operation,
+  s3Operation,
+  type WriteOptionSupport,
+  type WriteOptionsSent,
+} from './write-options-support.js'

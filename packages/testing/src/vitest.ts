@@ -21,10 +21,11 @@
 
 import { randomBytes } from 'node:crypto'
 import type { S3Client } from '@aws-sdk/client-s3'
-import { afterAll, beforeAll, inject } from 'vitest'
+import { afterAll, beforeAll, expect, inject } from 'vitest'
 import { connectS3, type LocalS3, type S3Connection } from './local-s3.js'
-import { type S3Proxy, type S3ProxyOptions, startS3Proxy } from './s3-proxy.js'
+import { type RecordedRequest, type S3Proxy, type S3ProxyOptions, startS3Proxy } from './s3-proxy.js'
 import { type ServerFeature, serverSupports, type TestServerInfo } from './test-server.js'
+import { expectedOptionHeaders, optionHeaders, requestKey, s3Operation, type WriteOptionsSent } from './write-options-support.js'
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -73,6 +74,30 @@ export function useTestS3(): TestS3 {
     await state.s3?.stop()
   })
   return state
+}
+
+/** Runs `work` and resolves to the requests `proxy` recorded meanwhile. */
+export async function requestsDuring(proxy: S3Proxy, work: () => Promise<unknown>): Promise<RecordedRequest[]> {
+  const from = proxy.requests.length
+  await work()
+  return proxy.requests.slice(from)
+}
+
+/**
+ * Asserts that every request carries exactly the write-option headers a write with `options`
+ * must put on it (see `expectedOptionHeaders`: all on PutObject and CreateMultipartUpload, the
+ * SSE-C key alone on UploadPart, the completion, GET and HEAD, none elsewhere). Resolves to the
+ * operations seen, by object key (`(bucket)` for requests on the bucket), in order.
+ */
+export function expectOptionsOnEveryRequest(requests: readonly RecordedRequest[], options: WriteOptionsSent): Map<string, string[]> {
+  const seen = new Map<string, string[]>()
+  for (const request of requests) {
+    const operation = s3Operation(request)
+    const key = requestKey(request) ?? '(bucket)'
+    seen.set(key, [...(seen.get(key) ?? []), operation])
+    expect(optionHeaders(request), `${operation} ${key}`).toStrictEqual(expectedOptionHeaders(request, options))
+  }
+  return seen
 }
 
 /** What a test file gets from {@link useS3Proxy}; fields are set once `beforeAll` has run. */

@@ -12,11 +12,12 @@
  * GETs; a read whose connection is cut mid-body, resumed; typed errors (one class for `import` and
  * `require`); a zstd archive (read on a Node with zstd, an UnsupportedCompressionError naming the
  * archive without); a zstd shard written (read back by member on a Node with zstd, a
- * ShardWriteError naming the archive without, nothing uploaded). No top-level await, so the same
- * file compiles to CommonJS.
+ * ShardWriteError naming the archive without, nothing uploaded); write options and an SSE-C key
+ * (given as bytes) on the wire, as the SDK sends them. No top-level await, so the same file
+ * compiles to CommonJS.
  */
 import { strict as assert } from 'node:assert'
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import * as zlib from 'node:zlib'
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3'
@@ -127,6 +128,30 @@ async function main(): Promise<string[]> {
     assert.ok(resume?.headers['if-match'], 'the resumed GET insists on the same version')
     done.push('resumable read after a cut')
 
+    // write options and SSE-C through the user's SDK: the headers on the wire. The key is given as
+    // bytes: every SDK of the range must send their base64 and MD5 (an SDK that encoded it twice
+    // would send 60 characters, and servers would refuse the key).
+    const sseKey = randomBytes(32)
+    const sealed = new S3ExchangeStore({
+      client,
+      bucket,
+      sseCustomerKey: { key: sseKey },
+      writeOptions: { metadata: { team: 'asr' }, tagging: { a: 'b c' } },
+    })
+    const secret = randomBytes(2000)
+    await sealed.putObject(`${prefix}/sse-c/secret.bin`, secret)
+    assert.ok((await bytesOf(await sealed.getObject(`${prefix}/sse-c/secret.bin`))).equals(secret), 'bytes of the SSE-C object')
+    const keyMd5 = createHash('md5').update(sseKey).digest('base64')
+    for (const request of [...sent('PUT', `${prefix}/sse-c/secret.bin`), ...sent('GET', `${prefix}/sse-c/secret.bin`)]) {
+      assert.equal(request.headers['x-amz-server-side-encryption-customer-algorithm'], 'AES256', `${request.method}: SSE-C algorithm`)
+      assert.equal(request.headers['x-amz-server-side-encryption-customer-key'], sseKey.toString('base64'), `${request.method}: SSE-C key`)
+      assert.equal(request.headers['x-amz-server-side-encryption-customer-key-md5'], keyMd5, `${request.method}: SSE-C key MD5`)
+    }
+    const put = sent('PUT', `${prefix}/sse-c/secret.bin`)[0]
+    assert.equal(put?.headers['x-amz-meta-team'], 'asr', 'metadata sent')
+    assert.equal(put?.headers['x-amz-tagging'], 'a=b%20c', 'tags sent')
+    done.push('write options and an SSE-C key sent (PUT and GET)')
+
     // typed errors, one class whichever package (and module system) it comes from
     const missing = await store.getObject(`${prefix}/nope`).then(
       () => undefined,
@@ -154,7 +179,7 @@ async function main(): Promise<string[]> {
     const hasZstd = typeof (zlib as { createZstdDecompress?: unknown }).createZstdDecompress === 'function'
     try {
       const names: string[] = []
-      for await (const { entry, body } of store.getShard(zstdKey).iterObjects()) {
+      for await (const { entry, body } of store.getShard(zstdKey).iterArchiveMembers()) {
         names.push(`${entry.member_path}=${(await bytesOf(body)).toString()}`)
       }
       assert.ok(hasZstd, `Node ${process.version} has no zstd, yet the archive was read`)

@@ -16,7 +16,7 @@
  * ```ts
  * import { ShardWriter } from '@s3exchange/core'
  *
- * const writer = new ShardWriter(ctx, 'ds/shards/shard-00000.tar.gz', { compression: 'gzip' })
+ * const writer = new ShardWriter(ctx, 'ds/shards/shard-00000.tar.gz') // gzip: the extension says so
  * await writer.add({ source: Buffer.from('hello'), member_path: 'a.txt', id: 'a' })
  * await writer.add({ source: '/data/b.wav', member_path: 'b.wav', meta: { sr: 16000 } })
  * const entry = await writer.finish() // { kind: 'shard', archive_key, …, count: 2, size_bytes, meta: { etag } }
@@ -25,11 +25,12 @@
 import { createHash } from 'node:crypto'
 import { DEFAULT_INTERNAL_MANIFEST_PATH, type FileEntry, type ShardEntry, serializeEntry } from '../format/entries.js'
 import { ShardWriteError } from '../format/errors.js'
-import { compressionForKey, type ShardCompression, virtualKey } from '../format/keys.js'
+import { type ArchiveCompression, archiveCompressionFor, virtualKey } from '../format/keys.js'
 import type { Writer } from '../format/writer.js'
 import type { S3Context } from '../s3/context.js'
 import { hashing } from '../s3/data-source.js'
 import type { UploadOptions } from '../s3/multipart-upload.js'
+import type { WriteOptions } from '../s3/write-options.js'
 import type { ArchiveIndexOptions } from './archive-index.js'
 import {
   BodyDeflater,
@@ -52,15 +53,17 @@ import { paddingFrame, SKIPPABLE_HEADER_BYTES } from './zstd-frames.js'
 /** Options for {@link ShardWriter}. */
 export interface ShardWriterOptions
   extends Pick<UploadOptions, 'partSize' | 'queueSize'>,
-    Pick<ArchiveIndexOptions, 'internalManifestPath'> {
+    Pick<ArchiveIndexOptions, 'internalManifestPath'>,
+    WriteOptions {
   /**
-   * `'gzip'` for a .tar.gz, `'zstd'` for a .tar.zst, `null` for a plain tar. Default: `'zstd'`
-   * when the archive key ends in `.tar.zst`, else `'gzip'`, as Python's `put_shard_archive`.
-   * zstd for a `.tar` / `.tar.gz` key, or another compression for a `.tar.zst` key, is a
-   * `ConfigurationError`. zstd needs Node ≥ 22.15 (before, a `ShardWriteError` naming the
-   * archive) and readers of this library: Python s3exchange cannot read it.
+   * `'gzip'` for a .tar.gz, `'zstd'` for a .tar.zst, `null` for a plain tar. Default: what the
+   * archive key's extension says (`.tar`, `.tar.gz` / `.tgz`, `.tar.zst` / `.tzst`); gzip for a key
+   * without one, as Python's `put_shard_archive`. A value the extension contradicts is a
+   * `ConfigurationError` naming the key and the option (see `archiveCompressionFor`). zstd needs
+   * Node ≥ 22.15 (before, a `ShardWriteError` naming the archive) and readers of this library:
+   * Python s3exchange cannot read it.
    */
-  compression?: ShardCompression
+  compression?: ArchiveCompression | undefined
   /** gzip level, 1 (fast) to 9 (small). Default 6. */
   gzipLevel?: number
   /** zstd level, 1 (fast) to 19 (small; 20 to 22 need a lot of memory to read). Default 3, zstd's own. */
@@ -95,7 +98,7 @@ type LocationFields = readonly ['gz_offset', 'gz_size'] | readonly ['zst_offset'
 /** Writes one shard archive; see the module comment. */
 export class ShardWriter implements Writer<ShardItem | PreparedShardItem, ShardEntry> {
   readonly archiveKey: string
-  readonly compression: ShardCompression
+  readonly compression: ArchiveCompression
   readonly internalManifestPath: string
   readonly #options: ShardWriterOptions
   readonly #output: HeadLastWriter
@@ -114,14 +117,18 @@ export class ShardWriter implements Writer<ShardItem | PreparedShardItem, ShardE
   #group: { parts: Uint8Array[]; bytes: number; members: number[] } = { parts: [], bytes: 0, members: [] }
   #state: 'open' | 'finished' | 'failed' = 'open'
 
+  /**
+   * Throws before anything is written: `ConfigurationError` for a compression the key contradicts
+   * or bad write options, `ShardWriteError` for zstd on a Node without it.
+   */
   constructor(ctx: S3Context, archiveKey: string, options: ShardWriterOptions = {}) {
     this.archiveKey = archiveKey
     this.#options = options
-    this.compression = compressionForKey(archiveKey, options.compression)
+    this.compression = archiveCompressionFor(archiveKey, options.compression)
     this.internalManifestPath = options.internalManifestPath ?? DEFAULT_INTERNAL_MANIFEST_PATH
     // Before anything is uploaded: a Node without zstd refuses here.
     this.#zstd = this.compression === 'zstd' ? zstdFor('write', archiveKey) : undefined
-    this.#output = new HeadLastWriter(ctx, archiveKey, options)
+    this.#output = new HeadLastWriter(ctx, archiveKey, options) // the write options: see PartWriter
     const write = (chunk: Buffer) => this.#output.add(chunk)
     const seekable = options.seekable ?? true
     const zstdLevel = options.zstdLevel ?? DEFAULT_ZSTD_LEVEL

@@ -151,7 +151,7 @@ export class S3RequestError extends S3ExchangeError {
 
   constructor(operation: string, key: string, cause: unknown) {
     const statusCode = httpStatusOf(cause)
-    const detail = cause instanceof Error ? cause.message || cause.name : String(cause)
+    const detail = cause instanceof Error ? describeSdkError(cause, statusCode) : String(cause)
     super(`${operation} ${key} failed${statusCode ? ` (HTTP ${statusCode})` : ''}: ${detail}`, { cause })
     this.key = key
     this.operation = operation
@@ -224,6 +224,41 @@ export class ManifestConflictError extends S3ExchangeError {
     super(`Manifest ${key} was changed by other writers during each of ${attempts} attempts to update it`, { cause })
     this.key = key
     this.attempts = attempts
+  }
+}
+
+/**
+ * A conditional write (`ifMatch` / `ifNoneMatch`) was refused before anything was sent, or after
+ * the server showed it cannot keep the condition: writing it anyway could overwrite a concurrent
+ * writer's object unnoticed, so nothing was written. `capability` names what the server lacks, as
+ * a field of `ServerCapabilities` (what `probeServer` and `s3x doctor` measure):
+ *
+ * - `conditionalComplete`: the write needs a multipart upload (larger than `partSize` when
+ *   streamed, or than the largest single PUT the server takes), and the server ignores conditions
+ *   on CompleteMultipartUpload (`known: true`, measured) or is not known to honour them
+ *   (`known: false`). Raise `partSize` so that the object goes up in one conditional PutObject, or,
+ *   where the server does honour them (AWS S3, MinIO from RELEASE.2024-05-27, R2), say so with
+ *   `rememberServerCapabilities(client, { conditionalComplete: true })` or `probeServerOnce(ctx)`.
+ * - `conditionalPut`: the server refused `If-Match` in both ETag forms (quoted and bare) although
+ *   the object's ETag was the one sent: it does not do conditional PutObject.
+ */
+export class ConditionalWriteUnsupportedError extends S3ExchangeError {
+  override name = 'ConditionalWriteUnsupportedError'
+  /** The key that was not written. */
+  readonly key: string
+  /** What the server lacks: `conditionalComplete` or `conditionalPut`. */
+  readonly capability: 'conditionalComplete' | 'conditionalPut'
+  /** True when the server was measured (or stated) to lack it; false when it is only not known to have it. */
+  readonly known: boolean
+
+  constructor(
+    message: string,
+    options: { key: string; capability: 'conditionalComplete' | 'conditionalPut'; known: boolean; cause?: unknown },
+  ) {
+    super(`Refused to write ${options.key}: ${message}`, options)
+    this.key = options.key
+    this.capability = options.capability
+    this.known = options.known
   }
 }
 
@@ -329,9 +364,51 @@ export class LimitExceededError extends S3ExchangeError {
   }
 }
 
-/** Configuration is missing or inconsistent (e.g. `fromEnv()` without a bucket). */
+/**
+ * Configuration is missing or inconsistent (e.g. `fromEnv()` without a bucket, `sseKmsKeyId`
+ * without `serverSideEncryption: 'aws:kms'`); thrown before anything is read or written.
+ */
 export class ConfigurationError extends S3ExchangeError {
   override name = 'ConfigurationError'
+  /** The option at fault (`sseKmsKeyId`, `metadata`, `compression`, …), when one is. */
+  readonly option: string | undefined
+  /** The key the call was about (an archive key, …), when there was one. */
+  readonly key: string | undefined
+
+  constructor(message: string, options: { option?: string; key?: string; cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause })
+    this.option = options.option
+    this.key = options.key
+  }
+}
+
+/**
+ * What an SDK error says: its message, unless that is the SDK's `UnknownError` (an error answer
+ * whose body it could not parse, such as Ceph RGW's to a failed condition): then its code, or the
+ * status's name (`PreconditionFailed` for 412).
+ */
+function describeSdkError(error: Error, statusCode: number | undefined): string {
+  const message = error.message
+  if (message && message !== 'UnknownError') return message
+  const code = error.name
+  if (code && code !== 'Error' && code !== 'Unknown' && code !== 'UnknownError') return code
+  return (statusCode !== undefined && STATUS_CODES[statusCode]) || message || code
+}
+
+/** S3's error code for the statuses whose answer body a server may leave unreadable. */
+const STATUS_CODES: Record<number, string> = {
+  304: 'NotModified',
+  400: 'BadRequest',
+  403: 'AccessDenied',
+  404: 'NotFound',
+  409: 'Conflict',
+  412: 'PreconditionFailed',
+  413: 'EntityTooLarge',
+  416: 'InvalidRange',
+  429: 'TooManyRequests',
+  500: 'InternalError',
+  501: 'NotImplemented',
+  503: 'SlowDown',
 }
 
 /** The HTTP status code carried by an AWS SDK error, if any. */

@@ -2,8 +2,7 @@
 import { describe, expect, it } from 'vitest'
 import { ConfigurationError, MissingPlaceholderError, S3ExchangeError } from './errors.js'
 import {
-  archiveExtension,
-  compressionForKey,
+  archiveCompressionFor,
   inferArchiveFormat,
   inferId,
   isArchiveKey,
@@ -113,10 +112,10 @@ describe('archive keys', () => {
   it.each([
     ['s/0.tar.gz', 'gzip'],
     ['s/0.tgz', 'gzip'],
-    ['s/0.tar.zst', 'zstd'],
-    ['s/0.tzst', 'zstd'],
     ['s/0.tar.bz2', 'bzip2'],
     ['s/0.tar.xz', 'xz'],
+    ['s/0.tar.zst', 'zstd'],
+    ['s/0.tzst', 'zstd'],
     ['s/0.tar', null],
     ['s/0.zip', null],
     ['s/0', null],
@@ -131,45 +130,12 @@ describe('archive keys', () => {
     ['a.tar.bz2', true],
     ['a.tar.xz', true],
     ['a.gz', false],
-    ['a.zst', false],
     ['a.tar.zst', true],
     ['a.tzst', true],
     ['a.tar/b.wav', false],
     ['atar', false],
   ])('isArchiveKey(%j) → %j', (key, want) => {
     expect(isArchiveKey(key)).toBe(want)
-  })
-
-  it.each([
-    ['s/a.tar.zst', undefined, 'zstd'],
-    ['s/a.tzst', undefined, 'zstd'],
-    ['s/a.tar.gz', undefined, 'gzip'],
-    ['s/a.tar', undefined, 'gzip'], // Python's put_shard_archive default, whatever the key says
-    ['s/a.bin', undefined, 'gzip'],
-    ['s/a.tar.zst', 'zstd', 'zstd'],
-    ['s/a.tar', null, null],
-    ['s/a.tar', 'gzip', 'gzip'],
-    ['s/a.tar.gz', null, null],
-    ['s/a.bin', 'zstd', 'zstd'],
-  ] as const)('compressionForKey(%j, %j) → %j', (key, option, want) => {
-    expect(compressionForKey(key, option)).toBe(want)
-  })
-
-  it.each([
-    ['s/a.tar', 'zstd', 'a plain tar'],
-    ['s/a.tar.gz', 'zstd', 'gzip'],
-    ['s/a.tgz', 'zstd', 'gzip'],
-    ['s/a.tar.zst', 'gzip', 'zstd'],
-    ['s/a.tar.zst', null, 'zstd'],
-  ] as const)('compressionForKey(%j, %j): ConfigurationError naming the key and what its extension says', (key, option, says) => {
-    expect(() => compressionForKey(key, option)).toThrow(ConfigurationError)
-    expect(() => compressionForKey(key, option)).toThrow(
-      `compression ${JSON.stringify(option)} contradicts the extension of the archive key ${key} (${says})`,
-    )
-  })
-
-  it('archiveExtension', () => {
-    expect([archiveExtension(null), archiveExtension('gzip'), archiveExtension('zstd')]).toEqual(['.tar', '.tar.gz', '.tar.zst'])
   })
 
   it('isManifestKey', () => {
@@ -221,16 +187,56 @@ describe('isWithinFence', () => {
   })
 })
 
+describe('archiveCompressionFor: the key decides, a contradicting option is refused', () => {
+  it.each([
+    ['s/0.tar', undefined, null],
+    ['s/0.tar', null, null],
+    ['s/0.tar.gz', undefined, 'gzip'],
+    ['s/0.tgz', 'gzip', 'gzip'],
+    ['s/0.tar.zst', undefined, 'zstd'],
+    ['s/0.tzst', 'zstd', 'zstd'],
+    // No known extension: the option decides; gzip by default, as every shard the library names.
+    ['s/0', undefined, 'gzip'],
+    ['s/0.bin', null, null],
+    ['s/0.data', 'zstd', 'zstd'],
+  ] as const)('%j with compression %j → %j', (key, option, want) => {
+    expect(archiveCompressionFor(key, option)).toBe(want)
+  })
+
+  it.each([
+    ['s/0.tar', 'gzip', /compression "gzip" contradicts the archive key s\/0\.tar, whose extension means a plain tar \(null\)/],
+    ['s/0.tar.gz', null, /compression null contradicts the archive key s\/0\.tar\.gz, whose extension means "gzip"/],
+    ['s/0.tgz', 'zstd', /contradicts/],
+    ['s/0.tar.zst', 'gzip', /whose extension means "zstd"/],
+    ['s/0.tar.bz2', undefined, /cannot write bzip2 archives \(s\/0\.tar\.bz2\)/],
+    ['s/0.tar.xz', null, /cannot write xz archives/],
+    ['s/0', 'lz4', /compression must be 'gzip', 'zstd' or null/],
+  ] as const)('%j with compression %j is a ConfigurationError naming the key and the option', (key, option, message) => {
+    let error: unknown
+    try {
+      archiveCompressionFor(key, option as never)
+    } catch (caught) {
+      error = caught
+    }
+    expect(error).toBeInstanceOf(ConfigurationError)
+    expect((error as ConfigurationError).key).toBe(key)
+    expect((error as ConfigurationError).option).toBe('compression')
+    expect((error as Error).message).toMatch(message)
+  })
+})
+
 describe('runId, shardArchiveName, utcStamp', () => {
   it('runId is the UTC time and 6 hex digits', () => {
     expect(runId(new Date('2026-11-24T10:15:00.123Z'))).toMatch(/^20261124-101500-[0-9a-f]{6}$/)
   })
 
-  it('utcStamp is YYYYMMDD-HHMMSS in UTC; shardArchiveName pads the index and names the compression', () => {
+  it('utcStamp is YYYYMMDD-HHMMSS in UTC; shardArchiveName pads the index to 5 digits and names the compression', () => {
     expect(utcStamp(new Date('2026-01-02T03:04:05.678Z'))).toBe('20260102-030405')
-    expect(shardArchiveName('20260102-030405-abcdef', 7, 5, 'gzip')).toBe('shard-20260102-030405-abcdef-00007.tar.gz')
-    expect(shardArchiveName('r', 123456, 6, null)).toBe('shard-r-123456.tar')
-    expect(shardArchiveName('r', 1, 2, 'zstd')).toBe('shard-r-01.tar.zst')
+    expect(shardArchiveName('20260102-030405-abcdef', 7, 'gzip')).toBe('shard-20260102-030405-abcdef-00007.tar.gz')
+    expect(shardArchiveName('r', 0, null)).toBe('shard-r-00000.tar')
+    expect(shardArchiveName('r', 3, 'zstd')).toBe('shard-r-00003.tar.zst')
+    // Past 5 digits the index grows rather than wraps.
+    expect(shardArchiveName('r', 123456, null)).toBe('shard-r-123456.tar')
   })
 })
 

@@ -66,53 +66,87 @@ export function virtualKey(archiveKey: string, memberPath: string): string {
   return `${archiveKey}#${memberPath}`
 }
 
-/** Archive format and compression, as Python infers them from an archive key's extension (and `.tar.zst`). */
+/** Archive format and compression, as Python infers them from an archive key's extension. */
 export interface ArchiveFormat {
   format: 'tar'
   compression: 'gzip' | 'zstd' | 'bzip2' | 'xz' | null
 }
 
+/** The compression of a shard archive this library writes: gzip, zstd, or `null` for a plain tar. */
+export type ArchiveCompression = 'gzip' | 'zstd' | null
+
 /**
- * `.tar.gz` / `.tgz` → gzip, `.tar.zst` / `.tzst` → zstd, `.tar.bz2` → bzip2, `.tar.xz` → xz,
- * anything else a plain tar. (Python knows all but zstd.)
+ * The compression of shards whose name the library chooses (`shardInto`, the `ManifestWriter`,
+ * `s3x pack`) and of archive keys without a known extension: gzip, as Python's `put_shard_archive`
+ * (which every Python reader reads).
  */
+export const DEFAULT_SHARD_COMPRESSION: ArchiveCompression = 'gzip'
+
+/** Digits of the index in the names of shards the library names (`shard-<run id>-00000.tar.gz`). */
+export const SHARD_INDEX_DIGITS = 5
+
+const EXTENSIONS: [suffix: string, compression: ArchiveFormat['compression']][] = [
+  ['.tar', null],
+  ['.tar.gz', 'gzip'],
+  ['.tgz', 'gzip'],
+  ['.tar.zst', 'zstd'],
+  ['.tzst', 'zstd'],
+  ['.tar.bz2', 'bzip2'],
+  ['.tar.xz', 'xz'],
+]
+
+/** The compression an archive key's extension names, or undefined when it has none of a tar archive's. */
+export function extensionCompression(archiveKey: string): ArchiveFormat['compression'] | undefined {
+  return EXTENSIONS.find(([suffix]) => archiveKey.endsWith(suffix))?.[1]
+}
+
+/** `.tar.gz` / `.tgz` → gzip, `.tar.zst` / `.tzst` → zstd, `.tar.bz2` → bzip2, `.tar.xz` → xz, anything else a plain tar. */
 export function inferArchiveFormat(archiveKey: string): ArchiveFormat {
-  if (archiveKey.endsWith('.tar.gz') || archiveKey.endsWith('.tgz')) return { format: 'tar', compression: 'gzip' }
-  if (archiveKey.endsWith('.tar.zst') || archiveKey.endsWith('.tzst')) return { format: 'tar', compression: 'zstd' }
-  if (archiveKey.endsWith('.tar.bz2')) return { format: 'tar', compression: 'bzip2' }
-  if (archiveKey.endsWith('.tar.xz')) return { format: 'tar', compression: 'xz' }
-  return { format: 'tar', compression: null }
+  return { format: 'tar', compression: extensionCompression(archiveKey) ?? null }
 }
 
-/** True when the key's extension is one of a tar archive's (Python's, and `.tar.zst` / `.tzst`). */
+/** True when the key's extension is one of a tar archive's. */
 export function isArchiveKey(key: string): boolean {
-  return /\.(tar|tar\.gz|tgz|tar\.zst|tzst|tar\.bz2|tar\.xz)$/.test(key)
-}
-
-/** A compression this library writes shards with. */
-export type ShardCompression = 'gzip' | 'zstd' | null
-
-/**
- * The compression to write an archive key with. Given `compression`, that one; otherwise zstd for
- * a `.tar.zst` (`.tzst`) key and gzip for any other (Python's default). zstd for a key whose
- * extension says another compression (`.tar`, `.tar.gz`, `.tgz`), or another compression for a
- * `.tar.zst` key, is a `ConfigurationError` naming both: the extension is what readers and tools
- * go by.
- */
-export function compressionForKey(archiveKey: string, compression: ShardCompression | undefined): ShardCompression {
-  const named = /\.(tar|tar\.gz|tgz|tar\.zst|tzst)$/.test(archiveKey) ? inferArchiveFormat(archiveKey).compression : undefined
-  if (compression === undefined) return named === 'zstd' ? 'zstd' : 'gzip'
-  if (named !== undefined && (named === 'zstd') !== (compression === 'zstd')) {
-    throw new ConfigurationError(
-      `compression ${JSON.stringify(compression)} contradicts the extension of the archive key ${archiveKey} (${named ?? 'a plain tar'})`,
-    )
-  }
-  return compression
+  return extensionCompression(key) !== undefined
 }
 
 /** The extension of a shard archive with this compression: `.tar`, `.tar.gz` or `.tar.zst`. */
-export function archiveExtension(compression: ShardCompression): string {
+export function archiveExtension(compression: ArchiveCompression): string {
   return compression === 'gzip' ? '.tar.gz' : compression === 'zstd' ? '.tar.zst' : '.tar'
+}
+
+/**
+ * The compression of a shard written to `archiveKey`: its extension decides (`.tar` plain,
+ * `.tar.gz` / `.tgz` gzip, `.tar.zst` / `.tzst` zstd), and a `compression` option that says
+ * otherwise is a `ConfigurationError` naming the key and the option. A key without a known
+ * extension gets `compression`, by default {@link DEFAULT_SHARD_COMPRESSION} (gzip). An extension
+ * this library cannot write (`.tar.bz2`, `.tar.xz`) is a `ConfigurationError` too.
+ */
+export function archiveCompressionFor(archiveKey: string, compression?: ArchiveCompression): ArchiveCompression {
+  if (compression !== undefined && compression !== null && compression !== 'gzip' && compression !== 'zstd') {
+    throw new ConfigurationError(
+      `compression must be 'gzip', 'zstd' or null (a plain tar), not ${JSON.stringify(compression)} (archive ${archiveKey})`,
+      {
+        option: 'compression',
+        key: archiveKey,
+      },
+    )
+  }
+  const named = extensionCompression(archiveKey)
+  if (named === undefined) return compression === undefined ? DEFAULT_SHARD_COMPRESSION : compression
+  if (named === 'bzip2' || named === 'xz') {
+    throw new ConfigurationError(`cannot write ${named} archives (${archiveKey}): name it .tar, .tar.gz or .tar.zst`, {
+      option: 'compression',
+      key: archiveKey,
+    })
+  }
+  if (compression !== undefined && compression !== named) {
+    throw new ConfigurationError(
+      `compression ${JSON.stringify(compression)} contradicts the archive key ${archiveKey}, whose extension means ${named === null ? 'a plain tar (null)' : JSON.stringify(named)}: drop the option or rename the key`,
+      { option: 'compression', key: archiveKey },
+    )
+  }
+  return named
 }
 
 /** True when the key's extension is a manifest's (`.jsonl`). */
@@ -146,9 +180,14 @@ export function runId(date: Date = new Date()): string {
   return `${utcStamp(date)}-${randomBytes(3).toString('hex')}`
 }
 
-/** A default shard archive name: `shard-<run id>-<index, zero-padded to digits>.tar[.gz|.zst]`. */
-export function shardArchiveName(run: string, index: number, digits: number, compression: ShardCompression): string {
-  return `shard-${run}-${String(index).padStart(digits, '0')}${archiveExtension(compression)}`
+/**
+ * The name of a shard the library names itself, the same in `shardInto`, the `ManifestWriter` and
+ * `s3x pack`: `shard-<run id>-<index from 0, 5 digits>.tar[.gz|.zst]`, e.g.
+ * `shard-20261204-101500-3afdea-00000.tar.gz`. The run id makes a second run never overwrite the
+ * archives of a first; the padded index keeps a run's archives in order when listed.
+ */
+export function shardArchiveName(run: string, index: number, compression: ArchiveCompression): string {
+  return `shard-${run}-${String(index).padStart(SHARD_INDEX_DIGITS, '0')}${archiveExtension(compression)}`
 }
 
 /**

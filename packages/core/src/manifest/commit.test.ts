@@ -1,17 +1,30 @@
 /**
  * Publishing to a root manifest (part keys are tested with the key rules, format/keys.test.ts): appendToManifest, creating
- * the root with If-None-Match, appending byte for byte with If-Match, refusing an invalid root,
- * concurrent appenders losing nothing through a proxy that enforces conditional writes, giving up
- * with ManifestConflictError, and the unconditional fallback on servers that answer 501.
+ * the root with If-None-Match, appending byte for byte with If-Match (in the form the server
+ * honours), refusing an invalid root, concurrent appenders losing nothing through a proxy that
+ * enforces conditional writes and against the server itself, giving up with ManifestConflictError,
+ * 409 sent again, a root deleted meanwhile (404 or 412) as a lost race, slow-downs retried apart,
+ * the unconditional fallback on servers that answer 501, and roots larger than a part committed in
+ * one conditional PUT (or refused where a multipart commit would be unguarded).
  */
-import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3'
-import { type ProxiedRequest, type S3Proxy, type S3ProxyOptions, startS3Proxy } from '@s3exchange/testing'
+import { createHash } from 'node:crypto'
+import {
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  PutObjectCommand,
+  type S3Client,
+  type S3ClientConfig,
+} from '@aws-sdk/client-s3'
+import { type ProxiedRequest, rejection, type S3Proxy, type S3ProxyOptions, startS3Proxy } from '@s3exchange/testing'
 import { testServer, useTestS3 } from '@s3exchange/testing/vitest'
 import { afterAll, describe, expect, it } from 'vitest'
 import { type ManifestEntry, serializeEntry } from '../format/entries.js'
-import { InvalidManifestError, ManifestConflictError, S3RequestError } from '../format/errors.js'
+import { ConditionalWriteUnsupportedError, InvalidManifestError, ManifestConflictError, S3RequestError } from '../format/errors.js'
+import { CONFLICT_RETRIES } from '../s3/conditional-write.js'
 import type { S3Context } from '../s3/context.js'
-import { appendToManifest, isConflict, MANIFEST_CONTENT_TYPE } from './commit.js'
+import { rememberServerCapabilities } from '../s3/server-knowledge.js'
+import { appendToManifest, isConflict, isSlowDown, MANIFEST_CONTENT_TYPE } from './commit.js'
 
 const s3 = useTestS3()
 const server = testServer()
@@ -23,10 +36,10 @@ afterAll(async () => {
   for (const proxy of proxies) await proxy.stop()
 })
 
-async function proxied(options: Omit<S3ProxyOptions, 'target'>): Promise<{ proxy: S3Proxy; ctx: S3Context }> {
+async function proxied(options: Omit<S3ProxyOptions, 'target'>, config: S3ClientConfig = {}): Promise<{ proxy: S3Proxy; ctx: S3Context }> {
   const proxy = await startS3Proxy({ target: s3.s3, ...options })
   proxies.push(proxy)
-  const client = s3.s3.createClient({ endpoint: proxy.endpoint })
+  const client = s3.s3.createClient({ endpoint: proxy.endpoint, ...config })
   clients.push(client)
   return { proxy, ctx: { client, bucket: s3.bucket } }
 }
@@ -83,9 +96,14 @@ describe('appendToManifest', () => {
     expect((await getText(root)).text).toBe(`${existing}${lines([ref('p1.jsonl')])}`)
     await appendToManifest(ctx, root, [ref('p2.jsonl'), ref('p3.jsonl')])
     expect((await getText(root)).text).toBe(`${existing}${lines([ref('p1.jsonl'), ref('p2.jsonl'), ref('p3.jsonl')])}`)
-    const puts = putsOf(proxy, root)
-    expect(puts).toHaveLength(2)
-    expect(puts[0]?.headers['if-match']).toBe(before.etag)
+    // The first If-Match is the quoted ETag; a server that honours only the bare one (Ceph RGW 16)
+    // refuses it although it matches, and gets the bare one, then the bare one only.
+    const bareOnly = server.capabilities.conditionalPut === 'bare'
+    const etag = before.etag?.replace(/"/g, '') as string
+    const puts = putsOf(proxy, root).map((request) => request.headers['if-match'])
+    expect(puts.slice(0, bareOnly ? 2 : 1)).toEqual(bareOnly ? [`"${etag}"`, etag] : [`"${etag}"`])
+    expect(puts).toHaveLength(bareOnly ? 3 : 2)
+    expect(puts.at(-1)).toMatch(bareOnly ? /^[0-9a-f]{32}$/ : /^"[0-9a-f]{32}"$/)
   })
 
   it('adds the missing newline at the end of an existing root', async () => {
@@ -208,10 +226,10 @@ describe('appendToManifest', () => {
     expect(putsOf(proxy, root)).toHaveLength(4)
   })
 
-  it('409 Conflict is retried like 412', async () => {
+  it('409 ConditionalRequestConflict on the root PUT is sent again within the attempt, as AWS documents', async () => {
     const root = s3.key('conflict/409.jsonl')
     let answered = 0
-    const { ctx } = await proxied({
+    const { proxy, ctx } = await proxied({
       intercept: (request) => {
         if (!putsOf({ requests: [request] } as S3Proxy, root).length || answered > 0) return undefined
         answered++
@@ -219,8 +237,87 @@ describe('appendToManifest', () => {
       },
     })
     const result = await appendToManifest(ctx, root, [ref('p.jsonl')], { baseDelayMs: 1 })
-    expect(result.attempts).toBe(2)
+    expect(result.attempts).toBe(1)
+    expect(putsOf(proxy, root)).toHaveLength(2)
     expect((await getText(root)).text).toBe(lines([ref('p.jsonl')]))
+  })
+
+  it('409 on every resend of an attempt counts as a lost race: the root is read again and the append retried', async () => {
+    const root = s3.key('conflict/409-many.jsonl')
+    let answered = 0
+    const { proxy, ctx } = await proxied({
+      intercept: (request) => {
+        if (!putsOf({ requests: [request] } as S3Proxy, root).length || answered > CONFLICT_RETRIES) return undefined
+        answered++
+        return { status: 409, code: 'ConditionalRequestConflict' }
+      },
+    })
+    const result = await appendToManifest(ctx, root, [ref('p.jsonl')], { baseDelayMs: 1 })
+    expect(result.attempts).toBe(2)
+    expect(putsOf(proxy, root)).toHaveLength(CONFLICT_RETRIES + 2)
+    expect((await getText(root)).text).toBe(lines([ref('p.jsonl')]))
+  })
+
+  it.each([
+    [404, 'NoSuchKey', 'AWS S3'],
+    [412, 'PreconditionFailed', 'Ceph RGW'],
+  ])(
+    'the root deleted meanwhile (If-Match answered %i %s, as %s does): a lost race, the root read again and created',
+    async (status, code) => {
+      const root = s3.key(`deleted/${status}.jsonl`)
+      await put(root, lines([ref('old.jsonl')]))
+      let deleted = false
+      const { proxy, ctx } = await proxied({
+        intercept: async (request) => {
+          if (deleted || !putsOf({ requests: [request] } as S3Proxy, root).length) return undefined
+          deleted = true
+          await s3.client.send(new DeleteObjectCommand({ Bucket: s3.bucket, Key: root }))
+          return { status, code }
+        },
+      })
+      const result = await appendToManifest(ctx, root, [ref('p.jsonl')], { baseDelayMs: 1 })
+      expect(result.attempts).toBe(2)
+      const puts = putsOf(proxy, root)
+      expect(puts).toHaveLength(2)
+      expect(puts[0]?.headers['if-match']).toBeDefined()
+      expect(puts[1]?.headers['if-none-match']).toBe('*')
+      expect((await getText(root)).text).toBe(lines([ref('p.jsonl')]))
+    },
+  )
+
+  it.each([
+    [503, 'SlowDown'],
+    [429, 'TooManyRequests'],
+  ])('%i %s on the root PUT (the SDK’s retries spent) is retried with backoff, not counted as a lost race', async (status, code) => {
+    const root = s3.key(`slow/${status}.jsonl`)
+    // Two slow-downs and two lost races (412 to If-None-Match: *), then the write goes through.
+    const answers = [
+      { status, code },
+      { status: 412, code: 'PreconditionFailed' },
+      { status, code },
+      { status: 412, code: 'PreconditionFailed' },
+    ]
+    const { proxy, ctx } = await proxied(
+      { intercept: (request) => (putsOf({ requests: [request] } as S3Proxy, root).length ? answers.shift() : undefined) },
+      { maxAttempts: 1 },
+    )
+    // maxAttempts: 3 allows the two lost races; were the slow-downs counted with them, this would be ManifestConflictError.
+    const result = await appendToManifest(ctx, root, [ref('p.jsonl')], { maxAttempts: 3, baseDelayMs: 1, maxDelayMs: 5 })
+    expect(result.attempts).toBe(5)
+    expect(putsOf(proxy, root)).toHaveLength(5)
+    expect((await getText(root)).text).toBe(lines([ref('p.jsonl')]))
+  })
+
+  it('a server that keeps asking to slow down: its error after maxAttempts, not ManifestConflictError', async () => {
+    const root = s3.key('slow/always.jsonl')
+    const { proxy, ctx } = await proxied(
+      { intercept: (request) => (putsOf({ requests: [request] } as S3Proxy, root).length ? { status: 503, code: 'SlowDown' } : undefined) },
+      { maxAttempts: 1 },
+    )
+    const error = await rejection(appendToManifest(ctx, root, [ref('p.jsonl')], { maxAttempts: 3, baseDelayMs: 1, maxDelayMs: 2 }))
+    expect(error).toBeInstanceOf(S3RequestError)
+    expect(error).toMatchObject({ statusCode: 503, key: root })
+    expect(putsOf(proxy, root)).toHaveLength(3)
   })
 
   it('other errors are not retried', async () => {
@@ -256,12 +353,125 @@ describe('appendToManifest', () => {
   })
 })
 
-describe('isConflict', () => {
-  it('is true for S3RequestErrors with 412 or 409 only', () => {
-    const withStatus = (status: number) => new S3RequestError('PutObject', 'k', { $metadata: { httpStatusCode: status } })
+describe('a root larger than a part (8 MiB)', () => {
+  /** A root of about 9 MiB: larger than the default part, within every single-PUT limit measured (fauxqs: 11 MiB). */
+  const bigRoot = lines(
+    Array.from({ length: 9 * 1024 }, (_, i) => ref(`big/manifests/part-${String(i).padStart(6, '0')}-${'x'.repeat(980)}.jsonl`)),
+  )
+  const isMultipart = (request: ProxiedRequest) => request.method === 'POST' && new URL(request.url, 'http://x').search.includes('uploads')
+
+  /** Tells the client the If-Match form the test server honours, so that request counts do not depend on learning it. */
+  function knowingTheForm(ctx: S3Context): S3Context {
+    rememberServerCapabilities(ctx.client, { conditionalPut: server.capabilities.conditionalPut })
+    return ctx
+  }
+
+  it('is committed with one conditional PutObject, not a multipart upload', async () => {
+    expect(bigRoot.length).toBeGreaterThan(8 * 1024 * 1024)
+    const root = s3.key('big/one-put.jsonl')
+    await put(root, bigRoot)
+    const { proxy, ctx } = await proxied({})
+    const result = await appendToManifest(knowingTheForm(ctx), root, [ref('p.jsonl')])
+    const body = `${bigRoot}${lines([ref('p.jsonl')])}`
+    const puts = putsOf(proxy, root)
+    expect(puts).toHaveLength(1)
+    expect(puts[0]?.headers['if-match']).toBeDefined()
+    expect(proxy.requests.filter(isMultipart)).toEqual([])
+    expect(result.etag).toBe(createHash('md5').update(body).digest('hex')) // a single PUT's ETag: no "-N"
+    expect((await getText(root)).text).toBe(body)
+  })
+
+  it.skipIf(!server.supports('conditional PutObject'))(
+    'the server keeps the condition at that size: an append made meanwhile by another writer is kept (needs conditional PutObject)',
+    async () => {
+      const root = s3.key('big/raced.jsonl')
+      await put(root, bigRoot)
+      let raced = false
+      const { proxy, ctx } = await proxied({
+        intercept: async (request) => {
+          if (raced || !putsOf({ requests: [request] } as S3Proxy, root).length) return undefined
+          raced = true
+          // Another writer appends before this PUT reaches the server, which must refuse it (412).
+          await appendToManifest(knowingTheForm({ client: s3.client, bucket: s3.bucket }), root, [ref('other.jsonl')])
+          return undefined
+        },
+      })
+      const result = await appendToManifest(knowingTheForm(ctx), root, [ref('mine.jsonl')], { baseDelayMs: 1 })
+      expect(result.attempts).toBe(2)
+      expect(putsOf(proxy, root)).toHaveLength(2)
+      expect((await getText(root)).text).toBe(`${bigRoot}${lines([ref('other.jsonl'), ref('mine.jsonl')])}`)
+    },
+  )
+
+  it.each([
+    [413, 'EntityTooLarge', 'fauxqs above 11 MiB'],
+    [400, 'EntityTooLarge', 'AWS S3 above 5 GiB'],
+  ])(
+    'too large for one PUT (%i %s, as %s) on a server not known to honour conditional completions: ConditionalWriteUnsupportedError, nothing written',
+    async (status, code) => {
+      const root = s3.key(`big/refused-${status}.jsonl`)
+      await put(root, bigRoot)
+      const before = await getText(root)
+      const { proxy, ctx } = await proxied({
+        intercept: (request) => (putsOf({ requests: [request] } as S3Proxy, root).length ? { status, code } : undefined),
+      })
+      const error = await rejection(appendToManifest(ctx, root, [ref('p.jsonl')]))
+      expect(error).toBeInstanceOf(ConditionalWriteUnsupportedError)
+      expect(error).toMatchObject({ key: root, capability: 'conditionalComplete', known: false })
+      expect((error as Error).message).toContain('probeServerOnce(ctx)')
+      expect(putsOf(proxy, root)).toHaveLength(1)
+      expect(proxy.requests.filter(isMultipart)).toEqual([])
+      expect(await getText(root)).toEqual(before)
+      // The refusal is remembered: the next append of that size sends nothing.
+      expect(await rejection(appendToManifest(ctx, root, [ref('p.jsonl')]))).toBeInstanceOf(ConditionalWriteUnsupportedError)
+      expect(putsOf(proxy, root)).toHaveLength(1)
+    },
+  )
+
+  it('too large for one PUT where the server is known to ignore conditions on completions (as probed): refused, known', async () => {
+    const root = s3.key('big/refused-known.jsonl')
+    await put(root, bigRoot)
+    const { proxy, ctx } = await proxied({})
+    rememberServerCapabilities(ctx.client, { conditionalComplete: false, maxSinglePutRefused: 8 * 1024 * 1024 })
+    const error = await rejection(appendToManifest(ctx, root, [ref('p.jsonl')]))
+    expect(error).toMatchObject({ capability: 'conditionalComplete', known: true })
+    expect((error as Error).message).toContain('ignores If-Match and If-None-Match on CompleteMultipartUpload')
+    expect(putsOf(proxy, root)).toEqual([])
+    expect(proxy.requests.filter(isMultipart)).toEqual([])
+  })
+
+  it('too large for one PUT where the server honours conditions on completions (the enforcing proxy, told so): a conditional multipart commit', async () => {
+    const root = s3.key('big/multipart.jsonl')
+    await put(root, bigRoot)
+    const { proxy, ctx } = await proxied({ enforceConditionalWrites: true })
+    rememberServerCapabilities(ctx.client, { conditionalComplete: true, maxSinglePutRefused: 8 * 1024 * 1024 })
+    await appendToManifest(ctx, root, [ref('p.jsonl')])
+    expect((await getText(root)).text).toBe(`${bigRoot}${lines([ref('p.jsonl')])}`)
+    const completions = proxy.requests.filter(
+      (request) => request.method === 'POST' && new URL(request.url, 'http://x').searchParams.has('uploadId'),
+    )
+    expect(completions).toHaveLength(1)
+    expect(completions[0]?.headers['if-match']).toBeDefined()
+  })
+})
+
+describe('isConflict, isSlowDown', () => {
+  const withStatus = (status: number, name?: string) =>
+    new S3RequestError('PutObject', 'k', { name, $metadata: { httpStatusCode: status } })
+
+  it('a lost race: S3RequestErrors with 412, 409, or 404 but for a missing bucket or upload', () => {
     expect(isConflict(withStatus(412))).toBe(true)
     expect(isConflict(withStatus(409))).toBe(true)
+    expect(isConflict(withStatus(404, 'NoSuchKey'))).toBe(true)
+    expect(isConflict(withStatus(404, 'NoSuchBucket'))).toBe(false)
+    expect(isConflict(withStatus(404, 'NoSuchUpload'))).toBe(false)
     expect(isConflict(withStatus(500))).toBe(false)
+    expect(isConflict(withStatus(503))).toBe(false)
     expect(isConflict(new Error('412'))).toBe(false)
+  })
+
+  it('slowing down: 429 and 503 only', () => {
+    expect([429, 503, 500, 412].map((status) => isSlowDown(withStatus(status)))).toEqual([true, true, false, false])
+    expect(isSlowDown(new Error('503'))).toBe(false)
   })
 })

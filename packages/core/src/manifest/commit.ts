@@ -1,17 +1,22 @@
 /**
  * Publishing to a root manifest: the conditional append of entries (the `manifest_ref`s of new
  * parts, named by `partKeyFor`) to a root. The append reads the root and its ETag,
- * then writes it back with the new lines only if it has not changed meanwhile (`If-Match`, or
- * `If-None-Match: *` when creating it); when another writer got there first (HTTP 412 or 409, or
- * a read of the root that broke and found it replaced on resuming) it rereads and tries again
- * after a jittered, growing pause. A write whose answer was lost (the server wrote, the
+ * then writes it back with the new lines only if it has not changed meanwhile (`If-Match`, in the
+ * ETag form the server honours, or `If-None-Match: *` when creating it), in one PutObject whatever
+ * its size up to the largest single PUT the server takes (`putBytes`); a root larger than that
+ * needs a conditional multipart completion, which is only sent where the server is known to
+ * honour it (else `ConditionalWriteUnsupportedError`: nothing written). When another writer got
+ * there first (HTTP 412, 409 `ConditionalRequestConflict`, a 404 because the root was deleted, or a
+ * read of the root that broke and found it replaced on resuming) it rereads and tries again after a
+ * jittered, growing pause; so it does, without counting a lost race, when the server asks to slow
+ * down (429, 503 after the SDK's own retries; R2 takes one write per second per key). A write whose answer was lost (the server wrote, the
  * connection broke, the SDK's repeat of it was refused) is recognized on rereading: the root then
  * begins with what was written, and nothing is appended twice. (Were another writer to append the
  * very same lines at that moment, they would be listed once, not twice; the parts of
  * `writeManifestParts` and the ManifestWriter have unique keys, so their refs never coincide.)
  * On servers that enforce conditional
- * writes (AWS S3, MinIO, R2, …) concurrent appenders lose nothing; on servers that ignore them it
- * behaves like Python (last writer wins).
+ * writes (AWS S3, MinIO, R2, Ceph RGW, …) concurrent appenders lose nothing; on servers that ignore
+ * them it behaves like Python (last writer wins).
  *
  * @example
  * ```ts
@@ -31,13 +36,17 @@ import type { WrittenObject } from '../s3/multipart-upload.js'
 import { getObjectBody } from '../s3/object-source.js'
 import { putBytes } from '../s3/object-writer.js'
 import { timesSent } from '../s3/requests.js'
+import { type WriteOptions, withWriteOptions } from '../s3/write-options.js'
 
 /** Content-Type of manifests. */
 export const MANIFEST_CONTENT_TYPE = 'application/x-ndjson'
 
-/** Options for {@link appendToManifest}. */
-export interface AppendOptions {
-  /** Attempts before giving up with `ManifestConflictError`. Default 20. */
+/** Options for {@link appendToManifest}; the write options (`WriteOptions`) apply to the root written (its SSE-C key to its read too). */
+export interface AppendOptions extends WriteOptions {
+  /**
+   * Attempts before giving up with `ManifestConflictError` (lost races), or with the server's error
+   * when it kept asking to slow down (each counted apart). Default 20.
+   */
   maxAttempts?: number
   /** First pause between attempts, in ms (doubled each time, up to `maxDelayMs`, fully jittered). Default 25. */
   baseDelayMs?: number
@@ -67,6 +76,7 @@ export async function appendToManifest(
   entries: ManifestEntry[],
   options: AppendOptions = {},
 ): Promise<AppendResult> {
+  ctx = withWriteOptions(ctx, options)
   const maxAttempts = options.maxAttempts ?? 20
   const lines = entries.map((entry) => `${serializeEntry(entry)}\n`).join('')
   let lastConflict: unknown
@@ -74,7 +84,9 @@ export async function appendToManifest(
   // (a connection broken after the server wrote, the SDK's repeat then refused with 412). If the
   // root, read again, begins with it, the append is in: appending again would list it twice.
   let unsure: string | undefined
-  for (let attempt = 1; attempt <= maxAttempts; attempt++) {
+  let conflicts = 0
+  let throttles = 0
+  for (let attempt = 1; conflicts < maxAttempts; attempt++) {
     let body: string | undefined
     try {
       // A read of the root that broke and found it replaced on resuming (ObjectChangedError) lost
@@ -83,12 +95,14 @@ export async function appendToManifest(
       if (unsure !== undefined && current?.text.startsWith(unsure)) return { etag: current.etag, attempts: attempt - 1 }
       unsure = undefined
       body = current === undefined ? lines : joinManifest(current.text, lines)
-      const condition = current === undefined ? { ifNoneMatch: '*' } : current.etag ? { ifMatch: `"${current.etag}"` } : {}
+      const condition = current === undefined ? { ifNoneMatch: '*' } : current.etag ? { ifMatch: current.etag } : {}
       const written = await putManifestBytes(ctx, root, Buffer.from(body, 'utf8'), condition)
       return { etag: written.etag, attempts: attempt }
     } catch (error) {
       const mayHaveLanded = body !== undefined && sentMoreThanOnce(error)
-      if (!(isConflict(error) || error instanceof ObjectChangedError)) {
+      const lostRace = isConflict(error) || error instanceof ObjectChangedError
+      const slowDown = isSlowDown(error) && ++throttles < maxAttempts
+      if (!(lostRace || slowDown)) {
         // A failure other than a lost race: look once whether this write, or an earlier one whose
         // answer was lost, got through anyway.
         const candidate = mayHaveLanded ? body : unsure
@@ -97,7 +111,10 @@ export async function appendToManifest(
         throw error
       }
       if (mayHaveLanded) unsure = body
-      lastConflict = error
+      if (lostRace) {
+        conflicts++
+        lastConflict = error
+      }
       const ceiling = Math.min(options.maxDelayMs ?? 2000, (options.baseDelayMs ?? 25) * 2 ** (attempt - 1))
       await sleep(Math.random() * ceiling, undefined, { signal: ctx.signal })
     }
@@ -169,7 +186,19 @@ async function landedRead(ctx: S3Context, root: string, body: string): Promise<{
   return undefined
 }
 
-/** True for the answers of a conditional write that lost a race: 412 Precondition Failed, 409 Conflict. */
+/**
+ * True for the answers of a conditional write that lost a race: 412 Precondition Failed, 409
+ * Conflict (`ConditionalRequestConflict`), and the 404 AWS S3 answers to `If-Match` when the object
+ * is gone (Ceph RGW answers that 412); not a missing bucket or upload.
+ */
 export function isConflict(error: unknown): boolean {
-  return error instanceof S3RequestError && (error.statusCode === 412 || error.statusCode === 409)
+  if (!(error instanceof S3RequestError)) return false
+  if (error.statusCode === 412 || error.statusCode === 409) return true
+  const code = (error.cause as { name?: string } | undefined)?.name
+  return error.statusCode === 404 && code !== 'NoSuchBucket' && code !== 'NoSuchUpload'
+}
+
+/** True for a server asking to slow down (429, 503 `SlowDown`), once the SDK's own retries are spent. */
+export function isSlowDown(error: unknown): boolean {
+  return error instanceof S3RequestError && (error.statusCode === 429 || error.statusCode === 503)
 }

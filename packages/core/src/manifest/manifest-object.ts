@@ -19,10 +19,13 @@ import type { Writer } from '../format/writer.js'
 import type { S3Context } from '../s3/context.js'
 import type { UploadOptions, WrittenObject } from '../s3/multipart-upload.js'
 import { ObjectWriter } from '../s3/object-writer.js'
+import type { WriteOptions } from '../s3/write-options.js'
 import { MANIFEST_CONTENT_TYPE } from './commit.js'
 
-/** Options for writing a manifest object. */
-export type WriteManifestObjectOptions = Pick<UploadOptions, 'partSize' | 'queueSize' | 'ifMatch' | 'ifNoneMatch'>
+/** Options for writing a manifest object: how it is uploaded, and the write options (`WriteOptions`). */
+export interface WriteManifestObjectOptions
+  extends Pick<UploadOptions, 'partSize' | 'queueSize' | 'ifMatch' | 'ifNoneMatch'>,
+    WriteOptions {}
 
 /** A manifest object that was written. */
 export type WrittenManifest = WrittenObject & { entries: number }

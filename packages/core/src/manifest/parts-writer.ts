@@ -20,10 +20,11 @@ import { type BatchSize, closesBefore, isFull, type RolloverLimits } from '../fo
 import type { Writer } from '../format/writer.js'
 import type { S3Context } from '../s3/context.js'
 import type { UploadOptions } from '../s3/multipart-upload.js'
+import { withWriteOptions } from '../s3/write-options.js'
 import { type AppendOptions, appendToManifest } from './commit.js'
 import { lineOf, ManifestObjectWriter } from './manifest-object.js'
 
-/** Options for {@link ManifestPartsWriter}. */
+/** Options for {@link ManifestPartsWriter}; the write options (`WriteOptions`, from `AppendOptions`) apply to the parts and the root. */
 export interface ManifestPartsOptions extends AppendOptions, Pick<UploadOptions, 'partSize' | 'queueSize'> {
   /** Most entries per part. Default 50,000. */
   partMaxEntries?: number
@@ -54,7 +55,7 @@ export class ManifestPartsWriter implements Writer<ManifestEntry, CommitResult> 
   #entries = 0
 
   constructor(ctx: S3Context, root: string, options: ManifestPartsOptions = {}) {
-    this.#ctx = ctx
+    this.#ctx = withWriteOptions(ctx, options)
     this.root = root
     this.#options = options
     this.#limits = { maxEntries: options.partMaxEntries ?? 50_000, maxBytes: options.partMaxBytes ?? 50 * 1024 * 1024 }

@@ -19,10 +19,11 @@ import { listedMemberEntry } from '../archive/internal-manifest.js'
 import { readInternalManifest } from '../archive/scan-archive.js'
 import type { ManifestEntry } from '../format/entries.js'
 import type { S3Context } from '../s3/context.js'
+import { type WriteOptions, withWriteOptions } from '../s3/write-options.js'
 import { writeManifestObject } from './write-manifest-object.js'
 
-/** Options for {@link compactInto}. */
-export interface CompactIntoOptions {
+/** Options for {@link compactInto}; the write options apply to the compacted manifest. */
+export interface CompactIntoOptions extends WriteOptions {
   /** Replace each shard entry by its internal manifest's entries (with `archive_key`). Default false. */
   expandShards?: boolean
 }
@@ -37,6 +38,7 @@ export interface CompactReport {
 
 /** Writes the entries it receives as one flat manifest at `dst`; see the module comment. */
 export function compactInto(ctx: S3Context, dst: string, options: CompactIntoOptions = {}) {
+  const output = withWriteOptions(ctx, options)
   return async function compactIntoSink(entries: AsyncIterable<ManifestEntry> | Iterable<ManifestEntry>): Promise<CompactReport> {
     const report: CompactReport = { totalEntries: 0, removedEntries: 0, resolvedRefs: 0, expandedShards: 0 }
     async function* compacted(): AsyncGenerator<ManifestEntry> {
@@ -56,7 +58,7 @@ export function compactInto(ctx: S3Context, dst: string, options: CompactIntoOpt
         yield entry
       }
     }
-    await writeManifestObject(ctx, dst, compacted())
+    await writeManifestObject(output, dst, compacted())
     return report
   }
 }

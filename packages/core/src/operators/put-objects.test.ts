@@ -10,7 +10,7 @@ import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import { GetObjectCommand, HeadObjectCommand, type S3Client, type S3ClientConfig } from '@aws-sdk/client-s3'
 import { countRequests, pendingMultipartUploads, type S3Proxy, startS3Proxy, trackMultipartUploads } from '@s3exchange/testing'
-import { useTestS3 } from '@s3exchange/testing/vitest'
+import { testServer, useTestS3 } from '@s3exchange/testing/vitest'
 import { pipe } from 'it-pipe'
 import { afterAll, describe, expect, it } from 'vitest'
 import type { FileEntry } from '../format/entries.js'
@@ -152,7 +152,8 @@ describe('putObject', () => {
     expect(c.counts.PutObjectCommand).toBeUndefined()
     expect(c.counts.CreateMultipartUploadCommand).toBe(1)
     expect(c.counts.UploadPartCommand).toBe(2)
-    expect(c.counts.HeadObjectCommand).toBeUndefined()
+    // Relies on the server: a HEAD only where the completion answers no ETag (Ceph RGW 16's is empty).
+    expect(c.counts.HeadObjectCommand).toBe(testServer().supports('an ETag in the CompleteMultipartUpload answer') ? undefined : 1)
     const info = await head(key)
     expect(entry).toMatchObject({ key, id: 'stream', size_bytes: big.byteLength, etag: info.ETag?.replace(/"/g, ''), sha256: sha256(big) })
     expect(info.ContentLength).toBe(big.byteLength)

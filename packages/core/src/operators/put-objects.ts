@@ -3,6 +3,9 @@
  * `putObjects` stage (objects → entries, `concurrency` uploads at a time, in input order). Bytes up
  * to a part are one PUT; files, streams and anything larger stream through a multipart upload. The
  * size and ETag come from the upload itself: no HEAD afterwards (unless the server sent no ETag).
+ * With a condition (`ifMatch`, `ifNoneMatch`), bytes are one conditional PUT up to the largest the
+ * server takes, and a file or stream larger than a part needs a server known to honour conditions on
+ * multipart completions (else `ConditionalWriteUnsupportedError`; see `UploadOptions.ifMatch`).
  *
  * @example
  * ```ts
@@ -23,13 +26,15 @@ import type { FileEntry, Meta } from '../format/entries.js'
 import { iteratorOf } from '../format/iterables.js'
 import { inferId as defaultInferId } from '../format/keys.js'
 import { writeAll } from '../format/writer.js'
+import { isConditional } from '../s3/conditional-write.js'
 import type { S3Context } from '../s3/context.js'
 import { type DataSource, hashing, prepareSource } from '../s3/data-source.js'
-import type { UploadOptions } from '../s3/multipart-upload.js'
-import { ObjectWriter } from '../s3/object-writer.js'
+import type { UploadOptions, WrittenObject } from '../s3/multipart-upload.js'
+import { ObjectWriter, putBytes } from '../s3/object-writer.js'
+import { pickWriteOptions, type WriteOptions, withWriteOptions } from '../s3/write-options.js'
 
-/** Options for {@link putObject}. */
-export interface PutObjectOptions extends Pick<UploadOptions, 'partSize' | 'queueSize' | 'ifMatch' | 'ifNoneMatch'> {
+/** Options for {@link putObject}: the entry's fields, how it is uploaded, and the write options (`WriteOptions`). */
+export interface PutObjectOptions extends Pick<UploadOptions, 'partSize' | 'queueSize' | 'ifMatch' | 'ifNoneMatch'>, WriteOptions {
   /** The entry's id. Default: inferred from the key (`inferId`). */
   id?: string | null
   /** The entry's metadata. */
@@ -47,10 +52,18 @@ export interface PutObjectOptions extends Pick<UploadOptions, 'partSize' | 'queu
  * readers check with `verify: true` (Python ignores it).
  */
 export async function putObject(ctx: S3Context, key: string, data: DataSource, options: PutObjectOptions = {}): Promise<FileEntry> {
+  ctx = withWriteOptions(ctx, options) // bad write options fail here, before the data is opened
   const source = await prepareSource(data, { key })
   const hash = createHash('sha256')
-  const writer = new ObjectWriter(ctx, key, { ...options, contentType: options.contentType ?? undefined })
-  const written = await writeAll(writer, hashing(hash, source.bytes ? [source.bytes] : source.open()))
+  const upload = { ...options, contentType: options.contentType ?? undefined }
+  let written: WrittenObject
+  if (source.bytes && isConditional(options)) {
+    // Bytes in memory with a condition: one conditional PutObject up to the server's limit.
+    hash.update(source.bytes)
+    written = await putBytes(ctx, key, source.bytes, upload)
+  } else {
+    written = await writeAll(new ObjectWriter(ctx, key, upload), hashing(hash, source.bytes ? [source.bytes] : source.open()))
+  }
   return {
     kind: 'file',
     key,
@@ -63,14 +76,14 @@ export async function putObject(ctx: S3Context, key: string, data: DataSource, o
   }
 }
 
-/** One object for {@link putObjects}. */
-export interface PutObjectItem extends Pick<PutObjectOptions, 'id' | 'meta' | 'contentType'> {
+/** One object for {@link putObjects}: its key, data and entry fields, and write options of its own (over the stage's). */
+export interface PutObjectItem extends Pick<PutObjectOptions, 'id' | 'meta' | 'contentType'>, WriteOptions {
   key: string
   data: DataSource
 }
 
-/** Options for {@link putObjects}. */
-export interface PutObjectsOptions extends Pick<PutObjectOptions, 'partSize' | 'queueSize' | 'inferId'> {
+/** Options for {@link putObjects}: the write options apply to every object (an item's own override them). */
+export interface PutObjectsOptions extends Pick<PutObjectOptions, 'partSize' | 'queueSize' | 'inferId'>, WriteOptions {
   /** Uploads at once. Default 16. */
   concurrency?: number
 }
@@ -78,6 +91,8 @@ export interface PutObjectsOptions extends Pick<PutObjectOptions, 'partSize' | '
 /** Uploads objects, `concurrency` at a time, and yields their entries in input order. */
 export function putObjects(ctx: S3Context, options: PutObjectsOptions = {}) {
   const concurrency = Math.max(1, options.concurrency ?? 16)
+  const stageCtx = withWriteOptions(ctx, options)
+  const upload = { partSize: options.partSize, queueSize: options.queueSize, inferId: options.inferId }
   return async function* putObjectsStage(
     items: AsyncIterable<PutObjectItem> | Iterable<PutObjectItem>,
   ): AsyncGenerator<FileEntry, void, undefined> {
@@ -93,9 +108,15 @@ export function putObjects(ctx: S3Context, options: PutObjectsOptions = {}) {
             break
           }
           const item = next.value
-          const upload = putObject(ctx, item.key, item.data, { ...options, id: item.id, meta: item.meta, contentType: item.contentType })
-          upload.catch(() => {})
-          window.push(upload)
+          const uploading = putObject(stageCtx, item.key, item.data, {
+            ...upload,
+            ...pickWriteOptions(item),
+            id: item.id,
+            meta: item.meta,
+            contentType: item.contentType,
+          })
+          uploading.catch(() => {})
+          window.push(uploading)
         }
         const head = window.shift()
         if (head === undefined) return

@@ -13,7 +13,7 @@ import { openArchiveMember } from '../archive/random-access.js'
 import { readShardEntries, readShardMembers } from '../archive/scan-archive.js'
 import type { ShardItem } from '../archive/shard-items.js'
 import type { ShardEntry } from '../format/entries.js'
-import { ShardWriteError } from '../format/errors.js'
+import { ConfigurationError, ShardWriteError } from '../format/errors.js'
 import type { S3Context } from '../s3/context.js'
 import { type ShardIntoOptions, shardInto } from './shard-into.js'
 
@@ -166,6 +166,20 @@ describe('archive names', () => {
     }
     const entries = await Array.fromAsync(shardInto(ctx(), options)(itemsOfSizes([1, 1, 1, 1, 1])))
     expect(entries.map((entry) => entry.archive_key)).toEqual([`${prefix}/part-0.tar`, `${prefix}/part-1.tar`, `${prefix}/part-2.tar`])
+  })
+
+  it("archiveName's extension sets the compression; a compression it contradicts is a ConfigurationError, nothing written", async () => {
+    const prefix = s3.key('names/extension')
+    const [plain] = await Array.fromAsync(shardInto(ctx(), { prefix, archiveName: (i) => `p-${i}.tar` })(itemsOfSizes([1])))
+    expect(plain?.compression).toBeNull()
+    const { ctx: counted, counts } = tracked()
+    const error = await Array.fromAsync(
+      shardInto(counted, { prefix, compression: 'gzip', archiveName: (i) => `c-${i}.tar` })(itemsOfSizes([1])),
+    ).catch((caught: unknown) => caught)
+    expect(error).toBeInstanceOf(ConfigurationError)
+    expect(error).toMatchObject({ option: 'compression', key: `${prefix}/c-0.tar` })
+    expect(counts.PutObjectCommand ?? 0).toBe(0)
+    expect(counts.CreateMultipartUploadCommand ?? 0).toBe(0)
   })
 })
 

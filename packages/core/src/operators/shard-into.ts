@@ -25,34 +25,38 @@
 import { prepareShardItem, type ShardItem } from '../archive/shard-items.js'
 import { ShardWriter, type ShardWriterOptions } from '../archive/shard-writer.js'
 import type { ShardEntry } from '../format/entries.js'
-import { archiveExtension, runId } from '../format/keys.js'
+import { DEFAULT_SHARD_COMPRESSION, runId, shardArchiveName } from '../format/keys.js'
 import { closesBefore, type RolloverLimits } from '../format/rollover.js'
 import type { S3Context } from '../s3/context.js'
+import { withWriteOptions } from '../s3/write-options.js'
 
 /** Options for {@link shardInto}. */
 export interface ShardIntoOptions extends ShardWriterOptions, RolloverLimits {
   /** Key prefix of the archives (no trailing slash needed). */
   prefix: string
   /**
-   * Name of the archive with this index (0, 1, …), relative to `prefix`. Default
-   * `shard-<YYYYMMDD-HHMMSS>-<6 hex>-<index, 5 digits>.tar[.gz|.zst]` (by `compression`, gzip by
-   * default), unique per call so that a second
-   * run never overwrites the archives of a first one.
+   * Name of the archive with this index (0, 1, …), relative to `prefix`; its extension sets the
+   * compression (see `ShardWriterOptions.compression`). Default
+   * `shard-<YYYYMMDD-HHMMSS>-<6 hex>-<index, 5 digits>.tar.gz` (`.tar` with `compression: null`,
+   * `.tar.zst` with `'zstd'`),
+   * unique per run of the stage so that a second run never overwrites the archives of a first one
+   * (`shardArchiveName`, as the `ManifestWriter` and `s3x pack` name theirs).
    */
   archiveName?: (index: number) => string
 }
 
 /** Packs items into shard archives; see the module comment. */
 export function shardInto(ctx: S3Context, options: ShardIntoOptions) {
-  const extension = archiveExtension(options.compression === undefined ? 'gzip' : options.compression)
+  const compression = options.compression === undefined ? DEFAULT_SHARD_COMPRESSION : options.compression
   const prefix = options.prefix.replace(/\/+$/, '')
+  ctx = withWriteOptions(ctx, options) // bad write options fail here, before the pipeline runs
 
   return async function* shardIntoStage(
     items: AsyncIterable<ShardItem> | Iterable<ShardItem>,
   ): AsyncGenerator<ShardEntry, void, undefined> {
     // A new run id for each run of the stage, so that reusing the stage never overwrites archives.
     const id = runId()
-    const archiveName = options.archiveName ?? ((index: number) => `shard-${id}-${String(index).padStart(5, '0')}${extension}`)
+    const archiveName = options.archiveName ?? ((index: number) => shardArchiveName(id, index, compression))
     const archiveKey = (index: number) => (prefix ? `${prefix}/${archiveName(index)}` : archiveName(index))
     let index = 0
     let writer: ShardWriter | undefined

@@ -1,6 +1,8 @@
 /**
- * `S3Context`: what every operator takes, `{ client, bucket, signal?, limits? }`. Core keeps no state
- * between calls: a pipeline passes one context to each of its stages.
+ * `S3Context`: what every operator takes, `{ client, bucket, signal?, limits?, writeOptions?,
+ * sseCustomerKey? }`. Core keeps no state between calls: a pipeline passes one context to each of
+ * its stages (or a context of their own: `withWriteOptions(ctx, { storageClass: 'GLACIER_IR' })` for
+ * the shards of a pipeline, say).
  *
  * @example
  * ```ts
@@ -13,9 +15,13 @@
  */
 import type { S3Client } from '@aws-sdk/client-s3'
 import type { ReadLimits } from '../format/limits.js'
+import type { WriteContext } from './write-options.js'
 
-/** What every operator needs: a client, a bucket, and optionally a signal to cancel with. */
-export interface S3Context {
+/**
+ * What every operator needs: a client, a bucket, and optionally a signal to cancel with, read
+ * limits, write options and an SSE-C key (see `WriteContext`).
+ */
+export interface S3Context extends WriteContext {
   /** The caller's S3 client; the library never configures it. */
   client: S3Client
   /** The bucket every key is in. */

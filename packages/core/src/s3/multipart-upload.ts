@@ -1,7 +1,14 @@
 /**
  * The requests that write one object, for the writers above them: a single PUT (`putSingle`), or a
  * multipart upload (`MultipartUpload`: parts sent a few at a time, then one completion, or an
- * abort). Conditional writes (`ifMatch`, `ifNoneMatch`) apply to the PUT or to the completion. A
+ * abort). Conditional writes (`ifMatch`, `ifNoneMatch`) apply to the PUT or to the completion, in
+ * the form the server honours (`conditional-write.ts`); a conditional multipart upload is only
+ * started where the server is known to honour conditions on its completion, else refused with
+ * `ConditionalWriteUnsupportedError` before anything is sent. An ETag missing or empty in the
+ * answer (Ceph RGW 16's completions) is read with a HEAD. The context's write options
+ * (`S3Context.writeOptions`: storage class, encryption, metadata, tags, …; see `write-options.ts`)
+ * go with the PUT and with CreateMultipartUpload, its SSE-C key also with every UploadPart and the
+ * completion. A
  * write the server carried out but whose answer was lost, so that the SDK's repeat of it was
  * refused (`NoSuchUpload` for a completion, 412 for a conditional write), is recognized by the
  * object's ETag and size and counts as done. `PartBuffer` cuts a stream of chunks into parts.
@@ -24,8 +31,10 @@ import {
   PutObjectCommand,
   UploadPartCommand,
 } from '@aws-sdk/client-s3'
+import { type ConditionHeaders, isConditional, refuseUnguardedCompletion, sendConditional } from './conditional-write.js'
 import type { S3Context } from './context.js'
-import { headObject, mapWriteError, timesSent, unquoteEtag } from './requests.js'
+import { answeredEtag, headObject, mapWriteError, timesSent, unquoteEtag } from './requests.js'
+import { objectWriteParams, sseCustomerParams, type WriteOptions, withWriteOptions } from './write-options.js'
 
 /** Default part size: 8 MiB (S3's minimum is 5 MiB; some servers reject requests of 10 MiB and more). */
 export const DEFAULT_PART_SIZE = 8 * 1024 * 1024
@@ -36,17 +45,22 @@ export const MIN_PART_SIZE = 5 * 1024 * 1024
 /** S3's most parts in one upload. */
 const MAX_PARTS = 10_000
 
-/** How an object is written. */
-export interface UploadOptions {
+/** How an object is written: its parts, its Content-Type, conditions, and the write options (see `WriteOptions`). */
+export interface UploadOptions extends WriteOptions {
   /** Bytes per multipart part (at least 5 MiB). Default 8 MiB. */
   partSize?: number
   /** Parts uploading at once. Default 4. */
   queueSize?: number
   /** Content-Type of the object. */
   contentType?: string
-  /** Only write if the object's current ETag is this one (else HTTP 412). */
+  /**
+   * Only write if the object's current ETag is this one, quoted or bare (else HTTP 412; 404 on AWS
+   * S3 when the object is gone). Sent in the form the server honours. A write larger than one part
+   * with a condition needs a server known to honour conditions on multipart completions (else
+   * `ConditionalWriteUnsupportedError`, nothing written).
+   */
   ifMatch?: string
-  /** `'*'`: only write if no object exists under the key (else HTTP 412). */
+  /** `'*'`: only write if no object exists under the key (else HTTP 412). As `ifMatch` for writes larger than a part. */
   ifNoneMatch?: string
 }
 
@@ -109,7 +123,7 @@ export class MultipartUpload {
   #failure: unknown
 
   constructor(ctx: S3Context, key: string, options: UploadOptions = {}) {
-    this.#ctx = ctx
+    this.#ctx = withWriteOptions(ctx, options)
     this.key = key
     this.#options = options
     this.#queueSize = Math.max(1, options.queueSize ?? DEFAULT_QUEUE_SIZE)
@@ -129,10 +143,18 @@ export class MultipartUpload {
     if (this.#failure) throw this.#failure
     if (partNumber > MAX_PARTS) throw new Error(`${this.key}: more than ${MAX_PARTS} parts; raise partSize`)
     const uploadId = await this.#create()
+    const encryption = sseCustomerParams(this.#ctx)
     const task = (async () => {
       try {
         const response = await this.#ctx.client.send(
-          new UploadPartCommand({ Bucket: this.#ctx.bucket, Key: this.key, UploadId: uploadId, PartNumber: partNumber, Body: body }),
+          new UploadPartCommand({
+            Bucket: this.#ctx.bucket,
+            Key: this.key,
+            UploadId: uploadId,
+            PartNumber: partNumber,
+            Body: body,
+            ...encryption,
+          }),
           { abortSignal: this.#ctx.signal },
         )
         this.#parts.push({ PartNumber: partNumber, ETag: response.ETag })
@@ -150,20 +172,23 @@ export class MultipartUpload {
     if (this.#failure) throw this.#failure
     const uploadId = await this.#create()
     const parts = [...this.#parts].sort((a, b) => a.PartNumber - b.PartNumber)
+    const encryption = sseCustomerParams(this.#ctx)
     try {
-      const response = await this.#ctx.client.send(
-        new CompleteMultipartUploadCommand({
-          Bucket: this.#ctx.bucket,
-          Key: this.key,
-          UploadId: uploadId,
-          MultipartUpload: { Parts: parts },
-          IfMatch: this.#options.ifMatch,
-          IfNoneMatch: this.#options.ifNoneMatch,
-        }),
-        { abortSignal: this.#ctx.signal },
+      const response = await sendConditional(this.#ctx, this.key, this.#options, 'CompleteMultipartUpload', (conditions) =>
+        this.#ctx.client.send(
+          new CompleteMultipartUploadCommand({
+            Bucket: this.#ctx.bucket,
+            Key: this.key,
+            UploadId: uploadId,
+            MultipartUpload: { Parts: parts },
+            ...conditions,
+            ...encryption,
+          }),
+          { abortSignal: this.#ctx.signal },
+        ),
       )
       this.#state = 'completed'
-      return unquoteEtag(response.ETag) ?? unquoteEtag((await headObject(this.#ctx, this.key)).ETag)
+      return answeredEtag(response.ETag) ?? (await etagByHead(this.#ctx, this.key))
     } catch (error) {
       const landed = await landedBefore(this.#ctx, this.key, error, this.#options, () => multipartEtag(parts), size)
       if (landed !== undefined) {
@@ -196,9 +221,16 @@ export class MultipartUpload {
 
   #create(): Promise<string> {
     this.#creating ??= (async () => {
+      const params = objectWriteParams(this.#ctx)
       try {
+        refuseUnguardedCompletion(this.#ctx, this.key, this.#options)
         const response = await this.#ctx.client.send(
-          new CreateMultipartUploadCommand({ Bucket: this.#ctx.bucket, Key: this.key, ContentType: this.#options.contentType }),
+          new CreateMultipartUploadCommand({
+            Bucket: this.#ctx.bucket,
+            Key: this.key,
+            ContentType: this.#options.contentType,
+            ...params,
+          }),
           { abortSignal: this.#ctx.signal },
         )
         if (!response.UploadId) throw new Error('CreateMultipartUpload returned no UploadId')
@@ -213,27 +245,36 @@ export class MultipartUpload {
 
 /** Writes `body` to `key` with one PutObject; resolves to its ETag. See the module comment. */
 export async function putSingle(ctx: S3Context, key: string, body: Uint8Array, options: UploadOptions = {}): Promise<string | undefined> {
+  ctx = withWriteOptions(ctx, options)
+  const params = objectWriteParams(ctx)
   let etag: string | undefined
-  try {
-    const response = await ctx.client.send(
+  const send = (conditions: ConditionHeaders) =>
+    ctx.client.send(
       new PutObjectCommand({
         Bucket: ctx.bucket,
         Key: key,
         Body: body,
         ContentLength: body.byteLength,
         ContentType: options.contentType,
-        IfMatch: options.ifMatch,
-        IfNoneMatch: options.ifNoneMatch,
+        ...conditions,
+        ...params,
       }),
       { abortSignal: ctx.signal },
     )
-    etag = unquoteEtag(response.ETag)
+  try {
+    const response = isConditional(options) ? await sendConditional(ctx, key, options, 'PutObject', send) : await send({})
+    etag = answeredEtag(response.ETag)
   } catch (error) {
     const landed = await landedBefore(ctx, key, error, options, () => createHash('md5').update(body).digest('hex'), body.byteLength)
     if (landed !== undefined) return landed
     throw mapWriteError('PutObject', key, error, ctx.signal)
   }
-  return etag ?? unquoteEtag((await headObject(ctx, key)).ETag)
+  return etag ?? (await etagByHead(ctx, key))
+}
+
+/** The object's ETag from a HEAD, for a write whose answer had none; undefined when the HEAD has none either. */
+async function etagByHead(ctx: S3Context, key: string): Promise<string | undefined> {
+  return answeredEtag((await headObject(ctx, key)).ETag)
 }
 
 /**
@@ -255,14 +296,13 @@ async function landedBefore(
 ): Promise<string | undefined> {
   const detail = error as { name?: string; $metadata?: { httpStatusCode?: number } } | undefined
   if (timesSent(error) < 2) return undefined
-  const conditional = options.ifMatch !== undefined || options.ifNoneMatch !== undefined
-  const refusedRepeat = detail?.name === 'NoSuchUpload' || (conditional && detail?.$metadata?.httpStatusCode === 412)
+  const refusedRepeat = detail?.name === 'NoSuchUpload' || (isConditional(options) && detail?.$metadata?.httpStatusCode === 412)
   if (!refusedRepeat || ctx.signal?.aborted) return undefined
   const expected = expectedEtag()
   if (expected === undefined) return undefined
   try {
     const head = await headObject(ctx, key)
-    return unquoteEtag(head.ETag) === expected && head.ContentLength === size ? expected : undefined
+    return answeredEtag(head.ETag) === expected && head.ContentLength === size ? expected : undefined
   } catch {
     return undefined // the error that brought us here is the one to report
   }

@@ -21,7 +21,7 @@ import type { GetObjectCommandOutput } from '@aws-sdk/client-s3'
 import { ObjectChangedError, S3ExchangeError, S3RequestError } from '../format/errors.js'
 import { type ByteSource, ObjectBody, type ObjectInfo } from './body.js'
 import type { S3Context } from './context.js'
-import { type RangeOptions, requestObject, unquoteEtag } from './requests.js'
+import { answeredEtag, type RangeOptions, requestObject } from './requests.js'
 
 /** Default number of times a broken body is resumed. */
 export const DEFAULT_RESUME_ATTEMPTS = 3
@@ -66,7 +66,7 @@ export async function openObjectSource(
   const info: ObjectInfo = {
     key,
     size: response.ContentLength,
-    etag: unquoteEtag(response.ETag),
+    etag: answeredEtag(response.ETag),
     contentType: response.ContentType,
     contentRange: response.ContentRange,
   }
@@ -97,7 +97,7 @@ export class ResumableSource extends EventEmitter implements ByteSource {
     super()
     this.#ctx = ctx
     this.#key = key
-    this.#etag = unquoteEtag(response.ETag)
+    this.#etag = answeredEtag(response.ETag)
     this.#start = options.start ?? 0
     this.#end = options.end
     this.#expected = response.ContentLength
@@ -195,7 +195,7 @@ export class ResumableSource extends EventEmitter implements ByteSource {
       const from = this.#start + this.#received
       const response = await requestObject(this.#ctx, this.#key, { start: from, end: this.#end, ifMatch: this.#etag })
       // Never splice: the answer must be the same version, from the byte asked for.
-      if (unquoteEtag(response.ETag) !== this.#etag) throw new ObjectChangedError(this.#key)
+      if (answeredEtag(response.ETag) !== this.#etag) throw new ObjectChangedError(this.#key)
       if (!response.ContentRange?.startsWith(`bytes ${from}-`)) {
         ;(response.Body as Readable | undefined)?.destroy()
         throw new Error(`the server did not resume at byte ${from} (Content-Range: ${response.ContentRange ?? 'none'})`)

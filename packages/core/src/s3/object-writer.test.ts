@@ -1,13 +1,16 @@
 /**
  * ObjectWriter against a real (local) S3: a single PUT up to a part, a multipart upload beyond
- * (parts of exactly partSize, bytes intact), conditional writes through the enforcing proxy,
- * abort, and a failing part (nothing published, nothing left open). The layout with part 1 sent
+ * (parts of exactly partSize, bytes intact), conditional writes through the enforcing proxy (bytes
+ * larger than a part in one conditional PUT; a multipart one where completions are known to keep
+ * conditions), conditional multipart writes refused where they are not (nothing sent), abort, and
+ * a failing part (nothing published, nothing left open). The layout with part 1 sent
  * last is tested beside its writer, in archive/head-last-writer.test.ts.
  */
 import { createHash, randomBytes } from 'node:crypto'
 import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, type S3Client, type S3ClientConfig } from '@aws-sdk/client-s3'
 import {
   countRequests,
+  MEASURED_CAPABILITIES,
   type MultipartUpload,
   pendingMultipartUploads,
   type RequestCounts,
@@ -19,9 +22,10 @@ import {
 } from '@s3exchange/testing'
 import { testServer, useTestS3 } from '@s3exchange/testing/vitest'
 import { afterAll, describe, expect, it } from 'vitest'
-import { S3RequestError } from '../format/errors.js'
+import { ConditionalWriteUnsupportedError, S3RequestError } from '../format/errors.js'
 import type { S3Context } from './context.js'
 import { ObjectWriter, putBytes } from './object-writer.js'
+import { rememberServerCapabilities } from './server-knowledge.js'
 
 const s3 = useTestS3()
 const MiB = 1024 * 1024
@@ -215,18 +219,34 @@ describe('conditional writes (through a proxy that enforces them)', () => {
     expect(enforcing.conflicts).toBe(1)
   })
 
-  it("ifNoneMatch '*' on a multipart upload fails at the completion, and the upload is aborted", async () => {
+  it("ifNoneMatch '*' on a multipart upload (a server that honours conditions on completions, told so) fails at the completion, and the upload is aborted", async () => {
     const enforcing = await proxy({ enforceConditionalWrites: true })
     const w = watched({ endpoint: enforcing.endpoint })
+    // The proxy enforces conditions on CompleteMultipartUpload, whatever the server behind it does.
+    rememberServerCapabilities(w.ctx.client, { conditionalComplete: true })
     const key = s3.key('cond/none-match-multi.bin')
     await s3.client.send(new PutObjectCommand({ Bucket: s3.bucket, Key: key, Body: 'existing' }))
-    const error = await rejection(putBytes(w.ctx, key, randomBytes(PART + 1), { partSize: PART, ifNoneMatch: '*' }))
+    const writer = new ObjectWriter(w.ctx, key, { partSize: PART, ifNoneMatch: '*' })
+    const error = await rejection(writeChunks(writer, randomBytes(PART + 1), MiB).then(() => writer.finish()))
     expect(error).toBeInstanceOf(S3RequestError)
     expect(error).toMatchObject({ statusCode: 412, operation: 'CompleteMultipartUpload', key })
     expect((await getBytes(key)).toString()).toBe('existing')
     expect(w.started).toHaveLength(1)
     expect(w.counts.AbortMultipartUploadCommand).toBe(1)
     expect(await pending(w.started)).toEqual([])
+  })
+
+  it('conditional bytes larger than a part and within the single-PUT limit: one conditional PutObject, no multipart upload', async () => {
+    const enforcing = await proxy({ enforceConditionalWrites: true })
+    const w = watched({ endpoint: enforcing.endpoint })
+    const key = s3.key('cond/one-put.bin')
+    const data = randomBytes(PART + MiB)
+    const written = await putBytes(w.ctx, key, data, { partSize: PART, ifNoneMatch: '*' })
+    expect(written).toEqual({ key, etag: md5(data), size: data.byteLength })
+    expect(w.counts).toEqual({ PutObjectCommand: 1 })
+    const error = await rejection(putBytes(w.ctx, key, randomBytes(PART + MiB), { partSize: PART, ifNoneMatch: '*' }))
+    expect(error).toMatchObject({ statusCode: 412, operation: 'PutObject', key })
+    expect((await getBytes(key)).equals(data)).toBe(true)
   })
 
   it('ifMatch writes only over the given ETag', async () => {
@@ -239,6 +259,47 @@ describe('conditional writes (through a proxy that enforces them)', () => {
     expect((await getBytes(key)).toString()).toBe('v1')
     await putBytes(w.ctx, key, Buffer.from('v2'), { ifMatch: `"${first.etag}"` })
     expect((await getBytes(key)).toString()).toBe('v2')
+  })
+})
+
+describe('conditional writes that would need an unguarded multipart completion', () => {
+  it('streamed past a part on a server not known to honour conditions on completions: ConditionalWriteUnsupportedError, nothing sent', async () => {
+    const w = watched()
+    const key = s3.key('unguarded/unknown.bin')
+    const writer = new ObjectWriter(w.ctx, key, { partSize: PART, ifNoneMatch: '*' })
+    await writer.add(randomBytes(PART)) // a part's worth is held: nothing is sent yet
+    const error = await rejection(writer.add(randomBytes(1)))
+    expect(error).toBeInstanceOf(ConditionalWriteUnsupportedError)
+    expect(error).toMatchObject({ key, capability: 'conditionalComplete', known: false })
+    expect((error as Error).message).toContain('Raise partSize')
+    expect(w.counts).toEqual({})
+    expect(await head(key)).toBeUndefined()
+    await expect(writer.finish()).rejects.toThrow(/already aborted/)
+  })
+
+  it.each(['fauxqs', 'ceph-rgw'] as const)(
+    'on a server known to ignore them (%s’s measured capabilities, given to rememberServerCapabilities): refused, known, nothing sent',
+    async (name) => {
+      const w = watched()
+      rememberServerCapabilities(w.ctx.client, MEASURED_CAPABILITIES[name])
+      const key = s3.key(`unguarded/${name}.bin`)
+      await s3.client.send(new PutObjectCommand({ Bucket: s3.bucket, Key: key, Body: 'existing' }))
+      const etag = md5(Buffer.from('existing'))
+      const writer = new ObjectWriter(w.ctx, key, { partSize: PART, ifMatch: etag })
+      const error = await rejection(writer.add(randomBytes(2 * PART)))
+      expect(error).toMatchObject({ key, capability: 'conditionalComplete', known: true })
+      expect((error as Error).message).toContain('conditionalComplete: false, as stated with rememberServerCapabilities')
+      expect(w.counts).toEqual({})
+      expect((await getBytes(key)).toString()).toBe('existing')
+    },
+  )
+
+  it('an unconditional write of the same size is a multipart upload as always', async () => {
+    const w = watched()
+    rememberServerCapabilities(w.ctx.client, MEASURED_CAPABILITIES['ceph-rgw'])
+    const key = s3.key('unguarded/unconditional.bin')
+    await putBytes(w.ctx, key, randomBytes(PART + 1), { partSize: PART })
+    expect(w.counts.CreateMultipartUploadCommand).toBe(1)
   })
 })
 

@@ -6,6 +6,14 @@
  * Conditional writes and writes whose answer was lost: see `multipart-upload.ts`. `PartWriter` is
  * what it shares with writers that lay their parts out otherwise (`HeadLastWriter`).
  *
+ * `putBytes` writes bytes already in memory. With a condition (`ifMatch`, `ifNoneMatch`) it sends
+ * them in one conditional PutObject whatever `partSize` says, up to the largest single PUT the
+ * server takes (5 GiB − 5 MiB until the server refuses one as too large, which is remembered per
+ * client), because a single PUT is the one write whose condition every server that has conditions
+ * keeps; beyond that it is a conditional multipart upload, sent only where the server is known to
+ * honour conditions on the completion (else `ConditionalWriteUnsupportedError`, nothing written).
+ * A root manifest is committed this way.
+ *
  * @example
  * ```ts
  * import { ObjectWriter } from '@s3exchange/core/internals'
@@ -15,9 +23,13 @@
  * const { etag, size } = await writer.finish()
  * ```
  */
+import { S3RequestError } from '../format/errors.js'
 import type { Writer } from '../format/writer.js'
+import { isConditional } from './conditional-write.js'
 import type { S3Context } from './context.js'
 import { MultipartUpload, PartBuffer, partSizeOf, putSingle, type UploadOptions, type WrittenObject } from './multipart-upload.js'
+import { learnSinglePutRefused, singlePutFits } from './server-knowledge.js'
+import { objectWriteParams, withWriteOptions } from './write-options.js'
 
 /**
  * Bytes buffered and cut into the parts of one upload as they come, the writer's state, and
@@ -34,8 +46,10 @@ export abstract class PartWriter {
   #written = 0
   #state: 'open' | 'finished' | 'aborted' = 'open'
 
+  /** Throws `ConfigurationError` for bad write options (`options` over the context's), before anything is sent. */
   constructor(ctx: S3Context, key: string, options: UploadOptions = {}) {
-    this.ctx = ctx
+    this.ctx = withWriteOptions(ctx, options)
+    objectWriteParams(this.ctx)
     this.key = key
     this.options = options
     this.partSize = partSizeOf(options)
@@ -125,9 +139,28 @@ export class ObjectWriter extends PartWriter implements Writer<Uint8Array, Writt
   }
 }
 
-/** Writes bytes to `key` in one go (multipart when larger than a part). */
+/**
+ * Writes bytes to `key` in one go: multipart when larger than a part, except a conditional write,
+ * which is one PutObject up to the largest the server takes (see the module comment).
+ */
 export async function putBytes(ctx: S3Context, key: string, body: Uint8Array, options: UploadOptions = {}): Promise<WrittenObject> {
+  const size = body.byteLength
+  if (isConditional(options) && size > partSizeOf(options) && singlePutFits(ctx.client, size)) {
+    try {
+      return { key, etag: await putSingle(ctx, key, body, options), size }
+    } catch (error) {
+      if (!isTooLarge(error)) throw error
+      learnSinglePutRefused(ctx.client, size)
+    }
+  }
   const writer = new ObjectWriter(ctx, key, options)
   await writer.add(body)
   return writer.finish()
+}
+
+/** A single PUT refused for its size: HTTP 413 (fauxqs), or `EntityTooLarge` (AWS S3 answers it with 400). */
+function isTooLarge(error: unknown): boolean {
+  if (!(error instanceof S3RequestError)) return false
+  const code = (error.cause as { name?: string; Code?: string } | undefined) ?? {}
+  return error.statusCode === 413 || code.name === 'EntityTooLarge' || code.Code === 'EntityTooLarge'
 }

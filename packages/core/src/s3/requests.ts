@@ -19,8 +19,9 @@ import {
   HeadObjectCommand,
   type HeadObjectCommandOutput,
 } from '@aws-sdk/client-s3'
-import { isAbort, isNotFound, ObjectChangedError, ObjectNotFoundError, S3RequestError } from '../format/errors.js'
+import { isAbort, isNotFound, ObjectChangedError, ObjectNotFoundError, S3ExchangeError, S3RequestError } from '../format/errors.js'
 import type { S3Context } from './context.js'
+import { sseCustomerParams } from './write-options.js'
 
 /** A byte range of an object, and the version it must be. */
 export interface RangeOptions {
@@ -32,12 +33,13 @@ export interface RangeOptions {
   ifMatch?: string
 }
 
-/** Sends a GetObject (a range when asked), with the typed errors. */
+/** Sends a GetObject (a range when asked; the context's SSE-C key, if any), with the typed errors. */
 export async function requestObject(ctx: S3Context, key: string, options: RangeOptions = {}): Promise<GetObjectCommandOutput> {
   const range =
     options.start === undefined && options.end === undefined
       ? undefined
       : `bytes=${options.start ?? 0}-${options.end === undefined ? '' : options.end}`
+  const encryption = sseCustomerParams(ctx)
   try {
     return await ctx.client.send(
       new GetObjectCommand({
@@ -45,6 +47,7 @@ export async function requestObject(ctx: S3Context, key: string, options: RangeO
         Key: key,
         Range: range,
         IfMatch: options.ifMatch ? quoteEtag(options.ifMatch) : undefined,
+        ...encryption,
       }),
       { abortSignal: ctx.signal },
     )
@@ -57,10 +60,11 @@ export async function requestObject(ctx: S3Context, key: string, options: RangeO
   }
 }
 
-/** HEADs `key`; a missing key throws `ObjectNotFoundError`. */
+/** HEADs `key` (with the context's SSE-C key, if any); a missing key throws `ObjectNotFoundError`. */
 export async function headObject(ctx: S3Context, key: string): Promise<HeadObjectCommandOutput> {
+  const encryption = sseCustomerParams(ctx)
   try {
-    return await ctx.client.send(new HeadObjectCommand({ Bucket: ctx.bucket, Key: key }), { abortSignal: ctx.signal })
+    return await ctx.client.send(new HeadObjectCommand({ Bucket: ctx.bucket, Key: key, ...encryption }), { abortSignal: ctx.signal })
   } catch (error) {
     throw mapS3Error('HeadObject', key, error, ctx.signal)
   }
@@ -88,11 +92,12 @@ export async function deleteObject(ctx: S3Context, key: string): Promise<void> {
 
 /**
  * The typed error for a failed S3 call: the abort reason when the caller cancelled,
- * `ObjectNotFoundError` for a missing key, `S3RequestError` otherwise.
+ * `ObjectNotFoundError` for a missing key, `S3RequestError` otherwise (an error that is already
+ * one of this library's stays as it is).
  */
 export function mapS3Error(operation: string, key: string, error: unknown, signal?: AbortSignal): unknown {
   if (signal?.aborted) return signal.reason ?? error
-  if (isAbort(error)) return error
+  if (isAbort(error) || error instanceof S3ExchangeError) return error
   if (isNotFound(error)) return new ObjectNotFoundError(key, { cause: error })
   return new S3RequestError(operation, key, error)
 }
@@ -117,6 +122,16 @@ export function unquoteEtag(etag: string | undefined): string | undefined
 export function unquoteEtag(etag: string | undefined): string | undefined {
   if (etag === undefined) return undefined
   return etag.length >= 2 && etag.startsWith('"') && etag.endsWith('"') ? etag.slice(1, -1) : etag
+}
+
+/**
+ * The ETag a server answered, unquoted; undefined when it answered none or an empty one (Ceph RGW
+ * 16 answers CompleteMultipartUpload with `<ETag></ETag>`): an ETag is never empty, so the caller
+ * asks again (a HEAD) or records none, never `""`.
+ */
+export function answeredEtag(etag: string | undefined): string | undefined {
+  const unquoted = unquoteEtag(etag)
+  return unquoted === undefined || unquoted === '' ? undefined : unquoted
 }
 
 /** An ETag in quotes, as HTTP conditions write it (left as it is when already quoted). */

@@ -41,14 +41,16 @@ describe('libraryBehaviour', () => {
   it('a server that honours every condition: append_parts is safe at any size, everything ok', () => {
     expect(libraryBehaviour(honoursAll).map((each) => each.verdict)).toEqual(['ok', 'ok', 'ok', 'ok', 'ok', 'ok'])
     expect(about(honoursAll, 'append_parts').text).toMatch(
-      /^safe under concurrent writers: .*quoted ETag.*up to 64 MiB.*conditional multipart completion, which this server honours/,
+      /^safe under concurrent writers: .*quoted ETag.*up to the largest single PUT this server takes \(at least 64 MiB, the most the probe tried\), larger ones with a conditional multipart completion, which this server honours/,
     )
   })
 
   it('Ceph RGW 16: safe for roots up to the largest single PUT, larger appends refused; the bare ETag; a HEAD after completions', () => {
     const append = about(cephRgw16, 'append_parts')
     expect(append.verdict).toBe('limited')
-    expect(append.text).toContain('safe under concurrent writers for roots up to 64 MiB (the largest single PUT probed)')
+    expect(append.text).toContain(
+      'safe under concurrent writers for roots up to the largest single PUT this server takes (at least 64 MiB, the most the probe tried)',
+    )
     expect(append.text).toContain('the bare ETag, the only form this server honours')
     expect(append.text).toContain('ignores conditions on multipart completion')
     expect(append.text).toContain('refused with a typed error')
@@ -69,6 +71,9 @@ describe('libraryBehaviour', () => {
     const append = about(fauxqs, 'append_parts')
     expect(append.verdict).toBe('unsafe')
     expect(append.text).toMatch(/^unsafe under concurrent writers: this server does not enforce If-Match on PutObject/)
+    expect(append.text).toContain(
+      'A root larger than 11 MiB would need a conditional multipart completion, which this server ignores: such an append is refused with a typed error',
+    )
     expect(about(fauxqs, 'single PUTs')).toMatchObject({ verdict: 'ok', text: expect.stringContaining('up to 11 MiB (12 MiB refused)') })
   })
 

@@ -102,10 +102,16 @@ export function formatSize(bytes: number): string {
   return `${Number.isInteger(value) ? value : value.toFixed(1)} ${units[unit]}`
 }
 
-/** The largest single PUT the library counts on with this server, in words. */
+/**
+ * The largest single PUT the library counts on with this server, in words: what the probe found,
+ * or, when it took the largest it tried, the server's own limit, which the library learns from the
+ * first refusal (it tries single PUTs up to DEFAULT_SINGLE_PUT_LIMIT).
+ */
 function singlePutLimit(capabilities: ServerCapabilities): string {
   const size = formatSize(capabilities.maxSinglePut)
-  return capabilities.maxSinglePutRefused === null ? `${size} (the largest single PUT probed)` : size
+  return capabilities.maxSinglePutRefused === null
+    ? `the largest single PUT this server takes (at least ${size}, the most the probe tried)`
+    : size
 }
 
 /** The form of If-Match the library sends on this server. */
@@ -122,8 +128,8 @@ function etagForm(form: ConditionalPutForm): string {
  *
  * Root commits: a root is committed with one conditional PutObject whenever its size allows (up to
  * the largest single PUT the server takes); beyond that, with a conditional multipart completion,
- * which on a server that ignores conditions on completion is refused with a typed error rather
- * than risk overwriting a concurrent append.
+ * which on a server that ignores conditions on completion is refused with a typed error
+ * (`ConditionalWriteUnsupportedError`) rather than risk overwriting a concurrent append.
  */
 export function libraryBehaviour(capabilities: ServerCapabilities): LibraryBehaviour[] {
   return [
@@ -140,16 +146,19 @@ function rootCommits(capabilities: ServerCapabilities): LibraryBehaviour {
   const topic = 'append_parts'
   const updates = capabilities.conditionalPut !== 'none'
   const creates = capabilities.putIfNoneMatch === 'honoured'
+  const limit = singlePutLimit(capabilities)
+  const refusal = capabilities.conditionalComplete
+    ? ''
+    : ` A root larger than ${limit} would need a conditional multipart completion, which this server ignores: such an append is refused with a typed error, never written unguarded.`
   if (!updates) {
     return {
       topic,
       verdict: 'unsafe',
       text:
         'unsafe under concurrent writers: this server does not enforce If-Match on PutObject, so concurrent appends to one ' +
-        'root can lose each other’s parts (the last writer wins, as with the Python library). One writer per root is safe.',
+        `root can lose each other’s parts (the last writer wins, as with the Python library). One writer per root is safe.${refusal}`,
     }
   }
-  const limit = singlePutLimit(capabilities)
   const how = `roots are committed with one conditional PutObject (If-Match with ${etagForm(capabilities.conditionalPut)}${
     creates ? '; If-None-Match: * to create one' : ''
   })`

@@ -2,7 +2,8 @@
  * `probeServer` against the test server: the known answers of the servers measured here (the
  * embedded fauxqs, Ceph RGW 16), and on any server claims that agree with each other and with a
  * second look; the enforcing proxy turns "ignored" into "honoured"; the scratch prefix is empty
- * afterwards, also after a failure or a cancellation; the cache per client; typed errors.
+ * afterwards, also after a failure or a cancellation; the cache per client; what a probe tells the
+ * writes through its client; typed errors.
  */
 import { ListMultipartUploadsCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3'
 import { MEASURED_CAPABILITIES, rejection, type S3Proxy, startS3Proxy } from '@s3exchange/testing'
@@ -11,6 +12,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { S3RequestError } from '../format/errors.js'
 import type { S3Context } from './context.js'
 import { BEHAVIOUR_TOPICS } from './server-capabilities.js'
+import { serverKnowledge } from './server-knowledge.js'
 import { probeServer, probeServerOnce, type ServerProbe } from './server-probe.js'
 
 const MiB = 1024 * 1024
@@ -70,6 +72,12 @@ describe('probeServer', () => {
     expect(result.capabilities).toEqual(server.capabilities)
     expect(result.bucket).toBe(s3.bucket)
     expect(await leftUnder(result.scratchPrefix)).toEqual([])
+    // What writes through this client now pick their strategy from.
+    expect(serverKnowledge(s3.client)).toMatchObject({
+      conditionalComplete: result.capabilities.conditionalComplete,
+      conditionalCompleteMeasured: true,
+      singlePutRefused: result.capabilities.maxSinglePutRefused ?? undefined,
+    })
   })
 
   it('in front of the enforcing proxy, conditions on PUT and on completion are honoured', async () => {
@@ -88,6 +96,11 @@ describe('probeServer', () => {
       putIfMatchMissing: 412,
     })
     expect(proxy.conflicts).toBeGreaterThanOrEqual(4)
+    expect(serverKnowledge(client)).toMatchObject({
+      conditionalComplete: true,
+      ifMatchForm: capabilities.conditionalPut === 'bare' ? 'bare' : 'quoted',
+      ifMatchConfirmed: true,
+    })
   })
 
   it('a cancelled probe rejects with the signal’s reason and still empties its scratch prefix', async () => {

@@ -10,7 +10,9 @@
  * It resolves to the {@link ServerCapabilities} (what the library picks its strategy from), each
  * check's question and answer with the HTTP statuses seen, and {@link libraryBehaviour}: what the
  * library does on that server, in words. `probeServerOnce` probes once per `S3Client` and keeps
- * the answer for as long as the client lives.
+ * the answer for as long as the client lives. Every probe also tells the library's writes through
+ * that client what it found (the `If-Match` form, conditions on multipart completions, the single-PUT
+ * limit; see `rememberServerCapabilities`).
  *
  * It sends about 70 requests and uploads at most about twice `maxSinglePutBound` (64 MiB by default) plus
  * 5 MiB; lower the bound to probe a remote server quickly.
@@ -51,6 +53,7 @@ import {
   libraryBehaviour,
   type ServerCapabilities,
 } from './server-capabilities.js'
+import { recordProbedCapabilities } from './server-knowledge.js'
 
 /** Options for {@link probeServer}. */
 export interface ProbeServerOptions {
@@ -115,6 +118,8 @@ export async function probeServer(ctx: S3Context, options: ProbeServerOptions = 
     throw error
   }
   await probe.cleanUp()
+  // What writes through this client pick their strategy from (the If-Match form, conditional multipart).
+  recordProbedCapabilities(ctx.client, capabilities)
   return { bucket: ctx.bucket, scratchPrefix, capabilities, checks: probe.checks, behaviour: libraryBehaviour(capabilities) }
 }
 
