@@ -90,19 +90,18 @@ describe('batchesOf', () => {
   })
 
   it('otherwise gives one array per item, pulled one at a time, and closes the source when left', async () => {
+    // An endless sync iterator that counts its pulls and records being closed.
     const state = { pulled: 0, closed: false }
-    async function* source() {
-      try {
-        for (let i = 0; ; i++) {
-          state.pulled++
-          yield i
-        }
-      } finally {
+    const endless: IterableIterator<number> = {
+      next: () => ({ value: state.pulled++, done: false }),
+      return: () => {
         state.closed = true
-      }
+        return { value: undefined, done: true }
+      },
+      [Symbol.iterator]: () => endless,
     }
-    expect(hasBatches(source())).toBe(false)
-    for await (const batch of batchesOf(source())) if (batch[0] === 2) break
+    expect(hasBatches(endless)).toBe(false)
+    for await (const batch of batchesOf(endless)) if (batch[0] === 2) break
     expect(state).toStrictEqual({ pulled: 3, closed: true })
     expect(await Array.fromAsync(batchesOf(['a', 'b']))).toStrictEqual([['a'], ['b']])
   })
