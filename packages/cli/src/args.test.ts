@@ -1,6 +1,6 @@
 /** The command-line parsing of `s3x`, in process: finding the command word, strict flags, sizes. */
 import { describe, expect, it } from 'vitest'
-import { parseFlags, parsePositiveInteger, parseSize, splitCommand, UsageError } from './args.js'
+import { parseFlags, parsePositiveInteger, parseSize, parseSizeFlag, splitCommand, UsageError } from './args.js'
 
 const COMMANDS = ['ls', 'manifest ls', 'rm']
 
@@ -46,6 +46,15 @@ describe('parseFlags', () => {
     expect(() => parsePositiveInteger('0', '--max-entries')).toThrow(UsageError)
     expect(() => parsePositiveInteger('1.5', '--max-entries')).toThrow(UsageError)
     expect(parsePositiveInteger('300', '--max-entries')).toBe(300)
+  })
+
+  it("checks a flag against the library's rule for its option: the same ranges as the calls", () => {
+    expect(() => parsePositiveInteger('5000', '--concurrency', 'get', 'concurrency')).toThrow(
+      new UsageError("--concurrency needs an integer from 1 to 1024, not '5000'", 'get'),
+    )
+    expect(parsePositiveInteger('1024', '--concurrency', 'get', 'concurrency')).toBe(1024)
+    expect(() => parseSizeFlag(`${2 ** 60}`, '--max-bytes', 'pack', 'maxBytes')).toThrow(UsageError)
+    expect(parseSizeFlag('1G', '--max-bytes', 'pack', 'maxBytes')).toBe(1024 ** 3)
   })
 })
 

@@ -14,6 +14,9 @@
  * ```
  */
 import { type ParseArgsOptionsConfig, parseArgs } from 'node:util'
+import { checkOption, describeRule, OPTION_RULES } from 's3exchange/internals'
+
+type OptionRule = (typeof OPTION_RULES)[string]
 
 /** A mistake on the command line; `s3x` prints it with a hint and exits with code 2. */
 export class UsageError extends Error {
@@ -113,12 +116,26 @@ function cleanParseError(error: unknown): string {
   return message.split('\n')[0] as string
 }
 
-/** A positive integer flag value, or a `UsageError` naming the flag. */
-export function parsePositiveInteger(value: string, flag: string, command?: string): number {
+/**
+ * A positive integer flag value, or a `UsageError` naming the flag. With `option`, the value must
+ * also keep the library's rule for that option (`concurrency`: 1 to 1024, …; see `OPTION_RULES`).
+ */
+export function parsePositiveInteger(value: string, flag: string, command?: string, option?: string): number {
   if (!/^\d+$/.test(value) || Number(value) < 1 || !Number.isSafeInteger(Number(value))) {
     throw new UsageError(`${flag} needs a positive integer, not '${value}'`, command)
   }
-  return Number(value)
+  return withinRule(Number(value), value, flag, command, option)
+}
+
+/** `number` if it keeps the rule of `option` (when given), else a `UsageError` naming the flag and the rule. */
+function withinRule(number: number, value: string, flag: string, command: string | undefined, option: string | undefined): number {
+  if (option === undefined) return number
+  try {
+    checkOption(command ?? 's3x', option, number)
+  } catch {
+    throw new UsageError(`${flag} needs ${describeRule(OPTION_RULES[option] as OptionRule)}, not '${value}'`, command)
+  }
+  return number
 }
 
 const UNITS: Record<string, number> = {
@@ -152,9 +169,9 @@ export function parseSize(text: string): number | undefined {
   return Number.isSafeInteger(bytes) ? bytes : undefined
 }
 
-/** A positive size flag value, or a `UsageError` naming the flag. */
-export function parseSizeFlag(value: string, flag: string, command?: string): number {
+/** A positive size flag value, or a `UsageError` naming the flag (and, with `option`, the library's rule for it). */
+export function parseSizeFlag(value: string, flag: string, command?: string, option?: string): number {
   const bytes = parseSize(value)
   if (bytes === undefined || bytes < 1) throw new UsageError(`${flag} needs a size such as 512, 10k, 64MiB or 1G, not '${value}'`, command)
-  return bytes
+  return withinRule(bytes, value, flag, command, option)
 }

@@ -42,10 +42,12 @@ export {
 } from './format/entries.js'
 export { type EntryStream, parseManifest } from './format/entry-stream.js'
 export {
+  BodyConsumedError,
   ConditionalWriteUnsupportedError,
   ConfigurationError,
   DeleteRefusedError,
   IntegrityError,
+  InvalidEntryError,
   InvalidManifestError,
   InvalidSourceError,
   LimitExceededError,
@@ -93,6 +95,7 @@ export type { WriteManifestObjectOptions, WrittenManifest } from './manifest/man
 export type { CommitResult, ManifestPartsOptions } from './manifest/parts-writer.js'
 // operators/: the pipeline stages, sources and sinks
 export { type CompactIntoOptions, type CompactReport, compactInto } from './operators/compact.js'
+export { type ConnectionBudget, type ReadConnectionOptions, readConnections } from './operators/connections.js'
 export {
   checkDeleteKey,
   checkDeletePrefix,

@@ -87,19 +87,37 @@ export {
   shardArchiveName,
   utcStamp,
 } from './format/keys.js'
+export {
+  checkKey,
+  checkOption,
+  checkOptions,
+  describeRule,
+  MAX_CONNECTIONS_PER_OPTION,
+  OPTION_RULES,
+  type OptionRule,
+} from './format/options.js'
 export { type BatchSize, batches, closesBefore, isFull } from './format/rollover.js'
 // manifest/
 export { isConflict, isSlowDown, MANIFEST_CONTENT_TYPE } from './manifest/commit.js'
 export { ManifestObjectWriter } from './manifest/manifest-object.js'
 export { ManifestPartsWriter } from './manifest/parts-writer.js'
 // operators/
-export { localPathOf, safeLocalPath, type WriteFileOptions, writeFileAtomically } from './operators/download.js'
+export {
+  type DownloadIntoOptions,
+  DownloadPlan,
+  localPathOf,
+  MAX_NAME_BYTES,
+  safeLocalPath,
+  type WriteFileOptions,
+  writeFileAtomically,
+} from './operators/download.js'
 export { DEFAULT_MAX_BUFFERED_BYTES } from './operators/fetch-bodies.js'
 export { groupKeys, planRangedReads } from './operators/fetch-keys.js'
 export { type PrefetchShardsOptions, prefetchShards } from './operators/prefetch-shards.js'
 export { MANIFEST_KEY } from './operators/read-manifest.js'
-// s3/
 export { type BodySourceOptions, type ByteSource, type Expectation, expectationOf } from './s3/body.js'
+// s3/
+export { checkContext } from './s3/context.js'
 export { DEFAULT_MAX_UNSIZED_BYTES, hashing, type PreparedSource, type PrepareSourceOptions, prepareSource } from './s3/data-source.js'
 export { type DeleteKeysOptions, type DeleteKeysResult, deleteKeys } from './s3/delete-keys.js'
 export {

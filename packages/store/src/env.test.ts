@@ -111,13 +111,53 @@ describe('settingsFromEnv', () => {
     })
   })
 
-  it('credentials need both the key id and the secret', () => {
-    expect(settingsFromEnv({ env: { S3_AWS_ACCESS_KEY_ID: 'k' }, envFile: false }).credentials).toBeUndefined()
-    expect(settingsFromEnv({ env: { AWS_SECRET_ACCESS_KEY: 's' }, envFile: false }).credentials).toBeUndefined()
-    expect(settingsFromEnv({ env: { S3_AWS_ACCESS_KEY_ID: 'k', AWS_SECRET_ACCESS_KEY: 's' }, envFile: false }).credentials).toEqual({
+  it('credentials are taken whole from one source: an S3_* pair never gets AWS_SESSION_TOKEN (issue 12, case 10)', () => {
+    // Inside AWS: the role's variables are set; a static S3_* pair for MinIO or R2 is given on top.
+    const insideAws = { AWS_ACCESS_KEY_ID: 'role-key', AWS_SECRET_ACCESS_KEY: 'role-secret', AWS_SESSION_TOKEN: 'role-token' }
+    expect(
+      settingsFromEnv({ env: { ...insideAws, S3_AWS_ACCESS_KEY_ID: 'k', S3_AWS_SECRET_ACCESS_KEY: 's' }, envFile: false }).credentials,
+    ).toEqual({
       accessKeyId: 'k',
       secretAccessKey: 's',
     })
+    expect(
+      settingsFromEnv({
+        env: { ...insideAws, S3_AWS_ACCESS_KEY_ID: 'k', S3_AWS_SECRET_ACCESS_KEY: 's', S3_AWS_SESSION_TOKEN: 't' },
+        envFile: false,
+      }).credentials,
+    ).toEqual({ accessKeyId: 'k', secretAccessKey: 's', sessionToken: 't' })
+    // The AWS_* triple, whole, when no S3_* variable is set.
+    expect(settingsFromEnv({ env: insideAws, envFile: false }).credentials).toEqual({
+      accessKeyId: 'role-key',
+      secretAccessKey: 'role-secret',
+      sessionToken: 'role-token',
+    })
+  })
+
+  it.each([
+    [{ S3_AWS_ACCESS_KEY_ID: 'k' }, 'S3_AWS_SECRET_ACCESS_KEY'],
+    [{ S3_AWS_ACCESS_KEY_ID: 'k', AWS_SECRET_ACCESS_KEY: 's', AWS_ACCESS_KEY_ID: 'a' }, 'S3_AWS_SECRET_ACCESS_KEY'],
+    [{ S3_AWS_SECRET_ACCESS_KEY: 's', AWS_ACCESS_KEY_ID: 'a', AWS_SECRET_ACCESS_KEY: 'b' }, 'S3_AWS_ACCESS_KEY_ID'],
+    [{ S3_AWS_SESSION_TOKEN: 't' }, 'S3_AWS_ACCESS_KEY_ID and S3_AWS_SECRET_ACCESS_KEY'],
+    [{ AWS_SECRET_ACCESS_KEY: 's' }, 'AWS_ACCESS_KEY_ID'],
+    [{ AWS_ACCESS_KEY_ID: 'a', AWS_SESSION_TOKEN: 't' }, 'AWS_SECRET_ACCESS_KEY'],
+  ])('half a pair, %o, is a ConfigurationError naming %s', (env, missing) => {
+    let error: unknown
+    try {
+      settingsFromEnv({ env, envFile: false })
+    } catch (caught) {
+      error = caught
+    }
+    expect(error).toBeInstanceOf(ConfigurationError)
+    expect((error as Error).message).toContain(`${missing} ${missing.includes(' and ') ? 'are' : 'is'} not`)
+    for (const name of Object.keys(env).filter((name) => name.startsWith(missing.startsWith('S3_') ? 'S3_' : 'AWS_'))) {
+      expect((error as Error).message).toContain(name)
+    }
+    expect(() => S3ExchangeStore.fromEnv({ env: { ...env, S3_BUCKET: 'b' }, envFile: false })).toThrow(ConfigurationError)
+  })
+
+  it('a lone AWS_SESSION_TOKEN is no source: the default chain is used', () => {
+    expect(settingsFromEnv({ env: { AWS_SESSION_TOKEN: 't' }, envFile: false }).credentials).toBeUndefined()
   })
 
   it('path-style addressing: on with an endpoint, S3_FORCE_PATH_STYLE overrides', () => {

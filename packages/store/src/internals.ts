@@ -14,8 +14,11 @@
  */
 export {
   answeredEtag,
+  checkOption,
+  describeRule,
   isRegularFile,
   mapS3Error,
+  OPTION_RULES,
   parseInternalManifest,
   readTarMembers,
   type TarMember,

@@ -9,7 +9,9 @@
  * lines on purpose: that state machine reads best whole.)
  *
  * On an error nothing is published (unless `publishOnError`), open multipart uploads are aborted,
- * and the `PublishError` thrown lists what was uploaded but not published. `await using` is
+ * and the `PublishError` thrown lists what was uploaded but not published: every object the writer
+ * left, those of `putObject` calls still uploading when it failed included (it waits for them).
+ * Every later call, and every call queued behind the failed one, rejects with that same error. `await using` is
  * supported as a safety net: leaving the scope without `close()` (an exception, a forgotten call)
  * publishes nothing (or, with `publishOnError`, what was written) and aborts open uploads. Publish
  * with `close()`.
@@ -45,6 +47,7 @@ import {
   type WrittenManifest,
 } from '@s3exchange/core'
 import {
+  checkOptions,
   closesBefore,
   isAbort,
   isFull,
@@ -77,8 +80,13 @@ export class ManifestWriter implements AsyncDisposable {
   #partsUploaded = 0
   #state: 'open' | 'closed' | 'failed' = 'open'
   #queue: Promise<unknown> = Promise.resolve()
+  /** Uploads started by `putObject`, with their keys: a failure waits for them, to list what they left. */
+  readonly #uploads: { key: string; upload: Promise<FileEntry> }[] = []
+  /** What the writer failed with, once it has: every later call rejects with it. */
+  #failure: Promise<unknown> | undefined
 
   constructor(store: StoreContext, key: string, options: ManifestWriterOptions = {}) {
+    checkOptions('openManifestWriter', options)
     const shardSize = options.shardSize
     if (shardSize && shardSize.maxEntries === undefined && shardSize.maxBytes === undefined) {
       throw new ConfigurationError('shardSize needs maxEntries or maxBytes')
@@ -101,6 +109,12 @@ export class ManifestWriter implements AsyncDisposable {
     this.#options = options
     const slash = key.lastIndexOf('/')
     this.shardPrefix = (options.shardPrefix ?? (slash === -1 ? 'shards' : `${key.slice(0, slash)}/shards`)).replace(/\/+$/, '')
+    if (shardSize && this.shardPrefix.includes('#')) {
+      throw new ConfigurationError(
+        `openManifestWriter: the shard prefix ${JSON.stringify(this.shardPrefix)} contains '#': archive keys with '#' cannot be read by virtual key; pass another shardPrefix`,
+        { call: 'openManifestWriter', option: 'shardPrefix' },
+      )
+    }
     // Bad write options fail here, before anything is written.
     const ctx = writeContext(store, options)
     this.#ctx = ctx
@@ -154,14 +168,16 @@ export class ManifestWriter implements AsyncDisposable {
    * parallel; their entries are added in call order. Write options given here override the
    * writer's for this object.
    */
-  async putObject(key: string, data: DataSource, options: WriterPutObjectOptions = {}): Promise<FileEntry> {
-    this.#checkOpen()
+  putObject(key: string, data: DataSource, options: WriterPutObjectOptions = {}): Promise<FileEntry> {
+    // Checked and queued at once, so that calls land in call order (and close() after them).
+    if (this.#state !== 'open') return this.#checkOpen() as Promise<never>
     const uploading = putObject(this.#ctx, key, data, { ...options, inferId: this.store.inferId })
     uploading.catch(() => {}) // handled in its turn below
+    this.#uploads.push({ key, upload: uploading })
     return this.#run(async () => {
       // Queued behind earlier calls; a failed upload fails the writer like any other error.
       const entry = await uploading
-      this.#uploaded.push(key)
+      this.#addUploaded(key)
       await this.#add(entry)
       return entry
     })
@@ -242,6 +258,7 @@ export class ManifestWriter implements AsyncDisposable {
         this.#state = 'closed'
         await this.#abortOpen()
       }
+      await this.#settleUploads()
       return this.#unpublished()
     })
     this.#queue = run.catch(() => {})
@@ -305,20 +322,34 @@ export class ManifestWriter implements AsyncDisposable {
     }
     const entry = await shard.finish()
     this.#shardsCreated++
-    this.#uploaded.push(entry.archive_key)
+    this.#addUploaded(entry.archive_key)
     await this.#add(entry)
     return entry
   }
 
-  #checkOpen(): void {
-    if (this.#state !== 'open')
-      throw new ConfigurationError(`ManifestWriter for ${this.key} is ${this.#state === 'closed' ? 'closed' : 'failed'}`)
+  /** Throws unless the writer is open: a failed writer's failure, or `ConfigurationError` once it is closed. */
+  async #checkOpen(): Promise<void> {
+    if (this.#state === 'failed') throw await this.#failure
+    if (this.#state !== 'open') throw new ConfigurationError(`ManifestWriter for ${this.key} is closed`)
+  }
+
+  #addUploaded(key: string): void {
+    if (!this.#uploaded.includes(key)) this.#uploaded.push(key)
+  }
+
+  /** Waits for the uploads `putObject` started; those that completed are listed as uploaded. */
+  async #settleUploads(): Promise<void> {
+    const uploads = this.#uploads.splice(0)
+    const settled = await Promise.allSettled(uploads.map(({ upload }) => upload))
+    settled.forEach((outcome, i) => {
+      if (outcome.status === 'fulfilled') this.#addUploaded((uploads[i] as { key: string }).key)
+    })
   }
 
   /** Runs `fn` after the calls before it; on failure, fails the writer (see the module comment). */
   #run<T>(fn: () => Promise<T>): Promise<T> {
     const run = this.#queue.then(async () => {
-      this.#checkOpen()
+      await this.#checkOpen()
       try {
         return await fn()
       } catch (error) {
@@ -329,8 +360,16 @@ export class ManifestWriter implements AsyncDisposable {
     return run
   }
 
-  async #fail(error: unknown): Promise<unknown> {
+  #fail(error: unknown): Promise<unknown> {
     this.#state = 'failed'
+    this.#failure = this.#failWith(error)
+    return this.#failure
+  }
+
+  async #failWith(error: unknown): Promise<unknown> {
+    // Uploads of calls made before the failure (queued behind it, or running alongside) finish on
+    // their own: wait for them, so that what they left is known.
+    await this.#settleUploads()
     if (this.#options.publishOnError) {
       try {
         await this.#shard?.abort()

@@ -31,6 +31,7 @@ import {
   splitShardItems,
   take,
 } from '@s3exchange/core'
+import { checkOptions } from '@s3exchange/core/internals'
 import type { ReadOptions, StoreContext } from './context.js'
 import { deleteKey, type FenceOptions } from './delete.js'
 import { Manifest } from './manifest.js'
@@ -113,11 +114,13 @@ export class Shard {
    * (`kind`, `key`, `member_path`, `size_bytes`), in archive order. (Python's `Shard.iter_objects`.)
    */
   iterArchiveMembers(options: ShardIterOptions = {}): AsyncGenerator<EntryWithBody<FileEntry>, void, undefined> {
+    checkOptions('Shard.iterArchiveMembers', options)
     return take<EntryWithBody<FileEntry>>(options.limit)(readArchiveMembers(this.store.context(options), this.archiveKey))
   }
 
   /** One member's body, streamed out of the archive. A missing member is `ObjectNotFoundError`. */
   async getMember(memberPath: string, options: ReadOptions = {}): Promise<ObjectBody> {
+    checkOptions('Shard.getMember', options)
     return openShardMember(this.store.context(options), this.archiveKey, memberPath, {
       indexCache: this.store.archiveIndexes,
       internalManifestPath: this.internalManifestPath,
@@ -126,6 +129,7 @@ export class Shard {
 
   /** Deletes the archive (within the store's fence; see `S3ExchangeStore.deleteKey`). */
   async delete(options: FenceOptions = {}): Promise<void> {
+    checkOptions('Shard.delete', options)
     return deleteKey(this.store, this.archiveKey, options)
   }
 

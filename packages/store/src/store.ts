@@ -44,6 +44,7 @@ import {
   normalizeSseCustomerKey,
   type ObjectBody,
   objectExists,
+  objectKeyOf,
   openObject,
   putObject,
   type ReadLimits,
@@ -53,10 +54,11 @@ import {
   type ShardItem,
   type SseCustomerKey,
   settingsFromEnv,
+  splitVirtualKey,
   type TemplateVars,
   take,
 } from '@s3exchange/core'
-import type { ArchiveIndex } from '@s3exchange/core/internals'
+import { type ArchiveIndex, checkKey, checkOptions, DownloadPlan, localPathOf } from '@s3exchange/core/internals'
 import { pipe } from 'it-pipe'
 import { type CompactOptions, compactManifest } from './compact.js'
 import { type CallOptions, type ContextOptions, type ReadOptions, type StoreContext, writeContext } from './context.js'
@@ -108,6 +110,7 @@ export class S3ExchangeStore implements StoreContext {
 
   constructor(options: S3ExchangeStoreOptions) {
     if (!options?.client) throw new ConfigurationError('S3ExchangeStore needs a client')
+    checkOptions('S3ExchangeStore', options)
     if (typeof options.bucket !== 'string' || options.bucket === '') {
       throw new ConfigurationError('S3ExchangeStore needs a bucket name')
     }
@@ -130,6 +133,7 @@ export class S3ExchangeStore implements StoreContext {
    * `options.bucket` or `S3_BUCKET`.
    */
   static fromEnv(options: FromEnvOptions = {}): S3ExchangeStore {
+    checkOptions('S3ExchangeStore.fromEnv', options)
     const settings = settingsFromEnv(options)
     const bucket = options.bucket ?? settings.bucket
     if (!bucket) throw new ConfigurationError('no bucket: set S3_BUCKET or pass { bucket }')
@@ -183,11 +187,13 @@ export class S3ExchangeStore implements StoreContext {
 
   /** A manifest by key; for an archive key, the shard's internal manifest. */
   getManifest(key: string): Manifest {
+    checkKey('getManifest', 'key', key)
     return this.isShard(key) ? this.getShard(key).getManifest() : Manifest.fromKey(this, key)
   }
 
   /** A shard by archive key. */
   getShard(key: string): Shard {
+    checkKey('getShard', 'key', key)
     return Shard.fromKey(this, key)
   }
 
@@ -197,21 +203,29 @@ export class S3ExchangeStore implements StoreContext {
    * Missing: `ObjectNotFoundError`.
    */
   async getObject(key: string, options: ReadOptions = {}): Promise<ObjectBody> {
+    checkOptions('getObject', options)
+    checkKey('getObject', 'key', key)
     return openObject(this.context(options), key, { indexCache: this.archiveIndexes })
   }
 
   /** The object's metadata (a HEAD). Missing: `ObjectNotFoundError`. */
   async getObjectMetadata(key: string, options: ReadOptions = {}): Promise<HeadObjectCommandOutput> {
+    checkOptions('getObjectMetadata', options)
+    checkKey('getObjectMetadata', 'key', key)
     return headObject(this.context(options), key)
   }
 
   /** Whether an object exists under `key`. */
   async exists(key: string, options: ReadOptions = {}): Promise<boolean> {
+    checkOptions('exists', options)
+    checkKey('exists', 'key', key)
     return objectExists(this.context(options), key)
   }
 
   /** Every key under `prefix`, across all pages of the listing. */
   listKeys(prefix: string, options: CallOptions = {}): AsyncGenerator<string, void, undefined> {
+    checkOptions('listKeys', options)
+    checkKey('listKeys', 'prefix', prefix)
     return listKeys(this.context(options), prefix)
   }
 
@@ -223,6 +237,8 @@ export class S3ExchangeStore implements StoreContext {
    * the store's.
    */
   async putObject(key: string, data: DataSource, options: PutObjectCallOptions = {}): Promise<FileEntry> {
+    checkOptions('putObject', options)
+    checkKey('putObject', 'key', key)
     const { signal, ...fields } = options
     return putObject(writeContext(this, options), key, data, { ...fields, inferId: this.inferId })
   }
@@ -239,6 +255,8 @@ export class S3ExchangeStore implements StoreContext {
     entries: Iterable<ManifestEntry> | AsyncIterable<ManifestEntry>,
     options: WriteManifestOptions = {},
   ): Promise<WriteManifestResult> {
+    checkOptions('writeManifest', options)
+    checkKey('writeManifest', 'key', key)
     return writeManifest(this, key, entries, options)
   }
 
@@ -251,6 +269,8 @@ export class S3ExchangeStore implements StoreContext {
     items: Iterable<ShardItem> | AsyncIterable<ShardItem>,
     options: PutShardArchiveOptions = {},
   ): Promise<Shard> {
+    checkOptions('putShardArchive', options)
+    checkKey('putShardArchive', 'archiveKey', archiveKey)
     return new Shard(this, await putShardArchive(this, archiveKey, items, options))
   }
 
@@ -260,16 +280,21 @@ export class S3ExchangeStore implements StoreContext {
     shardEntries: Iterable<ShardEntry> | AsyncIterable<ShardEntry>,
     options: PutShardedOptions = {},
   ): Promise<WriteManifestResult> {
+    checkOptions('putSharded', options)
+    checkKey('putSharded', 'manifestKey', manifestKey)
     return this.writeManifest(manifestKey, shardEntries, { ...options, mode: options.updateMode ?? 'append_parts' })
   }
 
   /** A `ManifestWriter` for incremental writing with parts and shard buffering. */
   openManifestWriter(manifestKey: string, options: ManifestWriterOptions = {}): ManifestWriter {
+    checkOptions('openManifestWriter', options)
+    checkKey('openManifestWriter', 'manifestKey', manifestKey)
     return new ManifestWriter(this, manifestKey, options)
   }
 
   /** A manifest's entries, refs inlined (each manifest read once) unless `resolveRefs: false`. */
   iterManifestEntries(manifest: ManifestRef, options: IterEntriesOptions = {}): AsyncIterable<ManifestEntry> {
+    checkOptions('iterManifestEntries', options)
     return Manifest.fromRef(this, manifest).iterEntries(options)
   }
 
@@ -279,26 +304,31 @@ export class S3ExchangeStore implements StoreContext {
    * Read each body inside the loop.
    */
   iterObjects(manifest: ManifestRef, options: IterObjectsOptions = {}): AsyncIterable<EntryWithBody> {
+    checkOptions('iterObjects', options)
     return Manifest.fromRef(this, manifest).iterObjects(options)
   }
 
   /** Python's alias of `iterObjects`. */
   getObjects(manifest: ManifestRef, options: IterObjectsOptions = {}): AsyncIterable<EntryWithBody> {
+    checkOptions('getObjects', options)
     return this.iterObjects(manifest, options)
   }
 
   /** The keys a manifest names (virtual keys for shard members). */
   getKeys(manifest: ManifestRef, options: GetKeysOptions = {}): AsyncIterable<string> {
+    checkOptions('getKeys', options)
     return Manifest.fromRef(this, manifest).getKeys(options)
   }
 
   /** A manifest's file entries, shards replaced by their internal manifest's entries (unless `includeShards: false`). */
   listManifestFiles(manifest: ManifestRef, options: ListFilesOptions = {}): AsyncIterable<FileEntry | ShardEntry> {
+    checkOptions('listManifestFiles', options)
     return Manifest.fromRef(this, manifest).listFiles(options)
   }
 
   /** A manifest's file entries (shard members included) whose key starts with `prefixFilter`. */
   listByManifestPrefix(manifest: ManifestRef, prefixFilter: string, options: ReadOptions = {}): AsyncIterable<FileEntry | ShardEntry> {
+    checkOptions('listByManifestPrefix', options)
     return Manifest.fromRef(this, manifest).filterByPrefix(prefixFilter, options)
   }
 
@@ -311,6 +341,7 @@ export class S3ExchangeStore implements StoreContext {
     keys: Iterable<string> | AsyncIterable<string>,
     options: IterObjectsFromKeysOptions = {},
   ): AsyncGenerator<EntryWithBody<FileEntry>, void, undefined> {
+    checkOptions('iterObjectsFromKeys', options)
     const fetch = fetchKeys(this.context(options), { ...options, indexCache: this.archiveIndexes, inferId: this.inferId })
     return pipe(keys, fetch, take<EntryWithBody<FileEntry>>(options.limit))
   }
@@ -319,6 +350,8 @@ export class S3ExchangeStore implements StoreContext {
 
   /** Deletes one object. Refuses an empty key, and a key outside the fence (`within`, default `basePrefix`). */
   async deleteKey(key: string, options: FenceOptions = {}): Promise<void> {
+    checkOptions('deleteKey', options)
+    checkKey('deleteKey', 'key', key)
     return deleteKey(this, key, options)
   }
 
@@ -327,6 +360,8 @@ export class S3ExchangeStore implements StoreContext {
    * `''` and `'/'`, and a prefix outside the fence. `dryRun` counts without deleting.
    */
   async deletePrefix(prefix: string, options: DeletePrefixOptions = {}): Promise<number> {
+    checkOptions('deletePrefix', options)
+    checkKey('deletePrefix', 'prefix', prefix)
     return deletePrefix(this, prefix, options)
   }
 
@@ -336,30 +371,60 @@ export class S3ExchangeStore implements StoreContext {
    * failures are reported in `errors`, not thrown.
    */
   async deleteManifest(manifest: ManifestRef, options: DeleteManifestOptions = {}): Promise<DeleteReport> {
+    checkOptions('deleteManifest', options)
     return deleteManifest(this, Manifest.fromRef(this, manifest), options)
   }
 
   /** Writes a flat copy of `src` (refs resolved, shards optionally expanded) to `dst`. */
   async compactManifest(src: ManifestRef, dst: string, options: CompactOptions = {}): Promise<CompactReport> {
+    checkOptions('compactManifest', options)
+    checkKey('compactManifest', 'dst', dst)
     return compactManifest(this, Manifest.fromRef(this, src), dst, options)
   }
 
   /** Downloads one object (or archive member) to `localPath`, atomically. Resolves to the absolute path. */
   async downloadObject(key: string, localPath: string, options: ReadOptions = {}): Promise<string> {
+    checkOptions('downloadObject', options)
+    checkKey('downloadObject', 'key', key)
+    checkKey('downloadObject', 'localPath', localPath)
     return downloadObject(this.context(options), key, localPath, { indexCache: this.archiveIndexes })
   }
 
-  /** Downloads keys and virtual keys into `dir`; resolves to a map of key to local path. */
+  /**
+   * Downloads keys and virtual keys into `dir`; resolves to a map of key to local path. Every path
+   * is checked before anything is written (a key with `#` is planned as the archive member it
+   * names): a name too long, two keys for one file, or a file where another key needs a folder is
+   * `UnsafePathError`, and nothing is written.
+   */
   async downloadObjects(
     keys: Iterable<string> | AsyncIterable<string>,
     dir: string,
     options: DownloadOptions = {},
   ): Promise<Map<string, string>> {
-    return downloadInto(dir)(this.iterObjectsFromKeys(keys, options))
+    checkOptions('downloadObjects', options)
+    checkKey('downloadObjects', 'dir', dir)
+    const list = await Array.fromAsync(keys)
+    const plan = new DownloadPlan(dir)
+    for (const key of list) {
+      const virtual = splitVirtualKey(key)
+      plan.add(key, virtual ? virtual.memberPath : localPathOf({ kind: 'file', key }))
+    }
+    return downloadInto(dir, { plan })(this.iterObjectsFromKeys(list, options))
   }
 
-  /** Downloads everything a manifest references into `dir`; resolves to a map of key to local path. */
+  /**
+   * Downloads everything a manifest references into `dir`; resolves to a map of key to local path.
+   * Every path the manifest and its shards' internal manifests list is checked before anything is
+   * written (see `downloadObjects`); members an internal manifest does not list, before their own.
+   */
   async downloadManifest(manifest: ManifestRef, dir: string, options: DownloadOptions = {}): Promise<Map<string, string>> {
-    return downloadInto(dir)(this.iterObjects(manifest, options))
+    checkOptions('downloadManifest', options)
+    checkKey('downloadManifest', 'dir', dir)
+    // Read twice (its listing, then its objects): entries of a one-shot iterable are kept in memory.
+    const given = Manifest.fromRef(this, manifest)
+    const source = given.replayable ? given : await Array.fromAsync(given.iterEntries({ resolveRefs: false, signal: options.signal }))
+    const plan = new DownloadPlan(dir)
+    for await (const entry of this.listManifestFiles(source, { signal: options.signal })) plan.add(objectKeyOf(entry), localPathOf(entry))
+    return downloadInto(dir, { plan })(this.iterObjects(source, options))
   }
 }

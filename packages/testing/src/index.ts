@@ -33,6 +33,7 @@ export {
   type S3ProxyOptions,
   startS3Proxy,
 } from './s3-proxy.js'
+export { type PooledClient, type PooledClientOptions, pooledClient } from './socket-pool.js'
 export { type RequireToolOptions, requireTool } from './system-tools.js'
 export {
   describeServer,

@@ -91,12 +91,15 @@ export interface StartLocalS3Options {
 export function externalS3FromEnv(env: Record<string, string | undefined> = process.env): S3Connection | undefined {
   const endpoint = env.S3_ENDPOINT_URL
   if (!endpoint) return undefined
+  // Credentials whole from one source (S3_AWS_*, else AWS_*), never a key of one with the secret of the other.
+  const s3Pair = env.S3_AWS_ACCESS_KEY_ID !== undefined || env.S3_AWS_SECRET_ACCESS_KEY !== undefined
+  const prefix = s3Pair ? 'S3_AWS_' : 'AWS_'
   return {
     endpoint,
     region: env.S3_REGION || 'us-east-1',
     credentials: {
-      accessKeyId: env.S3_AWS_ACCESS_KEY_ID ?? env.AWS_ACCESS_KEY_ID ?? 'test',
-      secretAccessKey: env.S3_AWS_SECRET_ACCESS_KEY ?? env.AWS_SECRET_ACCESS_KEY ?? 'test',
+      accessKeyId: env[`${prefix}ACCESS_KEY_ID`] ?? 'test',
+      secretAccessKey: env[`${prefix}SECRET_ACCESS_KEY`] ?? 'test',
     },
     forcePathStyle: true,
     sharedBucket: env.S3_BUCKET || undefined,

@@ -47,7 +47,7 @@ Examples:
   async run({ args, flags, store: getStore, output }) {
     const [key, dir] = args as [string, string]
     const concurrency =
-      flags.concurrency === undefined ? undefined : parsePositiveInteger(String(flags.concurrency), '--concurrency', 'get')
+      flags.concurrency === undefined ? undefined : parsePositiveInteger(String(flags.concurrency), '--concurrency', 'get', 'concurrency')
     const store = getStore()
     const asManifest = flags.manifest === true || store.isManifest(key)
     const progress = output.progress('get', { unit: asManifest ? 'entries' : 'objects' })

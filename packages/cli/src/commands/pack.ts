@@ -91,8 +91,11 @@ Example:
     const manifest = flags.manifest
     if (typeof manifest !== 'string') throw new UsageError('pack needs --manifest <key>', 'pack')
     const maxEntries =
-      flags['max-entries'] === undefined ? DEFAULT_MAX_ENTRIES : parsePositiveInteger(String(flags['max-entries']), '--max-entries', 'pack')
-    const maxBytes = flags['max-bytes'] === undefined ? DEFAULT_MAX_BYTES : parseSizeFlag(String(flags['max-bytes']), '--max-bytes', 'pack')
+      flags['max-entries'] === undefined
+        ? DEFAULT_MAX_ENTRIES
+        : parsePositiveInteger(String(flags['max-entries']), '--max-entries', 'pack', 'maxEntries')
+    const maxBytes =
+      flags['max-bytes'] === undefined ? DEFAULT_MAX_BYTES : parseSizeFlag(String(flags['max-bytes']), '--max-bytes', 'pack', 'maxBytes')
     const compression = compressionFlag(flags)
     const writeOptions = writeOptionsFromFlags(flags, 'pack')
     const { files, skipped } = await listLocalFiles(dir)

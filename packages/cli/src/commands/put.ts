@@ -60,7 +60,8 @@ Examples:
   async run({ args, flags, store: getStore, output }) {
     const [source, prefix] = args as [string, string]
     if (flags.append && flags.manifest === undefined) throw new UsageError('--append needs --manifest <key>', 'put')
-    const concurrency = flags.concurrency === undefined ? 16 : parsePositiveInteger(String(flags.concurrency), '--concurrency', 'put')
+    const concurrency =
+      flags.concurrency === undefined ? 16 : parsePositiveInteger(String(flags.concurrency), '--concurrency', 'put', 'concurrency')
     const writeOptions = writeOptionsFromFlags(flags, 'put')
     const { files, skipped } = await listLocalFiles(source)
     for (const path of skipped) output.note(`skipped ${path} (not a regular file)`)

@@ -62,7 +62,8 @@ Example:
   operands: { args: [['<manifest>', 'key']] },
   async run({ args, flags, store, output }) {
     const manifest = args[0] as string
-    const concurrency = flags.concurrency === undefined ? 16 : parsePositiveInteger(String(flags.concurrency), '--concurrency', 'verify')
+    const concurrency =
+      flags.concurrency === undefined ? 16 : parsePositiveInteger(String(flags.concurrency), '--concurrency', 'verify', 'concurrency')
     const ctx = store().context()
     const report: VerifyReport = { manifest, ok: true, manifests: 0, files: 0, archives: 0, shards: 0, members: 0, bytes: 0, problems: [] }
     const walk = { manifests: 0, maxDepth: 0 }

@@ -17,6 +17,7 @@
 import { Readable } from 'node:stream'
 import { DEFAULT_INTERNAL_MANIFEST_PATH, type FileEntry } from '../format/entries.js'
 import { ObjectNotFoundError, S3RequestError } from '../format/errors.js'
+import { checkOptions } from '../format/options.js'
 import type { S3Context } from '../s3/context.js'
 import { collectSource, openObjectSource } from '../s3/object-source.js'
 import { indexByPath, parseInternalManifest } from './internal-manifest.js'
@@ -73,6 +74,7 @@ export async function readArchiveHead(
   archiveKey: string,
   options: ArchiveIndexOptions = {},
 ): Promise<ArchiveHead | undefined> {
+  checkOptions('readArchiveHead', options)
   const path = options.internalManifestPath ?? DEFAULT_INTERNAL_MANIFEST_PATH
   const maxHead = options.maxHeadBytes ?? 64 * 1024 * 1024
   for (let want = FIRST_HEAD; ; ) {

@@ -13,21 +13,39 @@
  */
 
 import type { ManifestEntry } from '../format/entries.js'
-import { ObjectNotFoundError } from '../format/errors.js'
+import { ObjectChangedError, ObjectNotFoundError, S3RequestError, ShardReadError } from '../format/errors.js'
 import { splitVirtualKey } from '../format/keys.js'
 import type { ObjectBody } from '../s3/body.js'
 import type { S3Context } from '../s3/context.js'
 import { getObjectBody } from '../s3/object-source.js'
 import { type OpenMemberOptions, openArchiveMember } from './random-access.js'
 
-/** Opens an object by key; a virtual key opens one archive member. */
+/**
+ * Opens an object by key; a virtual key opens one archive member. A key with `#` that names no
+ * member (no archive before the `#`, an archive without that member, or an object there that is no
+ * archive) is read as an ordinary key; when no object has that key either, the member's error
+ * stands (`ObjectNotFoundError` with the whole key, or `ShardReadError`).
+ */
 export async function openObject(ctx: S3Context, key: string, options: OpenMemberOptions = {}): Promise<ObjectBody> {
   const virtual = splitVirtualKey(key)
   if (virtual) {
-    const member = await openArchiveMember(ctx, virtual.archiveKey, virtual.memberPath, options)
+    let member: ObjectBody | undefined
+    try {
+      member = await openArchiveMember(ctx, virtual.archiveKey, virtual.memberPath, options)
+    } catch (error) {
+      if (!(error instanceof ObjectNotFoundError || isUnreadableArchive(error))) throw error
+      return getObjectBody(ctx, key).catch((ordinary: unknown) => {
+        throw ordinary instanceof ObjectNotFoundError ? error : ordinary
+      })
+    }
     if (member) return member
   }
   return getObjectBody(ctx, key)
+}
+
+/** A `ShardReadError` about the archive itself (not a tar, truncated, corrupt), not a cancellation or a failed request. */
+function isUnreadableArchive(error: unknown): boolean {
+  return error instanceof ShardReadError && !(error.cause instanceof S3RequestError) && !(error.cause instanceof ObjectChangedError)
 }
 
 /**

@@ -533,30 +533,42 @@ describe('an archive replaced after it was indexed', () => {
     { name: 'plain tar, same sizes (same offsets)', compression: null, resize: false },
     { name: 'plain tar, other sizes', compression: null, resize: true },
     { name: 'seekable tar.gz', compression: 'gzip', resize: false },
-  ] as const)('$name: 412 on the ranged GET, the index dropped, the new bytes read', async ({ compression, resize }) => {
-    const key = s3.key(`replaced/${randomBytes(4).toString('hex')}.tar${compression ? '.gz' : ''}`)
-    const v1 = specs().slice(0, 7)
-    const v2 = v1.map((spec) => ({ path: spec.path, data: randomBytes(spec.data.byteLength + (resize ? 100 : 0)) }))
-    await writeShard(key, v1, { compression })
-    const cache = new LruCache<ArchiveIndex>(4)
-    expect((await readMember(key, 'size-511', cache)).bytes.equals(v1[4]?.data as Buffer)).toBe(true)
-    const indexed = cache.get(key)
-    await writeShard(key, v2, { compression })
+  ] as const)(
+    '$name: 412 on the ranged GET, the archive indexed again, the new bytes read with the new index',
+    async ({ compression, resize }) => {
+      const key = s3.key(`replaced/${randomBytes(4).toString('hex')}.tar${compression ? '.gz' : ''}`)
+      const v1 = specs().slice(0, 7)
+      const v2 = v1.map((spec) => ({ path: spec.path, data: randomBytes(spec.data.byteLength + (resize ? 100 : 0)) }))
+      await writeShard(key, v1, { compression })
+      const cache = new LruCache<ArchiveIndex>(4)
+      expect((await readMember(key, 'size-511', cache)).bytes.equals(v1[4]?.data as Buffer)).toBe(true)
+      const indexed = cache.get(key)
+      await writeShard(key, v2, { compression })
 
-    const { bytes, gets } = await readMember(key, 'size-513', cache)
-    expect(bytes.equals(v2[6]?.data as Buffer)).toBe(true)
-    // The ranged GET pinned to the old ETag (refused), then the archive streamed.
-    expect(gets).toHaveLength(2)
-    expect(gets[0]?.headers['if-match']).toBe(`"${indexed?.etag}"`)
-    expect(gets[1]?.headers.range).toBeUndefined()
-    expect(cache.get(key)).toBeUndefined()
+      const { bytes, gets, body } = await readMember(key, 'size-513', cache)
+      expect(bytes.equals(v2[6]?.data as Buffer)).toBe(true)
+      // The ranged GET pinned to the old ETag (refused), then the new head, then a ranged GET pinned to the new ETag.
+      expect(gets).toHaveLength(3)
+      expect(gets[0]?.headers['if-match']).toBe(`"${indexed?.etag}"`)
+      expect(gets[1]?.headers.range).toBe(`bytes=0-${HEAD - 1}`)
+      const reindexed = cache.get(key)
+      expect(reindexed?.etag).toBeDefined()
+      expect(reindexed?.etag).not.toBe(indexed?.etag)
+      expect(gets[2]?.headers['if-match']).toBe(`"${reindexed?.etag}"`)
+      // The body comes with the new index's entry (its size and digest are the new bytes').
+      expect(body.listed?.size_bytes).toBe(v2[6]?.data.byteLength)
+      expect(body.listed?.sha256).toBe(
+        createHash('sha256')
+          .update(v2[6]?.data as Buffer)
+          .digest('hex'),
+      )
 
-    // The next read indexes the new version: head + ranged, new bytes.
-    const again = await readMember(key, 'size-511', cache)
-    expect(again.bytes.equals(v2[4]?.data as Buffer)).toBe(true)
-    expect(again.gets).toHaveLength(2)
-    expect(cache.get(key)?.etag).not.toBe(indexed?.etag)
-  })
+      // The next read uses the new index: one ranged GET, new bytes.
+      const again = await readMember(key, 'size-511', cache)
+      expect(again.bytes.equals(v2[4]?.data as Buffer)).toBe(true)
+      expect(again.gets).toHaveLength(1)
+    },
+  )
 })
 
 describe('readArchiveHead', () => {

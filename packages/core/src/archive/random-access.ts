@@ -13,13 +13,15 @@
  * ```
  */
 import { Readable } from 'node:stream'
-import type { FileEntry } from '../format/entries.js'
+import { DEFAULT_INTERNAL_MANIFEST_PATH, type FileEntry } from '../format/entries.js'
 import { ObjectChangedError, ObjectNotFoundError, ShardReadError, UnsupportedCompressionError } from '../format/errors.js'
 import { virtualKey } from '../format/keys.js'
+import { checkOptions } from '../format/options.js'
 import { ObjectBody } from '../s3/body.js'
 import type { S3Context } from '../s3/context.js'
 import { getObjectBody } from '../s3/object-source.js'
 import { type ArchiveIndex, type ArchiveIndexCache, type ArchiveIndexOptions, isLocated, readArchiveHead } from './archive-index.js'
+import { type ScannedMember, scanArchive } from './scan-archive.js'
 import { isRegularFile, memberBody, readTarMembers, type TarMember, toShardReadError } from './tar-reader.js'
 import { paddedSize, tarHeaderSize } from './tar-writer.js'
 
@@ -62,9 +64,15 @@ export async function openLocatedMember(ctx: S3Context, index: ArchiveIndex, ent
       return undefined
     }
     if (index.compression === 'zstd') return frameCheckedBody(member, members, archiveKey, entry.key)
-    return memberBody(member, archiveKey, entry.key, () => {
-      void members.return(undefined)
-    })
+    return memberBody(
+      member,
+      archiveKey,
+      entry.key,
+      () => {
+        void members.return(undefined)
+      },
+      entry,
+    )
   } catch (error) {
     await members.return(undefined)
     if (error instanceof ObjectChangedError) throw error
@@ -128,8 +136,10 @@ export async function openArchiveMember(
   memberPath: string,
   options: OpenMemberOptions = {},
 ): Promise<ObjectBody | undefined> {
+  checkOptions('openArchiveMember', options)
   const cache = options.indexCache
-  let index = cache?.get(archiveKey)
+  const cached = cache?.get(archiveKey)
+  let index = cached
   let whole: Uint8Array | undefined
   if (index === undefined) {
     let head: Awaited<ReturnType<typeof readArchiveHead>>
@@ -152,48 +162,49 @@ export async function openArchiveMember(
       if (body) return body
     } catch (error) {
       if (!(error instanceof ObjectChangedError)) throw error
+      // The archive was replaced since it was indexed: index it again (once), so that the member
+      // and its entry come from the version there now.
+      cache?.delete(archiveKey)
+      if (cached !== undefined) return openArchiveMember(ctx, archiveKey, memberPath, options)
     }
-    // The archive changed, or its index did not hold: forget it and read the archive itself.
+    // The index did not hold: forget it and read the archive itself.
     cache?.delete(archiveKey)
   }
-  return scanForMember(ctx, archiveKey, memberPath, whole)
+  return scanForMember(ctx, archiveKey, memberPath, whole, options)
 }
 
-/** Streams an archive (from memory when given) up to one member. */
+/**
+ * Streams an archive (from memory when given) up to one member; its body carries its internal
+ * manifest entry (`listed`) from the same read. Undefined when the archive does not exist.
+ */
 async function scanForMember(
   ctx: S3Context,
   archiveKey: string,
   memberPath: string,
   whole: Uint8Array | undefined,
+  options: OpenMemberOptions,
 ): Promise<ObjectBody | undefined> {
-  let archive: Readable
-  if (whole !== undefined) {
-    archive = Readable.from([Buffer.from(whole.buffer, whole.byteOffset, whole.byteLength)])
-  } else {
-    try {
-      archive = await getObjectBody(ctx, archiveKey)
-    } catch (error) {
-      if (error instanceof ObjectNotFoundError) return undefined
-      throw error
-    }
-  }
-  const members = readTarMembers(archive, { archiveKey, signal: ctx.signal })
+  // The internal manifest itself is asked for as any member (and lists nothing for itself).
+  const manifestPath = options.internalManifestPath ?? DEFAULT_INTERNAL_MANIFEST_PATH
+  const members = scanArchive(ctx, archiveKey, {
+    only: new Set([memberPath]),
+    requireManifest: false,
+    internalManifestPath: memberPath === manifestPath ? null : manifestPath,
+    ...(whole === undefined ? {} : { whole }),
+  })
+  let next: IteratorResult<ScannedMember>
   try {
-    for (let next = await members.next(); !next.done; next = await members.next()) {
-      const member = next.value
-      if (member.name !== memberPath) continue
-      if (!isRegularFile(member)) {
-        throw new ShardReadError(`the member is a ${member.type}, not a regular file`, { archiveKey, memberPath })
-      }
-      return memberBody(member, archiveKey, virtualKey(archiveKey, memberPath), () => {
-        void members.return(undefined)
-      })
-    }
+    next = await members.next()
   } catch (error) {
     await members.return(undefined)
+    if (error instanceof ShardReadError && error.cause instanceof ObjectNotFoundError && error.memberPath === undefined) return undefined
     throw namingMember(error, archiveKey, memberPath)
   }
-  throw new ObjectNotFoundError(virtualKey(archiveKey, memberPath), { detail: 'the archive has no such member' })
+  if (next.done) throw new ObjectNotFoundError(virtualKey(archiveKey, memberPath), { detail: 'the archive has no such member' })
+  const body = next.value.body
+  // The scan stays open while the body streams; it is closed when the body is let go.
+  body.once('close', () => void members.return(undefined))
+  return body
 }
 
 /** Opens one member of a shard, as `openArchiveMember`; a missing archive is a `ShardReadError` whose cause is `ObjectNotFoundError`. */

@@ -17,11 +17,12 @@
  */
 import { Readable } from 'node:stream'
 import { DEFAULT_INTERNAL_MANIFEST_PATH, type FileEntry, internalManifestPath, type ShardEntry } from '../format/entries.js'
-import { LimitExceededError, ObjectNotFoundError, ShardReadError } from '../format/errors.js'
+import { LimitExceededError, ObjectChangedError, ObjectNotFoundError, ShardReadError } from '../format/errors.js'
 import { virtualKey } from '../format/keys.js'
 import { effectiveLimits, type ReadLimits } from '../format/limits.js'
-import { type EntryWithBody, expectationOf, type ObjectBody, type VerifyOptions } from '../s3/body.js'
-import type { S3Context } from '../s3/context.js'
+import { checkOptions } from '../format/options.js'
+import { type EntryWithBody, expectationOf, type ObjectBody, type ObjectInfo, type VerifyOptions } from '../s3/body.js'
+import { checkContext, type S3Context } from '../s3/context.js'
 import { getObjectBody } from '../s3/object-source.js'
 import { type ArchiveIndex, makeIndex } from './archive-index.js'
 import { indexByPath, listedMemberEntry, parseInternalManifest, streamedMemberEntry } from './internal-manifest.js'
@@ -41,13 +42,20 @@ function checkMemberSize(member: TarMember, archiveKey: string, limit: number, o
   }
 }
 
-/** Opens the archive of a shard; a missing archive is a `ShardReadError` whose cause is `ObjectNotFoundError`. */
-async function openArchive(ctx: S3Context, archiveKey: string): Promise<ObjectBody> {
+/**
+ * Opens the archive of a shard (the version with ETag `ifMatch`, when given); a missing archive is
+ * a `ShardReadError` whose cause is `ObjectNotFoundError`, a replaced one (`ifMatch`) one whose
+ * cause is `ObjectChangedError`.
+ */
+async function openArchive(ctx: S3Context, archiveKey: string, ifMatch?: string): Promise<ObjectBody> {
   try {
-    return await getObjectBody(ctx, archiveKey)
+    return await getObjectBody(ctx, archiveKey, ifMatch === undefined ? {} : { ifMatch })
   } catch (error) {
     if (error instanceof ObjectNotFoundError) {
       throw new ShardReadError('the archive does not exist', { archiveKey, cause: error })
+    }
+    if (error instanceof ObjectChangedError) {
+      throw new ShardReadError('the archive was replaced while it was being read', { archiveKey, cause: error })
     }
     throw error
   }
@@ -55,6 +63,8 @@ async function openArchive(ctx: S3Context, archiveKey: string): Promise<ObjectBo
 
 /** Reads the internal manifest of a shard: streams the archive until it is found, then stops. */
 export async function readInternalManifest(ctx: S3Context, shard: ShardEntry, options: ShardReadOptions = {}): Promise<FileEntry[]> {
+  checkContext('readInternalManifest', ctx)
+  checkOptions('readInternalManifest', options)
   const archiveKey = shard.archive_key
   const path = internalManifestPath(shard)
   const limits = effectiveLimits(ctx.limits, options)
@@ -80,13 +90,21 @@ function missingManifest(archiveKey: string, path: string): ShardReadError {
  * The entries of a shard's internal manifest, in its order, enriched as Python's
  * `list_manifest_files` does. Reads only as far into the archive as the internal manifest.
  */
-export async function* readShardEntries(ctx: S3Context, shard: ShardEntry, options: ShardReadOptions = {}): AsyncGenerator<FileEntry> {
-  for (const entry of await readInternalManifest(ctx, shard, options)) yield listedMemberEntry(entry, shard.archive_key)
+export function readShardEntries(ctx: S3Context, shard: ShardEntry, options: ShardReadOptions = {}): AsyncGenerator<FileEntry> {
+  checkContext('readShardEntries', ctx)
+  checkOptions('readShardEntries', options)
+  return (async function* () {
+    for (const entry of await readInternalManifest(ctx, shard, options)) yield listedMemberEntry(entry, shard.archive_key)
+  })()
 }
 
 /** The entries of a shard's internal manifest as written (not enriched), read when first asked for. */
-export async function* readInternalEntries(ctx: S3Context, shard: ShardEntry, options: ShardReadOptions = {}): AsyncGenerator<FileEntry> {
-  yield* await readInternalManifest(ctx, shard, options)
+export function readInternalEntries(ctx: S3Context, shard: ShardEntry, options: ShardReadOptions = {}): AsyncGenerator<FileEntry> {
+  checkContext('readInternalEntries', ctx)
+  checkOptions('readInternalEntries', options)
+  return (async function* () {
+    yield* await readInternalManifest(ctx, shard, options)
+  })()
 }
 
 /** A regular member met while scanning an archive, with what its internal manifest says of it. */
@@ -122,6 +140,16 @@ export interface ScanArchiveOptions extends ShardReadOptions {
    * members with ranged GETs instead.
    */
   onIndex?: (index: ArchiveIndex) => boolean | undefined
+  /**
+   * Read only the version of the archive with this ETag (`If-Match`): a replaced archive is a
+   * `ShardReadError` whose cause is `ObjectChangedError`. Default: whatever version is there; a
+   * second pass (internal manifest not first) always insists on the version of the first.
+   */
+  ifMatch?: string
+  /** Told what is known of the archive (its ETag, its size) once it is opened, before any member is yielded. */
+  onOpen?: (archive: ObjectInfo) => void
+  /** Skip (read past, without yielding) the first this many members that would be yielded: resumes a scan. */
+  skip?: number
 }
 
 /**
@@ -131,11 +159,23 @@ export interface ScanArchiveOptions extends ShardReadOptions {
  * once to stream the members. A body not read to the end when the next member is asked for is
  * skipped; reading it later fails.
  */
-export async function* scanArchive(ctx: S3Context, archiveKey: string, options: ScanArchiveOptions = {}): AsyncGenerator<ScannedMember> {
+export function scanArchive(ctx: S3Context, archiveKey: string, options: ScanArchiveOptions = {}): AsyncGenerator<ScannedMember> {
+  checkContext('scanArchive', ctx)
+  checkOptions('scanArchive', options)
+  return scan(ctx, archiveKey, options)
+}
+
+async function* scan(ctx: S3Context, archiveKey: string, options: ScanArchiveOptions): AsyncGenerator<ScannedMember> {
   const path = options.internalManifestPath === undefined ? DEFAULT_INTERNAL_MANIFEST_PATH : options.internalManifestPath
   const requireManifest = path !== null && (options.requireManifest ?? true)
   const limits = effectiveLimits(ctx.limits, options)
   const wanted = (member: TarMember) => isRegularFile(member) && member.name !== path && (!options.only || options.only.has(member.name))
+  /** A member asked for by path (`only`) must be a regular file, wherever it is met. */
+  const refuseLinks = (member: TarMember) => {
+    if (options.only?.has(member.name) && !isRegularFile(member)) {
+      throw new ShardReadError(`the member is a ${member.type}, not a regular file`, { archiveKey, memberPath: member.name })
+    }
+  }
   // With `only`, stop reading once every wanted member has been seen.
   const missing = options.only ? new Set(options.only) : undefined
   const allSeen = (member: TarMember) => {
@@ -144,22 +184,32 @@ export async function* scanArchive(ctx: S3Context, archiveKey: string, options: 
   }
   let byPath: Map<string, FileEntry> | undefined = path === null ? new Map() : undefined
   let manifestFirst = true
-  const open = async (): Promise<Readable> =>
+  let toSkip = options.skip ?? 0
+  const open = async (ifMatch: string | undefined): Promise<Readable> =>
     options.whole
       ? Readable.from([Buffer.from(options.whole.buffer, options.whole.byteOffset, options.whole.byteLength)])
-      : openArchive(ctx, archiveKey)
-  const archive = await open()
+      : openArchive(ctx, archiveKey, ifMatch)
+  const archive = await open(options.ifMatch)
+  const info = archive as Partial<ObjectBody>
+  options.onOpen?.({ key: archiveKey, etag: info.etag, size: info.size })
+  /** The members to yield: all wanted ones but the first `skip`. */
+  const due = (member: TarMember): boolean => {
+    if (!wanted(member)) return false
+    if (toSkip === 0) return true
+    toSkip--
+    return false
+  }
   let compression: SniffedCompression = null
   const firstPass = readTarMembers(archive, { archiveKey, signal: ctx.signal, onCompression: (found) => (compression = found) })
   try {
     for await (const member of firstPass) {
+      refuseLinks(member)
       if (byPath === undefined && isRegularFile(member)) {
         if (member.name === path) {
           checkMemberSize(member, archiveKey, limits.maxInternalManifestBytes, 'maxInternalManifestBytes')
           const entries = await parseInternalManifest(member.stream, archiveKey, path, limits)
           byPath = indexByPath(entries)
           if (manifestFirst && options.onIndex) {
-            const info = archive as Partial<ObjectBody>
             if (options.onIndex(makeIndex(archiveKey, info.etag, compression, info.size, entries)) === false) return
           }
           if (manifestFirst) continue
@@ -167,7 +217,7 @@ export async function* scanArchive(ctx: S3Context, archiveKey: string, options: 
         }
         manifestFirst = false
       }
-      if (manifestFirst && byPath !== undefined && wanted(member)) {
+      if (manifestFirst && byPath !== undefined && due(member)) {
         yield* yieldMember(member, byPath, archiveKey, limits.maxMemberBytes, options.verify)
         if (allSeen(member)) return
       }
@@ -181,10 +231,12 @@ export async function* scanArchive(ctx: S3Context, archiveKey: string, options: 
   }
   if (manifestFirst) return
 
-  const secondPass = readTarMembers(await open(), { archiveKey, signal: ctx.signal })
+  // The same version as the first pass, or the members would not be the ones its manifest lists.
+  const secondPass = readTarMembers(await open(info.etag ?? options.ifMatch), { archiveKey, signal: ctx.signal })
   try {
     for await (const member of secondPass) {
-      if (wanted(member)) {
+      refuseLinks(member)
+      if (due(member)) {
         yield* yieldMember(member, byPath, archiveKey, limits.maxMemberBytes, options.verify)
         if (allSeen(member)) return
       }
@@ -203,14 +255,12 @@ async function* yieldMember(
 ): AsyncGenerator<ScannedMember> {
   checkMemberSize(member, archiveKey, maxMemberBytes, 'maxMemberBytes')
   const listed = byPath.get(member.name)
-  const body = memberBody(member, archiveKey, virtualKey(archiveKey, member.name))
+  const body = memberBody(member, archiveKey, virtualKey(archiveKey, member.name), undefined, listed)
   if (verify && listed) body.expect(expectationOf(listed))
   try {
     yield { name: member.name, size: member.size, dataOffset: member.dataOffset, listed, body }
   } finally {
-    body.abandon(
-      `the body of ${body.key} was not read before the iteration moved on to the next item; read it inside the loop (e.g. await body.bytes())`,
-    )
+    body.abandon()
   }
 }
 
@@ -219,15 +269,25 @@ async function* yieldMember(
  * Python's `iter_objects` gives it (from the internal manifest, or a minimal one for members it
  * does not list) and its body, out of one streaming GET (see {@link scanArchive}).
  */
-export async function* readShardMembers(
+export function readShardMembers(
   ctx: S3Context,
   shard: ShardEntry,
   options: ShardReadOptions = {},
 ): AsyncGenerator<EntryWithBody<FileEntry>> {
+  return shardMembers(ctx, shard, options)
+}
+
+/** The members of a shard as `readShardMembers` gives them, with the scan's own options (to resume a scan, pin a version). */
+export function shardMembers(
+  ctx: S3Context,
+  shard: ShardEntry,
+  options: Omit<ScanArchiveOptions, 'internalManifestPath'>,
+): AsyncGenerator<EntryWithBody<FileEntry>> {
   const archiveKey = shard.archive_key
-  for await (const member of scanArchive(ctx, archiveKey, { ...options, internalManifestPath: internalManifestPath(shard) })) {
-    yield { entry: streamedMemberEntry(member, member.listed, archiveKey), body: member.body }
-  }
+  const members = scanArchive(ctx, archiveKey, { ...options, internalManifestPath: internalManifestPath(shard) })
+  return (async function* () {
+    for await (const member of members) yield { entry: streamedMemberEntry(member, member.listed, archiveKey), body: member.body }
+  })()
 }
 
 /**
@@ -235,9 +295,12 @@ export async function* readShardMembers(
  * (`kind`, virtual `key`, `member_path`, `size_bytes`), in archive order, out of one streaming GET
  * (Python's `Shard.iter_objects`).
  */
-export async function* readArchiveMembers(ctx: S3Context, archiveKey: string): AsyncGenerator<EntryWithBody<FileEntry>> {
-  for await (const member of scanArchive(ctx, archiveKey, { internalManifestPath: null })) {
-    const entry: FileEntry = { kind: 'file', key: virtualKey(archiveKey, member.name), member_path: member.name, size_bytes: member.size }
-    yield { entry, body: member.body }
-  }
+export function readArchiveMembers(ctx: S3Context, archiveKey: string): AsyncGenerator<EntryWithBody<FileEntry>> {
+  const members = scanArchive(ctx, archiveKey, { internalManifestPath: null })
+  return (async function* () {
+    for await (const member of members) {
+      const entry: FileEntry = { kind: 'file', key: virtualKey(archiveKey, member.name), member_path: member.name, size_bytes: member.size }
+      yield { entry, body: member.body }
+    }
+  })()
 }

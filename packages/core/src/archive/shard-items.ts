@@ -11,9 +11,10 @@
  * ```
  */
 import { statSync } from 'node:fs'
-import type { Meta } from '../format/entries.js'
-import { InvalidSourceError, S3ExchangeError, ShardWriteError } from '../format/errors.js'
+import { checkJsonValue, type Meta } from '../format/entries.js'
+import { InvalidEntryError, InvalidSourceError, S3ExchangeError, ShardWriteError } from '../format/errors.js'
 import { memberPathProblem, virtualKey } from '../format/keys.js'
+import { checkOptions } from '../format/options.js'
 import { batches, type RolloverLimits } from '../format/rollover.js'
 import { type DataSource, type PreparedSource, prepareSource } from '../s3/data-source.js'
 
@@ -43,6 +44,7 @@ export async function prepareShardItem(
 ): Promise<PreparedShardItem> {
   const problem = memberPathProblem(item?.member_path)
   if (problem) throw new ShardWriteError(problem, { archiveKey, memberPath: item?.member_path })
+  checkItemFields(item, archiveKey)
   try {
     const source = await prepareSource(item.source, {
       key: virtualKey(archiveKey, item.member_path),
@@ -53,6 +55,19 @@ export async function prepareShardItem(
     return { item, source: source as PreparedSource & { size: number } }
   } catch (error) {
     throw asShardWriteError(error, archiveKey, item.member_path)
+  }
+}
+
+/**
+ * Throws `InvalidEntryError` (naming the member's virtual key and the field) for an item's `meta`
+ * that JSON cannot hold as it is, or a `size_bytes` that is not a non-negative integer.
+ */
+export function checkItemFields(item: ShardItem, archiveKey: string): void {
+  const key = virtualKey(archiveKey, item.member_path)
+  checkJsonValue(key, 'meta', item.meta)
+  const size = item.size_bytes
+  if (size !== undefined && size !== null && !(typeof size === 'number' && Number.isSafeInteger(size) && size >= 0)) {
+    throw new InvalidEntryError(`must be a non-negative integer or null, got ${String(size)}`, { key, field: 'size_bytes' })
   }
 }
 
@@ -76,12 +91,13 @@ export function isPrepared(item: object): item is PreparedShardItem {
  * neither limit, everything is one batch (an empty one for no items, as Python). Unlike Python,
  * bytes count by their length when `size_bytes` is absent, so no batch exceeds `maxBytes`.
  */
-export function* splitShardItems(items: Iterable<ShardItem>, limits: RolloverLimits = {}): Generator<ShardItem[]> {
-  if (limits.maxEntries === undefined && limits.maxBytes === undefined) {
-    yield [...items]
-    return
-  }
-  yield* batches(items, itemSize, limits)
+export function splitShardItems(items: Iterable<ShardItem>, limits: RolloverLimits = {}): Generator<ShardItem[]> {
+  checkOptions('splitShardItems', limits)
+  if (limits.maxEntries === undefined && limits.maxBytes === undefined)
+    return (function* () {
+      yield [...items]
+    })()
+  return batches(items, itemSize, limits)
 }
 
 /** The size an item declares or has: `size_bytes`, the length of bytes, a file's size; else undefined. */

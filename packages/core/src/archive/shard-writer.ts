@@ -26,6 +26,7 @@ import { createHash } from 'node:crypto'
 import { DEFAULT_INTERNAL_MANIFEST_PATH, type FileEntry, type ShardEntry, serializeEntry } from '../format/entries.js'
 import { ShardWriteError } from '../format/errors.js'
 import { type ArchiveCompression, archiveCompressionFor, virtualKey } from '../format/keys.js'
+import { checkOptions } from '../format/options.js'
 import type { Writer } from '../format/writer.js'
 import type { S3Context } from '../s3/context.js'
 import { hashing } from '../s3/data-source.js'
@@ -122,6 +123,8 @@ export class ShardWriter implements Writer<ShardItem | PreparedShardItem, ShardE
    * or bad write options, `ShardWriteError` for zstd on a Node without it.
    */
   constructor(ctx: S3Context, archiveKey: string, options: ShardWriterOptions = {}) {
+    checkOptions('ShardWriter', options)
+    checkArchiveKey(archiveKey)
     this.archiveKey = archiveKey
     this.#options = options
     this.compression = archiveCompressionFor(archiveKey, options.compression)
@@ -367,6 +370,22 @@ export class ShardWriter implements Writer<ShardItem | PreparedShardItem, ShardE
       regionLength = length
     }
     throw new ShardWriteError('the internal manifest size did not settle', { archiveKey: this.archiveKey })
+  }
+}
+
+/**
+ * Refuses an archive key its members could not be read by: empty, or with a `#` (a virtual key
+ * `archive#member` is split at its first `#`). `ShardWriteError` naming it.
+ */
+export function checkArchiveKey(archiveKey: string): void {
+  if (typeof archiveKey !== 'string' || archiveKey === '') {
+    throw new ShardWriteError('the archive key is empty', { archiveKey: String(archiveKey) })
+  }
+  if (archiveKey.includes('#')) {
+    throw new ShardWriteError(
+      "the archive key contains '#': its members could not be read by virtual key (archive#member is split at the first '#')",
+      { archiveKey },
+    )
   }
 }
 

@@ -19,6 +19,7 @@
 import type { Readable, Transform } from 'node:stream'
 import * as zlib from 'node:zlib'
 import { extract as createExtract, type Extract, type Header } from 'tar-stream'
+import type { FileEntry } from '../format/entries.js'
 import { isAbort, S3ExchangeError, ShardReadError, UnsupportedCompressionError } from '../format/errors.js'
 import { type ByteSource, ObjectBody } from '../s3/body.js'
 import { drained } from './drained.js'
@@ -272,9 +273,12 @@ function describeTarError(error: unknown): string {
   return message
 }
 
-/** Wraps the data of a member in an `ObjectBody`; an unread rest is skipped when the body is let go. */
-export function memberBody(member: TarMember, archiveKey: string, key: string, onRelease?: () => void): ObjectBody {
-  return ObjectBody.fromSource({ key, size: member.size, archiveKey, memberPath: member.name }, member.stream, {
+/**
+ * Wraps the data of a member in an `ObjectBody` (with its internal manifest entry `listed`, when
+ * known); an unread rest is skipped when the body is let go.
+ */
+export function memberBody(member: TarMember, archiveKey: string, key: string, onRelease?: () => void, listed?: FileEntry): ObjectBody {
+  return ObjectBody.fromSource({ key, size: member.size, archiveKey, memberPath: member.name, listed }, member.stream, {
     wrapError: (error) => toShardReadError(error, archiveKey, member.name) as Error,
     release: (complete) => {
       if (!complete) member.stream.resume()

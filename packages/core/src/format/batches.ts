@@ -108,21 +108,32 @@ export class BatchedStream<T> implements AsyncGenerator<T, void, undefined>, Bat
     await this.return()
   }
 
+  /** Resolves when no pull is in flight (the calls of `next()` made so far have settled). */
+  protected async settled(): Promise<void> {
+    await this.#busy
+  }
+
   /** The items not handed over yet, in arrays: what is left of the current one, then the source's. */
   [BATCHES](): BatchIterator<T> {
-    const batches: BatchIterator<T> = {
-      next: async () => {
-        await this.#busy
-        if (this.#index < this.#items.length) {
-          const rest = this.#index === 0 ? this.#items : this.#items.slice(this.#index)
-          this.#items = []
-          this.#index = 0
-          return { value: rest, done: false }
-        }
-        const batch = await this.#nextBatch()
-        if (batch === undefined) return { value: undefined, done: true }
+    const nextBatch = async (): Promise<IteratorResult<T[], void>> => {
+      await this.#busy
+      if (this.#index < this.#items.length) {
+        const rest = this.#index === 0 ? this.#items : this.#items.slice(this.#index)
         this.#items = []
-        return { value: batch, done: false }
+        this.#index = 0
+        return { value: rest, done: false }
+      }
+      const batch = await this.#nextBatch()
+      if (batch === undefined) return { value: undefined, done: true }
+      this.#items = []
+      return { value: batch, done: false }
+    }
+    const batches: BatchIterator<T> = {
+      next: () => {
+        // In line with next(): a pull in flight is what `settled()` waits for.
+        const result = nextBatch()
+        this.#busy = result.catch(() => {})
+        return result
       },
       return: async () => {
         await this.return()

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import {
+  checkJsonValue,
   DEFAULT_INTERNAL_MANIFEST_PATH,
   internalManifestPath,
   objectKeyOf,
@@ -9,7 +10,7 @@ import {
   shardCompression,
   validateEntry,
 } from './entries.js'
-import { InvalidManifestError, S3ExchangeError } from './errors.js'
+import { InvalidEntryError, InvalidManifestError, S3ExchangeError } from './errors.js'
 
 const where = { key: 'ds/manifest.jsonl', lineNumber: 7 }
 
@@ -235,5 +236,42 @@ describe('shard helpers', () => {
     expect(objectKeyOf(shard({}))).toBe('s/0.tar')
     expect(objectKeyOf({ kind: 'file', key: 'f' })).toBe('f')
     expect(objectKeyOf({ kind: 'manifest_ref', key: 'm.jsonl' })).toBe('m.jsonl')
+  })
+})
+
+describe('serializeEntry refuses what JSON would coerce or choke on (issue 12, case 12)', () => {
+  const cyclic: Record<string, unknown> = {}
+  cyclic.loop = { back: cyclic }
+  it.each([
+    [{ kind: 'file', key: 'a', meta: { n: 1n } }, 'meta.n', /BigInt/],
+    [{ kind: 'file', key: 'a', meta: cyclic }, 'meta.loop.back', /cycle/],
+    [{ kind: 'file', key: 'a', meta: { x: Number.NaN } }, 'meta.x', /NaN/],
+    [{ kind: 'file', key: 'a', meta: { list: [1, Number.NEGATIVE_INFINITY] } }, 'meta.list[1]', /-Infinity/],
+    [{ kind: 'file', key: 'a', meta: { f: () => 1 } }, 'meta.f', /function/],
+    [{ kind: 'file', key: 'a', meta: { s: new Set([1]) } }, 'meta.s', /Set/],
+    [{ kind: 'file', key: 'a', size_bytes: Number.NaN }, 'size_bytes', /non-negative integer/],
+    [{ kind: 'file', key: 'a', size_bytes: -3 }, 'size_bytes', /non-negative integer/],
+    [{ kind: 'file', key: 'a', size_bytes: 2.5 }, 'size_bytes', /non-negative integer/],
+    [{ kind: 'file', key: 'a', size_bytes: '7' }, 'size_bytes', /non-negative integer/],
+    [{ kind: 'shard', archive_key: 's.tar', count: -1 }, 'count', /non-negative integer/],
+    [{ kind: 'file', key: 'a', extra: 5n }, 'extra', /BigInt/],
+  ] as [Record<string, unknown>, string, RegExp][])('%o: InvalidEntryError on %s', (entry, field, reason) => {
+    let error: unknown
+    try {
+      serializeEntry(entry)
+    } catch (caught) {
+      error = caught
+    }
+    expect(error).toBeInstanceOf(InvalidEntryError)
+    expect(error).toMatchObject({ key: entry.kind === 'shard' ? entry.archive_key : entry.key, field })
+    expect((error as Error).message).toMatch(reason)
+  })
+
+  it('keeps what JSON holds as it is: nulls, Dates (toJSON), nested objects and arrays, undefined fields left out', () => {
+    const date = new Date('2026-01-02T03:04:05Z')
+    expect(
+      serializeEntry({ kind: 'file', key: 'a', size_bytes: null, meta: { d: date, l: [1, 'x', null], o: { p: true } }, gone: undefined }),
+    ).toBe('{"kind":"file","key":"a","size_bytes":null,"meta":{"d":"2026-01-02T03:04:05.000Z","l":[1,"x",null],"o":{"p":true}}}')
+    expect(() => checkJsonValue('k', 'meta', { shared: [1], again: [1] })).not.toThrow()
   })
 })

@@ -12,7 +12,7 @@
  * serializeEntry(entry) // '{"kind":"file","key":"a/\\u00fc.wav","id":"\\u00fc"}'
  * ```
  */
-import { InvalidManifestError } from './errors.js'
+import { InvalidEntryError, InvalidManifestError } from './errors.js'
 
 /** Any JSON value. */
 export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue }
@@ -198,8 +198,14 @@ const NON_ASCII = /[\u007f-\uffff]/g
  * non-ASCII as lowercase `\uXXXX` (surrogate pairs for characters beyond the BMP). Fields whose
  * value is `undefined` are left out; write `null` to keep a field. Floats may be written
  * differently from Python (`1.0` is `1` here); integers beyond 2^53 are not representable.
+ *
+ * Nothing is coerced silently: a value JSON cannot hold (a BigInt, a function, a symbol, a cycle,
+ * NaN or ±Infinity, which JSON would write as null, a Map or a Set, which it would write as `{}`),
+ * or a `size_bytes` / `count` that is not a non-negative integer, is an `InvalidEntryError` naming
+ * the entry's key and the field.
  */
 export function serializeEntry(entry: ManifestEntry | Record<string, unknown>): string {
+  checkEntryValues(entry)
   const json = JSON.stringify(entry)
   NON_ASCII.lastIndex = 0
   return NON_ASCII.test(json) ? json.replace(NON_ASCII, escapeChar) : json
@@ -207,6 +213,68 @@ export function serializeEntry(entry: ManifestEntry | Record<string, unknown>): 
 
 function escapeChar(char: string): string {
   return `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`
+}
+
+/** Throws `InvalidEntryError` for a value of `entry` that its manifest line could not hold as it is (see `serializeEntry`). */
+export function checkEntryValues(entry: ManifestEntry | Record<string, unknown>): void {
+  const key = entryKeyOf(entry)
+  for (const field of ['size_bytes', 'count'] as const) {
+    const value = (entry as Record<string, unknown>)[field]
+    if (value !== undefined && value !== null && !(typeof value === 'number' && Number.isSafeInteger(value) && value >= 0)) {
+      throw new InvalidEntryError(`must be a non-negative integer or null, got ${describeValue(value)}`, { key, field })
+    }
+  }
+  for (const [field, value] of Object.entries(entry)) checkJsonValue(key, field, value)
+}
+
+/** Throws `InvalidEntryError` when `value` (the field `field` of the entry `key`, e.g. its `meta`) cannot be written as JSON as it is. */
+export function checkJsonValue(key: string, field: string, value: unknown): void {
+  const problem = jsonProblem(value, field, [])
+  if (problem) throw new InvalidEntryError(problem.reason, { key, field: problem.path })
+}
+
+function jsonProblem(value: unknown, path: string, ancestors: object[]): { path: string; reason: string } | undefined {
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+    case 'undefined':
+      return undefined
+    case 'number':
+      return Number.isFinite(value) ? undefined : { path, reason: `is ${value}, which JSON cannot hold (it would be written as null)` }
+    case 'bigint':
+      return { path, reason: `is a BigInt (${value}n), which JSON cannot hold: use a number or a string` }
+    case 'symbol':
+    case 'function':
+      return { path, reason: `is a ${typeof value}, which JSON cannot hold` }
+  }
+  if (value === null) return undefined
+  const object = value as object
+  if (ancestors.includes(object)) return { path, reason: 'refers to itself (a cycle), which JSON cannot hold' }
+  if (typeof (object as { toJSON?: unknown }).toJSON === 'function') return undefined
+  if (object instanceof Map || object instanceof Set) {
+    return { path, reason: `is a ${object instanceof Map ? 'Map' : 'Set'}, which JSON would write as {}: use an object or an array` }
+  }
+  ancestors.push(object)
+  try {
+    for (const [name, item] of Object.entries(object)) {
+      const problem = jsonProblem(item, Array.isArray(object) ? `${path}[${name}]` : `${path}.${name}`, ancestors)
+      if (problem) return problem
+    }
+  } finally {
+    ancestors.pop()
+  }
+  return undefined
+}
+
+function entryKeyOf(entry: Record<string, unknown>): string {
+  const key = entry.kind === 'shard' ? entry.archive_key : entry.key
+  return typeof key === 'string' ? key : '(no key)'
+}
+
+function describeValue(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value)
+  if (typeof value === 'bigint') return `${value}n`
+  return typeof value === 'object' ? 'an object' : String(value)
 }
 
 /** The compression of a shard entry: `"gzip"` when the field is absent, `null` for a plain tar. */

@@ -26,10 +26,30 @@ export function parseManifest(source: AsyncIterable<Uint8Array> | Iterable<Uint8
   return new EntryStream(async () => ({ source }), options)
 }
 
-type Opened = { source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>; close?: () => void }
+type Opened = {
+  source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>
+  close?: () => void
+  /** Lets go of the source's connection until more is read (see `DETACH`). */
+  detach?: () => Promise<void>
+}
 
-/** How the opened bytes are closed, once; `closed` once they were (or were to be, before they opened). */
-type Closer = { close?: (() => void) | undefined; closed?: boolean }
+/**
+ * The method of a source of entries (an `EntryStream` over S3) that lets go of its connection
+ * between entries, e.g. while the manifests a `manifest_ref` of it names are read: what was read
+ * ahead stays in memory, the rest is asked for again when iteration goes on (see `ObjectChunks`).
+ */
+export const DETACH: unique symbol = Symbol.for('s3exchange.detach')
+
+/** A source of entries that can let go of its connection between entries. */
+export interface Detachable {
+  [DETACH](): Promise<void>
+}
+
+/**
+ * How the opened bytes are let go of (`detach`) and closed (once); `closed` once they were (or were
+ * to be, before they opened).
+ */
+type Closer = { close?: (() => void) | undefined; detach?: (() => Promise<void>) | undefined; closed?: boolean }
 
 /** What {@link parseLines} made of some lines: the entries, and the error of the first bad line, if any. */
 export interface ParsedLines {
@@ -67,7 +87,7 @@ export function parseLines(lines: readonly string[], linesBefore: number, key?: 
  * each chunk). The bytes are opened when the first entry is asked for, and closed at the end, on
  * an error, or by `return()`.
  */
-export class EntryStream extends BatchedStream<ManifestEntry> {
+export class EntryStream extends BatchedStream<ManifestEntry> implements Detachable {
   readonly #opened: Closer
 
   /** @internal Made by `readManifest` and `parseManifest`. */
@@ -82,6 +102,12 @@ export class EntryStream extends BatchedStream<ManifestEntry> {
     closeOnce(this.#opened)
     return super.return()
   }
+
+  /** Lets go of the connection until the next entries are asked for (see `DETACH`); a no-op for sources in memory. */
+  async [DETACH](): Promise<void> {
+    await this.settled()
+    if (!this.#opened.closed) await this.#opened.detach?.()
+  }
 }
 
 async function* entryBatches(
@@ -89,8 +115,9 @@ async function* entryBatches(
   options: SplitLinesOptions,
   opened: Closer,
 ): AsyncGenerator<ManifestEntry[], void, undefined> {
-  const { source, close } = await open()
+  const { source, close, detach } = await open()
   opened.close = close
+  opened.detach = detach
   try {
     if (opened.closed) return
     let linesBefore = 0
@@ -108,6 +135,7 @@ async function* entryBatches(
 
 function closeOnce(opened: Closer): void {
   opened.closed = true
+  opened.detach = undefined
   const close = opened.close
   opened.close = undefined
   close?.()

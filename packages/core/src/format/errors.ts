@@ -365,20 +365,73 @@ export class LimitExceededError extends S3ExchangeError {
 }
 
 /**
- * Configuration is missing or inconsistent (e.g. `fromEnv()` without a bucket, `sseKmsKeyId`
- * without `serverSideEncryption: 'aws:kms'`); thrown before anything is read or written.
+ * Configuration is missing or inconsistent: `fromEnv()` without a bucket or with half a key pair,
+ * an option out of its range (`option` and `call` then say which option of which call), or options
+ * that contradict each other or the key (`sseKmsKeyId` without `serverSideEncryption: 'aws:kms'`, a
+ * compression the archive key's extension contradicts); thrown before anything is read or written.
  */
 export class ConfigurationError extends S3ExchangeError {
   override name = 'ConfigurationError'
-  /** The option at fault (`sseKmsKeyId`, `metadata`, `compression`, …), when one is. */
+  /** The option at fault (`concurrency`, `limits.maxRefDepth`, …), when one is. */
   readonly option: string | undefined
+  /** The call it was given to (`iterObjects`, `fetchBodies`, …), when known. */
+  readonly call: string | undefined
   /** The key the call was about (an archive key, …), when there was one. */
   readonly key: string | undefined
 
-  constructor(message: string, options: { option?: string; key?: string; cause?: unknown } = {}) {
+  constructor(message: string, options: { option?: string; call?: string; key?: string; cause?: unknown } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause })
     this.option = options.option
+    this.call = options.call
     this.key = options.key
+  }
+}
+
+/**
+ * A body cannot be read (any more): it was read already (a body is read once, by `bytes()`,
+ * `text()` or as a stream), it was released because the iteration that gave it moved on to the
+ * next item before it was read, or it was destroyed. The same for every kind of body: loose
+ * objects, prefetched ones, archive members.
+ */
+export class BodyConsumedError extends S3ExchangeError {
+  override name = 'BodyConsumedError'
+  /** The key (a virtual key `archive#member` for archive members). */
+  readonly key: string
+  /** Why: `read` (read before), `released` (the iteration moved on), `destroyed` (by `destroy()`). */
+  readonly reason: 'read' | 'released' | 'destroyed'
+
+  constructor(key: string, reason: 'read' | 'released' | 'destroyed') {
+    super(
+      reason === 'read'
+        ? `the body of ${key} was already read (a body is read once: by bytes(), text() or as a stream)`
+        : reason === 'released'
+          ? `the body of ${key} was not read before the iteration moved on to the next item, and was released; read it inside the loop (e.g. await body.bytes())`
+          : `the body of ${key} was destroyed before it was read`,
+    )
+    this.key = key
+    this.reason = reason
+  }
+}
+
+/**
+ * An entry (or the fields given for one: `meta`, `size_bytes`, …) that cannot be written as a
+ * manifest line: a value JSON cannot hold (a BigInt, a cycle, NaN or Infinity), a size that is not
+ * a non-negative integer, an archive key with `#`. Nothing was written for it.
+ */
+export class InvalidEntryError extends S3ExchangeError {
+  override name = 'InvalidEntryError'
+  /** The entry's key (`archive_key` for a shard). */
+  readonly key: string
+  /** The field at fault, e.g. `meta` or `size_bytes`. */
+  readonly field: string
+
+  constructor(reason: string, options: { key: string; field: string; cause?: unknown }) {
+    super(
+      `Invalid entry ${options.key}: field '${options.field}' ${reason}`,
+      options.cause === undefined ? undefined : { cause: options.cause },
+    )
+    this.key = options.key
+    this.field = options.field
   }
 }
 

@@ -95,7 +95,12 @@ describe('virtual keys', () => {
   it('splits at the first #', () => {
     expect(splitVirtualKey('s/shard-0.tar#x/0001.wav')).toStrictEqual({ archiveKey: 's/shard-0.tar', memberPath: 'x/0001.wav' })
     expect(splitVirtualKey('a.tar#b#c')).toStrictEqual({ archiveKey: 'a.tar', memberPath: 'b#c' })
-    expect(splitVirtualKey('a.tar#')).toStrictEqual({ archiveKey: 'a.tar', memberPath: '' })
+  })
+
+  it("needs something before and after the '#': '#name', 'a.tar#' and '#' are ordinary keys", () => {
+    for (const key of ['#name', '#present', 'a.tar#', '#', '##']) expect(splitVirtualKey(key), key).toBeUndefined()
+    expect(splitVirtualKey('a#b')).toStrictEqual({ archiveKey: 'a', memberPath: 'b' })
+    expect(splitVirtualKey('a##b')).toStrictEqual({ archiveKey: 'a', memberPath: '#b' })
   })
 
   it('gives undefined for a key without #', () => {

@@ -52,12 +52,13 @@ export interface VirtualKey {
 }
 
 /**
- * Splits a key at its first `#`, or returns undefined when it has none. Whether the part before
+ * Splits a key at its first `#`, or returns undefined when it cannot be a virtual key: no `#`, or
+ * nothing before it or after it (`#name`, `a.tar#` are ordinary keys). Whether the part before
  * the `#` is really an archive is only known by looking: keys may contain `#`.
  */
 export function splitVirtualKey(key: string): VirtualKey | undefined {
   const hash = key.indexOf('#')
-  if (hash === -1) return undefined
+  if (hash <= 0 || hash === key.length - 1) return undefined
   return { archiveKey: key.slice(0, hash), memberPath: key.slice(hash + 1) }
 }
 

@@ -9,13 +9,16 @@
  * cache.set('a', 1); cache.set('b', 2); cache.get('a'); cache.set('c', 3) // 'b' is dropped
  * ```
  */
+import { checkOption } from './options.js'
 
 /** A small least-recently-used map: at most `max` entries, the oldest used dropped first. */
 export class LruCache<V> {
   readonly #max: number
   readonly #map = new Map<string, V>()
 
+  /** `max`: an integer ≥ 0 (0 keeps one entry; another value is a `ConfigurationError`). */
   constructor(max: number) {
+    checkOption('LruCache', 'capacity', max)
     this.#max = Math.max(1, max)
   }
 

@@ -31,6 +31,7 @@ import { type ManifestEntry, serializeEntry } from '../format/entries.js'
 import { parseManifest } from '../format/entry-stream.js'
 import { ManifestConflictError, ObjectChangedError, ObjectNotFoundError, S3RequestError } from '../format/errors.js'
 import { isBlankLine } from '../format/jsonl.js'
+import { checkOptions } from '../format/options.js'
 import type { S3Context } from '../s3/context.js'
 import type { WrittenObject } from '../s3/multipart-upload.js'
 import { getObjectBody } from '../s3/object-source.js'
@@ -76,6 +77,7 @@ export async function appendToManifest(
   entries: ManifestEntry[],
   options: AppendOptions = {},
 ): Promise<AppendResult> {
+  checkOptions('appendToManifest', options)
   ctx = withWriteOptions(ctx, options)
   const maxAttempts = options.maxAttempts ?? 20
   const lines = entries.map((entry) => `${serializeEntry(entry)}\n`).join('')

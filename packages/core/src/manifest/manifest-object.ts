@@ -15,6 +15,7 @@
  * ```
  */
 import { type ManifestEntry, serializeEntry, validateEntry } from '../format/entries.js'
+import { checkOptions } from '../format/options.js'
 import type { Writer } from '../format/writer.js'
 import type { S3Context } from '../s3/context.js'
 import type { UploadOptions, WrittenObject } from '../s3/multipart-upload.js'
@@ -40,6 +41,7 @@ export class ManifestObjectWriter implements Writer<ManifestEntry, WrittenManife
   #bytes = 0
 
   constructor(ctx: S3Context, key: string, options: WriteManifestObjectOptions = {}) {
+    checkOptions('ManifestObjectWriter', options)
     this.#writer = new ObjectWriter(ctx, key, { ...options, contentType: MANIFEST_CONTENT_TYPE })
   }
 

@@ -16,6 +16,7 @@
  */
 import type { ManifestEntry } from '../format/entries.js'
 import { partKeyFor } from '../format/keys.js'
+import { checkOptions } from '../format/options.js'
 import { type BatchSize, closesBefore, isFull, type RolloverLimits } from '../format/rollover.js'
 import type { Writer } from '../format/writer.js'
 import type { S3Context } from '../s3/context.js'
@@ -55,6 +56,7 @@ export class ManifestPartsWriter implements Writer<ManifestEntry, CommitResult> 
   #entries = 0
 
   constructor(ctx: S3Context, root: string, options: ManifestPartsOptions = {}) {
+    checkOptions('ManifestPartsWriter', options)
     this.#ctx = withWriteOptions(ctx, options)
     this.root = root
     this.#options = options

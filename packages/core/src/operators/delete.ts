@@ -19,7 +19,8 @@
 import type { ManifestEntry } from '../format/entries.js'
 import { DeleteRefusedError, PartialDeleteError } from '../format/errors.js'
 import { isWithinFence } from '../format/keys.js'
-import type { S3Context } from '../s3/context.js'
+import { checkOptions } from '../format/options.js'
+import { checkContext, type S3Context } from '../s3/context.js'
 import { type DeleteKeysOptions, deleteKeys } from '../s3/delete-keys.js'
 
 /** Refuses to delete an empty key, or one outside `fence`. */
@@ -65,6 +66,9 @@ export interface DeleteAllOptions extends Pick<DeleteKeysOptions, 'concurrency'>
  * rest went through.
  */
 export function deleteAll(ctx: S3Context, options: DeleteAllOptions = {}) {
+  checkOptions('deleteAll', options)
+  // A dry run sends nothing: it needs no client.
+  if (!options.dryRun) checkContext('deleteAll', ctx)
   return async function deleteAllSink(keys: AsyncIterable<string> | Iterable<string>): Promise<number> {
     if (options.dryRun) {
       let count = 0
@@ -153,6 +157,8 @@ export interface DeleteReport {
  * Failures are reported, not thrown. With `dryRun`, reports the plan and deletes nothing.
  */
 export async function deletePlanned(ctx: S3Context, plan: DeletePlan, options: DeleteAllOptions = {}): Promise<DeleteReport> {
+  checkContext('deletePlanned', ctx)
+  checkOptions('deletePlanned', options)
   const report: DeleteReport = {
     deletedObjectCount: 0,
     deletedArchiveCount: 0,

@@ -11,7 +11,7 @@ import { Readable } from 'node:stream'
 import { rejection } from '@s3exchange/testing'
 import { afterAll, beforeEach, describe, expect, it } from 'vitest'
 import { UnsafePathError } from '../format/errors.js'
-import { safeLocalPath, writeFileAtomically } from './download.js'
+import { DownloadPlan, safeLocalPath, writeFileAtomically } from './download.js'
 
 const temporary: string[] = []
 
@@ -195,5 +195,47 @@ describe('writeFileAtomically', () => {
     expect(await readFile(join(root, 'n', 'one.txt'), 'utf8')).toBe('one')
     expect(await readFile(join(root, 'real', 'two.txt'), 'utf8')).toBe('two')
     expect(await readlink(join(root, 'alias'))).toBe(join(root, 'real'))
+  })
+})
+
+describe('DownloadPlan (issue 12, case 9)', () => {
+  const refused = (run: () => unknown): UnsafePathError => {
+    try {
+      run()
+    } catch (error) {
+      expect(error).toBeInstanceOf(UnsafePathError)
+      return error as UnsafePathError
+    }
+    throw new Error('expected UnsafePathError')
+  }
+
+  it('a file and a folder of the same name clash, whichever comes first', () => {
+    const plan = new DownloadPlan('/root')
+    expect(plan.add('s#a', 'a')).toBe(resolve('/root', 'a'))
+    expect(refused(() => plan.add('s#a/b', 'a/b'))).toMatchObject({ key: 's#a/b', path: 'a/b' })
+    const other = new DownloadPlan('/root')
+    other.add('s#a/b/c', 'a/b/c')
+    expect(refused(() => other.add('s#a', 'a')).message).toMatch(/needs a folder/)
+    expect(refused(() => other.add('s#a/b', 'a/b')).message).toMatch(/needs a folder/)
+    expect(other.add('s#a/d', 'a/d')).toBe(resolve('/root', 'a/d'))
+  })
+
+  it('two keys for one file clash; the same key twice does not; separators and dots are normalized', () => {
+    const plan = new DownloadPlan('/root')
+    plan.add('k1', 'x/y.txt')
+    expect(refused(() => plan.add('k2', 'x//./y.txt')).message).toMatch(/k1 is written to the same file/)
+    expect(plan.add('k1', 'x/y.txt')).toBe(resolve('/root', 'x/y.txt'))
+  })
+
+  it('names of 255 bytes are fine, 256 are refused (bytes, not characters)', () => {
+    const plan = new DownloadPlan('/root')
+    expect(plan.add('a', 'é'.repeat(127))).toBeDefined() // 254 bytes
+    expect(refused(() => plan.add('b', `dir/${'é'.repeat(128)}`)).message).toMatch(/longer than 255 bytes/)
+    expect(refused(() => safeLocalPath('/root', 'n'.repeat(256), 'c')).message).toMatch(/longer than 255 bytes/)
+  })
+
+  it('what safeLocalPath refuses, the plan refuses too', () => {
+    const plan = new DownloadPlan('/root')
+    for (const path of ['', '/abs', '../up', 'a/../../up', 'C:/x']) expect(refused(() => plan.add('k', path)).path).toBe(path)
   })
 })

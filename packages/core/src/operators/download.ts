@@ -2,11 +2,15 @@
  * Downloading to local disk, safely. `downloadInto(dir)` is the sink that writes every object of
  * an iteration under `dir`: loose objects under their key's basename (as Python does), archive
  * members under their path in the archive; `downloadObject` writes one object. Absolute paths,
- * paths with `..`, and two objects that map to one file are refused with `UnsafePathError`;
- * relative paths are resolved strictly inside the folder (`safeLocalPath`), parents are created and
- * checked again after symlinks are resolved, and the data goes to a temporary file renamed to its
- * final name only when complete (`writeFileAtomically`). A download cut off midway leaves no file
- * under the final name, and nothing is ever written outside the folder or through a link.
+ * paths with `..`, names longer than 255 bytes, two objects that map to one file, and a file where
+ * another object needs a folder (members `a` and `a/b`) are refused with `UnsafePathError`: a
+ * `DownloadPlan` checks each path against the others before its object is written, and when the
+ * paths are known up front (the store plans a manifest's, or a list of keys', before the first
+ * byte) a clash is found before anything is written. Relative paths are resolved strictly inside
+ * the folder (`safeLocalPath`), parents are created and checked again after symlinks are
+ * resolved, and the data goes to a temporary file with a short random name in the same folder,
+ * renamed to its final name only when complete (`writeFileAtomically`). A download cut off midway
+ * leaves no file under the final name, and nothing is ever written outside the folder or through a link.
  *
  * @example
  * ```ts
@@ -36,6 +40,17 @@ import type { S3Context } from '../s3/context.js'
  * inside. `/` and `\` both separate segments; empty and `.` segments are dropped.
  */
 export function safeLocalPath(root: string, relativePath: string, key: string): string {
+  const base = resolve(root)
+  const target = resolve(base, ...localSegments(relativePath, key))
+  if (!target.startsWith(base + sep)) throw new UnsafePathError('the path leaves the target folder', { key, path: relativePath })
+  return target
+}
+
+/** Longest file or folder name, in bytes (the common limit of Linux, macOS and Windows file systems). */
+export const MAX_NAME_BYTES = 255
+
+/** The segments of a relative local path, checked as `safeLocalPath` says. */
+function localSegments(relativePath: string, key: string): string[] {
   const refuse = (why: string) => new UnsafePathError(why, { key, path: relativePath })
   if (typeof relativePath !== 'string' || relativePath === '') throw refuse('the path is empty')
   if (relativePath.includes('\u0000')) throw refuse('the path contains a NUL character')
@@ -43,10 +58,64 @@ export function safeLocalPath(root: string, relativePath: string, key: string): 
   const segments = relativePath.split(/[\\/]+/).filter((segment) => segment !== '' && segment !== '.')
   if (segments.includes('..')) throw refuse("the path contains '..'")
   if (segments.length === 0) throw refuse('the path names no file')
-  const base = resolve(root)
-  const target = resolve(base, ...segments)
-  if (!target.startsWith(base + sep)) throw refuse('the path leaves the target folder')
-  return target
+  const long = segments.find((segment) => Buffer.byteLength(segment) > MAX_NAME_BYTES)
+  if (long !== undefined) throw refuse(`the name ${JSON.stringify(long)} is longer than ${MAX_NAME_BYTES} bytes`)
+  return segments
+}
+
+/**
+ * The files of one download, checked against each other as they are added: two objects may not
+ * map to one file, and a file may not stand where another object needs a folder (`a` and `a/b`).
+ * `add` returns the absolute path, or throws `UnsafePathError` (also for what `safeLocalPath`
+ * refuses). Adding the same key at the same path again is fine.
+ */
+export class DownloadPlan {
+  readonly root: string
+  /** File (relative, `/`-separated) → the key written there. */
+  readonly #files = new Map<string, string>()
+  /** Folder → a key whose file is inside it. */
+  readonly #folders = new Map<string, string>()
+
+  constructor(root: string) {
+    this.root = resolve(root)
+  }
+
+  add(key: string, relativePath: string): string {
+    const segments = localSegments(relativePath, key)
+    const refuse = (why: string) => new UnsafePathError(why, { key, path: relativePath })
+    const path = segments.join('/')
+    const owner = this.#files.get(path)
+    if (owner !== undefined && owner !== key) throw refuse(`${owner} is written to the same file`)
+    const inside = this.#folders.get(path)
+    if (inside !== undefined) throw refuse(`it would be a file where ${inside} needs a folder`)
+    for (let i = 1; i < segments.length; i++) {
+      const folder = segments.slice(0, i).join('/')
+      const file = this.#files.get(folder)
+      if (file !== undefined) throw refuse(`${JSON.stringify(folder)} would have to be a folder, but it is the file of ${file}`)
+    }
+    this.#files.set(path, key)
+    for (let i = 1; i < segments.length; i++) {
+      const folder = segments.slice(0, i).join('/')
+      if (!this.#folders.has(folder)) this.#folders.set(folder, key)
+    }
+    const target = resolve(this.root, ...segments)
+    if (!target.startsWith(this.root + sep)) throw refuse('the path leaves the target folder')
+    return target
+  }
+}
+
+/** What a file system's refusal means for a download, as an `UnsafePathError` (others pass through). */
+function asUnsafePath(error: unknown, key: string, path: string): unknown {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code
+  const why =
+    code === 'ENOTDIR' || code === 'EEXIST'
+      ? 'a file is in the way of a folder it needs'
+      : code === 'EISDIR'
+        ? 'a folder is in the way of the file'
+        : code === 'ENAMETOOLONG'
+          ? 'the path is too long for the file system'
+          : undefined
+  return why === undefined ? error : Object.assign(new UnsafePathError(why, { key, path }), { cause: error })
 }
 
 /** Options for {@link writeFileAtomically}. */
@@ -66,17 +135,23 @@ export async function writeFileAtomically(
   target: string,
   options: WriteFileOptions,
 ): Promise<void> {
-  const realFolder = await makeFolderInside(options.root, dirname(target), () => {
-    return new UnsafePathError('a link in the path leads outside the target folder', { key: options.key, path: target })
-  })
-  const temporary = join(realFolder, `.${basename(target)}.${randomBytes(4).toString('hex')}.s3x-part`)
+  let realFolder: string
+  try {
+    realFolder = await makeFolderInside(options.root, dirname(target), () => {
+      return new UnsafePathError('a link in the path leads outside the target folder', { key: options.key, path: target })
+    })
+  } catch (error) {
+    throw asUnsafePath(error, options.key, target)
+  }
+  // A short name (not the target's plus a suffix), so that any name the target may have fits.
+  const temporary = join(realFolder, `.s3x-${randomBytes(6).toString('hex')}.part`)
   try {
     // 'wx': create a new file, never open an existing one (nor follow a link planted in its place).
     await pipeline(data as AsyncIterable<Uint8Array>, createWriteStream(temporary, { flags: 'wx' }))
     await rename(temporary, join(realFolder, basename(target)))
   } catch (error) {
     await unlink(temporary).catch(() => {})
-    throw error
+    throw asUnsafePath(error, options.key, target)
   }
 }
 
@@ -110,21 +185,25 @@ export function localPathOf(entry: ManifestEntry): string {
   return posix.basename(objectKeyOf(entry))
 }
 
+/** Options for {@link downloadInto}. */
+export interface DownloadIntoOptions {
+  /**
+   * The plan the paths are checked against (one made for `dir` and filled up front, so that clashes
+   * are found before anything is written). Default: a new one, filled as objects come.
+   */
+  plan?: DownloadPlan
+}
+
 /** The sink that writes every object of an iteration under `dir`; resolves to a map of key to local path. See the module comment. */
-export function downloadInto(dir: string) {
+export function downloadInto(dir: string, options: DownloadIntoOptions = {}) {
   return async function downloadIntoSink(items: AsyncIterable<EntryWithBody> | Iterable<EntryWithBody>): Promise<Map<string, string>> {
     const root = resolve(dir)
+    const plan = options.plan ?? new DownloadPlan(root)
     const written = new Map<string, string>()
-    const owners = new Map<string, string>()
     for await (const { entry, body } of items) {
       const key = objectKeyOf(entry)
       try {
-        const target = safeLocalPath(root, localPathOf(entry), key)
-        const owner = owners.get(target)
-        if (owner !== undefined && owner !== key) {
-          throw new UnsafePathError(`${owner} is written to the same file`, { key, path: localPathOf(entry) })
-        }
-        owners.set(target, key)
+        const target = plan.add(key, localPathOf(entry))
         await writeFileAtomically(body, target, { root, key })
         written.set(key, target)
       } finally {

@@ -4,7 +4,7 @@ import { useTestS3 } from '@s3exchange/testing/vitest'
 import { pipe } from 'it-pipe'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { ManifestEntry } from '../format/entries.js'
-import { InvalidManifestError, ManifestNotFoundError } from '../format/errors.js'
+import { InvalidManifestError, ManifestNotFoundError, ObjectChangedError } from '../format/errors.js'
 import type { S3Context } from '../s3/context.js'
 import { expandRefs } from './expand-refs.js'
 import { readManifest } from './read-manifest.js'
@@ -178,5 +178,106 @@ describe('expandRefs', () => {
       if (entry.kind === 'file' && entry.key === 'a1') break
     }
     expect(gets).toStrictEqual([key('root'), key('a')])
+  })
+})
+
+describe('a manifest being descended from holds no connection (issue 12, case 2)', () => {
+  /** A client whose GetObject requests are recorded with their Range and If-Match, and whose open bodies are counted. */
+  function watched(): { ctx: S3Context; gets: { key: string; range?: string; ifMatch?: string }[]; open: (key: string) => number } {
+    const client = s3.s3.createClient()
+    clients.push(client)
+    const gets: { key: string; range?: string; ifMatch?: string }[] = []
+    const open = new Map<string, number>()
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        if (context.commandName !== 'GetObjectCommand') return next(args)
+        const input = args.input as { Key: string; Range?: string; IfMatch?: string }
+        gets.push({ key: input.Key, range: input.Range, ifMatch: input.IfMatch })
+        const result = await next(args)
+        const body = (result.response as { body?: NodeJS.ReadableStream & { once: (e: string, f: () => void) => void; closed?: boolean } })
+          .body
+        if (body && !body.closed) {
+          open.set(input.Key, (open.get(input.Key) ?? 0) + 1)
+          body.once('close', () => open.set(input.Key, (open.get(input.Key) ?? 0) - 1))
+        }
+        return result
+      },
+      { step: 'deserialize', name: 'test-watch-gets' },
+    )
+    return { ctx: { client, bucket: s3.bucket }, gets, open: (key) => open.get(key) ?? 0 }
+  }
+
+  /** A parent whose second line is a ref, followed by about `bytes` of file entries. */
+  async function bigParent(name: string, bytes: number): Promise<{ parent: string; child: string; files: string[] }> {
+    const parent = s3.key(`detach/${name}/parent.jsonl`)
+    const child = s3.key(`detach/${name}/child.jsonl`)
+    const files: string[] = []
+    const lines = [JSON.stringify({ kind: 'file', key: 'first' }), JSON.stringify({ kind: 'manifest_ref', key: child })]
+    for (let size = 0, i = 0; size < bytes; i++) {
+      const line = JSON.stringify({ kind: 'file', key: `f-${String(i).padStart(6, '0')}`, meta: { pad: 'x'.repeat(60) } })
+      files.push(`f-${String(i).padStart(6, '0')}`)
+      lines.push(line)
+      size += line.length + 1
+    }
+    await s3.client.send(new PutObjectCommand({ Bucket: s3.bucket, Key: parent, Body: `${lines.join('\n')}\n` }))
+    await s3.client.send(
+      new PutObjectCommand({ Bucket: s3.bucket, Key: child, Body: '{"kind":"file","key":"c1"}\n{"kind":"file","key":"c2"}\n' }),
+    )
+    return { parent, child, files }
+  }
+
+  /** The keys of every entry under `parent`, and how many of the parent's GETs were open when the child's first entry came. */
+  async function walk(ctx: S3Context, parent: string, open: (key: string) => number): Promise<{ out: string[]; openDuringChild: number }> {
+    const out: string[] = []
+    let openDuringChild = -1
+    for await (const entry of expandRefs(ctx)(readManifest(ctx, parent))) {
+      if (entry.kind === 'file' && entry.key === 'c1') openDuringChild = open(parent)
+      out.push((entry as { key: string }).key)
+    }
+    return { out, openDuringChild }
+  }
+
+  it('a small parent is read to its end before the child is opened: one GET, nothing open while the child is read', async () => {
+    const { ctx, gets, open } = watched()
+    const { parent, child, files } = await bigParent('small', 200 * 1024)
+    const { out, openDuringChild } = await walk(ctx, parent, open)
+    expect(out).toEqual(['first', 'c1', 'c2', ...files])
+    // While the child was read, the parent's GET was not open.
+    expect(openDuringChild).toBe(0)
+    expect(gets.map((get) => get.key)).toEqual([parent, child])
+  })
+
+  it('a large parent lets go of its connection and goes on with a ranged GET pinned to its ETag', async () => {
+    const { ctx, gets, open } = watched()
+    const { parent, files } = await bigParent('large', 3 * 1024 * 1024)
+    const { out, openDuringChild } = await walk(ctx, parent, open)
+    expect(out).toEqual(['first', 'c1', 'c2', ...files])
+    expect(openDuringChild).toBe(0)
+    const parentGets = gets.filter((get) => get.key === parent)
+    expect(parentGets).toHaveLength(2)
+    expect(parentGets[0]?.range).toBeUndefined()
+    expect(parentGets[1]?.range).toMatch(/^bytes=\d+-$/)
+    expect(Number(parentGets[1]?.range?.match(/\d+/)?.[0])).toBeGreaterThan(1024 * 1024)
+    expect(parentGets[1]?.ifMatch).toMatch(/[0-9a-f]{8}/)
+  })
+
+  it('a large parent replaced while its child is read: ObjectChangedError naming it, never a splice', async () => {
+    const { ctx } = watched()
+    const { parent } = await bigParent('replaced', 3 * 1024 * 1024)
+    const out: string[] = []
+    const error = await (async () => {
+      for await (const entry of expandRefs(ctx)(readManifest(ctx, parent))) {
+        const key = (entry as { key: string }).key
+        out.push(key)
+        if (key === 'c1') {
+          await s3.client.send(
+            new PutObjectCommand({ Bucket: s3.bucket, Key: parent, Body: '{"kind":"file","key":"new"}\n'.repeat(100_000) }),
+          )
+        }
+      }
+    })().catch((e: unknown) => e)
+    expect(error).toBeInstanceOf(ObjectChangedError)
+    expect((error as ObjectChangedError).key).toBe(parent)
+    expect(out).not.toContain('new')
   })
 })

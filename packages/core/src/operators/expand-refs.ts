@@ -1,7 +1,9 @@
 /**
  * `expandRefs(ctx)`: inlines `manifest_ref` entries, recursively, depth first in file order, as
  * Python s3exchange does: each manifest key is read at most once per traversal (a visited set),
- * so diamonds and cycles are read once and a traversal always ends. When the input comes from
+ * so diamonds and cycles are read once and a traversal always ends. One connection at a time,
+ * however deep the refs: a manifest lets go of its connection while the manifests its ref names
+ * are read (see `readManifest`). When the input comes from
  * `readManifest`, its key counts as visited. A ref to a missing manifest throws
  * `ManifestNotFoundError` naming both manifests.
  *
@@ -20,9 +22,11 @@
  */
 import { BatchedStream, batchesOf } from '../format/batches.js'
 import type { FileEntry, ManifestEntry, ShardEntry } from '../format/entries.js'
+import { DETACH, type Detachable } from '../format/entry-stream.js'
 import { LimitExceededError, ManifestNotFoundError } from '../format/errors.js'
 import { effectiveLimits, type ReadLimits } from '../format/limits.js'
-import type { S3Context } from '../s3/context.js'
+import { checkOptions } from '../format/options.js'
+import { checkContext, type S3Context } from '../s3/context.js'
 import { MANIFEST_KEY, readManifest } from './read-manifest.js'
 
 /** Options for {@link walkRefs}. */
@@ -63,11 +67,21 @@ export type OpenManifest = (
  * before the entries it leads to. Deeper than `maxRefDepth`, or more manifests than
  * `maxManifests`, is `LimitExceededError` naming the manifest that holds the ref.
  */
-export async function* walkRefs(
+export function walkRefs(
   source: AsyncIterable<ManifestEntry> | Iterable<ManifestEntry>,
   sourceKey: string | undefined,
   open: OpenManifest,
   options: WalkRefsOptions = {},
+): AsyncGenerator<WalkedEntry, void, undefined> {
+  checkOptions('walkRefs', options)
+  return walkRefsFrom(source, sourceKey, open, options)
+}
+
+async function* walkRefsFrom(
+  source: AsyncIterable<ManifestEntry> | Iterable<ManifestEntry>,
+  sourceKey: string | undefined,
+  open: OpenManifest,
+  options: WalkRefsOptions,
 ): AsyncGenerator<WalkedEntry, void, undefined> {
   for await (const { entries, manifest, depth } of walkRefBatches(source, sourceKey, open, options)) {
     for (const entry of entries) yield { entry, manifest, depth }
@@ -128,6 +142,8 @@ async function* walkRefBatches(
             })
           }
           visited.add(entry.key)
+          // This manifest holds no connection while the one its ref names is read (see readManifest).
+          await (entries as Partial<Detachable>)[DETACH]?.()
           yield* walk(open(entry.key, key, depth + 1), entry.key, depth + 1)
         }
         if (start < batch.length) yield { entries: start === 0 ? batch : batch.slice(start), manifest: key, depth }
@@ -145,6 +161,8 @@ async function* walkRefBatches(
 
 /** Inlines `manifest_ref` entries; see the module comment. */
 export function expandRefs(ctx: S3Context, options: ExpandRefsOptions = {}) {
+  checkContext('expandRefs', ctx)
+  checkOptions('expandRefs', options)
   return function expandRefsStage(entries: AsyncIterable<ManifestEntry> | Iterable<ManifestEntry>): BatchedStream<FileEntry | ShardEntry> {
     return new BatchedStream(() => expandedBatches(ctx, options, entries))
   }

@@ -24,8 +24,9 @@
 
 import { readShardEntries, readShardMembers, type ShardReadOptions } from '../archive/scan-archive.js'
 import type { FileEntry } from '../format/entries.js'
+import { checkOptions } from '../format/options.js'
 import { type EntryWithBody, hasBody, type PipelineItem } from '../s3/body.js'
-import type { S3Context } from '../s3/context.js'
+import { checkContext, type S3Context } from '../s3/context.js'
 import { DEFAULT_MAX_BUFFERED_BYTES } from './fetch-bodies.js'
 import { prefetchShards } from './prefetch-shards.js'
 
@@ -57,6 +58,8 @@ export function expandShards(
   items: AsyncIterable<I> | Iterable<I>,
 ) => AsyncGenerator<Exclude<I, { kind: 'shard' }> | FileEntry, void, undefined>
 export function expandShards(ctx: S3Context, options: ExpandShardsOptions = {}) {
+  checkContext('expandShards', ctx)
+  checkOptions('expandShards', options)
   const shardConcurrency = options.shardConcurrency ?? 1
   if (options.bodies && shardConcurrency > 1) {
     return prefetchShards(ctx, { ...options, shardConcurrency, maxBufferedBytes: options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES })

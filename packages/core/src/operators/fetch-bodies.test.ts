@@ -1,10 +1,10 @@
-import { setTimeout as sleep } from 'node:timers/promises'
+import { setTimeout as sleep, setImmediate as tick } from 'node:timers/promises'
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3'
 import { buildTar, countRequests, internalManifestFor } from '@s3exchange/testing'
 import { useTestS3 } from '@s3exchange/testing/vitest'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 import type { FileEntry, ManifestEntry } from '../format/entries.js'
-import { ObjectNotFoundError } from '../format/errors.js'
+import { BodyConsumedError, ObjectNotFoundError } from '../format/errors.js'
 import type { EntryWithBody } from '../s3/body.js'
 import { ObjectBody } from '../s3/body.js'
 import type { S3Context } from '../s3/context.js'
@@ -402,5 +402,96 @@ describe('fetchBodies', () => {
       [looseKey(6), looseData(6)],
     ])
     expect(await readAll(fetchBodies(ctx)([]))).toStrictEqual([])
+  })
+})
+
+describe('fetchBodies holds at most concurrency connections (issue 12, case 1)', () => {
+  /** A context whose GETs are counted, with the number of response bodies open now and at most. */
+  function watched(): { ctx: S3Context; gets: string[]; open: () => number; maxOpen: () => number } {
+    const client = s3.s3.createClient()
+    clients.push(client)
+    const gets: string[] = []
+    let open = 0
+    let max = 0
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        if (context.commandName !== 'GetObjectCommand') return next(args)
+        gets.push((args.input as { Key: string }).Key)
+        open++
+        max = Math.max(max, open)
+        let result: Awaited<ReturnType<typeof next>>
+        try {
+          result = await next(args)
+        } catch (error) {
+          open--
+          throw error
+        }
+        const body = (result.response as { body?: { closed?: boolean; once(event: string, listener: () => void): void } }).body
+        if (!body || body.closed) open--
+        else body.once('close', () => open--)
+        return result
+      },
+      { step: 'deserialize', name: 'test-open-bodies' },
+    )
+    return { ctx: { client, bucket: s3.bucket }, gets, open: () => open, maxOpen: () => max }
+  }
+
+  const big = (i: number) => s3.key(`fb/big-${i}.bin`)
+  const bigData = Buffer.alloc(200 * 1024, 7)
+
+  beforeAll(async () => {
+    await Promise.all(Array.from({ length: 12 }, (_, i) => put(`fb/big-${i}.bin`, bigData)))
+  })
+
+  it.each([1, 3])(
+    'objects larger than the budget, every body skipped: at most %i open at once, all closed at the end',
+    async (concurrency) => {
+      const w = watched()
+      const skipped: EntryWithBody[] = []
+      for await (const item of fetchBodies(w.ctx, { concurrency, maxBufferedBytes: 64 * 1024 })(
+        Array.from({ length: 12 }, (_, i): FileEntry => ({ kind: 'file', key: big(i) })),
+      )) {
+        skipped.push(item)
+      }
+      expect(skipped).toHaveLength(12)
+      expect(w.maxOpen()).toBeLessThanOrEqual(concurrency)
+      await tick()
+      expect(w.open()).toBe(0)
+      for (const { body } of skipped) expect(await body.bytes().catch((e: unknown) => e)).toBeInstanceOf(BodyConsumedError)
+    },
+  )
+
+  it('read as streams one by one: at most concurrency open, every byte right', async () => {
+    const w = watched()
+    let count = 0
+    for await (const { body } of fetchBodies(w.ctx, { concurrency: 2, maxBufferedBytes: 0 })(
+      Array.from({ length: 12 }, (_, i): FileEntry => ({ kind: 'file', key: big(i) })),
+    )) {
+      let bytes = 0
+      for await (const chunk of body) bytes += (chunk as Buffer).byteLength
+      expect(bytes).toBe(bigData.byteLength)
+      count++
+    }
+    expect(count).toBe(12)
+    expect(w.maxOpen()).toBeLessThanOrEqual(2)
+  })
+
+  it('an entry whose size_bytes says it cannot fit is not fetched ahead: one GET each, in its turn', async () => {
+    const w = watched()
+    const entries = Array.from({ length: 6 }, (_, i): FileEntry => ({ kind: 'file', key: big(i), size_bytes: bigData.byteLength }))
+    for await (const { body } of fetchBodies(w.ctx, { concurrency: 4, maxBufferedBytes: 64 * 1024 })(entries)) await body.bytes()
+    expect(w.gets).toEqual(entries.map((entry) => entry.key))
+  })
+
+  it('small objects are still read ahead into memory, many at once', async () => {
+    const w = watched()
+    const buffered: boolean[] = []
+    for await (const { body } of fetchBodies(w.ctx, { concurrency: 8 })(Array.from({ length: N }, (_, i) => loose(i)))) {
+      buffered.push(body.buffered)
+      await body.bytes()
+    }
+    expect(buffered.every(Boolean)).toBe(true)
+    expect(w.maxOpen()).toBeGreaterThan(1)
+    expect(w.maxOpen()).toBeLessThanOrEqual(8)
   })
 })

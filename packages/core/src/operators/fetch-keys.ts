@@ -24,11 +24,12 @@ import type { ArchiveIndex, ArchiveIndexCache } from '../archive/archive-index.j
 import { isLocated } from '../archive/archive-index.js'
 import { scanArchive } from '../archive/scan-archive.js'
 import type { FileEntry } from '../format/entries.js'
-import { ObjectNotFoundError, ShardReadError } from '../format/errors.js'
+import { ObjectNotFoundError, S3RequestError, ShardReadError } from '../format/errors.js'
 import { inferId as defaultInferId, splitVirtualKey } from '../format/keys.js'
 import { LruCache } from '../format/lru-cache.js'
-import type { EntryWithBody } from '../s3/body.js'
-import type { S3Context } from '../s3/context.js'
+import { checkOptions } from '../format/options.js'
+import { type EntryWithBody, expectationOf } from '../s3/body.js'
+import { checkContext, type S3Context } from '../s3/context.js'
 import { type FetchBodiesOptions, fetchBodies } from './fetch-bodies.js'
 
 /** Options for {@link fetchKeys}. */
@@ -41,6 +42,8 @@ const FEW_MEMBERS = 8
 
 /** Fetches the objects of keys and virtual keys; see the module comment. */
 export function fetchKeys(ctx: S3Context, options: FetchKeysOptions = {}) {
+  checkContext('fetchKeys', ctx)
+  checkOptions('fetchKeys', options)
   const inferId = options.inferId ?? defaultInferId
   return async function* fetchKeysStage(
     keys: AsyncIterable<string> | Iterable<string>,
@@ -77,29 +80,65 @@ export function fetchKeys(ctx: S3Context, options: FetchKeysOptions = {}) {
           }
         } catch (error) {
           const archiveMissing = error instanceof ShardReadError && error.cause instanceof ObjectNotFoundError && found.size === 0
-          if (!archiveMissing) throw error
-          // No such archive: the keys are ordinary keys that contain '#'.
-          yield* fetchLoose(ctx, [...members.values()], options, inferId)
+          if (archiveMissing) {
+            // No such archive: the keys are ordinary keys that contain '#'.
+            yield* fetchLoose(ctx, [...members.values()], options, inferId)
+            continue
+          }
+          if (!(error instanceof ShardReadError) || found.size > 0 || error.cause instanceof S3RequestError) throw error
+          // An object that is no archive (or an unreadable one): the keys may be ordinary keys with '#'.
+          yield* ordinaryOr(ctx, [...members.values()], options, inferId, () => error)
           continue
         }
         if (ranged === undefined) {
-          if (options.onMissing !== 'skip') {
-            for (const [memberPath, key] of members) {
-              if (!found.has(memberPath)) throw new ObjectNotFoundError(key, { detail: 'the archive has no such member' })
-            }
-          }
+          // Keys the archive has no member for may still be ordinary keys that contain '#'.
+          const missing = [...members].filter(([memberPath]) => !found.has(memberPath)).map(([, key]) => key)
+          yield* ordinaryOr(ctx, missing, options, inferId, (key) =>
+            options.onMissing === 'skip' ? undefined : new ObjectNotFoundError(key, { detail: 'the archive has no such member' }),
+          )
           continue
         }
       }
-      // One ranged GET per member, fetched ahead like loose objects.
-      const fetch = fetchBodies(ctx, {
-        concurrency: options.concurrency,
-        onMissing: options.onMissing,
-        indexCache: indexes,
-        verify: options.verify,
-      })
-      yield* fetch(ranged as FileEntry[]) as AsyncGenerator<EntryWithBody<FileEntry>>
+      // One ranged GET per member, fetched ahead like loose objects. Each entry is the one of the
+      // archive's index its member was read with: when the cached index turned out stale (the
+      // archive was rewritten), the fresh one, so that entries always match their bytes.
+      const fetch = fetchBodies(ctx, { concurrency: options.concurrency, onMissing: options.onMissing, indexCache: indexes })
+      for await (const { entry, body } of fetch(ranged as FileEntry[])) {
+        const fresh: FileEntry = body.listed
+          ? {
+              ...body.listed,
+              archive_key: archiveKey,
+              member_path: body.listed.member_path ?? (entry as FileEntry).member_path,
+              key: (entry as FileEntry).key,
+            }
+          : (entry as FileEntry)
+        if (options.verify) body.expect(expectationOf(fresh))
+        yield { entry: fresh, body }
+      }
     }
+  }
+}
+
+/**
+ * The keys read as ordinary keys; a key that names no object either fails with `notFound(key)`
+ * (or is skipped when that gives undefined), after the others were yielded.
+ */
+async function* ordinaryOr(
+  ctx: S3Context,
+  keys: string[],
+  options: FetchKeysOptions,
+  inferId: (key: string) => string,
+  notFound: (key: string) => unknown,
+): AsyncGenerator<EntryWithBody<FileEntry>> {
+  const got = new Set<string>()
+  for await (const item of fetchLoose(ctx, keys, { ...options, onMissing: 'skip' }, inferId)) {
+    got.add(item.entry.key)
+    yield item
+  }
+  for (const key of keys) {
+    if (got.has(key)) continue
+    const error = notFound(key)
+    if (error !== undefined) throw error
   }
 }
 

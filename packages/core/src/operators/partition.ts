@@ -36,6 +36,7 @@
  */
 import type { ManifestEntry } from '../format/entries.js'
 import { ConfigurationError } from '../format/errors.js'
+import { checkOptions } from '../format/options.js'
 import { hasBody, type PipelineItem } from '../s3/body.js'
 
 /** Options for {@link partition}: which share to keep. */
@@ -88,14 +89,15 @@ export function partition(
   }
 }
 
-/** Validates partition options; throws `ConfigurationError` naming the bad field. */
+/** Validates partition options (the option rules, then index < count); throws `ConfigurationError` naming the bad field. */
 function checkPartition(options: PartitionOptions): PartitionOptions {
-  const { index, count } = options ?? ({} as PartitionOptions)
-  if (!Number.isSafeInteger(count) || count < 1) {
-    throw new ConfigurationError(`partition.count must be an integer ≥ 1, got ${String(count)}`)
-  }
-  if (!Number.isSafeInteger(index) || index < 0 || index >= count) {
-    throw new ConfigurationError(`partition.index must be an integer from 0 to ${count - 1} (count - 1), got ${String(index)}`)
+  checkOptions('partition', { partition: options ?? null })
+  const { index, count } = options
+  if (index >= count) {
+    throw new ConfigurationError(`partition: partition.index must be an integer from 0 to ${count - 1} (count - 1), got ${String(index)}`, {
+      call: 'partition',
+      option: 'partition.index',
+    })
   }
   return { index, count }
 }

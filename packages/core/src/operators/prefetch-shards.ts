@@ -2,9 +2,12 @@
  * Parallel shard prefetch for `expandShards(ctx, { bodies: true, shardConcurrency })`: while the
  * consumer reads the members of one shard, the next `shardConcurrency - 1` shards are already
  * being read, their members held in memory within a byte budget (`maxBufferedBytes`). Output stays
- * in manifest order. A member that does not fit in the budget is not buffered: its shard stops
- * there and continues streaming, live, when its turn comes. The shard being consumed never waits
- * for the budget.
+ * in manifest order. A member that does not fit in the budget is not buffered, and its archive is
+ * not held open while it waits (that connection may be the one the consumer needs next): the
+ * archive is closed, and when its turn comes it is read again from that member on, pinned to the
+ * ETag of its first read (`If-Match`), and streamed live. The shard being consumed never waits for
+ * the budget. At most `shardConcurrency` archives are read at once: the one consumed and those
+ * read ahead.
  *
  * @example
  * ```ts
@@ -19,7 +22,8 @@
  * ```
  */
 
-import { readShardMembers, type ShardReadOptions } from '../archive/scan-archive.js'
+import { type ShardReadOptions, shardMembers } from '../archive/scan-archive.js'
+import { Budget } from '../format/budget.js'
 import type { FileEntry, ShardEntry } from '../format/entries.js'
 import { iteratorOf } from '../format/iterables.js'
 import { type EntryWithBody, hasBody, ObjectBody, type PipelineItem } from '../s3/body.js'
@@ -28,55 +32,42 @@ import type { S3Context } from '../s3/context.js'
 /** What {@link prefetchShards} needs: how many archives to read at once, and the byte budget (see `ExpandShardsOptions`). */
 export type PrefetchShardsOptions = ShardReadOptions & { shardConcurrency: number; maxBufferedBytes: number }
 
-/** A byte budget shared by the prefetchers; waiters are woken when bytes are given back. */
-class Budget {
-  #available: number
-  #waiters: (() => void)[] = []
-
-  constructor(bytes: number) {
-    this.#available = bytes
-  }
-
-  tryTake(bytes: number): boolean {
-    if (bytes > this.#available) return false
-    this.#available -= bytes
-    return true
-  }
-
-  give(bytes: number): void {
-    this.#available += bytes
-    const waiters = this.#waiters
-    this.#waiters = []
-    for (const wake of waiters) wake()
-  }
-
-  /** Resolves the next time bytes are given back. */
-  changed(): Promise<void> {
-    return new Promise((resolve) => this.#waiters.push(resolve))
-  }
-}
-
 /** Reads one shard ahead of its turn; see the module comment. */
 class ShardPrefetcher {
-  readonly #members: AsyncGenerator<EntryWithBody<FileEntry>>
+  readonly #ctx: S3Context
+  readonly #shard: ShardEntry
+  readonly #options: ShardReadOptions
   readonly #budget: Budget
   readonly #buffered: { item: EntryWithBody<FileEntry>; bytes: number }[] = []
-  /** A member read but not buffered (no room, or its turn came): handed over live. */
+  #members: AsyncGenerator<EntryWithBody<FileEntry>>
+  /** The archive's ETag, from its first GET: a resumed read insists on that version. */
+  #etag: string | undefined
+  /** Members taken out of the archive so far (buffered, or handed over). */
+  #taken = 0
+  /** A member read but not buffered (its turn came): handed over live. */
   #live: EntryWithBody<FileEntry> | undefined
   #done = false
+  /** The archive was let go of, for lack of room in the budget: read it again from member `#taken` when its turn comes. */
+  #parked = false
   #failure: { error: unknown } | undefined
   /** Set when the consumer reaches this shard, or it is closed: buffering stops. */
   #stop = false
-  #wake: (() => void)[] = []
   readonly #pumping: Promise<void>
 
   constructor(ctx: S3Context, shard: ShardEntry, budget: Budget, options: ShardReadOptions) {
-    this.#members = readShardMembers(ctx, shard, options)
+    this.#ctx = ctx
+    this.#shard = shard
+    this.#options = options
     this.#budget = budget
+    this.#members = shardMembers(ctx, shard, { ...options, onOpen: (archive) => (this.#etag = archive.etag) })
     this.#pumping = this.#pump()
   }
 
-  /** Buffers members while the budget allows, until told to stop. */
+  /**
+   * Buffers members while the budget has room, until told to stop. A member that does not fit is
+   * not waited on with the archive open (its connection may be the one the consumer needs): the
+   * archive is closed, and read again from that member in its turn.
+   */
   async #pump(): Promise<void> {
     try {
       while (!this.#stop) {
@@ -87,14 +78,18 @@ class ShardPrefetcher {
         }
         const item = next.value
         const size = item.body.size
-        while (!this.#stop && size !== undefined && !this.#budget.tryTake(size)) {
-          await Promise.race([this.#budget.changed(), new Promise<void>((resolve) => this.#wake.push(resolve))])
-        }
-        if (this.#stop || size === undefined) {
-          this.#live = item
+        if (size === undefined || !this.#budget.tryTake(size)) {
+          if (this.#stop || size === undefined) {
+            this.#live = item
+            this.#taken++
+            return
+          }
+          this.#parked = true
+          await this.#members.return(undefined)
           return
         }
         const bytes = await item.body.bytes()
+        this.#taken++
         this.#buffered.push({ item: { entry: item.entry, body: ObjectBody.fromBytes(item.body, bytes) }, bytes: size })
       }
     } catch (error) {
@@ -102,21 +97,15 @@ class ShardPrefetcher {
     }
   }
 
-  #halt(): void {
-    this.#stop = true
-    const wake = this.#wake
-    this.#wake = []
-    for (const resolve of wake) resolve()
-  }
-
   /** The members, in order: the buffered ones, then the rest streamed live. */
   async *take(): AsyncGenerator<EntryWithBody<FileEntry>> {
-    this.#halt()
+    this.#stop = true
     try {
       await this.#pumping
       for (let next = this.#buffered.shift(); next; next = this.#buffered.shift()) {
         this.#budget.give(next.bytes)
         yield next.item
+        next.item.body.abandon()
       }
       if (this.#failure) throw this.#failure.error
       if (this.#live) {
@@ -124,7 +113,10 @@ class ShardPrefetcher {
         this.#live = undefined
         yield live
       }
-      if (!this.#done) yield* this.#members
+      if (this.#parked) {
+        this.#members = shardMembers(this.#ctx, this.#shard, { ...this.#options, ifMatch: this.#etag, skip: this.#taken })
+      } else if (this.#done) return
+      yield* this.#members
     } finally {
       await this.close()
     }
@@ -132,7 +124,7 @@ class ShardPrefetcher {
 
   /** Stops reading and lets go of what is held. */
   async close(): Promise<void> {
-    this.#halt()
+    this.#stop = true
     await this.#pumping
     for (const { bytes } of this.#buffered.splice(0)) this.#budget.give(bytes)
     this.#live?.body.destroy()

@@ -22,12 +22,13 @@
  * ```
  */
 import { createHash } from 'node:crypto'
-import type { FileEntry, Meta } from '../format/entries.js'
+import { checkJsonValue, type FileEntry, type Meta } from '../format/entries.js'
 import { iteratorOf } from '../format/iterables.js'
 import { inferId as defaultInferId } from '../format/keys.js'
+import { checkOptions } from '../format/options.js'
 import { writeAll } from '../format/writer.js'
 import { isConditional } from '../s3/conditional-write.js'
-import type { S3Context } from '../s3/context.js'
+import { checkContext, type S3Context } from '../s3/context.js'
 import { type DataSource, hashing, prepareSource } from '../s3/data-source.js'
 import type { UploadOptions, WrittenObject } from '../s3/multipart-upload.js'
 import { ObjectWriter, putBytes } from '../s3/object-writer.js'
@@ -52,6 +53,9 @@ export interface PutObjectOptions extends Pick<UploadOptions, 'partSize' | 'queu
  * readers check with `verify: true` (Python ignores it).
  */
 export async function putObject(ctx: S3Context, key: string, data: DataSource, options: PutObjectOptions = {}): Promise<FileEntry> {
+  checkContext('putObject', ctx)
+  checkOptions('putObject', options)
+  checkJsonValue(key, 'meta', options.meta)
   ctx = withWriteOptions(ctx, options) // bad write options fail here, before the data is opened
   const source = await prepareSource(data, { key })
   const hash = createHash('sha256')
@@ -90,7 +94,9 @@ export interface PutObjectsOptions extends Pick<PutObjectOptions, 'partSize' | '
 
 /** Uploads objects, `concurrency` at a time, and yields their entries in input order. */
 export function putObjects(ctx: S3Context, options: PutObjectsOptions = {}) {
-  const concurrency = Math.max(1, options.concurrency ?? 16)
+  checkContext('putObjects', ctx)
+  checkOptions('putObjects', options)
+  const concurrency = options.concurrency ?? 16
   const stageCtx = withWriteOptions(ctx, options)
   const upload = { partSize: options.partSize, queueSize: options.queueSize, inferId: options.inferId }
   return async function* putObjectsStage(

@@ -1,7 +1,10 @@
 /**
  * `readManifest(ctx, key)`: a source of the entries of one manifest object, parsed line by line
  * as the object streams in; the whole manifest is never held in memory. Refs are not followed
- * (compose with `expandRefs`). A missing manifest throws `ManifestNotFoundError`; a bad line
+ * (compose with `expandRefs`). While `expandRefs` reads the manifests a ref names, this one holds
+ * no connection: the rest of it (up to 1 MiB) is read into memory and the connection closed; a
+ * larger rest is asked for again, from where it stopped and pinned to its ETag, when its turn comes
+ * (`ObjectChunks`). A missing manifest throws `ManifestNotFoundError`; a bad line
  * throws `InvalidManifestError` with the key and line number. Blank lines are skipped, `\r\n`
  * is accepted, unknown fields are kept.
  *
@@ -20,9 +23,9 @@
 import { EntryStream } from '../format/entry-stream.js'
 import { ManifestNotFoundError, ObjectNotFoundError } from '../format/errors.js'
 import type { ReadLimits } from '../format/limits.js'
-import type { ObjectBody } from '../s3/body.js'
-import type { S3Context } from '../s3/context.js'
-import { getObjectBody } from '../s3/object-source.js'
+import { checkOptions } from '../format/options.js'
+import { checkContext, type S3Context } from '../s3/context.js'
+import { ObjectChunks } from '../s3/object-chunks.js'
 
 /** Options for {@link readManifest}. */
 export interface ReadManifestOptions extends Pick<ReadLimits, 'maxLineBytes'> {
@@ -38,17 +41,19 @@ export type ManifestSource = EntryStream & { readonly [MANIFEST_KEY]: string }
 
 /** Streams and parses the manifest at `key`. */
 export function readManifest(ctx: S3Context, key: string, options: ReadManifestOptions = {}): ManifestSource {
+  checkContext('readManifest', ctx)
+  checkOptions('readManifest', options)
   const open = async () => {
-    let body: ObjectBody
+    let chunks: ObjectChunks
     try {
-      body = await getObjectBody(ctx, key)
+      chunks = await ObjectChunks.open(ctx, key)
     } catch (error) {
       if (error instanceof ObjectNotFoundError) {
         throw new ManifestNotFoundError(key, { cause: error, referencedFrom: options.referencedFrom })
       }
       throw error
     }
-    return { source: body, close: () => body.destroy() }
+    return { source: chunks, close: () => chunks.close(), detach: () => chunks.detach() }
   }
   return Object.assign(new EntryStream(open, { key, maxLineBytes: options.maxLineBytes ?? ctx.limits?.maxLineBytes }), {
     [MANIFEST_KEY]: key,

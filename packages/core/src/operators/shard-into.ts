@@ -25,9 +25,11 @@
 import { prepareShardItem, type ShardItem } from '../archive/shard-items.js'
 import { ShardWriter, type ShardWriterOptions } from '../archive/shard-writer.js'
 import type { ShardEntry } from '../format/entries.js'
+import { ConfigurationError } from '../format/errors.js'
 import { DEFAULT_SHARD_COMPRESSION, runId, shardArchiveName } from '../format/keys.js'
+import { checkOptions } from '../format/options.js'
 import { closesBefore, type RolloverLimits } from '../format/rollover.js'
-import type { S3Context } from '../s3/context.js'
+import { checkContext, type S3Context } from '../s3/context.js'
 import { withWriteOptions } from '../s3/write-options.js'
 
 /** Options for {@link shardInto}. */
@@ -47,6 +49,14 @@ export interface ShardIntoOptions extends ShardWriterOptions, RolloverLimits {
 
 /** Packs items into shard archives; see the module comment. */
 export function shardInto(ctx: S3Context, options: ShardIntoOptions) {
+  checkContext('shardInto', ctx)
+  checkOptions('shardInto', options)
+  if (typeof options.prefix !== 'string' || options.prefix.includes('#')) {
+    throw new ConfigurationError(
+      `shardInto: prefix must be a string without '#' (archive keys with '#' cannot be read by virtual key), got ${JSON.stringify(options.prefix)}`,
+      { call: 'shardInto', option: 'prefix' },
+    )
+  }
   const compression = options.compression === undefined ? DEFAULT_SHARD_COMPRESSION : options.compression
   const prefix = options.prefix.replace(/\/+$/, '')
   ctx = withWriteOptions(ctx, options) // bad write options fail here, before the pipeline runs

@@ -1,6 +1,7 @@
 import { pipe } from 'it-pipe'
 import { describe, expect, it } from 'vitest'
 import { BatchedStream, batchesOf } from '../format/batches.js'
+import { ConfigurationError } from '../format/errors.js'
 import { take } from './take.js'
 
 /** An endless source that records how many items were pulled and whether it was closed. */
@@ -32,13 +33,25 @@ describe('take', () => {
     expect(await Array.fromAsync(take<number>(undefined)([1, 2, 3]))).toStrictEqual([1, 2, 3])
   })
 
-  it('limit 0 (or less) yields nothing and pulls nothing', async () => {
-    for (const limit of [0, -1]) {
-      const { state, source } = counting()
-      expect(await Array.fromAsync(take<number>(limit)(source))).toStrictEqual([])
-      expect(state.pulled).toBe(0)
-    }
+  it('limit 0 yields nothing and pulls nothing', async () => {
+    const { state, source } = counting()
+    expect(await Array.fromAsync(take<number>(0)(source))).toStrictEqual([])
+    expect(state.pulled).toBe(0)
   })
+
+  it.each([-1, Number.NaN, 1.5, Number.POSITIVE_INFINITY, '3' as unknown as number])(
+    'limit %s is a ConfigurationError naming the option, thrown when the stage is made',
+    (limit) => {
+      let error: unknown
+      try {
+        take<number>(limit)
+      } catch (caught) {
+        error = caught
+      }
+      expect(error).toBeInstanceOf(ConfigurationError)
+      expect(error).toMatchObject({ option: 'limit', call: 'take' })
+    },
+  )
 
   it('stops pulling from the input at the limit, and closes it', async () => {
     const { state, source } = counting()

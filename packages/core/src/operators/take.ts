@@ -12,10 +12,11 @@
  * ```
  */
 import { BatchedStream, batchesOf } from '../format/batches.js'
+import { checkOption } from '../format/options.js'
 
-/** Yields at most `limit` items. */
+/** Yields at most `limit` items (an integer ≥ 0; undefined: no limit). Another value is a `ConfigurationError`, thrown at once. */
 export function take<T>(limit: number | undefined): (items: AsyncIterable<T> | Iterable<T>) => AsyncGenerator<T, void, undefined> {
-  if (limit !== undefined && Number.isNaN(limit)) throw new RangeError('limit must be a number (or undefined for no limit)')
+  checkOption('take', 'limit', limit)
   return function takeStage(items: AsyncIterable<T> | Iterable<T>): AsyncGenerator<T, void, undefined> {
     return new BatchedStream(() => (limit === undefined ? batchesOf(items) : firstBatches(items, limit)))
   }

@@ -14,16 +14,19 @@
  * ```
  */
 import type { ManifestEntry } from '../format/entries.js'
+import { checkOptions } from '../format/options.js'
 import { writeAll } from '../format/writer.js'
 import { ManifestObjectWriter, type WriteManifestObjectOptions, type WrittenManifest } from '../manifest/manifest-object.js'
-import type { S3Context } from '../s3/context.js'
+import { checkContext, type S3Context } from '../s3/context.js'
 
 /** Writes entries as one manifest object; see the module comment. */
-export function writeManifestObject(
+export async function writeManifestObject(
   ctx: S3Context,
   key: string,
   entries: AsyncIterable<ManifestEntry> | Iterable<ManifestEntry>,
   options: WriteManifestObjectOptions = {},
 ): Promise<WrittenManifest> {
+  checkContext('writeManifestObject', ctx)
+  checkOptions('writeManifestObject', options)
   return writeAll(new ManifestObjectWriter(ctx, key, options), entries)
 }

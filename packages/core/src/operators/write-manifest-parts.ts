@@ -22,9 +22,10 @@
  */
 import type { ManifestEntry } from '../format/entries.js'
 import { isAbort, PublishError } from '../format/errors.js'
+import { checkOptions } from '../format/options.js'
 import { writeAll } from '../format/writer.js'
 import { type CommitResult, type ManifestPartsOptions, ManifestPartsWriter } from '../manifest/parts-writer.js'
-import type { S3Context } from '../s3/context.js'
+import { checkContext, type S3Context } from '../s3/context.js'
 import { withWriteOptions } from '../s3/write-options.js'
 
 /** Options for {@link writeManifestParts}. */
@@ -32,6 +33,8 @@ export type WriteManifestPartsOptions = ManifestPartsOptions
 
 /** Writes entries as parts of `root` and commits them; see the module comment. */
 export function writeManifestParts(ctx: S3Context, root: string, options: WriteManifestPartsOptions = {}) {
+  checkContext('writeManifestParts', ctx)
+  checkOptions('writeManifestParts', options)
   ctx = withWriteOptions(ctx, options) // bad write options fail here, before the pipeline runs
   return async function writeManifestPartsSink(entries: AsyncIterable<ManifestEntry> | Iterable<ManifestEntry>): Promise<CommitResult> {
     const writer = new ManifestPartsWriter(ctx, root, options)

@@ -5,6 +5,7 @@ import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3'
 import { useTestS3 } from '@s3exchange/testing/vitest'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 import {
+  BodyConsumedError,
   IntegrityError,
   ObjectChangedError,
   ObjectNotFoundError,
@@ -57,12 +58,13 @@ describe('ObjectBody.fromBytes', () => {
     expect(chunks).toHaveLength(0)
   })
 
-  it('abandon() makes a later bytes() reject, saying why', async () => {
+  it('abandon() makes a later bytes() reject with BodyConsumedError, saying why', async () => {
     const body = ObjectBody.fromBytes({ key: 'a' }, enc('abc'))
-    body.abandon('the body of a was not read in time')
+    body.abandon()
     const error = await body.bytes().catch((e: unknown) => e)
-    expect(error).toBeInstanceOf(S3ExchangeError)
-    expect((error as Error).message).toBe('the body of a was not read in time')
+    expect(error).toBeInstanceOf(BodyConsumedError)
+    expect(error).toMatchObject({ key: 'a', reason: 'released' })
+    expect((error as Error).message).toMatch(/not read before the iteration moved on/)
   })
 })
 
@@ -135,12 +137,12 @@ describe('ObjectBody.fromSource', () => {
   it('abandon() releases the source incomplete and makes bytes() reject', async () => {
     const { source, body, released } = streamed()
     source.write(enc('abc'))
-    body.abandon('the body of k was not read in time')
+    body.abandon()
     await tick()
     expect(released).toStrictEqual([false])
     const error = await body.bytes().catch((e: unknown) => e)
-    expect(error).toBeInstanceOf(S3ExchangeError)
-    expect((error as Error).message).toMatch(/not read in time/)
+    expect(error).toBeInstanceOf(BodyConsumedError)
+    expect(error).toMatchObject({ key: 'k', reason: 'released' })
   })
 
   it('abandon() while a bytes() is pending rejects that bytes() (no hang)', async () => {
@@ -156,10 +158,10 @@ describe('ObjectBody.fromSource', () => {
       },
     )
     await tick()
-    body.abandon('the body of k was not read in time')
+    body.abandon()
     for (let i = 0; i < 5; i++) await tick()
-    expect(settled).toBeInstanceOf(S3ExchangeError)
-    expect((settled as Error).message).toMatch(/not read in time/)
+    expect(settled).toBeInstanceOf(BodyConsumedError)
+    expect(settled).toMatchObject({ reason: 'released' })
     expect(released).toStrictEqual([false])
   })
 
@@ -186,7 +188,7 @@ describe('ObjectBody.fromSource', () => {
     const reading = body.bytes()
     source.end(enc('abc'))
     await reading
-    body.abandon('too late')
+    body.abandon()
     await tick()
     expect(released).toStrictEqual([true])
   })
@@ -371,11 +373,11 @@ describe('getObjectBody (real S3)', () => {
 
   it('abandon() closes the connection and a later bytes() rejects', async () => {
     const body = await getObjectBody({ client: faulty, bucket: s3.bucket }, s3.key('body/a.txt'))
-    body.abandon(`the body of ${body.key} was not read in time`)
+    body.abandon()
     await tick()
     expect(wires[0]?.destroyed).toBe(true)
     const error = await body.bytes().catch((e: unknown) => e)
-    expect(error).toBeInstanceOf(S3ExchangeError)
-    expect((error as Error).message).toContain('was not read in time')
+    expect(error).toBeInstanceOf(BodyConsumedError)
+    expect(error).toMatchObject({ key: body.key, reason: 'released' })
   })
 })

@@ -5,6 +5,10 @@
  * for an object, `ShardReadError` for an archive member) and are only raised to a reader: a body
  * nobody reads never crashes the process with an unhandled `'error'` event.
  *
+ * A body is read once, whatever its kind (in memory, streamed, an archive member): a second
+ * `bytes()`, `text()` or `for await`, and one after the body was released (`abandon()`: the
+ * iteration that gave it moved on) or destroyed, fails with `BodyConsumedError` naming the key.
+ *
  * (Over 300 lines on purpose: one class whose states, bytes in memory, streamed, collected by
  * `bytes()`, abandoned, checked by `expect()`, interlock and read best together.)
  *
@@ -18,8 +22,8 @@
 
 import { createHash, type Hash } from 'node:crypto'
 import { Readable } from 'node:stream'
-import type { ManifestEntry } from '../format/entries.js'
-import { IntegrityError, S3ExchangeError } from '../format/errors.js'
+import type { FileEntry, ManifestEntry } from '../format/entries.js'
+import { BodyConsumedError, IntegrityError } from '../format/errors.js'
 
 /** What is known about a body before reading it. */
 export interface ObjectInfo {
@@ -37,6 +41,11 @@ export interface ObjectInfo {
   archiveKey?: string | undefined
   /** For archive members: the member's path inside the archive. */
   memberPath?: string | undefined
+  /**
+   * For archive members: the member's entry in the archive's internal manifest (as written, not
+   * enriched), read from the same version of the archive as the bytes; undefined when it lists none.
+   */
+  listed?: FileEntry | undefined
 }
 
 /** What a body is expected to be, checked as it is read (see `ObjectBody.expect`). */
@@ -97,6 +106,7 @@ export class ObjectBody extends Readable implements ObjectInfo {
   readonly contentType: string | undefined
   readonly archiveKey: string | undefined
   readonly memberPath: string | undefined
+  readonly listed: FileEntry | undefined
 
   #source: ByteSource | undefined
   #options: BodySourceOptions | undefined
@@ -105,9 +115,10 @@ export class ObjectBody extends Readable implements ObjectInfo {
   #waiting = false
   #ended = false
   #released = false
-  #abandoned: string | undefined
+  /** Someone began to read: `bytes()`, `text()`, the stream interface. */
+  #started = false
+  #abandoned = false
   #collector: { chunks: Uint8Array[]; resolve: (bytes: Uint8Array) => void; reject: (error: Error) => void } | undefined
-  #collecting: Promise<Uint8Array> | undefined
   #expected: Expectation | undefined
   #hash: Hash | undefined
   #seen = 0
@@ -120,6 +131,7 @@ export class ObjectBody extends Readable implements ObjectInfo {
     this.contentType = info.contentType
     this.archiveKey = info.archiveKey
     this.memberPath = info.memberPath
+    this.listed = info.listed
   }
 
   /** A body over bytes already in memory. */
@@ -157,13 +169,13 @@ export class ObjectBody extends Readable implements ObjectInfo {
     return this.#whole !== undefined
   }
 
-  /** Reads the whole body. */
+  /** Reads the whole body (once: see the module comment). */
   async bytes(): Promise<Uint8Array> {
-    if (this.#abandoned) throw new S3ExchangeError(this.#abandoned)
-    // A second call while the first collects gets the same bytes.
-    if (this.#collecting) return this.#collecting
+    const refusal = this.#refusal()
+    if (refusal) throw refusal
+    this.#started = true
     const whole = this.#whole
-    if (whole !== undefined && !this.readableDidRead) {
+    if (whole !== undefined) {
       this.#whole = undefined
       this.#ended = true
       this.destroy()
@@ -173,17 +185,46 @@ export class ObjectBody extends Readable implements ObjectInfo {
       return whole
     }
     const source = this.#source
-    if (source && !this.readableDidRead && this.readableLength === 0 && !this.#ended && !this.destroyed && !this.#pendingError) {
+    if (source && this.readableLength === 0 && !this.#ended && !this.#pendingError) {
       // Nothing was read through the stream interface: collect straight from the source.
-      this.#collecting = new Promise<Uint8Array>((resolve, reject) => {
+      return new Promise<Uint8Array>((resolve, reject) => {
         this.#collector = { chunks: [], resolve, reject }
         source.resume()
       })
-      return this.#collecting
     }
     const chunks: Uint8Array[] = []
-    for await (const chunk of this) chunks.push(chunk as Uint8Array)
+    for await (const chunk of this.#chunks()) chunks.push(chunk as Uint8Array)
     return concatChunks(chunks)
+  }
+
+  /** Iterates the chunks (once: see the module comment). */
+  // biome-ignore lint/suspicious/noExplicitAny: the signature of Readable's own iterator
+  override [Symbol.asyncIterator](): NodeJS.AsyncIterator<any> {
+    const refusal = this.#refusal()
+    if (refusal) {
+      return {
+        next: () => Promise.reject(refusal),
+        return: async () => ({ done: true, value: undefined }),
+        [Symbol.asyncIterator]() {
+          return this
+        },
+        [Symbol.asyncDispose]: async () => {},
+      } as unknown as ReturnType<Readable[typeof Symbol.asyncIterator]>
+    }
+    this.#started = true
+    return this.#chunks()
+  }
+
+  #chunks(): ReturnType<Readable[typeof Symbol.asyncIterator]> {
+    return Readable.prototype[Symbol.asyncIterator].call(this)
+  }
+
+  /** Why this body can no longer be read, if it cannot. */
+  #refusal(): BodyConsumedError | undefined {
+    if (this.#abandoned) return new BodyConsumedError(this.key, 'released')
+    if (this.#started) return new BodyConsumedError(this.key, 'read')
+    if (this.destroyed) return new BodyConsumedError(this.key, 'destroyed')
+    return undefined
   }
 
   /** Reads the whole body and decodes it as UTF-8. */
@@ -192,16 +233,19 @@ export class ObjectBody extends Readable implements ObjectInfo {
   }
 
   /**
-   * Ends this body without reading it, because the iteration that produced it moved on: later
-   * reads fail with an error that says so. Does nothing to a body that was read to the end.
+   * Releases this body unread (or not read to the end), because the iteration that produced it
+   * moved on: its connection is closed (an archive member is skipped), and later reads, or a read
+   * still pending, fail with `BodyConsumedError` (`reason: 'released'`). Does nothing to a body
+   * that was read to the end or destroyed.
    */
-  abandon(reason: string): void {
-    if (this.#ended || this.destroyed) return
-    this.#abandoned = reason
+  abandon(): void {
+    if ((this.#started && this.#ended) || (this.destroyed && !this.#ended)) return
+    this.#abandoned = true
     this.destroy()
   }
 
   override _read(): void {
+    this.#started = true
     if (this.#whole !== undefined) {
       const whole = this.#whole
       this.#whole = undefined
@@ -235,9 +279,7 @@ export class ObjectBody extends Readable implements ObjectInfo {
     const collector = this.#collector
     if (collector) {
       this.#collector = undefined
-      collector.reject(
-        error ?? new S3ExchangeError(this.#abandoned ?? `the body of ${this.key} was destroyed before it was read to the end`),
-      )
+      collector.reject(error ?? new BodyConsumedError(this.key, this.#abandoned ? 'released' : 'destroyed'))
     }
     if (this.#abandoned && !error) {
       callback(null)

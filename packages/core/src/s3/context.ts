@@ -14,7 +14,9 @@
  * ```
  */
 import type { S3Client } from '@aws-sdk/client-s3'
+import { ConfigurationError } from '../format/errors.js'
 import type { ReadLimits } from '../format/limits.js'
+import { checkOptions } from '../format/options.js'
 import type { WriteContext } from './write-options.js'
 
 /**
@@ -30,4 +32,15 @@ export interface S3Context extends WriteContext {
   signal?: AbortSignal | undefined
   /** Limits on what readers accept, for every call made with this context (see `ReadLimits`). */
   limits?: ReadLimits | undefined
+}
+
+/**
+ * Checks a context as a call receives it: a client and a bucket, and its `limits` and `signal`
+ * by the option rules (see `format/options.ts`); throws `ConfigurationError` naming the call.
+ */
+export function checkContext(call: string, ctx: S3Context): void {
+  if (ctx === null || typeof ctx !== 'object' || !ctx.client || typeof ctx.bucket !== 'string' || ctx.bucket === '') {
+    throw new ConfigurationError(`${call}: the context needs a client and a bucket`, { call })
+  }
+  checkOptions(call, { limits: ctx.limits, signal: ctx.signal })
 }

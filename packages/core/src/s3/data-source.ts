@@ -18,8 +18,51 @@ import { createReadStream } from 'node:fs'
 import { stat } from 'node:fs/promises'
 import { InvalidSourceError } from '../format/errors.js'
 
-/** Data to upload. A string is a path to a local file, as in Python s3exchange. */
-export type DataSource = Uint8Array | string | AsyncIterable<Uint8Array> | Iterable<Uint8Array>
+/**
+ * Data to upload: bytes (a `Uint8Array` or `Buffer`, an `ArrayBuffer`, a `DataView` or any other
+ * typed array, as its bytes), a path to a local file (a string, as in Python s3exchange), a Node
+ * `Readable` or any (async) iterable of byte chunks. Anything else (null, a number, a plain object)
+ * is an `InvalidSourceError`, before anything is written.
+ */
+export type DataSource = Uint8Array | ArrayBuffer | ArrayBufferView | string | AsyncIterable<Uint8Array> | Iterable<Uint8Array>
+
+/**
+ * The bytes of `data` when it is bytes in memory (a view on the same memory, no copy), undefined
+ * for a path or a stream; `InvalidSourceError` for anything that is no data source.
+ */
+export function bytesOf(data: unknown, key: string): Uint8Array | undefined {
+  if (data instanceof Uint8Array) return data
+  if (data instanceof ArrayBuffer || data instanceof SharedArrayBuffer) return new Uint8Array(data)
+  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
+  if (typeof data === 'string') return undefined
+  const iterable = data as { [Symbol.asyncIterator]?: unknown; [Symbol.iterator]?: unknown } | null
+  if (
+    iterable !== null &&
+    typeof iterable === 'object' &&
+    (typeof iterable[Symbol.asyncIterator] === 'function' || typeof iterable[Symbol.iterator] === 'function')
+  ) {
+    return undefined
+  }
+  throw new InvalidSourceError(
+    `unsupported data: ${describeData(data)}; give bytes (Uint8Array, Buffer, ArrayBuffer, DataView), a file path, a Readable or an iterable of byte chunks`,
+    { key },
+  )
+}
+
+function describeData(data: unknown): string {
+  if (data === null) return 'null'
+  if (typeof data === 'object') return `an object (${(data as object).constructor?.name ?? 'no prototype'})`
+  return `a ${typeof data} (${String(data)})`
+}
+
+/** A chunk of a stream source as bytes: strings (from a Readable with an encoding) as UTF-8; anything else is `InvalidSourceError`. */
+function chunkBytes(chunk: unknown, key: string): Uint8Array {
+  if (typeof chunk === 'string') return Buffer.from(chunk)
+  if (chunk instanceof Uint8Array) return chunk
+  if (chunk instanceof ArrayBuffer) return new Uint8Array(chunk)
+  if (ArrayBuffer.isView(chunk)) return new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength)
+  throw new InvalidSourceError(`the stream gave ${describeData(chunk)} where a chunk of bytes was expected`, { key })
+}
 
 /** A source with its size known (or not) and a way to read it. */
 export interface PreparedSource {
@@ -49,11 +92,15 @@ export const DEFAULT_MAX_UNSIZED_BYTES = 64 * 1024 * 1024
 /** Works out a source's size and how to read it. */
 export async function prepareSource(data: DataSource, options: PrepareSourceOptions): Promise<PreparedSource> {
   const hint = options.sizeHint ?? undefined
-  if (data instanceof Uint8Array) {
-    if (hint !== undefined && hint !== data.byteLength) {
-      throw new InvalidSourceError(`size_bytes is ${hint} but the data has ${data.byteLength} bytes`, { key: options.key })
+  if (hint !== undefined && !(Number.isSafeInteger(hint) && hint >= 0)) {
+    throw new InvalidSourceError(`size_bytes must be a non-negative integer, got ${String(hint)}`, { key: options.key })
+  }
+  const bytes = bytesOf(data, options.key)
+  if (bytes !== undefined) {
+    if (hint !== undefined && hint !== bytes.byteLength) {
+      throw new InvalidSourceError(`size_bytes is ${hint} but the data has ${bytes.byteLength} bytes`, { key: options.key })
     }
-    return inMemory(data)
+    return inMemory(bytes)
   }
   if (typeof data === 'string') {
     let size: number
@@ -74,7 +121,7 @@ export async function prepareSource(data: DataSource, options: PrepareSourceOpti
       open: () => {
         if (opened) throw new InvalidSourceError('the file source was already read', { key: options.key })
         opened = true
-        return checkedStream(createReadStream(data, { highWaterMark: 1024 * 1024 }), size, options.key)
+        return checkedStream(createReadStream(data as string, { highWaterMark: 1024 * 1024 }), size, options.key)
       },
     }
   }
@@ -86,16 +133,16 @@ export async function prepareSource(data: DataSource, options: PrepareSourceOpti
       open: () => {
         if (opened) throw new InvalidSourceError('a stream source can be read only once', { key: options.key })
         opened = true
-        return hint === undefined ? byteChunks(data) : checkedStream(data, hint, options.key)
+        return hint === undefined ? byteChunks(data as Chunks, options.key) : checkedStream(data as Chunks, hint, options.key)
       },
     }
   }
   const max = options.maxBufferedBytes ?? DEFAULT_MAX_UNSIZED_BYTES
   const chunks: Uint8Array[] = []
   let total = 0
-  for await (const raw of data) {
+  for await (const raw of data as Chunks) {
     // String chunks (a Readable with an encoding) are taken as UTF-8, as when streaming.
-    const chunk = typeof raw === 'string' ? Buffer.from(raw) : raw
+    const chunk = chunkBytes(raw, options.key)
     total += chunk.byteLength
     if (total > max) {
       throw new InvalidSourceError(
@@ -110,24 +157,22 @@ export async function prepareSource(data: DataSource, options: PrepareSourceOpti
   return inMemory(Buffer.concat(chunks))
 }
 
+type Chunks = AsyncIterable<unknown> | Iterable<unknown>
+
 function inMemory(bytes: Uint8Array): PreparedSource {
-  return { size: bytes.byteLength, bytes, open: () => byteChunks([bytes]) }
+  return { size: bytes.byteLength, bytes, open: () => byteChunks([bytes], '') }
 }
 
 /** The chunks of `data` as bytes (string chunks, from a Readable with an encoding, as UTF-8). */
-async function* byteChunks(data: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): AsyncGenerator<Uint8Array> {
-  for await (const chunk of data) yield typeof chunk === 'string' ? Buffer.from(chunk) : chunk
+async function* byteChunks(data: Chunks, key: string): AsyncGenerator<Uint8Array> {
+  for await (const chunk of data) yield chunkBytes(chunk, key)
 }
 
 /** Passes a stream through, failing when it yields more or fewer bytes than `size`. */
-async function* checkedStream(
-  data: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
-  size: number,
-  key: string,
-): AsyncGenerator<Uint8Array> {
+async function* checkedStream(data: Chunks, size: number, key: string): AsyncGenerator<Uint8Array> {
   let seen = 0
   for await (const raw of data) {
-    const chunk = typeof raw === 'string' ? Buffer.from(raw) : raw
+    const chunk = chunkBytes(raw, key)
     seen += chunk.byteLength
     if (seen > size) throw new InvalidSourceError(`the data is longer than its size_bytes (${size})`, { key })
     yield chunk

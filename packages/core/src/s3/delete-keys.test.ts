@@ -107,7 +107,7 @@ describe('deleteKeys', () => {
     expect(await listAll(s3.key('many/'))).toEqual([])
   })
 
-  it('takes an async iterable, and a smaller batchSize; batchSize is capped at 1,000', async () => {
+  it('takes an async iterable, and a smaller batchSize; a batchSize past 1,000 (S3 takes no more) is a ConfigurationError, nothing sent', async () => {
     const keys = numbered('async', 1_001)
     async function* lazily() {
       yield* keys
@@ -116,9 +116,11 @@ describe('deleteKeys', () => {
     await deleteKeys(small.ctx, lazily(), { batchSize: 400 })
     expect(small.batches.map((batch) => batch.length)).toEqual([400, 400, 201])
 
-    const capped = observed()
-    await deleteKeys(capped.ctx, keys, { batchSize: 5_000 })
-    expect(capped.batches.map((batch) => batch.length)).toEqual([1000, 1])
+    const refused = observed()
+    for (const batchSize of [5_000, 0, Number.NaN]) {
+      await expect(deleteKeys(refused.ctx, keys, { batchSize })).rejects.toMatchObject({ name: 'ConfigurationError', option: 'batchSize' })
+    }
+    expect(refused.batches).toEqual([])
   })
 
   it('no keys: no request', async () => {

@@ -12,6 +12,7 @@
  */
 import { DeleteObjectsCommand } from '@aws-sdk/client-s3'
 import pLimit from 'p-limit'
+import { checkOptions } from '../format/options.js'
 import type { S3Context } from './context.js'
 import { mapS3Error } from './requests.js'
 
@@ -37,8 +38,9 @@ export async function deleteKeys(
   keys: Iterable<string> | AsyncIterable<string>,
   options: DeleteKeysOptions = {},
 ): Promise<DeleteKeysResult> {
-  const batchSize = Math.min(1000, Math.max(1, options.batchSize ?? 1000))
-  const limit = pLimit(Math.max(1, options.concurrency ?? 4))
+  checkOptions('deleteKeys', options)
+  const batchSize = options.batchSize ?? 1000
+  const limit = pLimit(options.concurrency ?? 4)
   const result: DeleteKeysResult = { deleted: [], errors: {} }
   const seen = new Set<string>()
   // Only the batches not yet settled: racing settled ones would never wait.

@@ -8,11 +8,15 @@
  * | --- | --- |
  * | endpoint | `S3_ENDPOINT_URL`, `AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL` (none: AWS itself) |
  * | region | `S3_REGION`, `AWS_REGION`, `AWS_DEFAULT_REGION` (none: `us-east-1`) |
- * | access key | `S3_AWS_ACCESS_KEY_ID`, `AWS_ACCESS_KEY_ID` |
- * | secret key | `S3_AWS_SECRET_ACCESS_KEY`, `AWS_SECRET_ACCESS_KEY` |
- * | session token | `S3_AWS_SESSION_TOKEN`, `AWS_SESSION_TOKEN` |
+ * | credentials | `S3_AWS_ACCESS_KEY_ID` + `S3_AWS_SECRET_ACCESS_KEY` (+ `S3_AWS_SESSION_TOKEN`), else `AWS_ACCESS_KEY_ID` + `AWS_SECRET_ACCESS_KEY` (+ `AWS_SESSION_TOKEN`) |
  * | bucket | `S3_BUCKET` |
  * | path-style addressing | `S3_FORCE_PATH_STYLE` (`true`/`false`; default: true when an endpoint is set) |
+ *
+ * Credentials are taken whole from one source, never field by field: when any `S3_AWS_*`
+ * variable is set, the key id, the secret and the session token all come from `S3_AWS_*` (an
+ * `S3_*` pair for MinIO or R2 never gets the `AWS_SESSION_TOKEN` of the role it runs under);
+ * otherwise all from `AWS_*`. A pair missing its key id or its secret is a `ConfigurationError`
+ * naming the variables, never completed from the other source.
  *
  * @example
  * ```ts
@@ -27,6 +31,7 @@ import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { parseEnv } from 'node:util'
 import { S3Client, type S3ClientConfig } from '@aws-sdk/client-s3'
+import { ConfigurationError } from '../format/errors.js'
 
 /** Where to read settings from. */
 export interface EnvSource {
@@ -56,17 +61,44 @@ export function settingsFromEnv(source: EnvSource = {}): S3Settings {
     return undefined
   }
   const endpoint = pick('S3_ENDPOINT_URL', 'AWS_ENDPOINT_URL_S3', 'AWS_ENDPOINT_URL')
-  const accessKeyId = pick('S3_AWS_ACCESS_KEY_ID', 'AWS_ACCESS_KEY_ID')
-  const secretAccessKey = pick('S3_AWS_SECRET_ACCESS_KEY', 'AWS_SECRET_ACCESS_KEY')
-  const sessionToken = pick('S3_AWS_SESSION_TOKEN', 'AWS_SESSION_TOKEN')
   const pathStyle = pick('S3_FORCE_PATH_STYLE')
   return {
     endpoint,
     region: pick('S3_REGION', 'AWS_REGION', 'AWS_DEFAULT_REGION') ?? 'us-east-1',
     bucket: pick('S3_BUCKET'),
     forcePathStyle: pathStyle === undefined ? endpoint !== undefined : /^(1|true|yes)$/i.test(pathStyle),
-    credentials: accessKeyId && secretAccessKey ? { accessKeyId, secretAccessKey, ...(sessionToken ? { sessionToken } : {}) } : undefined,
+    credentials: credentialsFrom(pick),
   }
+}
+
+/** The variables of each source of credentials, in order of precedence. */
+const CREDENTIAL_SOURCES = [
+  { keyId: 'S3_AWS_ACCESS_KEY_ID', secret: 'S3_AWS_SECRET_ACCESS_KEY', token: 'S3_AWS_SESSION_TOKEN' },
+  { keyId: 'AWS_ACCESS_KEY_ID', secret: 'AWS_SECRET_ACCESS_KEY', token: 'AWS_SESSION_TOKEN' },
+] as const
+
+/** The credentials of the first source that has any of its variables, whole; see the module comment. */
+function credentialsFrom(pick: (...names: string[]) => string | undefined): S3Settings['credentials'] {
+  for (const [i, source] of CREDENTIAL_SOURCES.entries()) {
+    const accessKeyId = pick(source.keyId)
+    const secretAccessKey = pick(source.secret)
+    const sessionToken = pick(source.token)
+    // A lone AWS_SESSION_TOKEN, with no AWS pair, is not a source: the SDK's chain ignores it too.
+    const used = accessKeyId !== undefined || secretAccessKey !== undefined || (i === 0 && sessionToken !== undefined)
+    if (!used) continue
+    if (accessKeyId === undefined || secretAccessKey === undefined) {
+      const missing = [accessKeyId === undefined ? source.keyId : undefined, secretAccessKey === undefined ? source.secret : undefined]
+        .filter((name) => name !== undefined)
+        .join(' and ')
+      const given = [source.keyId, source.secret, source.token].filter((name) => pick(name) !== undefined).join(', ')
+      throw new ConfigurationError(
+        `incomplete credentials: ${given} ${given.includes(',') ? 'are' : 'is'} set but ${missing} ${missing.includes(' and ') ? 'are' : 'is'} not; credentials are taken whole from one source (S3_AWS_* or AWS_*), never completed from the other`,
+        { option: missing },
+      )
+    }
+    return { accessKeyId, secretAccessKey, ...(sessionToken ? { sessionToken } : {}) }
+  }
+  return undefined
 }
 
 /** The S3 client configuration for some settings. */

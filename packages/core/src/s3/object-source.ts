@@ -19,6 +19,7 @@ import type { Readable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { GetObjectCommandOutput } from '@aws-sdk/client-s3'
 import { ObjectChangedError, S3ExchangeError, S3RequestError } from '../format/errors.js'
+import { checkOptions } from '../format/options.js'
 import { type ByteSource, ObjectBody, type ObjectInfo } from './body.js'
 import type { S3Context } from './context.js'
 import { answeredEtag, type RangeOptions, requestObject } from './requests.js'
@@ -62,6 +63,7 @@ export async function openObjectSource(
   key: string,
   options: ObjectSourceOptions = {},
 ): Promise<{ info: ObjectInfo; source: ResumableSource }> {
+  checkOptions('getObjectBody', options)
   const response = await requestObject(ctx, key, options)
   const info: ObjectInfo = {
     key,

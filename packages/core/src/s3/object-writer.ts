@@ -23,7 +23,8 @@
  * const { etag, size } = await writer.finish()
  * ```
  */
-import { S3RequestError } from '../format/errors.js'
+import { ConfigurationError, S3RequestError } from '../format/errors.js'
+import { checkOptions } from '../format/options.js'
 import type { Writer } from '../format/writer.js'
 import { isConditional } from './conditional-write.js'
 import type { S3Context } from './context.js'
@@ -48,6 +49,9 @@ export abstract class PartWriter {
 
   /** Throws `ConfigurationError` for bad write options (`options` over the context's), before anything is sent. */
   constructor(ctx: S3Context, key: string, options: UploadOptions = {}) {
+    checkOptions(new.target.name, options)
+    if (typeof key !== 'string' || key === '')
+      throw new ConfigurationError(`${new.target.name}: the key is empty`, { call: new.target.name })
     this.ctx = withWriteOptions(ctx, options)
     objectWriteParams(this.ctx)
     this.key = key

@@ -35,6 +35,8 @@ export interface RangeOptions {
 
 /** Sends a GetObject (a range when asked; the context's SSE-C key, if any), with the typed errors. */
 export async function requestObject(ctx: S3Context, key: string, options: RangeOptions = {}): Promise<GetObjectCommandOutput> {
+  // S3 has no object under an empty key; a GET of '' would list the bucket instead.
+  if (key === '') throw new ObjectNotFoundError(key, { detail: 'an empty key names no object' })
   const range =
     options.start === undefined && options.end === undefined
       ? undefined
@@ -62,6 +64,7 @@ export async function requestObject(ctx: S3Context, key: string, options: RangeO
 
 /** HEADs `key` (with the context's SSE-C key, if any); a missing key throws `ObjectNotFoundError`. */
 export async function headObject(ctx: S3Context, key: string): Promise<HeadObjectCommandOutput> {
+  if (key === '') throw new ObjectNotFoundError(key, { detail: 'an empty key names no object' })
   const encryption = sseCustomerParams(ctx)
   try {
     return await ctx.client.send(new HeadObjectCommand({ Bucket: ctx.bucket, Key: key, ...encryption }), { abortSignal: ctx.signal })
