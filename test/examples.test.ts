@@ -104,6 +104,16 @@ describe.concurrent('examples', () => {
     for (const name of ['SOURCE_MANIFEST', 'OUTPUT_ROOT', 'S3_BUCKET']) expect(yaml).toContain(`- name: ${name}`)
   })
 
+  it('shuffled-epochs.ts: 3 epochs over 3 workers, each sample exactly once per epoch, each epoch its own order, reproducible', async () => {
+    const run = await runExample('shuffled-epochs.ts')
+    expectSuccess(run)
+    expect(run.stdout).toMatch(/^dataset: 68 samples/m)
+    for (let epoch = 0; epoch < 3; epoch++) {
+      expect(run.stdout).toMatch(new RegExp(`^epoch ${epoch}: 68 samples across 3 workers, each exactly once`, 'm'))
+    }
+    expect(run.stdout).toContain('every epoch in its own order; epoch 1 read again gave the same order')
+  })
+
   it('partitioned-loader.ts: 3 worker processes read disjoint shares that make the whole dataset', async () => {
     const run = await runExample('partitioned-loader.ts', ['3'])
     expectSuccess(run)

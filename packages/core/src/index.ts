@@ -88,6 +88,17 @@ export { DEFAULT_LIMITS, effectiveLimits, type ReadLimits } from './format/limit
 export { LruCache } from './format/lru-cache.js'
 export { type EnvPartition, type EnvRecord, type PartitionEngine, partitionFromEnv } from './format/partition-env.js'
 export type { RolloverLimits } from './format/rollover.js'
+export {
+  type BufferOutput,
+  DEFAULT_SHUFFLE_BUFFER_SIZE,
+  permute,
+  type RandomSource,
+  randomBelow,
+  ShuffleBuffer,
+  type ShuffleOptions,
+  type ShuffleStream,
+  shuffleRandom,
+} from './format/shuffle-order.js'
 export { type Writer, writeAll } from './format/writer.js'
 // manifest/: publishing to a root
 export { type AppendOptions, type AppendResult, appendToManifest } from './manifest/commit.js'
@@ -125,6 +136,7 @@ export { type PartitionOptions, partition } from './operators/partition.js'
 export { type PutObjectItem, type PutObjectOptions, type PutObjectsOptions, putObject, putObjects } from './operators/put-objects.js'
 export { type ManifestSource, type ReadManifestOptions, readManifest } from './operators/read-manifest.js'
 export { type ShardIntoOptions, shardInto } from './operators/shard-into.js'
+export { type MixEntriesOptions, mixEntries, shuffleUnits } from './operators/shuffle.js'
 export { take } from './operators/take.js'
 export { writeManifestObject } from './operators/write-manifest-object.js'
 export { type WriteManifestPartsOptions, writeManifestParts } from './operators/write-manifest-parts.js'

@@ -97,6 +97,7 @@ export {
   type OptionRule,
 } from './format/options.js'
 export { type BatchSize, batches, closesBefore, isFull } from './format/rollover.js'
+export { checkShuffle, sfc32 } from './format/shuffle-order.js'
 // manifest/
 export { isConflict, isSlowDown, MANIFEST_CONTENT_TYPE } from './manifest/commit.js'
 export { ManifestObjectWriter } from './manifest/manifest-object.js'

@@ -24,7 +24,9 @@ import {
   expandShards,
   type FileEntry,
   fetchBodies,
+  LruCache,
   type ManifestEntry,
+  mixEntries,
   objectKeys,
   type PipelineItem,
   parseEntry,
@@ -32,15 +34,18 @@ import {
   partKeyFor,
   readInternalEntries,
   readManifest,
+  readShardEntries,
   readShardMembers,
   type S3Context,
   type ShardEntry,
+  type ShuffleOptions,
   serializeEntry,
+  shuffleUnits,
   take,
   withKeyPrefix,
   writeManifestObject,
 } from '@s3exchange/core'
-import { asyncIterableOf, checkOptions } from '@s3exchange/core/internals'
+import { type ArchiveIndex, asyncIterableOf, checkOptions } from '@s3exchange/core/internals'
 import { pipe } from 'it-pipe'
 import { type CompactOptions, compactManifest } from './compact.js'
 import { type EntrySource, type ReadOptions, type StoreContext, writeContext } from './context.js'
@@ -63,6 +68,9 @@ type Backing =
   | { kind: 'key'; key: string }
   | { kind: 'entries'; entries: Iterable<ManifestEntry> | AsyncIterable<ManifestEntry> }
   | { kind: 'shard'; shard: ShardEntry }
+
+/** Indexes a shuffled read keeps for itself when the store keeps none (`archiveIndexCacheSize: 0`). */
+const CALL_INDEX_CACHE_SIZE = 256
 
 type Stage<T> = (items: AsyncIterable<T>) => AsyncIterable<T>
 
@@ -162,9 +170,12 @@ export class Manifest implements EntrySource {
   iterEntries(options: IterEntriesOptions = {}): AsyncIterable<ManifestEntry> {
     checkOptions('Manifest.iterEntries', options)
     const ctx = this.store.context(options)
+    const { shuffle } = options
     return pipe(
       this.#entries(ctx, options.resolveRefs ?? true),
+      optional<ManifestEntry>(shuffle && shuffleUnits(shuffle)),
       optional<ManifestEntry>(options.partition && partition(options.partition)),
+      optional<ManifestEntry>(shuffle && mixEntries(shuffle)),
       take<ManifestEntry>(options.limit),
     )
   }
@@ -178,6 +189,7 @@ export class Manifest implements EntrySource {
     checkOptions('Manifest.iterObjects', options)
     const ctx = this.store.context(options)
     const backing = this.#backing
+    if (options.shuffle) return this.#iterShuffled(ctx, options.shuffle, options)
     if (backing.kind === 'shard') {
       // The members of one archive: one streaming pass, not one archive read per member.
       return pipe(
@@ -202,6 +214,36 @@ export class Manifest implements EntrySource {
         concurrency: options.concurrency,
         maxBufferedBytes: options.maxBufferedBytes,
         indexCache: this.store.archiveIndexes,
+        verify: options.verify,
+      }),
+    )
+  }
+
+  /**
+   * `iterObjects` with `shuffle`: entries first (whole shards and loose files permuted, shared
+   * out, shards expanded to their members' entries, mixed), bodies last, so that the mixing
+   * buffer holds entries and no connection, and each member is read by itself with one ranged
+   * GET. A shard whose members cannot be located (no offsets: written by another tool) is mixed
+   * whole and streamed once, its members in archive order, rather than read again per member.
+   */
+  #iterShuffled(ctx: S3Context, shuffle: ShuffleOptions, options: IterObjectsOptions): AsyncIterable<EntryWithBody> {
+    const backing = this.#backing
+    const indexCache = this.store.archiveIndexes ?? new LruCache<ArchiveIndex>(CALL_INDEX_CACHE_SIZE)
+    const units: AsyncIterable<ManifestEntry> =
+      backing.kind === 'shard' ? readShardEntries(ctx, backing.shard, { verify: options.verify }) : this.#entries(ctx, true)
+    const expand = backing.kind !== 'shard' && (options.expandShards ?? true)
+    return pipe(
+      units,
+      shuffleUnits(shuffle),
+      optional<ManifestEntry>(options.partition && partition(options.partition)),
+      optional<ManifestEntry>(expand && expandShards(ctx, { verify: options.verify, indexCache, keepUnlocated: true })),
+      mixEntries(shuffle),
+      optional<PipelineItem>(expand && expandShards(ctx, { bodies: true, verify: options.verify })),
+      take<PipelineItem>(options.limit),
+      fetchBodies(ctx, {
+        concurrency: options.concurrency,
+        maxBufferedBytes: options.maxBufferedBytes,
+        indexCache,
         verify: options.verify,
       }),
     )

@@ -26,6 +26,7 @@ import type {
   ReadLimits,
   RolloverLimits,
   ShardWriterOptions,
+  ShuffleOptions,
   SseCustomerKey,
   TemplateVars,
   WriteOptions,
@@ -110,14 +111,33 @@ export interface PartitionOption {
   partition?: PartitionOptions
 }
 
+/** The `shuffle` option: a shuffled epoch. */
+export interface ShuffleOption {
+  /**
+   * Yield the items in a shuffled order, deterministic per `(seed, epoch)` (see `ShuffleOptions`
+   * and the `shuffleUnits` / `mixEntries` stages): the whole shards and loose files are permuted
+   * first, identically on every worker, before `partition` shares them out; then each worker's
+   * items (shard members, for `iterObjects`) are mixed through a buffer of `bufferSize` entries.
+   * Every item comes exactly once per epoch. Bodies are fetched after the mix: a shard member is
+   * one ranged GET (shards this library writes), not a pass over its archive, so the buffer holds
+   * entries, never bodies or connections; a shard without member offsets (written by another
+   * tool, Python s3exchange's included) is mixed whole and streamed once, its members together in
+   * archive order. `iterManifestEntries` mixes the manifest's entries (a shard as one entry).
+   * The manifest's entries (not the members) are held in memory: all are read before the first
+   * item comes. A bad field throws `ConfigurationError` naming it.
+   */
+  shuffle?: ShuffleOptions
+}
+
 /** Options for {@link Manifest.iterEntries} and `iterManifestEntries`. */
-export interface IterEntriesOptions extends ReadOptions, ResolveRefsOptions, LimitOptions, PartitionOption {}
+export interface IterEntriesOptions extends ReadOptions, ResolveRefsOptions, LimitOptions, PartitionOption, ShuffleOption {}
 
 /** Options for {@link Manifest.iterObjects} and `iterObjects`. */
 export interface IterObjectsOptions
   extends ReadOptions,
     LimitOptions,
     PartitionOption,
+    ShuffleOption,
     Pick<FetchBodiesOptions, 'concurrency' | 'verify'>,
     Pick<ExpandShardsOptions, 'shardConcurrency'> {
   /**

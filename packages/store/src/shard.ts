@@ -96,6 +96,7 @@ export class Shard {
    * manifest's, read from the head of the archive only, no member data.
    */
   iterEntries(options: ShardIterOptions = {}): AsyncIterable<ManifestEntry> {
+    checkOptions('Shard.iterEntries', options)
     return this.getManifest().iterEntries(options)
   }
 
@@ -106,6 +107,7 @@ export class Shard {
    * `Shard.iter_entries`.)
    */
   iterObjects(options: ShardIterOptions = {}): AsyncIterable<EntryWithBody> {
+    checkOptions('Shard.iterObjects', options)
     return this.getManifest().iterObjects(options)
   }
 

@@ -2,8 +2,10 @@ import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3'
 import { buildTar, countRequests, internalManifestFor, type TarMemberSpec } from '@s3exchange/testing'
 import { useTestS3 } from '@s3exchange/testing/vitest'
 import { afterEach, describe, expect, it } from 'vitest'
+import type { ArchiveIndex } from '../archive/archive-index.js'
 import type { FileEntry, ManifestEntry, ShardEntry } from '../format/entries.js'
 import { InvalidManifestError, ObjectNotFoundError, S3ExchangeError, ShardReadError } from '../format/errors.js'
+import { LruCache } from '../format/lru-cache.js'
 import type { EntryWithBody } from '../s3/body.js'
 import { hasBody, ObjectBody, type PipelineItem } from '../s3/body.js'
 import type { S3Context } from '../s3/context.js'
@@ -193,6 +195,45 @@ describe('expandShards, bodies: false', () => {
     const { ctx } = fresh()
     const error = await shardError(Array.fromAsync(expandShards(ctx)([shardOf(archiveKey)])), archiveKey)
     expect(error.message).toMatch(/only 'file' entries/)
+  })
+})
+
+describe('expandShards, bodies: false, with an indexCache', () => {
+  it('reads each archive head once as an index, keeps it, and yields the same entries as without', async () => {
+    const archiveKey = await putArchive('xs/indexed.tar.gz', data, { gzip: true, manifest: (key) => internalManifestFor(key, ids(data)) })
+    const late = await putArchive('xs/indexed-late.tar', data, { manifest: (key) => internalManifestFor(key, ids(data)), manifestAt: 2 })
+    const items = [shardOf(archiveKey), { kind: 'file', key: 'loose' } as ManifestEntry, shardOf(late)]
+    const { ctx, counts } = fresh()
+    const without = await Array.fromAsync(expandShards(ctx)(items))
+    const indexCache = new LruCache<ArchiveIndex>(8)
+    const before = counts.GetObjectCommand ?? 0
+    expect(await Array.fromAsync(expandShards(ctx, { indexCache })(items))).toStrictEqual(without)
+    // One head read for the indexed archive; the late manifest is no index: the head, then the archive read as without a cache.
+    expect(indexCache.get(archiveKey)?.entries).toHaveLength(data.length)
+    expect(indexCache.get(late)).toBeUndefined()
+    const first = (counts.GetObjectCommand ?? 0) - before
+    expect(first).toBe(3)
+    expect(await Array.fromAsync(expandShards(ctx, { indexCache })(items))).toStrictEqual(without)
+    expect((counts.GetObjectCommand ?? 0) - before - first).toBe(2) // the cached index costs nothing
+  })
+
+  it('keepUnlocated: a shard whose index gives no offsets (written by another tool) passes through whole', async () => {
+    const archiveKey = await putArchive('xs/unlocated.tar', data, { manifest: (key) => internalManifestFor(key, ids(data)) })
+    const shard = shardOf(archiveKey)
+    const { ctx } = fresh()
+    const indexCache = new LruCache<ArchiveIndex>(8)
+    expect(await Array.fromAsync(expandShards(ctx, { indexCache, keepUnlocated: true })([shard]))).toStrictEqual([shard])
+    expect(await Array.fromAsync(expandShards(ctx, { indexCache })([shard]))).toHaveLength(data.length)
+  })
+
+  it('a bad line in the internal manifest is still InvalidManifestError naming the line', async () => {
+    const archiveKey = await putArchive('xs/indexed-bad-line.tar', data.slice(0, 1), {
+      manifest: (key) => `${internalManifestFor(key, data.slice(0, 1))}\n{"kind":"file","member_path":\n`,
+    })
+    const { ctx } = fresh()
+    const error = await Array.fromAsync(expandShards(ctx, { indexCache: new LruCache(8) })([shardOf(archiveKey)])).catch((e: unknown) => e)
+    expect(error).toBeInstanceOf(InvalidManifestError)
+    expect((error as InvalidManifestError).lineNumber).toBe(3)
   })
 })
 

@@ -3,7 +3,13 @@
  * through unchanged.
  *
  * - `{ bodies: false }` (default): the entries of each shard's internal manifest, in its order,
- *   as Python's `list_manifest_files` gives them. Only the head of each archive is read.
+ *   as Python's `list_manifest_files` gives them. Only the head of each archive is read. With an
+ *   `indexCache`, the head is read as an archive index (one small ranged GET) and kept there, so
+ *   that `fetchBodies` given the same cache reads each member with one ranged GET and no head read.
+ *   With `keepUnlocated` too, a shard whose index does not locate every member (no offsets: an
+ *   archive another tool wrote, whose members could only be read by streaming it from the start,
+ *   one pass per member) passes through whole, for a later `expandShards({ bodies: true })` to
+ *   stream once (the shuffled read does this).
  * - `{ bodies: true }`: `{ entry, body }` for every regular member, in archive order, as Python's
  *   `iter_objects` gives them, streamed out of one GET per archive (gzip through node:zlib);
  *   memory stays flat whatever the archive size. A body not read by the time the next item is
@@ -22,8 +28,11 @@
  * ```
  */
 
+import { type ArchiveIndex, type ArchiveIndexCache, isLocated, readArchiveHead } from '../archive/archive-index.js'
+import { listedMemberEntry } from '../archive/internal-manifest.js'
+import type { OpenMemberOptions } from '../archive/random-access.js'
 import { readShardEntries, readShardMembers, type ShardReadOptions } from '../archive/scan-archive.js'
-import type { FileEntry } from '../format/entries.js'
+import { type FileEntry, internalManifestPath, type ShardEntry } from '../format/entries.js'
 import { checkOptions } from '../format/options.js'
 import { type EntryWithBody, hasBody, type PipelineItem } from '../s3/body.js'
 import { checkContext, type S3Context } from '../s3/context.js'
@@ -31,7 +40,7 @@ import { DEFAULT_MAX_BUFFERED_BYTES } from './fetch-bodies.js'
 import { prefetchShards } from './prefetch-shards.js'
 
 /** Options for {@link expandShards}. */
-export interface ExpandShardsOptions extends ShardReadOptions {
+export interface ExpandShardsOptions extends ShardReadOptions, Pick<OpenMemberOptions, 'indexCache'> {
   /** Yield `{ entry, body }` for each member (one streaming GET per archive) instead of entries only. Default false. */
   bodies?: boolean
   /**
@@ -42,6 +51,11 @@ export interface ExpandShardsOptions extends ShardReadOptions {
   shardConcurrency?: number
   /** With `shardConcurrency` > 1: bytes of prefetched members held at once. Default 64 MiB. */
   maxBufferedBytes?: number
+  /**
+   * Without `bodies`, with `indexCache`: pass a shard through unexpanded when its index does not
+   * locate every member (see the module comment). Default false.
+   */
+  keepUnlocated?: boolean
 }
 
 /** Expands shard entries into their members; see the module comment. */
@@ -71,7 +85,24 @@ export function expandShards(ctx: S3Context, options: ExpandShardsOptions = {}) 
         continue
       }
       if (options.bodies) yield* readShardMembers(ctx, item, options)
-      else yield* readShardEntries(ctx, item, options)
+      else if (options.indexCache) {
+        const index = await archiveIndex(ctx, item, options.indexCache)
+        if (index === undefined || (options.keepUnlocated && !index.entries.every((entry) => isLocated(index, entry)))) {
+          if (options.keepUnlocated) yield item
+          else yield* readShardEntries(ctx, item, options)
+        } else for (const entry of index.entries) yield listedMemberEntry(entry, item.archive_key)
+      } else yield* readShardEntries(ctx, item, options)
     }
   }
+}
+
+/** A shard's archive index, from the cache or read from the archive's head (and cached); undefined when its head holds none. */
+async function archiveIndex(ctx: S3Context, shard: ShardEntry, cache: ArchiveIndexCache): Promise<ArchiveIndex | undefined> {
+  const archiveKey = shard.archive_key
+  const cached = cache.get(archiveKey)
+  if (cached !== undefined) return cached
+  const head = await readArchiveHead(ctx, archiveKey, { internalManifestPath: internalManifestPath(shard) })
+  if (!head?.index) return undefined
+  cache.set(archiveKey, head.index)
+  return head.index
 }
