@@ -73,6 +73,7 @@ export {
   ZstdFrameSplitter,
 } from './archive/zstd-frames.js'
 // format/
+export { BATCHES, BatchedStream, type BatchIterator, type BatchSource, batchesOf, hasBatches } from './format/batches.js'
 export {
   type CursorFrame,
   type CursorPosition,
@@ -84,7 +85,7 @@ export {
   type PartitionSnapshot,
 } from './format/cursor.js'
 export { ENTRY_KINDS } from './format/entries.js'
-export { EntryStream } from './format/entry-stream.js'
+export { EntryStream, type ParsedLines, parseLines } from './format/entry-stream.js'
 export { httpStatusOf, isAbort, isNotFound } from './format/errors.js'
 export { asyncIterableOf, iteratorOf } from './format/iterables.js'
 export { DEFAULT_MAX_LINE_BYTES } from './format/jsonl.js'

@@ -111,11 +111,14 @@ export interface LineLocation {
   lineNumber?: number
 }
 
+/** No location (shared: a default object per call would be one more allocation per line). */
+const NOWHERE: LineLocation = Object.freeze({})
+
 /**
  * Parses one manifest line. Throws `InvalidManifestError` naming the location on bad JSON, a
  * value that is not an object, a missing or unknown `kind`, or a missing `key` / `archive_key`.
  */
-export function parseEntry(line: string, location: LineLocation = {}): ManifestEntry {
+export function parseEntry(line: string, location: LineLocation = NOWHERE): ManifestEntry {
   let value: unknown
   try {
     value = JSON.parse(line)
@@ -126,7 +129,7 @@ export function parseEntry(line: string, location: LineLocation = {}): ManifestE
 }
 
 /** Checks that a parsed JSON value is a manifest entry; see {@link parseEntry}. */
-export function validateEntry(value: unknown, location: LineLocation = {}): ManifestEntry {
+export function validateEntry(value: unknown, location: LineLocation = NOWHERE): ManifestEntry {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     throw new InvalidManifestError(`expected a JSON object, got ${describe(value)}`, location)
   }
@@ -140,16 +143,21 @@ export function validateEntry(value: unknown, location: LineLocation = {}): Mani
       break
     case 'shard':
       requireString(entry, 'archive_key', 'shard', location)
-      optionalType(entry, 'compression', ['string', 'null'], location)
-      optionalType(entry, 'internal_manifest_path', ['string'], location)
-      optionalType(entry, 'format', ['string'], location)
+      optionalType(entry, 'compression', STRING_OR_NULL, location)
+      optionalType(entry, 'internal_manifest_path', STRING, location)
+      optionalType(entry, 'format', STRING, location)
       break
     default:
       throw new InvalidManifestError(`unknown entry kind: ${typeof kind === 'string' ? JSON.stringify(kind) : describe(kind)}`, location)
   }
-  optionalType(entry, 'size_bytes', ['number', 'null'], location)
+  optionalType(entry, 'size_bytes', NUMBER_OR_NULL, location)
   return entry as ManifestEntry
 }
+
+// The types an optional field may have (made once: validateEntry runs for every line).
+const STRING = ['string']
+const STRING_OR_NULL = ['string', 'null']
+const NUMBER_OR_NULL = ['number', 'null']
 
 function requireString(entry: Record<string, unknown>, field: string, kind: string, location: LineLocation): void {
   const value = entry[field]
@@ -159,7 +167,7 @@ function requireString(entry: Record<string, unknown>, field: string, kind: stri
   }
 }
 
-function optionalType(entry: Record<string, unknown>, field: string, types: string[], location: LineLocation): void {
+function optionalType(entry: Record<string, unknown>, field: string, types: readonly string[], location: LineLocation): void {
   const value = entry[field]
   if (value === undefined) return
   const type = value === null ? 'null' : typeof value

@@ -1,7 +1,9 @@
 /**
- * Parsing manifest bytes into entries, line by line as the chunks arrive: `parseManifest` over
- * any byte stream (a file, an HTTP body), and `EntryStream`, the async generator `readManifest`
- * returns. No I/O of its own: the bytes come from whoever opened them.
+ * Parsing manifest bytes into entries, a chunk at a time as the chunks arrive: `parseManifest`
+ * over any byte stream (a file, an HTTP body), and `EntryStream`, the async generator
+ * `readManifest` returns. The lines of each chunk are parsed in one synchronous loop
+ * (`parseLines`) and handed on as one array (see `BatchedStream`): entries come out one at a time,
+ * without an await between them. No I/O of its own: the bytes come from whoever opened them.
  *
  * @example
  * ```ts
@@ -11,12 +13,14 @@
  * for await (const entry of parseManifest(createReadStream('manifest.jsonl'), { key: 'manifest.jsonl' })) console.log(entry.kind)
  * ```
  */
+import { BatchedStream } from './batches.js'
 import { type ManifestEntry, parseEntry } from './entries.js'
+import type { InvalidManifestError } from './errors.js'
 import { isBlankLine, type SplitLinesOptions, splitLines } from './jsonl.js'
 
 /**
- * Parses manifest bytes (a stream of chunks, e.g. a file or an HTTP body) into entries, line by
- * line as they arrive; `key` names the manifest in errors.
+ * Parses manifest bytes (a stream of chunks, e.g. a file or an HTTP body) into entries, chunk by
+ * chunk as they arrive; `key` names the manifest in errors.
  */
 export function parseManifest(source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, options: SplitLinesOptions = {}): EntryStream {
   return new EntryStream(async () => ({ source }), options)
@@ -42,113 +46,97 @@ export interface Detachable {
 }
 
 /**
- * The entries of a manifest's bytes, as an async generator. Written by hand rather than with
- * `async function*`: an entry already split off its chunk is handed over without the generator
- * machinery, which is most of the cost of reading a manifest once JSON.parse is done.
+ * How the opened bytes are let go of (`detach`) and closed (once); `closed` once they were (or were
+ * to be, before they opened).
  */
-export class EntryStream implements AsyncGenerator<ManifestEntry, void, undefined>, Detachable {
-  readonly #open: () => Promise<Opened>
-  readonly #options: SplitLinesOptions
-  #chunks: AsyncGenerator<string[], void, undefined> | undefined
-  #close: (() => void) | undefined
-  #detach: (() => Promise<void>) | undefined
-  #lines: string[] = []
-  #index = 0
-  #lineNumber = 0
-  #done = false
-  #busy: Promise<unknown> = Promise.resolve()
-  #pulling = 0
+type Closer = { close?: (() => void) | undefined; detach?: (() => Promise<void>) | undefined; closed?: boolean }
+
+/** What {@link parseLines} made of some lines: the entries, and the error of the first bad line, if any. */
+export interface ParsedLines {
+  /** The entries of the lines before the first bad one (all of them when none is bad). */
+  entries: ManifestEntry[]
+  /** `InvalidManifestError` naming the first bad line; the lines after it are not parsed. */
+  error?: InvalidManifestError
+}
+
+/**
+ * Parses consecutive manifest lines, the first of which is line `linesBefore + 1`: blank lines are
+ * skipped (and counted), a bad line stops the parse with its error, after the entries before it.
+ */
+export function parseLines(lines: readonly string[], linesBefore: number, key?: string): ParsedLines {
+  const entries: ManifestEntry[] = []
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i] as string
+    if (isBlankLine(line)) continue
+    try {
+      // No location object on the way that succeeds: the line is parsed again, located, to throw.
+      entries.push(parseEntry(line))
+    } catch {
+      try {
+        entries.push(parseEntry(line, { key, lineNumber: linesBefore + i + 1 }))
+      } catch (error) {
+        return { entries, error: error as InvalidManifestError }
+      }
+    }
+  }
+  return { entries }
+}
+
+/**
+ * The entries of a manifest's bytes, as an async generator (a `BatchedStream` of the entries of
+ * each chunk). The bytes are opened when the first entry is asked for, and closed at the end, on
+ * an error, or by `return()`.
+ */
+export class EntryStream extends BatchedStream<ManifestEntry> implements Detachable {
+  readonly #opened: Closer
 
   /** @internal Made by `readManifest` and `parseManifest`. */
   constructor(open: () => Promise<Opened>, options: SplitLinesOptions = {}) {
-    this.#open = open
-    this.#options = options
+    const opened: Closer = {}
+    super(() => entryBatches(open, options, opened))
+    this.#opened = opened
   }
 
-  next(): Promise<IteratorResult<ManifestEntry, void>> {
-    // The common case: the next line is already in memory (and no pull is in flight before it).
-    if (this.#pulling === 0) {
-      try {
-        const entry = this.#nextInBatch()
-        if (entry !== undefined) return Promise.resolve({ value: entry, done: false })
-      } catch (error) {
-        this.#finish()
-        return Promise.reject(error)
-      }
-    }
-    this.#pulling++
-    const result = this.#busy.then(() => this.#pull()).finally(() => this.#pulling--)
-    this.#busy = result.catch(() => {})
-    return result
+  override async return(): Promise<IteratorResult<ManifestEntry, void>> {
+    // Close the bytes first: a pull waiting for them then ends at once.
+    closeOnce(this.#opened)
+    return super.return()
   }
 
-  async return(): Promise<IteratorResult<ManifestEntry, void>> {
-    this.#finish()
-    await this.#chunks?.return(undefined)
-    return { value: undefined, done: true }
-  }
-
-  async throw(error: unknown): Promise<IteratorResult<ManifestEntry, void>> {
-    await this.return()
-    throw error
-  }
-
-  [Symbol.asyncIterator](): this {
-    return this
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.return()
-  }
-
-  /** Lets go of the connection until the next entry is asked for (see `DETACH`); a no-op for sources in memory. */
+  /** Lets go of the connection until the next entries are asked for (see `DETACH`); a no-op for sources in memory. */
   async [DETACH](): Promise<void> {
-    await this.#busy
-    if (!this.#done) await this.#detach?.()
+    await this.settled()
+    if (!this.#opened.closed) await this.#opened.detach?.()
   }
+}
 
-  #nextInBatch(): ManifestEntry | undefined {
-    while (this.#index < this.#lines.length) {
-      const line = this.#lines[this.#index++] as string
-      this.#lineNumber++
-      if (!isBlankLine(line)) return parseEntry(line, { key: this.#options.key, lineNumber: this.#lineNumber })
+async function* entryBatches(
+  open: () => Promise<Opened>,
+  options: SplitLinesOptions,
+  opened: Closer,
+): AsyncGenerator<ManifestEntry[], void, undefined> {
+  const { source, close, detach } = await open()
+  opened.close = close
+  opened.detach = detach
+  try {
+    if (opened.closed) return
+    let linesBefore = 0
+    for await (const lines of splitLines(source, options)) {
+      const { entries, error } = parseLines(lines, linesBefore, options.key)
+      linesBefore += lines.length
+      // The entries before a bad line come out before its error.
+      if (entries.length > 0) yield entries
+      if (error) throw error
     }
-    return undefined
+  } finally {
+    closeOnce(opened)
   }
+}
 
-  async #pull(): Promise<IteratorResult<ManifestEntry, void>> {
-    try {
-      for (;;) {
-        const entry = this.#nextInBatch()
-        if (entry !== undefined) return { value: entry, done: false }
-        if (this.#done) return { value: undefined, done: true }
-        if (this.#chunks === undefined) {
-          const opened = await this.#open()
-          this.#close = opened.close
-          this.#detach = opened.detach
-          this.#chunks = splitLines(opened.source, this.#options)
-        }
-        const chunk = await this.#chunks.next()
-        if (chunk.done) {
-          this.#finish()
-          return { value: undefined, done: true }
-        }
-        this.#lines = chunk.value
-        this.#index = 0
-      }
-    } catch (error) {
-      this.#finish()
-      throw error
-    }
-  }
-
-  #finish(): void {
-    this.#done = true
-    this.#lines = []
-    this.#index = 0
-    const close = this.#close
-    this.#close = undefined
-    this.#detach = undefined
-    close?.()
-  }
+function closeOnce(opened: Closer): void {
+  opened.closed = true
+  opened.detach = undefined
+  const close = opened.close
+  opened.close = undefined
+  close?.()
 }

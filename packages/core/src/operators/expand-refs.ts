@@ -20,6 +20,7 @@
  * for await (const entry of entries) console.log(entry.kind) // 'file' or 'shard', never 'manifest_ref'
  * ```
  */
+import { BatchedStream, batchesOf } from '../format/batches.js'
 import type { FileEntry, ManifestEntry, ShardEntry } from '../format/entries.js'
 import { DETACH, type Detachable } from '../format/entry-stream.js'
 import { LimitExceededError, ManifestNotFoundError } from '../format/errors.js'
@@ -82,6 +83,29 @@ async function* walkRefsFrom(
   open: OpenManifest,
   options: WalkRefsOptions,
 ): AsyncGenerator<WalkedEntry, void, undefined> {
+  for await (const { entries, manifest, depth } of walkRefBatches(source, sourceKey, open, options)) {
+    for (const entry of entries) yield { entry, manifest, depth }
+  }
+}
+
+/** Consecutive entries of one manifest met on a walk (see {@link walkRefBatches}). */
+interface WalkedBatch {
+  entries: ManifestEntry[]
+  manifest: string | undefined
+  depth: number
+}
+
+/**
+ * The walk of {@link walkRefs}, in arrays of consecutive entries of one manifest: an array ends
+ * with each ref that is followed, and the manifest it leads to is opened only when the array
+ * after it is asked for.
+ */
+async function* walkRefBatches(
+  source: AsyncIterable<ManifestEntry> | Iterable<ManifestEntry>,
+  sourceKey: string | undefined,
+  open: OpenManifest,
+  options: WalkRefsOptions,
+): AsyncGenerator<WalkedBatch, void, undefined> {
   const visited = options.visited ?? new Set<string>()
   if (sourceKey !== undefined) visited.add(sourceKey)
   const { maxRefDepth, maxManifests } = effectiveLimits(undefined, options)
@@ -91,31 +115,38 @@ async function* walkRefsFrom(
     entries: AsyncIterable<ManifestEntry> | Iterable<ManifestEntry>,
     key: string | undefined,
     depth: number,
-  ): AsyncGenerator<WalkedEntry, void, undefined> {
+  ): AsyncGenerator<WalkedBatch, void, undefined> {
     let read = false
     try {
-      for await (const entry of entries) {
+      for await (const batch of batchesOf(entries)) {
         read = true
-        yield { entry, manifest: key, depth }
-        if (entry.kind !== 'manifest_ref' || visited.has(entry.key)) continue
-        if (depth >= maxRefDepth) {
-          throw new LimitExceededError(`manifest_ref to ${entry.key} is nested too deep`, {
-            key: key ?? entry.key,
-            limit: 'maxRefDepth',
-            value: maxRefDepth,
-          })
+        let start = 0
+        for (let i = 0; i < batch.length; i++) {
+          const entry = batch[i] as ManifestEntry
+          if (entry.kind !== 'manifest_ref' || visited.has(entry.key)) continue
+          // The entries up to the ref, then (when asked for) those it leads to.
+          yield { entries: start === 0 && i === batch.length - 1 ? batch : batch.slice(start, i + 1), manifest: key, depth }
+          start = i + 1
+          if (depth >= maxRefDepth) {
+            throw new LimitExceededError(`manifest_ref to ${entry.key} is nested too deep`, {
+              key: key ?? entry.key,
+              limit: 'maxRefDepth',
+              value: maxRefDepth,
+            })
+          }
+          if (visited.size >= maxManifests) {
+            throw new LimitExceededError(`manifest_ref to ${entry.key} is one manifest too many`, {
+              key: key ?? entry.key,
+              limit: 'maxManifests',
+              value: maxManifests,
+            })
+          }
+          visited.add(entry.key)
+          // This manifest holds no connection while the one its ref names is read (see readManifest).
+          await (entries as Partial<Detachable>)[DETACH]?.()
+          yield* walk(open(entry.key, key, depth + 1), entry.key, depth + 1)
         }
-        if (visited.size >= maxManifests) {
-          throw new LimitExceededError(`manifest_ref to ${entry.key} is one manifest too many`, {
-            key: key ?? entry.key,
-            limit: 'maxManifests',
-            value: maxManifests,
-          })
-        }
-        visited.add(entry.key)
-        // This manifest holds no connection while the one its ref names is read (see readManifest).
-        await (entries as Partial<Detachable>)[DETACH]?.()
-        yield* walk(open(entry.key, key, depth + 1), entry.key, depth + 1)
+        if (start < batch.length) yield { entries: start === 0 ? batch : batch.slice(start), manifest: key, depth }
       }
     } catch (error) {
       const missing = error instanceof ManifestNotFoundError && error.key === key && !read
@@ -132,14 +163,28 @@ async function* walkRefsFrom(
 export function expandRefs(ctx: S3Context, options: ExpandRefsOptions = {}) {
   checkContext('expandRefs', ctx)
   checkOptions('expandRefs', options)
-  return async function* expandRefsStage(
-    entries: AsyncIterable<ManifestEntry> | Iterable<ManifestEntry>,
-  ): AsyncGenerator<FileEntry | ShardEntry, void, undefined> {
-    const { maxLineBytes, maxRefDepth, maxManifests } = effectiveLimits(ctx.limits, options)
-    const rootKey = (entries as { [MANIFEST_KEY]?: string })[MANIFEST_KEY]
-    const open: OpenManifest = (key, referencedFrom) => readManifest(ctx, key, { maxLineBytes, referencedFrom })
-    for await (const { entry } of walkRefs(entries, rootKey, open, { visited: options.visited, maxRefDepth, maxManifests })) {
-      if (entry.kind !== 'manifest_ref') yield entry
-    }
+  return function expandRefsStage(entries: AsyncIterable<ManifestEntry> | Iterable<ManifestEntry>): BatchedStream<FileEntry | ShardEntry> {
+    return new BatchedStream(() => expandedBatches(ctx, options, entries))
   }
+}
+
+async function* expandedBatches(
+  ctx: S3Context,
+  options: ExpandRefsOptions,
+  entries: AsyncIterable<ManifestEntry> | Iterable<ManifestEntry>,
+): AsyncGenerator<(FileEntry | ShardEntry)[], void, undefined> {
+  const { maxLineBytes, maxRefDepth, maxManifests } = effectiveLimits(ctx.limits, options)
+  const rootKey = (entries as { [MANIFEST_KEY]?: string })[MANIFEST_KEY]
+  const open: OpenManifest = (key, referencedFrom) => readManifest(ctx, key, { maxLineBytes, referencedFrom })
+  for await (const { entries: batch } of walkRefBatches(entries, rootKey, open, { visited: options.visited, maxRefDepth, maxManifests })) {
+    yield withoutRefs(batch)
+  }
+}
+
+/** The entries that are not refs (the same array when there is none). */
+function withoutRefs(entries: ManifestEntry[]): (FileEntry | ShardEntry)[] {
+  for (const entry of entries) {
+    if (entry.kind === 'manifest_ref') return entries.filter((e): e is FileEntry | ShardEntry => e.kind !== 'manifest_ref')
+  }
+  return entries as (FileEntry | ShardEntry)[]
 }

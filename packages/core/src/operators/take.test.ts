@@ -1,5 +1,6 @@
 import { pipe } from 'it-pipe'
 import { describe, expect, it } from 'vitest'
+import { BatchedStream, batchesOf } from '../format/batches.js'
 import { ConfigurationError } from '../format/errors.js'
 import { take } from './take.js'
 
@@ -64,6 +65,22 @@ describe('take', () => {
     for await (const item of take<number>(100)(source)) if (item === 1) break
     expect(state.pulled).toBe(2)
     expect(state.closed).toBe(true)
+  })
+
+  it('items in arrays: cuts the array that reaches the limit, hands on arrays, and closes the input', async () => {
+    const state = { pulled: 0, closed: false }
+    const input = new BatchedStream(async function* () {
+      try {
+        for (const batch of [[0, 1], [2, 3, 4], [5]]) {
+          state.pulled++
+          yield batch
+        }
+      } finally {
+        state.closed = true
+      }
+    })
+    expect(await Array.fromAsync(batchesOf(take<number>(3)(input)))).toStrictEqual([[0, 1], [2]])
+    expect(state).toStrictEqual({ pulled: 2, closed: true })
   })
 
   it('with undefined, pulls only what the consumer asks for', async () => {

@@ -5,12 +5,20 @@
  * depth; the limits, a missing manifest, and a shared visited set.
  */
 import { describe, expect, it } from 'vitest'
+import { BatchedStream } from '../format/batches.js'
 import type { ManifestEntry } from '../format/entries.js'
 import { LimitExceededError, ManifestNotFoundError } from '../format/errors.js'
 import { type OpenManifest, type WalkedEntry, type WalkRefsOptions, walkRefs } from './expand-refs.js'
 
-/** Manifests in memory: name → items, where `@x` is a ref to manifest x and other strings are file keys. */
-function library(spec: Record<string, string[]>): { open: OpenManifest; opened: string[]; entriesOf: (name: string) => ManifestEntry[] } {
+/**
+ * Manifests in memory: name → items, where `@x` is a ref to manifest x and other strings are file
+ * keys. `inArrays`: each manifest opened is a `BatchedStream` of one array (as `readManifest`
+ * gives a chunk's entries), refs in the middle of it.
+ */
+function library(
+  spec: Record<string, string[]>,
+  inArrays = false,
+): { open: OpenManifest; opened: string[]; entriesOf: (name: string) => ManifestEntry[] } {
   const entriesOf = (name: string): ManifestEntry[] => {
     const items = spec[name]
     if (items === undefined) throw new ManifestNotFoundError(name)
@@ -21,6 +29,12 @@ function library(spec: Record<string, string[]>): { open: OpenManifest; opened: 
   const opened: string[] = []
   const open: OpenManifest = (key, referencedFrom) => {
     opened.push(key)
+    if (inArrays) {
+      return new BatchedStream(async function* () {
+        if (spec[key] === undefined) throw new ManifestNotFoundError(key, { referencedFrom })
+        yield entriesOf(key)
+      })
+    }
     return (async function* () {
       if (spec[key] === undefined) throw new ManifestNotFoundError(key, { referencedFrom })
       yield* entriesOf(key)
@@ -34,18 +48,26 @@ async function walk(
   spec: Record<string, string[]>,
   root: string,
   options: WalkRefsOptions = {},
+  inArrays = false,
 ): Promise<{ seen: string[]; opened: string[]; walked: WalkedEntry[] }> {
-  const { open, opened, entriesOf } = library(spec)
-  const walked = await Array.fromAsync(walkRefs(entriesOf(root), root, open, options))
+  const { open, opened, entriesOf } = library(spec, inArrays)
+  const source = inArrays ? open(root, undefined, 0) : entriesOf(root)
+  if (inArrays) opened.shift()
+  const walked = await Array.fromAsync(walkRefs(source, root, open, options))
   const seen = walked.map(({ entry, depth }) => `${entry.kind === 'manifest_ref' ? '->' : ''}${(entry as { key: string }).key}@${depth}`)
   return { seen, opened, walked }
 }
 
 describe('walkRefs', () => {
-  it('depth first, in file order; each ref just before the entries it leads to', async () => {
+  it.each([
+    ['one at a time', false],
+    ['in arrays, refs in the middle of them', true],
+  ])('depth first, in file order; each ref just before the entries it leads to (entries %s)', async (_how, inArrays) => {
     const { seen, opened, walked } = await walk(
       { root: ['r1', '@a', 'r2', '@b', 'r3'], a: ['a1', '@c', 'a2'], b: ['b1'], c: ['c1', 'c2'] },
       'root',
+      {},
+      inArrays,
     )
     expect(seen).toEqual(['r1@0', '->a@0', 'a1@1', '->c@1', 'c1@2', 'c2@2', 'a2@1', 'r2@0', '->b@0', 'b1@1', 'r3@0'])
     expect(opened).toEqual(['a', 'c', 'b'])
@@ -103,6 +125,18 @@ describe('walkRefs', () => {
     const { seen } = await walk(spec, 'root', { onMissingRef: (e) => missing.push(`${e.key} from ${e.referencedFrom}`) })
     expect(missing).toEqual(['gone from a'])
     expect(seen).toEqual(['r1@0', '->a@0', 'a1@1', '->gone@1', 'a2@1', 'r2@0'])
+  })
+
+  it("entries in arrays: a ref's manifest is opened only when the entry after the ref is asked for", async () => {
+    const { open, opened } = library({ root: ['r1', '@a', 'r2', '@b'], a: ['a1'], b: ['b1'] }, true)
+    const walk = walkRefs(open('root', undefined, 0), 'root', open)
+    const keys: string[] = []
+    for await (const { entry } of walk) {
+      keys.push(`${(entry as { key: string }).key}:${opened.join(',')}`)
+      if (entry.kind === 'manifest_ref' && entry.key === 'b') break
+    }
+    expect(keys).toEqual(['r1:root', 'a:root', 'a1:root,a', 'r2:root,a', 'b:root,a'])
+    expect(opened).toEqual(['root', 'a'])
   })
 
   it('stops opening manifests when the consumer stops', async () => {
