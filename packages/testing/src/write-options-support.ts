@@ -18,6 +18,9 @@
  * it.skipIf(!support.tagsStored)('tags are read back (needs a server that stores tags)', async () => { … })
  * const writes = proxy.requests.filter((r) => s3Operation(r) === 'PutObject' || s3Operation(r) === 'CreateMultipartUpload')
  * ```
+ *
+ * (Over 300 lines on purpose: largely a declarative table of each write option's headers and how to
+ * read it back.)
  */
 import { createHash, randomBytes } from 'node:crypto'
 import {

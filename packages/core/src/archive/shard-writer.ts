@@ -21,6 +21,9 @@
  * await writer.add({ source: '/data/b.wav', member_path: 'b.wav', meta: { sr: 16000 } })
  * const entry = await writer.finish() // { kind: 'shard', archive_key, …, count: 2, size_bytes, meta: { etag } }
  * ```
+ *
+ * (Over 300 lines on purpose: plain, gzip and zstd archives share one member loop and one offset
+ * bookkeeping; split by compression, that bookkeeping would be spread over several files.)
  */
 import { createHash } from 'node:crypto'
 import { DEFAULT_INTERNAL_MANIFEST_PATH, type FileEntry, type ShardEntry, serializeEntry } from '../format/entries.js'

@@ -22,6 +22,9 @@
  * await upload.upload(2, lastPart)
  * const etag = await upload.complete(firstPart.byteLength + lastPart.byteLength)
  * ```
+ *
+ * (Just over 300 lines: the single PUT and the multipart upload share the recognition of a write
+ * whose answer was lost.)
  */
 import { createHash } from 'node:crypto'
 import {

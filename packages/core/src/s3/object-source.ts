@@ -19,6 +19,9 @@
  * source.on('data', (chunk) => …); source.on('end', …); source.on('error', …); source.resume()
  * const body = await getObjectBody(ctx, 'ds/clip.wav')   // the same, as an ObjectBody (a Readable with bytes())
  * ```
+ *
+ * (Over 300 lines on purpose: the resumable GET and its parallel ranges share the ETag pinning and
+ * the resume state.)
  */
 import { EventEmitter } from 'node:events'
 import type { Readable } from 'node:stream'

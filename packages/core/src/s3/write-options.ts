@@ -39,6 +39,9 @@
  * await putObject(sealed, 'private/file.wav', wavBytes)
  * const body = await getObjectBody(sealed, 'private/file.wav') // sends the key
  * ```
+ *
+ * (Over 300 lines on purpose: the one interface of every write option, its documentation and its
+ * checks, kept side by side so that an option's words and its rule cannot drift apart.)
  */
 import { createHash } from 'node:crypto'
 import { inspect } from 'node:util'
