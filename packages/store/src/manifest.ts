@@ -50,6 +50,8 @@ import type {
   IterEntriesOptions,
   IterObjectsOptions,
   ListFilesOptions,
+  RefsResolved,
+  ShardsExpanded,
   WriteCallOptions,
   WriteManifestOptions,
   WriteManifestResult,
@@ -159,6 +161,8 @@ export class Manifest implements EntrySource {
   }
 
   /** The entries, refs inlined (depth first, each manifest once) unless `resolveRefs: false`. */
+  iterEntries(options?: RefsResolved<IterEntriesOptions>): AsyncIterable<FileEntry | ShardEntry>
+  iterEntries(options: IterEntriesOptions): AsyncIterable<ManifestEntry>
   iterEntries(options: IterEntriesOptions = {}): AsyncIterable<ManifestEntry> {
     checkOptions('Manifest.iterEntries', options)
     const ctx = this.store.context(options)
@@ -174,7 +178,9 @@ export class Manifest implements EntrySource {
    * `concurrency` at a time ahead of the consumer, shard members streamed out of one GET per
    * archive. Read each body inside the loop: a shard member's body is skipped once the loop moves on.
    */
-  iterObjects(options: IterObjectsOptions = {}): AsyncIterable<EntryWithBody> {
+  iterObjects(options?: ShardsExpanded<IterObjectsOptions>): AsyncIterable<EntryWithBody<FileEntry>>
+  iterObjects(options: IterObjectsOptions): AsyncIterable<EntryWithBody<FileEntry | ShardEntry>>
+  iterObjects(options: IterObjectsOptions = {}): AsyncIterable<EntryWithBody<FileEntry | ShardEntry>> {
     checkOptions('Manifest.iterObjects', options)
     const ctx = this.store.context(options)
     const backing = this.#backing
@@ -182,8 +188,8 @@ export class Manifest implements EntrySource {
       // The members of one archive: one streaming pass, not one archive read per member.
       return pipe(
         readShardMembers(ctx, backing.shard, { verify: options.verify }),
-        optional<EntryWithBody>(options.partition && partition(options.partition)),
-        take<EntryWithBody>(options.limit),
+        optional<EntryWithBody<FileEntry>>(options.partition && partition(options.partition)),
+        take<EntryWithBody<FileEntry>>(options.limit),
       )
     }
     const shards = expandShards(ctx, {
@@ -192,6 +198,7 @@ export class Manifest implements EntrySource {
       maxBufferedBytes: options.maxBufferedBytes,
       verify: options.verify,
     })
+    // Refs are resolved, so what comes out is files (loose or shard members) and, unexpanded, shards.
     return pipe(
       this.#entries(ctx, true),
       // Whole shards and loose files are shared out before shards are expanded: a shard stays with one worker.
@@ -204,7 +211,7 @@ export class Manifest implements EntrySource {
         indexCache: this.store.archiveIndexes,
         verify: options.verify,
       }),
-    )
+    ) as AsyncIterable<EntryWithBody<FileEntry | ShardEntry>>
   }
 
   /**
@@ -224,6 +231,8 @@ export class Manifest implements EntrySource {
   }
 
   /** File entries, with each shard replaced by its internal manifest's entries (unless `includeShards: false`). */
+  listFiles(options?: ShardsExpanded<ListFilesOptions, 'includeShards'>): AsyncIterable<FileEntry>
+  listFiles(options: ListFilesOptions): AsyncIterable<FileEntry | ShardEntry>
   listFiles(options: ListFilesOptions = {}): AsyncIterable<FileEntry | ShardEntry> {
     checkOptions('Manifest.listFiles', options)
     const ctx = this.store.context(options)
@@ -232,9 +241,10 @@ export class Manifest implements EntrySource {
   }
 
   /** File entries (shard members included) whose key, or virtual key, starts with `prefix`. */
-  filterByPrefix(prefix: string, options: ReadOptions = {}): AsyncIterable<FileEntry | ShardEntry> {
+  filterByPrefix(prefix: string, options: ReadOptions = {}): AsyncIterable<FileEntry> {
     checkOptions('Manifest.filterByPrefix', options)
-    return pipe(this.listFiles({ ...options, includeShards: true }), withKeyPrefix(prefix))
+    const expanded: ShardsExpanded<ListFilesOptions, 'includeShards'> = { ...options, includeShards: true }
+    return withKeyPrefix(prefix)(this.listFiles(expanded))
   }
 
   /**
@@ -301,7 +311,7 @@ export class Manifest implements EntrySource {
   }
 
   /** Iterating a manifest iterates its entries, refs resolved. */
-  [Symbol.asyncIterator](): AsyncIterator<ManifestEntry> {
+  [Symbol.asyncIterator](): AsyncIterator<FileEntry | ShardEntry> {
     return this.iterEntries()[Symbol.asyncIterator]()
   }
 

@@ -20,7 +20,6 @@ import {
   type FileEntry,
   inferArchiveFormat,
   internalManifestPath,
-  type ManifestEntry,
   type ObjectBody,
   openShardMember,
   type RolloverLimits,
@@ -95,8 +94,9 @@ export class Shard {
    * The shard's entries, what `Manifest.iterEntries` yields for it (`getManifest()`): its internal
    * manifest's, read from the head of the archive only, no member data.
    */
-  iterEntries(options: ShardIterOptions = {}): AsyncIterable<ManifestEntry> {
-    return this.getManifest().iterEntries(options)
+  iterEntries(options: ShardIterOptions = {}): AsyncIterable<FileEntry> {
+    // A manifest backed by a shard reads its internal manifest, which holds file entries only.
+    return this.getManifest().iterEntries(options) as AsyncIterable<FileEntry>
   }
 
   /**
@@ -105,7 +105,7 @@ export class Shard {
    * `key`), bodies out of one streaming GET. Read each body inside the loop. (Python's
    * `Shard.iter_entries`.)
    */
-  iterObjects(options: ShardIterOptions = {}): AsyncIterable<EntryWithBody> {
+  iterObjects(options: ShardIterOptions = {}): AsyncIterable<EntryWithBody<FileEntry>> {
     return this.getManifest().iterObjects(options)
   }
 

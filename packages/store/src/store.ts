@@ -84,7 +84,9 @@ import type {
   PutObjectCallOptions,
   PutShardArchiveOptions,
   PutShardedOptions,
+  RefsResolved,
   S3ExchangeStoreOptions,
+  ShardsExpanded,
   WriteManifestOptions,
   WriteManifestResult,
 } from './options.js'
@@ -293,6 +295,8 @@ export class S3ExchangeStore implements StoreContext {
   }
 
   /** A manifest's entries, refs inlined (each manifest read once) unless `resolveRefs: false`. */
+  iterManifestEntries(manifest: ManifestRef, options?: RefsResolved<IterEntriesOptions>): AsyncIterable<FileEntry | ShardEntry>
+  iterManifestEntries(manifest: ManifestRef, options: IterEntriesOptions): AsyncIterable<ManifestEntry>
   iterManifestEntries(manifest: ManifestRef, options: IterEntriesOptions = {}): AsyncIterable<ManifestEntry> {
     checkOptions('iterManifestEntries', options)
     return Manifest.fromRef(this, manifest).iterEntries(options)
@@ -301,15 +305,20 @@ export class S3ExchangeStore implements StoreContext {
   /**
    * Every object a manifest names, `{ entry, body }`, in manifest order: loose files fetched
    * `concurrency` at a time ahead of you, shard members streamed out of one GET per archive.
-   * Read each body inside the loop.
+   * Read each body inside the loop. Each `entry` is a `FileEntry` (a member's has `archive_key` and
+   * `member_path`); with `expandShards: false`, shards come whole, as `ShardEntry`.
    */
-  iterObjects(manifest: ManifestRef, options: IterObjectsOptions = {}): AsyncIterable<EntryWithBody> {
+  iterObjects(manifest: ManifestRef, options?: ShardsExpanded<IterObjectsOptions>): AsyncIterable<EntryWithBody<FileEntry>>
+  iterObjects(manifest: ManifestRef, options: IterObjectsOptions): AsyncIterable<EntryWithBody<FileEntry | ShardEntry>>
+  iterObjects(manifest: ManifestRef, options: IterObjectsOptions = {}): AsyncIterable<EntryWithBody<FileEntry | ShardEntry>> {
     checkOptions('iterObjects', options)
     return Manifest.fromRef(this, manifest).iterObjects(options)
   }
 
   /** Python's alias of `iterObjects`. */
-  getObjects(manifest: ManifestRef, options: IterObjectsOptions = {}): AsyncIterable<EntryWithBody> {
+  getObjects(manifest: ManifestRef, options?: ShardsExpanded<IterObjectsOptions>): AsyncIterable<EntryWithBody<FileEntry>>
+  getObjects(manifest: ManifestRef, options: IterObjectsOptions): AsyncIterable<EntryWithBody<FileEntry | ShardEntry>>
+  getObjects(manifest: ManifestRef, options: IterObjectsOptions = {}): AsyncIterable<EntryWithBody<FileEntry | ShardEntry>> {
     checkOptions('getObjects', options)
     return this.iterObjects(manifest, options)
   }
@@ -321,13 +330,15 @@ export class S3ExchangeStore implements StoreContext {
   }
 
   /** A manifest's file entries, shards replaced by their internal manifest's entries (unless `includeShards: false`). */
+  listManifestFiles(manifest: ManifestRef, options?: ShardsExpanded<ListFilesOptions, 'includeShards'>): AsyncIterable<FileEntry>
+  listManifestFiles(manifest: ManifestRef, options: ListFilesOptions): AsyncIterable<FileEntry | ShardEntry>
   listManifestFiles(manifest: ManifestRef, options: ListFilesOptions = {}): AsyncIterable<FileEntry | ShardEntry> {
     checkOptions('listManifestFiles', options)
     return Manifest.fromRef(this, manifest).listFiles(options)
   }
 
   /** A manifest's file entries (shard members included) whose key starts with `prefixFilter`. */
-  listByManifestPrefix(manifest: ManifestRef, prefixFilter: string, options: ReadOptions = {}): AsyncIterable<FileEntry | ShardEntry> {
+  listByManifestPrefix(manifest: ManifestRef, prefixFilter: string, options: ReadOptions = {}): AsyncIterable<FileEntry> {
     checkOptions('listByManifestPrefix', options)
     return Manifest.fromRef(this, manifest).filterByPrefix(prefixFilter, options)
   }
