@@ -197,7 +197,7 @@ describe('construction', () => {
     expect(() => store.openManifestWriter('a/m.jsonl', { shardSize: {} })).toThrow(ConfigurationError)
     expect(() => store.openManifestWriter('a/m.jsonl', { shardFormat: 'zip' as never })).toThrow(ConfigurationError)
     expect(() => store.openManifestWriter('a/m.jsonl', { shardCompression: 'bzip2' as never })).toThrow(
-      expect.objectContaining({ name: 'ConfigurationError', option: 'shardCompression', key: 'a/m.jsonl' }),
+      expect.objectContaining({ name: 'ConfigurationError', option: 'shardCompression', call: 'openManifestWriter' }),
     )
   })
 })

@@ -95,6 +95,7 @@ export class Shard {
    * manifest's, read from the head of the archive only, no member data.
    */
   iterEntries(options: ShardIterOptions = {}): AsyncIterable<FileEntry> {
+    checkOptions('Shard.iterEntries', options)
     // A manifest backed by a shard reads its internal manifest, which holds file entries only.
     return this.getManifest().iterEntries(options) as AsyncIterable<FileEntry>
   }
@@ -106,6 +107,7 @@ export class Shard {
    * `Shard.iter_entries`.)
    */
   iterObjects(options: ShardIterOptions = {}): AsyncIterable<EntryWithBody<FileEntry>> {
+    checkOptions('Shard.iterObjects', options)
     return this.getManifest().iterObjects(options)
   }
 

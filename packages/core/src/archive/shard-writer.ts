@@ -125,9 +125,6 @@ export class ShardWriter implements Writer<ShardItem | PreparedShardItem, ShardE
   constructor(ctx: S3Context, archiveKey: string, options: ShardWriterOptions = {}) {
     checkOptions('ShardWriter', options)
     checkArchiveKey(archiveKey)
-    if (options.compression !== undefined && options.compression !== 'gzip' && options.compression !== null) {
-      throw new ShardWriteError(`unsupported compression: ${String(options.compression)} (gzip or null)`, { archiveKey })
-    }
     this.archiveKey = archiveKey
     this.#options = options
     this.compression = archiveCompressionFor(archiveKey, options.compression)

@@ -40,7 +40,7 @@ describe('checkOptions', () => {
     ['onMissing', ['throw', 'skip'], ['ignore', null, 1]],
     ['verify', [true, false], ['true', 1, null]],
     ['regex', [/x/, 'a.b'], ['[', 5]],
-    ['shardCompression', ['gzip', null], ['zstd', 'bzip2']],
+    ['shardCompression', ['gzip', 'zstd', null], ['lz4', 'bzip2']],
   ] as [string, unknown[], unknown[]][])('%s: accepts %o, refuses %o', (name, good, bad) => {
     for (const value of good)
       expect(
