@@ -57,8 +57,8 @@ try {
       const data = await body.bytes()
       bytes += data.byteLength
       const sha = createHash('sha256').update(data).digest('hex').slice(0, 12)
-      const from = entry.kind === 'file' && entry.archive_key ? 'member' : 'object'
-      console.log(`   ${from} ${entry.kind === 'shard' ? entry.archive_key : entry.key}  ${data.byteLength} B  sha256 ${sha}…`)
+      const from = entry.archive_key === undefined ? 'object' : 'member'
+      console.log(`   ${from} ${entry.key}  ${data.byteLength} B  sha256 ${sha}…`)
     }
     console.log(`   read ${bytes} bytes\n`)
   }

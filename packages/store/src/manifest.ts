@@ -65,6 +65,8 @@ import type {
   IterEntriesOptions,
   IterObjectsOptions,
   ListFilesOptions,
+  RefsResolved,
+  ShardsExpanded,
   WriteCallOptions,
   WriteManifestOptions,
   WriteManifestResult,
@@ -188,6 +190,7 @@ export class Manifest implements EntrySource {
    * `cursors: true`, `{ entry, cursor }`; with `after`, only the entries after that cursor.
    */
   iterEntries(options: IterEntriesOptions & { cursors: true }): AsyncIterable<EntryWithCursor>
+  iterEntries(options?: RefsResolved<IterEntriesOptions> & { cursors?: false }): AsyncIterable<FileEntry | ShardEntry>
   iterEntries(options?: IterEntriesOptions & { cursors?: false }): AsyncIterable<ManifestEntry>
   iterEntries(options?: IterEntriesOptions): AsyncIterable<ManifestEntry> | AsyncIterable<EntryWithCursor>
   iterEntries(options: IterEntriesOptions = {}): AsyncIterable<ManifestEntry> | AsyncIterable<EntryWithCursor> {
@@ -221,6 +224,8 @@ export class Manifest implements EntrySource {
    * the manifests and shards before it without reading them, and reads a partly consumed shard
    * from the next member on).
    */
+  iterObjects(options?: ShardsExpanded<IterObjectsOptions>): AsyncIterable<ObjectWithCursor<FileEntry>>
+  iterObjects(options: IterObjectsOptions): AsyncIterable<ObjectWithCursor<FileEntry | ShardEntry>>
   iterObjects(options: IterObjectsOptions = {}): AsyncIterable<ObjectWithCursor> {
     checkOptions('Manifest.iterObjects', options)
     const ctx = this.store.context(options)
@@ -338,6 +343,8 @@ export class Manifest implements EntrySource {
   }
 
   /** File entries, with each shard replaced by its internal manifest's entries (unless `includeShards: false`). */
+  listFiles(options?: ShardsExpanded<ListFilesOptions, 'includeShards'>): AsyncIterable<FileEntry>
+  listFiles(options: ListFilesOptions): AsyncIterable<FileEntry | ShardEntry>
   listFiles(options: ListFilesOptions = {}): AsyncIterable<FileEntry | ShardEntry> {
     checkOptions('Manifest.listFiles', options)
     const ctx = this.store.context(options)
@@ -346,9 +353,10 @@ export class Manifest implements EntrySource {
   }
 
   /** File entries (shard members included) whose key, or virtual key, starts with `prefix`. */
-  filterByPrefix(prefix: string, options: ReadOptions = {}): AsyncIterable<FileEntry | ShardEntry> {
+  filterByPrefix(prefix: string, options: ReadOptions = {}): AsyncIterable<FileEntry> {
     checkOptions('Manifest.filterByPrefix', options)
-    return pipe(this.listFiles({ ...options, includeShards: true }), withKeyPrefix(prefix))
+    const expanded: ShardsExpanded<ListFilesOptions, 'includeShards'> = { ...options, includeShards: true }
+    return withKeyPrefix(prefix)(this.listFiles(expanded))
   }
 
   /**
@@ -415,7 +423,7 @@ export class Manifest implements EntrySource {
   }
 
   /** Iterating a manifest iterates its entries, refs resolved. */
-  [Symbol.asyncIterator](): AsyncIterator<ManifestEntry> {
+  [Symbol.asyncIterator](): AsyncIterator<FileEntry | ShardEntry> {
     return this.iterEntries()[Symbol.asyncIterator]()
   }
 

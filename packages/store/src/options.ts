@@ -112,7 +112,7 @@ export interface PartitionOption {
    * shared out instead (each worker streams the archive and skips the others' members). Keep the
    * manifest unchanged while workers read it. A bad index or count throws `ConfigurationError`.
    */
-  partition?: PartitionOptions
+  partition?: PartitionOptions | undefined
 }
 
 /** The `shuffle` option: a shuffled epoch. */
@@ -132,6 +132,17 @@ export interface ShuffleOption {
    */
   shuffle?: ShuffleOptions
 }
+
+/**
+ * Options that keep the default of expanding shards (`expandShards` or `includeShards` left out or
+ * `true`): the calls taking them yield file entries only, loose objects and shard members alike,
+ * whose `key` is a `string` (a member's virtual key `archive_key#member_path`, with `archive_key`
+ * and `member_path` set). Passing `false` widens what they yield to include `ShardEntry`.
+ */
+export type ShardsExpanded<O, Flag extends 'expandShards' | 'includeShards' = 'expandShards'> = O & { [F in Flag]?: true }
+
+/** Options that keep the default of resolving refs: the entries yielded are files and shards, no `manifest_ref`. */
+export type RefsResolved<O> = O & { resolveRefs?: true }
 
 /** Options for {@link Manifest.iterEntries} and `iterManifestEntries`. */
 

@@ -20,7 +20,6 @@ import {
   type FileEntry,
   inferArchiveFormat,
   internalManifestPath,
-  type ManifestEntry,
   type ObjectBody,
   openShardMember,
   type RolloverLimits,
@@ -95,9 +94,10 @@ export class Shard {
    * The shard's entries, what `Manifest.iterEntries` yields for it (`getManifest()`): its internal
    * manifest's, read from the head of the archive only, no member data.
    */
-  iterEntries(options: ShardIterOptions = {}): AsyncIterable<ManifestEntry> {
+  iterEntries(options: ShardIterOptions = {}): AsyncIterable<FileEntry> {
     checkOptions('Shard.iterEntries', options)
-    return this.getManifest().iterEntries(options)
+    // A manifest backed by a shard reads its internal manifest, which holds file entries only.
+    return this.getManifest().iterEntries(options) as AsyncIterable<FileEntry>
   }
 
   /**
@@ -106,7 +106,7 @@ export class Shard {
    * `key`), bodies out of one streaming GET. Read each body inside the loop. (Python's
    * `Shard.iter_entries`.)
    */
-  iterObjects(options: ShardIterOptions = {}): AsyncIterable<EntryWithBody> {
+  iterObjects(options: ShardIterOptions = {}): AsyncIterable<EntryWithBody<FileEntry>> {
     checkOptions('Shard.iterObjects', options)
     return this.getManifest().iterObjects(options)
   }

@@ -96,7 +96,9 @@ import type {
   PutObjectCallOptions,
   PutShardArchiveOptions,
   PutShardedOptions,
+  RefsResolved,
   S3ExchangeStoreOptions,
+  ShardsExpanded,
   WriteManifestOptions,
   WriteManifestResult,
 } from './options.js'
@@ -319,6 +321,10 @@ export class S3ExchangeStore implements StoreContext {
    * With `cursors: true`, `{ entry, cursor }`; with `after: cursor`, only the entries after it.
    */
   iterManifestEntries(manifest: ManifestRef, options: IterEntriesOptions & { cursors: true }): AsyncIterable<EntryWithCursor>
+  iterManifestEntries(
+    manifest: ManifestRef,
+    options?: RefsResolved<IterEntriesOptions> & { cursors?: false },
+  ): AsyncIterable<FileEntry | ShardEntry>
   iterManifestEntries(manifest: ManifestRef, options?: IterEntriesOptions & { cursors?: false }): AsyncIterable<ManifestEntry>
   iterManifestEntries(
     manifest: ManifestRef,
@@ -332,14 +338,20 @@ export class S3ExchangeStore implements StoreContext {
    * Every object a manifest names, `{ entry, body, cursor }`, in manifest order: loose files
    * fetched `concurrency` at a time ahead of you, shard members streamed out of one GET per
    * archive. Read each body inside the loop. Save `cursor` once an item is processed, and pass it
-   * as `after` to resume right after that item (see `Manifest.iterObjects`).
+   * as `after` to resume right after that item (see `Manifest.iterObjects`). Each `entry` is a
+   * `FileEntry` (a member's has `archive_key` and `member_path`); with `expandShards: false`,
+   * shards come whole, as `ShardEntry`.
    */
+  iterObjects(manifest: ManifestRef, options?: ShardsExpanded<IterObjectsOptions>): AsyncIterable<ObjectWithCursor<FileEntry>>
+  iterObjects(manifest: ManifestRef, options: IterObjectsOptions): AsyncIterable<ObjectWithCursor<FileEntry | ShardEntry>>
   iterObjects(manifest: ManifestRef, options: IterObjectsOptions = {}): AsyncIterable<ObjectWithCursor> {
     checkOptions('iterObjects', options)
     return Manifest.fromRef(this, manifest).iterObjects(options)
   }
 
   /** Python's alias of `iterObjects`. */
+  getObjects(manifest: ManifestRef, options?: ShardsExpanded<IterObjectsOptions>): AsyncIterable<ObjectWithCursor<FileEntry>>
+  getObjects(manifest: ManifestRef, options: IterObjectsOptions): AsyncIterable<ObjectWithCursor<FileEntry | ShardEntry>>
   getObjects(manifest: ManifestRef, options: IterObjectsOptions = {}): AsyncIterable<ObjectWithCursor> {
     checkOptions('getObjects', options)
     return this.iterObjects(manifest, options)
@@ -370,13 +382,15 @@ export class S3ExchangeStore implements StoreContext {
   }
 
   /** A manifest's file entries, shards replaced by their internal manifest's entries (unless `includeShards: false`). */
+  listManifestFiles(manifest: ManifestRef, options?: ShardsExpanded<ListFilesOptions, 'includeShards'>): AsyncIterable<FileEntry>
+  listManifestFiles(manifest: ManifestRef, options: ListFilesOptions): AsyncIterable<FileEntry | ShardEntry>
   listManifestFiles(manifest: ManifestRef, options: ListFilesOptions = {}): AsyncIterable<FileEntry | ShardEntry> {
     checkOptions('listManifestFiles', options)
     return Manifest.fromRef(this, manifest).listFiles(options)
   }
 
   /** A manifest's file entries (shard members included) whose key starts with `prefixFilter`. */
-  listByManifestPrefix(manifest: ManifestRef, prefixFilter: string, options: ReadOptions = {}): AsyncIterable<FileEntry | ShardEntry> {
+  listByManifestPrefix(manifest: ManifestRef, prefixFilter: string, options: ReadOptions = {}): AsyncIterable<FileEntry> {
     checkOptions('listByManifestPrefix', options)
     return Manifest.fromRef(this, manifest).filterByPrefix(prefixFilter, options)
   }

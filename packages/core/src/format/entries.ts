@@ -84,6 +84,11 @@ export interface ShardEntry {
   size_bytes?: number | null
   /** Python puts `{ "etag": … }` here. */
   meta?: Meta | null
+  /**
+   * A shard has no `key` (its object is `archive_key`): declared so that `entry.key` on a union
+   * of file and shard entries is `string | undefined`, not `unknown`. Narrow on `kind`.
+   */
+  key?: undefined
   [field: string]: unknown
 }
 
@@ -91,6 +96,8 @@ export interface ShardEntry {
 export interface ManifestRefEntry {
   kind: 'manifest_ref'
   key: string
+  /** A ref names a manifest, not an archive: declared so that `archive_key` on a union of entries is `string | undefined`. */
+  archive_key?: undefined
   [field: string]: unknown
 }
 
