@@ -159,6 +159,7 @@ export { clientConfigFor, createClient, type EnvSource, type S3Settings, setting
 export { listKeys } from './s3/list-keys.js'
 export type { UploadOptions, WrittenObject } from './s3/multipart-upload.js'
 export { getObjectBody, type ObjectSourceOptions } from './s3/object-source.js'
+export type { ProbeCheck } from './s3/probe-session.js'
 export { DEFAULT_RANGE_CONCURRENCY, DEFAULT_RANGE_SIZE, type RangedReadOptions } from './s3/range-plan.js'
 export { deleteObject, headObject, objectExists } from './s3/requests.js'
 export {
@@ -171,7 +172,7 @@ export {
   type ServerCapabilities,
 } from './s3/server-capabilities.js'
 export { rememberServerCapabilities, type WriteCapabilities } from './s3/server-knowledge.js'
-export { type ProbeCheck, type ProbeServerOptions, probeServer, probeServerOnce, type ServerProbe } from './s3/server-probe.js'
+export { type ProbeServerOptions, probeServer, probeServerOnce, type ServerProbe } from './s3/server-probe.js'
 export {
   type ContextWriteOptions,
   type CustomerKey,

@@ -14,25 +14,20 @@ export {
   startLocalS3,
 } from './local-s3.js'
 export { type MultipartUpload, pendingMultipartUploads, trackMultipartUploads } from './multipart.js'
+export type {
+  ProxiedRequest,
+  ProxyAction,
+  ProxyAnswer,
+  ProxyConnection,
+  ProxyFault,
+  RecordedRequest,
+  S3Proxy,
+  S3ProxyOptions,
+} from './proxy-types.js'
+export { type InjectedFaults, mulberry32, type RandomFaults, type RandomFaultsOptions, randomFaults } from './random-faults.js'
+export { type RetryQuicklyOptions, retryQuickly } from './retry-quickly.js'
 export { countRequests, type RequestCounts, uploadDirectory } from './s3-helpers.js'
-export {
-  type InjectedFaults,
-  mulberry32,
-  type ProxiedRequest,
-  type ProxyAction,
-  type ProxyAnswer,
-  type ProxyConnection,
-  type ProxyFault,
-  type RandomFaults,
-  type RandomFaultsOptions,
-  type RecordedRequest,
-  type RetryQuicklyOptions,
-  randomFaults,
-  retryQuickly,
-  type S3Proxy,
-  type S3ProxyOptions,
-  startS3Proxy,
-} from './s3-proxy.js'
+export { startS3Proxy } from './s3-proxy.js'
 export { type PooledClient, type PooledClientOptions, pooledClient } from './socket-pool.js'
 export { type RequireToolOptions, requireTool } from './system-tools.js'
 export {

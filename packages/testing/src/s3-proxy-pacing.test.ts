@@ -10,7 +10,8 @@ import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/clie
 import { beforeAll, describe, expect, it, onTestFinished } from 'vitest'
 import { rejection } from './assertions.js'
 import { defaultBurstBytes, largestBurst, type PacedSlice } from './bandwidth.js'
-import { type ProxyConnection, type S3Proxy, type S3ProxyOptions, startS3Proxy } from './s3-proxy.js'
+import type { ProxyConnection, S3Proxy, S3ProxyOptions } from './proxy-types.js'
+import { startS3Proxy } from './s3-proxy.js'
 import { useTestS3 } from './vitest.js'
 
 const s3 = useTestS3()

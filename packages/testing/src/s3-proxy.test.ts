@@ -10,17 +10,10 @@ import { connect } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
-import {
-  type ProxiedRequest,
-  type ProxyAction,
-  type ProxyAnswer,
-  type ProxyFault,
-  randomFaults,
-  retryQuickly,
-  type S3Proxy,
-  type S3ProxyOptions,
-  startS3Proxy,
-} from './s3-proxy.js'
+import type { ProxiedRequest, ProxyAction, ProxyAnswer, ProxyFault, S3Proxy, S3ProxyOptions } from './proxy-types.js'
+import { randomFaults } from './random-faults.js'
+import { retryQuickly } from './retry-quickly.js'
+import { startS3Proxy } from './s3-proxy.js'
 import { testServer, useTestS3 } from './vitest.js'
 
 const s3 = useTestS3()

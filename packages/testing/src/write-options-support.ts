@@ -36,7 +36,7 @@ import {
   type S3Client,
   UploadPartCommand,
 } from '@aws-sdk/client-s3'
-import type { ProxiedRequest } from './s3-proxy.js'
+import type { ProxiedRequest } from './proxy-types.js'
 
 /** The S3 operations s3exchange sends, as a proxied request shows them; `other` for the rest. */
 export type S3Operation =
