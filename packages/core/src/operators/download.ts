@@ -145,11 +145,15 @@ export async function writeFileAtomically(
   }
   // A short name (not the target's plus a suffix), so that any name the target may have fits.
   const temporary = join(realFolder, `.s3x-${randomBytes(6).toString('hex')}.part`)
+  // 'wx': create a new file, never open an existing one (nor follow a link planted in its place).
+  const file = createWriteStream(temporary, { flags: 'wx' })
   try {
-    // 'wx': create a new file, never open an existing one (nor follow a link planted in its place).
-    await pipeline(data as AsyncIterable<Uint8Array>, createWriteStream(temporary, { flags: 'wx' }))
+    await pipeline(data as AsyncIterable<Uint8Array>, file)
     await rename(temporary, join(realFolder, basename(target)))
   } catch (error) {
+    // A source that fails at once fails while the file is still being opened: wait until the
+    // stream has closed it, or the file would appear after it was removed.
+    if (!file.closed) await new Promise<void>((closed) => file.once('close', () => closed()))
     await unlink(temporary).catch(() => {})
     throw asUnsafePath(error, options.key, target)
   }
