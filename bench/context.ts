@@ -13,11 +13,10 @@ export interface BenchTarget {
 
 /**
  * The library's defaults that the raw baselines match, where the library exports no constant
- * (`DEFAULT_FETCH_CONCURRENCY` is imported from it): `shardConcurrency` of `iterObjects` and
- * `concurrency` of `putObjects`. Keep them in step with packages/store/src/manifest.ts and
- * packages/core/src/put-object.ts.
+ * (`DEFAULT_FETCH_CONCURRENCY` and `DEFAULT_SHARD_CONCURRENCY` are imported from it): `concurrency`
+ * of `putObjects`. Keep it in step with packages/core/src/operators/put-objects.ts.
  */
-export const DEFAULT_SHARD_CONCURRENCY = 2
+export { DEFAULT_SHARD_CONCURRENCY } from 's3exchange'
 export const DEFAULT_PUT_CONCURRENCY = 16
 
 /**

@@ -139,7 +139,7 @@ export {
   type WalkRefsOptions,
   walkRefs,
 } from './operators/expand-refs.js'
-export { type ExpandShardsOptions, expandShards } from './operators/expand-shards.js'
+export { DEFAULT_SHARD_CONCURRENCY, type ExpandShardsOptions, expandShards } from './operators/expand-shards.js'
 export { DEFAULT_FETCH_CONCURRENCY, type FetchBodiesOptions, fetchBodies } from './operators/fetch-bodies.js'
 export { type FetchKeysOptions, fetchKeys } from './operators/fetch-keys.js'
 export { objectKeys, withKeyPrefix } from './operators/object-keys.js'

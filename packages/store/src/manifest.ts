@@ -22,6 +22,7 @@
 import type { CompactReport, DeleteReport } from '@s3exchange/core'
 import {
   ConfigurationError,
+  DEFAULT_SHARD_CONCURRENCY,
   type EntryWithBody,
   type EntryWithCursor,
   entriesWithCursor,
@@ -237,7 +238,7 @@ export class Manifest implements EntrySource {
     }
     const shards = expandShards(ctx, {
       bodies: true,
-      shardConcurrency: options.shardConcurrency ?? 2,
+      shardConcurrency: options.shardConcurrency ?? DEFAULT_SHARD_CONCURRENCY,
       maxBufferedBytes: options.maxBufferedBytes,
       verify: options.verify,
       readMembers: readPositionedMembers,

@@ -12,6 +12,7 @@
  * s3x get 'training/123/samples/shards/shard-00000.tar#a/0001.wav' .
  * ```
  */
+import { DEFAULT_FETCH_CONCURRENCY } from 's3exchange'
 import { parsePositiveInteger } from '../args.js'
 import type { Command } from '../command.js'
 
@@ -34,7 +35,7 @@ Examples:
   options: { manifest: { type: 'boolean' }, concurrency: { type: 'string' }, json: { type: 'boolean' } },
   optionHelp: [
     ['--manifest', 'read <key> as a manifest whatever its extension'],
-    ['--concurrency N', 'objects fetched at once (default 16)'],
+    ['--concurrency N', `objects fetched at once (default ${DEFAULT_FETCH_CONCURRENCY})`],
     ['--json', 'one {"key","path"} object per line'],
   ],
   args: { min: 2, max: 2 },

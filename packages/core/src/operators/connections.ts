@@ -34,6 +34,7 @@
  * ```
  */
 import { DEFAULT_RANGE_CONCURRENCY } from '../s3/range-plan.js'
+import { DEFAULT_SHARD_CONCURRENCY } from './expand-shards.js'
 import { DEFAULT_FETCH_CONCURRENCY } from './fetch-bodies.js'
 
 /** The terms of a read's budget, and their sum. */
@@ -52,9 +53,9 @@ export interface ConnectionBudget {
 
 /** The options that set a read's budget (as `iterObjects` takes them). */
 export interface ReadConnectionOptions {
-  /** Objects fetched at once. Default 16 (`fetchBodies`). */
+  /** Objects fetched at once. Default `DEFAULT_FETCH_CONCURRENCY` (32), as `iterObjects`. */
   concurrency?: number
-  /** Archives read at once. Default 1 (`expandShards`; the store's `iterObjects` passes 2). */
+  /** Archives read at once. Default `DEFAULT_SHARD_CONCURRENCY` (8), as `iterObjects` (the bare `expandShards` operator reads 1). */
   shardConcurrency?: number
   /** Whether shards are streamed with their bodies. Default true. */
   expandShards?: boolean
@@ -73,7 +74,7 @@ export interface ReadConnectionOptions {
 export function readConnections(options: ReadConnectionOptions = {}): ConnectionBudget {
   const manifests = (options.manifest ?? true) ? 1 : 0
   const objects = options.concurrency ?? DEFAULT_FETCH_CONCURRENCY
-  const archives = (options.expandShards ?? true) ? (options.shardConcurrency ?? 1) : 0
+  const archives = (options.expandShards ?? true) ? (options.shardConcurrency ?? DEFAULT_SHARD_CONCURRENCY) : 0
   const ranges = options.rangeConcurrency ?? DEFAULT_RANGE_CONCURRENCY
   return { manifests, objects, archives, ranges, total: manifests + objects + archives + ranges }
 }

@@ -39,6 +39,13 @@ import { checkContext, type S3Context } from '../s3/context.js'
 import { DEFAULT_MAX_BUFFERED_BYTES } from './fetch-bodies.js'
 import { prefetchShards, type ReadMembers } from './prefetch-shards.js'
 
+/**
+ * Archives `iterObjects` reads at once (its `shardConcurrency`), the one consumed and those read
+ * ahead within `maxBufferedBytes`. 8: at 20–50 ms to first byte, 8 archives at once read small-member
+ * shards 1.3–2× faster than 2 (bench/RESULTS.md, latency table; docs/DESIGN-NOTES.md).
+ */
+export const DEFAULT_SHARD_CONCURRENCY = 8
+
 /** Options for {@link expandShards}. */
 export interface ExpandShardsOptions extends ShardReadOptions, Pick<OpenMemberOptions, 'indexCache'> {
   /** Yield `{ entry, body }` for each member (one streaming GET per archive) instead of entries only. Default false. */
@@ -46,7 +53,8 @@ export interface ExpandShardsOptions extends ShardReadOptions, Pick<OpenMemberOp
   /**
    * With `bodies`: archives read at once, the one being consumed and the ones after it, whose
    * members are held in memory within `maxBufferedBytes` (see `prefetch-shards.ts`); output stays
-   * in manifest order. Default 1: one at a time (the store's `iterObjects` passes 2).
+   * in manifest order. Default 1: one at a time (the store's `iterObjects` passes
+   * `DEFAULT_SHARD_CONCURRENCY`, 8).
    */
   shardConcurrency?: number
   /** With `shardConcurrency` > 1: bytes of prefetched members held at once. Default 64 MiB. */

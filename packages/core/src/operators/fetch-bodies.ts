@@ -47,7 +47,7 @@ export interface FetchBodiesOptions extends VerifyOptions, Pick<OpenMemberOption
   /**
    * Connections held at once, an integer from 1 to 1024: requests in flight, plus the next
    * object's open stream and the body being read, when they are streamed rather than buffered.
-   * Default 16.
+   * Default 32 (`DEFAULT_FETCH_CONCURRENCY`).
    */
   concurrency?: number
   /**
@@ -59,8 +59,12 @@ export interface FetchBodiesOptions extends VerifyOptions, Pick<OpenMemberOption
   onMissing?: 'throw' | 'skip'
 }
 
-/** Default connections of `fetchBodies` (its `concurrency`). */
-export const DEFAULT_FETCH_CONCURRENCY = 16
+/**
+ * Default connections of `fetchBodies` (its `concurrency`). 32: at a real S3's 20–50 ms to first
+ * byte, loose reads are bound by requests in flight, and 32 kept up with the raw SDK where 16 left
+ * half the rate on the table at 50 ms (bench/RESULTS.md, latency table; docs/DESIGN-NOTES.md).
+ */
+export const DEFAULT_FETCH_CONCURRENCY = 32
 /** Default byte budget of `fetchBodies`. */
 export const DEFAULT_MAX_BUFFERED_BYTES = 64 * 1024 * 1024
 
