@@ -26,6 +26,7 @@ import { checkJsonValue, type FileEntry, type Meta } from '../format/entries.js'
 import { iteratorOf } from '../format/iterables.js'
 import { inferId as defaultInferId } from '../format/keys.js'
 import { checkOptions } from '../format/options.js'
+import { type ProgressCounter, type ProgressOptions, progressCounter } from '../format/progress.js'
 import { writeAll } from '../format/writer.js'
 import { isConditional } from '../s3/conditional-write.js'
 import { checkContext, type S3Context } from '../s3/context.js'
@@ -35,7 +36,9 @@ import { ObjectWriter, putBytes } from '../s3/object-writer.js'
 import { pickWriteOptions, type WriteOptions, withWriteOptions } from '../s3/write-options.js'
 
 /** Options for {@link putObject}: the entry's fields, how it is uploaded, and the write options (`WriteOptions`). */
-export interface PutObjectOptions extends Pick<UploadOptions, 'partSize' | 'queueSize' | 'ifMatch' | 'ifNoneMatch'>, WriteOptions {
+export interface PutObjectOptions
+  extends Pick<UploadOptions, 'partSize' | 'queueSize' | 'ifMatch' | 'ifNoneMatch' | 'onProgress'>,
+    WriteOptions {
   /** The entry's id. Default: inferred from the key (`inferId`). */
   id?: string | null
   /** The entry's metadata. */
@@ -66,7 +69,10 @@ export async function putObject(ctx: S3Context, key: string, data: DataSource, o
     hash.update(source.bytes)
     written = await putBytes(ctx, key, source.bytes, upload)
   } else {
-    written = await writeAll(new ObjectWriter(ctx, key, upload), hashing(hash, source.bytes ? [source.bytes] : source.open()))
+    // Progress: the object's parts as they are uploaded, out of its size when known (bytes, a file).
+    const progress = progressCounter(options, { totalObjects: 1, totalBytes: source.size })
+    const writer = new ObjectWriter(ctx, key, upload, progress, true)
+    written = await writeAll(writer, hashing(hash, source.bytes ? [source.bytes] : source.open()))
   }
   return {
     kind: 'file',
@@ -87,7 +93,7 @@ export interface PutObjectItem extends Pick<PutObjectOptions, 'id' | 'meta' | 'c
 }
 
 /** Options for {@link putObjects}: the write options apply to every object (an item's own override them). */
-export interface PutObjectsOptions extends Pick<PutObjectOptions, 'partSize' | 'queueSize' | 'inferId'>, WriteOptions {
+export interface PutObjectsOptions extends Pick<PutObjectOptions, 'partSize' | 'queueSize' | 'inferId'>, WriteOptions, ProgressOptions {
   /** Uploads at once. Default 16. */
   concurrency?: number
 }
@@ -99,6 +105,7 @@ export function putObjects(ctx: S3Context, options: PutObjectsOptions = {}) {
   const concurrency = options.concurrency ?? 16
   const stageCtx = withWriteOptions(ctx, options)
   const upload = { partSize: options.partSize, queueSize: options.queueSize, inferId: options.inferId }
+  const progress = progressCounter(options)
   return async function* putObjectsStage(
     items: AsyncIterable<PutObjectItem> | Iterable<PutObjectItem>,
   ): AsyncGenerator<FileEntry, void, undefined> {
@@ -114,13 +121,15 @@ export function putObjects(ctx: S3Context, options: PutObjectsOptions = {}) {
             break
           }
           const item = next.value
-          const uploading = putObject(stageCtx, item.key, item.data, {
+          let uploading = putObject(stageCtx, item.key, item.data, {
             ...upload,
             ...pickWriteOptions(item),
             id: item.id,
             meta: item.meta,
             contentType: item.contentType,
           })
+          // Progress: each object once written (in the order they finish), its bytes with it.
+          if (progress) uploading = uploading.then((entry) => reportObject(progress, entry))
           uploading.catch(() => {})
           window.push(uploading)
         }
@@ -134,4 +143,9 @@ export function putObjects(ctx: S3Context, options: PutObjectsOptions = {}) {
       await iterator.return?.()
     }
   }
+}
+
+function reportObject(progress: ProgressCounter, entry: FileEntry): FileEntry {
+  progress.addObjects(1, entry.size_bytes ?? 0, entry.key)
+  return entry
 }
