@@ -44,6 +44,7 @@ import {
   readManifest,
   readPositionedMembers,
   readShardEntries,
+  reportProgress,
   type S3Context,
   type ShardEntry,
   type ShuffleOptions,
@@ -233,7 +234,7 @@ export class Manifest implements EntrySource {
     if (options.shuffle) {
       if (options.after !== undefined)
         throw new ConfigurationError('Manifest.iterObjects: resuming a shuffled epoch after a cursor is not supported yet')
-      return pipe(this.#iterShuffled(ctx, options.shuffle, options), withCursor())
+      return pipe(this.#iterShuffled(ctx, options.shuffle, options), optional<EntryWithBody>(reportProgress(options)), withCursor())
     }
     const shards = expandShards(ctx, {
       bodies: true,
@@ -256,6 +257,7 @@ export class Manifest implements EntrySource {
         members,
         optional<EntryWithBody>(options.partition && partition(options.partition)),
         take<EntryWithBody>(options.limit),
+        optional<EntryWithBody>(reportProgress(options)),
         withCursor(),
       )
     }
@@ -270,6 +272,7 @@ export class Manifest implements EntrySource {
         indexCache: this.store.archiveIndexes,
         verify: options.verify,
       }),
+      optional<EntryWithBody>(reportProgress(options)),
       withCursor(),
     )
   }
