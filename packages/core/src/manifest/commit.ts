@@ -118,7 +118,7 @@ export async function appendToManifest(
         conflicts++
         lastConflict = error
       }
-      const status = httpStatusOf(error)
+      const status = error instanceof S3RequestError ? error.statusCode : httpStatusOf(error)
       emitEvent(ctx, { type: 'write-retried', key: root, attempt, reason: lostRace ? 'lost-race' : 'slow-down', status })
       const ceiling = Math.min(options.maxDelayMs ?? 2000, (options.baseDelayMs ?? 25) * 2 ** (attempt - 1))
       await sleep(Math.random() * ceiling, undefined, { signal: ctx.signal })
