@@ -26,7 +26,7 @@ import { checkJsonValue, type FileEntry, type Meta } from '../format/entries.js'
 import { iteratorOf } from '../format/iterables.js'
 import { inferId as defaultInferId } from '../format/keys.js'
 import { checkOptions } from '../format/options.js'
-import { type ProgressCounter, type ProgressOptions, progressCounter } from '../format/progress.js'
+import { type OnProgress, type ProgressCounter, type ProgressOptions, progressCounter } from '../format/progress.js'
 import { writeAll } from '../format/writer.js'
 import { isConditional } from '../s3/conditional-write.js'
 import { checkContext, type S3Context } from '../s3/context.js'
@@ -92,7 +92,11 @@ export interface PutObjectItem extends Pick<PutObjectOptions, 'id' | 'meta' | 'c
   data: DataSource
 }
 
-/** Options for {@link putObjects}: the write options apply to every object (an item's own override them). */
+/**
+ * Options for {@link putObjects}: the write options apply to every object (an item's own override
+ * them). `onProgress`: the bytes of every object's parts as they are uploaded, and each object once
+ * written (in the order they finish); no totals (the items come as they come).
+ */
 export interface PutObjectsOptions extends Pick<PutObjectOptions, 'partSize' | 'queueSize' | 'inferId'>, WriteOptions, ProgressOptions {
   /** Uploads at once. Default 16. */
   concurrency?: number
@@ -121,15 +125,14 @@ export function putObjects(ctx: S3Context, options: PutObjectsOptions = {}) {
             break
           }
           const item = next.value
-          let uploading = putObject(stageCtx, item.key, item.data, {
+          const uploading = putObject(stageCtx, item.key, item.data, {
             ...upload,
             ...pickWriteOptions(item),
             id: item.id,
             meta: item.meta,
             contentType: item.contentType,
+            onProgress: progress && forwardTo(progress),
           })
-          // Progress: each object once written (in the order they finish), its bytes with it.
-          if (progress) uploading = uploading.then((entry) => reportObject(progress, entry))
           uploading.catch(() => {})
           window.push(uploading)
         }
@@ -145,7 +148,13 @@ export function putObjects(ctx: S3Context, options: PutObjectsOptions = {}) {
   }
 }
 
-function reportObject(progress: ProgressCounter, entry: FileEntry): FileEntry {
-  progress.addObjects(1, entry.size_bytes ?? 0, entry.key)
-  return entry
+/** One object's progress added to the stage's: its parts' bytes as they go up, the object once written. */
+function forwardTo(progress: ProgressCounter): OnProgress {
+  let reported = 0
+  return ({ loadedBytes, loadedObjects, key }) => {
+    const bytes = loadedBytes - reported
+    reported = loadedBytes
+    if (loadedObjects > 0) progress.addObjects(loadedObjects, bytes, key)
+    else progress.addBytes(bytes, key)
+  }
 }
