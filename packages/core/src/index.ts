@@ -102,7 +102,7 @@ export {
 export { DEFAULT_LIMITS, effectiveLimits, type ReadLimits } from './format/limits.js'
 export { LruCache } from './format/lru-cache.js'
 export { type EnvPartition, type EnvRecord, type PartitionEngine, partitionFromEnv } from './format/partition-env.js'
-export type { OnProgress, Progress, ProgressOptions } from './format/progress.js'
+export { type OnProgress, type Progress, ProgressCounter, type ProgressOptions, type ProgressTotals } from './format/progress.js'
 export type { RolloverLimits } from './format/rollover.js'
 export {
   type BufferOutput,
@@ -144,7 +144,7 @@ export {
   type PlanDeletionOptions,
   planDeletion,
 } from './operators/delete.js'
-export { type DownloadIntoOptions, type DownloadObjectOptions, downloadInto, downloadObject } from './operators/download.js'
+export { type DownloadObjectOptions, downloadInto, downloadObject } from './operators/download.js'
 export {
   type ExpandRefsOptions,
   expandRefs,

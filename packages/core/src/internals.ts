@@ -109,7 +109,7 @@ export {
   OPTION_RULES,
   type OptionRule,
 } from './format/options.js'
-export { ProgressCounter, type ProgressTotals, progressCounter } from './format/progress.js'
+export { progressCounter } from './format/progress.js'
 export { type BatchSize, batches, closesBefore, isFull } from './format/rollover.js'
 export { checkShuffle, sfc32 } from './format/shuffle-order.js'
 // manifest/
