@@ -39,6 +39,7 @@ export const GLOBAL_OPTIONS = {
   'sse-c-key': { type: 'string' },
   json: { type: 'boolean' },
   debug: { type: 'boolean' },
+  verbose: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean' },
 } as const satisfies ParseArgsOptionsConfig

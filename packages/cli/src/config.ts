@@ -29,7 +29,7 @@
 import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { parseEnv } from 'node:util'
-import { S3ExchangeStore, type SseCustomerKey, settingsFromEnv } from 's3exchange'
+import { type OnEvent, S3ExchangeStore, type SseCustomerKey, settingsFromEnv } from 's3exchange'
 import { UsageError } from './args.js'
 import { chooseBucket, type LocatedOperands } from './operands.js'
 import type { AwsProfile } from './profile.js'
@@ -54,6 +54,8 @@ export interface StoreSources {
   command?: string | undefined
   /** The SSE-C key of `--sse-c-key` or `S3X_SSE_C_KEY` (see `sseCustomerKeyFromFlags`): sent with every read and write. */
   sseCustomerKey?: SseCustomerKey | undefined
+  /** The event hook of `--verbose`: the store's `onEvent`. */
+  onEvent?: OnEvent | undefined
 }
 
 /** AWS credentials variables that `--profile` sets aside, as `aws --profile` does. */
@@ -114,6 +116,7 @@ export function storeFromFlags(
     bucket,
     clientConfig: { ...profile, ignoreConfiguredEndpointUrls: true },
     ...(sources.sseCustomerKey ? { sseCustomerKey: sources.sseCustomerKey } : {}),
+    ...(sources.onEvent ? { onEvent: sources.onEvent } : {}),
   })
 }
 

@@ -20,6 +20,7 @@ const GLOBAL_HELP: [string, string][] = [
   ['--sse-c-key KEY', 'SSE-C key for every read and write: base64 of 32 bytes, or fileb://PATH (default: S3X_SSE_C_KEY)'],
   ['--json', "machine output (each command's own); an error as one JSON object on stderr"],
   ['--debug', 'print the stack of an error, and its causes'],
+  ['--verbose', 'print on stderr what the library did on its own: reads resumed, writes retried, fallbacks, server capabilities learned'],
   ['-h, --help', 'show help'],
 ]
 

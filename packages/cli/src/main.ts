@@ -16,7 +16,7 @@
  * ```
  */
 import { readFileSync } from 'node:fs'
-import type { S3ExchangeStore } from 's3exchange'
+import type { S3ExchangeEvent, S3ExchangeStore } from 's3exchange'
 import { parseFlags, splitCommand, UsageError } from './args.js'
 import type { Command } from './command.js'
 import { commands } from './commands/index.js'
@@ -108,7 +108,9 @@ export async function main(argv: readonly string[], options: MainOptions = {}): 
     const profile = await loadAwsProfile(values.profile as string | undefined, env)
     const operands = locateOperands(command.operands, positionals, values, command.name)
     const sseCustomerKey = sseCustomerKeyFromFlags(values['sse-c-key'] as string | undefined, env, command.name)
-    const sources = { profile, operands, command: command.name, sseCustomerKey }
+    // --verbose: what the library did on its own (resumed reads, retried writes, fallbacks, capabilities learned).
+    const onEvent = values.verbose === true ? (event: S3ExchangeEvent) => output.event(event, jsonErrors) : undefined
+    const sources = { profile, operands, command: command.name, sseCustomerKey, onEvent }
     const getStore = () => {
       store ??= storeFromFlags(flags, env, sources)
       return store

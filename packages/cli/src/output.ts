@@ -21,6 +21,7 @@
  * ```
  */
 import { once } from 'node:events'
+import { describeEvent, type S3ExchangeEvent } from 's3exchange'
 
 /** A stream `Output` writes to: `process.stdout`, `process.stderr`, or a stand-in in tests. */
 export interface OutputStream {
@@ -36,8 +37,18 @@ export interface OutputStream {
 export interface ProgressOptions {
   /** How many units there will be, when known: the line shows a bar and `n/total`. */
   total?: number
+  /** How many bytes there will be, when known: the line shows `done / total` bytes. */
+  totalBytes?: number
   /** What is counted, e.g. `files` (default `items`). */
   unit?: string
+}
+
+/** The figures a library call reports (its `onProgress`: see `Progress` in `s3exchange`). */
+export interface LibraryProgress {
+  loadedBytes: number
+  totalBytes?: number | undefined
+  loadedObjects: number
+  totalObjects?: number | undefined
 }
 
 /** The stdout and stderr of one run; see the module comment. */
@@ -78,6 +89,14 @@ export class Output {
     this.stderr.write(`${text}\n`)
   }
 
+  /**
+   * An event of the library (`--verbose`), on stderr: its one-line description, or under `--json`
+   * the event as one JSON object on its own line.
+   */
+  event(event: S3ExchangeEvent, json: boolean): void {
+    this.note(json ? JSON.stringify(event) : describeEvent(event))
+  }
+
   /** A progress line on stderr, drawn only when stderr is a terminal. */
   progress(label: string, options: ProgressOptions = {}): Progress {
     this.#progress?.done()
@@ -101,6 +120,7 @@ export class Progress {
   readonly #label: string
   readonly #unit: string
   #total: number | undefined
+  #totalBytes: number | undefined
   #count = 0
   #bytes = 0
   #detail = ''
@@ -113,7 +133,20 @@ export class Progress {
     this.#label = label
     this.#unit = options.unit ?? 'items'
     this.#total = options.total
+    this.#totalBytes = options.totalBytes
     this.#onDone = onDone
+  }
+
+  /**
+   * Takes the figures a library call reports (pass it as the call's `onProgress`): objects and
+   * bytes done, and its totals when it knows them (else the line keeps its own).
+   */
+  readonly report = (progress: LibraryProgress): void => {
+    this.#count = progress.loadedObjects
+    this.#bytes = progress.loadedBytes
+    if (progress.totalObjects !== undefined) this.#total = progress.totalObjects
+    if (progress.totalBytes !== undefined) this.#totalBytes = progress.totalBytes
+    this.#draw(false)
   }
 
   /** Counts `count` more units (and `bytes` more bytes). */
@@ -162,7 +195,8 @@ export class Progress {
     } else {
       parts.push(`${this.#count} ${this.#unit}`)
     }
-    if (this.#bytes > 0) parts.push(formatBytes(this.#bytes))
+    if (this.#totalBytes !== undefined) parts.push(`${formatBytes(this.#bytes)} / ${formatBytes(this.#totalBytes)}`)
+    else if (this.#bytes > 0) parts.push(formatBytes(this.#bytes))
     if (this.#detail) parts.push(this.#detail)
     const columns = this.#stream.columns || 80
     const text = parts.join('  ').slice(0, Math.max(10, columns - 1))

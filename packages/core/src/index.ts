@@ -67,6 +67,19 @@ export {
   UnsafePathError,
   UnsupportedCompressionError,
 } from './format/errors.js'
+export {
+  type CapabilityLearnedEvent,
+  describeEvent,
+  type EventLogger,
+  type EventOptions,
+  eventLevel,
+  type FallbackEvent,
+  logEvents,
+  type OnEvent,
+  type ReadResumedEvent,
+  type S3ExchangeEvent,
+  type WriteRetriedEvent,
+} from './format/events.js'
 export { isBlankLine, type SplitLinesOptions, splitLines } from './format/jsonl.js'
 export {
   type ArchiveCompression,
@@ -89,6 +102,7 @@ export {
 export { DEFAULT_LIMITS, effectiveLimits, type ReadLimits } from './format/limits.js'
 export { LruCache } from './format/lru-cache.js'
 export { type EnvPartition, type EnvRecord, type PartitionEngine, partitionFromEnv } from './format/partition-env.js'
+export { type OnProgress, type Progress, ProgressCounter, type ProgressOptions, type ProgressTotals } from './format/progress.js'
 export type { RolloverLimits } from './format/rollover.js'
 export {
   type BufferOutput,
@@ -130,7 +144,7 @@ export {
   type PlanDeletionOptions,
   planDeletion,
 } from './operators/delete.js'
-export { downloadInto, downloadObject } from './operators/download.js'
+export { type DownloadObjectOptions, downloadInto, downloadObject } from './operators/download.js'
 export {
   type ExpandRefsOptions,
   expandRefs,
@@ -146,6 +160,7 @@ export { objectKeys, withKeyPrefix } from './operators/object-keys.js'
 export { type PartitionOptions, partition } from './operators/partition.js'
 export { type PutObjectItem, type PutObjectOptions, type PutObjectsOptions, putObject, putObjects } from './operators/put-objects.js'
 export { type ManifestSource, type ReadManifestOptions, readManifest } from './operators/read-manifest.js'
+export { type ProgressItem, reportProgress } from './operators/report-progress.js'
 export { type ShardIntoOptions, shardInto } from './operators/shard-into.js'
 export { type MixEntriesOptions, mixEntries, shuffleUnits } from './operators/shuffle.js'
 export { take } from './operators/take.js'

@@ -87,6 +87,7 @@ export {
 export { ENTRY_KINDS } from './format/entries.js'
 export { EntryStream, type ParsedLines, parseLines } from './format/entry-stream.js'
 export { httpStatusOf, isAbort, isNotFound } from './format/errors.js'
+export { emitEvent } from './format/events.js'
 export { asyncIterableOf, iteratorOf } from './format/iterables.js'
 export { DEFAULT_MAX_LINE_BYTES } from './format/jsonl.js'
 export {
@@ -108,6 +109,7 @@ export {
   OPTION_RULES,
   type OptionRule,
 } from './format/options.js'
+export { progressCounter } from './format/progress.js'
 export { type BatchSize, batches, closesBefore, isFull } from './format/rollover.js'
 export { checkShuffle, sfc32 } from './format/shuffle-order.js'
 // manifest/

@@ -37,6 +37,7 @@ import {
   type ManifestEntry,
   type ManifestRefEntry,
   type Meta,
+  type ProgressCounter,
   PublishError,
   putObject,
   type RolloverLimits,
@@ -54,6 +55,7 @@ import {
   ManifestObjectWriter,
   ManifestPartsWriter,
   prepareShardItem,
+  progressCounter,
   runId,
   shardArchiveName,
 } from '@s3exchange/core/internals'
@@ -84,6 +86,8 @@ export class ManifestWriter implements AsyncDisposable {
   readonly #uploads: { key: string; upload: Promise<FileEntry> }[] = []
   /** What the writer failed with, once it has: every later call rejects with it. */
   #failure: Promise<unknown> | undefined
+  /** Progress: objects uploaded by `putObject` and shard members added (objects), their bytes and the shards' as uploaded. */
+  readonly #progress: ProgressCounter | undefined
 
   constructor(store: StoreContext, key: string, options: ManifestWriterOptions = {}) {
     checkOptions('openManifestWriter', options)
@@ -107,6 +111,7 @@ export class ManifestWriter implements AsyncDisposable {
     this.key = key
     this.mode = options.mode ?? 'append_parts'
     this.#options = options
+    this.#progress = progressCounter(options)
     const slash = key.lastIndexOf('/')
     this.shardPrefix = (options.shardPrefix ?? (slash === -1 ? 'shards' : `${key.slice(0, slash)}/shards`)).replace(/\/+$/, '')
     if (shardSize && this.shardPrefix.includes('#')) {
@@ -178,6 +183,7 @@ export class ManifestWriter implements AsyncDisposable {
       // Queued behind earlier calls; a failed upload fails the writer like any other error.
       const entry = await uploading
       this.#addUploaded(key)
+      this.#progress?.addObjects(1, entry.size_bytes ?? 0, key)
       await this.#add(entry)
       return entry
     })
@@ -301,7 +307,7 @@ export class ManifestWriter implements AsyncDisposable {
   #newShard(): ShardWriter {
     const compression = this.#options.shardCompression === undefined ? DEFAULT_SHARD_COMPRESSION : this.#options.shardCompression
     const archiveKey = `${this.shardPrefix}/${shardArchiveName(this.#runId, this.#shardSequence++, compression)}`
-    return new ShardWriter(this.#ctx, archiveKey, { internalManifestPath: this.#options.internalManifestPath })
+    return new ShardWriter(this.#ctx, archiveKey, { internalManifestPath: this.#options.internalManifestPath }, this.#progress)
   }
 
   async #add(entry: ManifestEntry): Promise<void> {

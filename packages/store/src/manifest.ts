@@ -45,6 +45,7 @@ import {
   readManifest,
   readPositionedMembers,
   readShardEntries,
+  reportProgress,
   type S3Context,
   type ShardEntry,
   type ShuffleOptions,
@@ -234,7 +235,7 @@ export class Manifest implements EntrySource {
     if (options.shuffle) {
       if (options.after !== undefined)
         throw new ConfigurationError('Manifest.iterObjects: resuming a shuffled epoch after a cursor is not supported yet')
-      return pipe(this.#iterShuffled(ctx, options.shuffle, options), withCursor())
+      return pipe(this.#iterShuffled(ctx, options.shuffle, options), optional<EntryWithBody>(reportProgress(options)), withCursor())
     }
     const shards = expandShards(ctx, {
       bodies: true,
@@ -257,6 +258,7 @@ export class Manifest implements EntrySource {
         members,
         optional<EntryWithBody>(options.partition && partition(options.partition)),
         take<EntryWithBody>(options.limit),
+        optional<EntryWithBody>(reportProgress(options)),
         withCursor(),
       )
     }
@@ -271,6 +273,7 @@ export class Manifest implements EntrySource {
         indexCache: this.store.archiveIndexes,
         verify: options.verify,
       }),
+      optional<EntryWithBody>(reportProgress(options)),
       withCursor(),
     )
   }

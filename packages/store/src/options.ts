@@ -19,12 +19,14 @@ import type {
   CommitResult,
   ContextWriteOptions,
   EnvSource,
+  EventOptions,
   ExpandShardsOptions,
   FetchBodiesOptions,
   FetchKeysOptions,
   ManifestPartsOptions,
   PartitionOptions,
   PositionedEntriesOptions,
+  ProgressOptions,
   PutObjectOptions,
   RangedReadOptions,
   ReadLimits,
@@ -39,7 +41,7 @@ import type {
 import type { CallOptions, ReadOptions } from './context.js'
 
 /** Options for the {@link S3ExchangeStore} constructor. */
-export interface S3ExchangeStoreOptions extends RangedReadOptions {
+export interface S3ExchangeStoreOptions extends RangedReadOptions, EventOptions {
   /** Your S3 client; the store never reconfigures it. */
   client: S3Client
   /** The bucket every key is in. */
@@ -166,9 +168,14 @@ export interface FollowOptions extends ReadOptions, AfterOption {
   pollIntervalMs?: number
 }
 
-/** Options for {@link Manifest.iterObjects} and `iterObjects`. */
+/**
+ * Options for {@link Manifest.iterObjects} and `iterObjects`. `onProgress`: each object as it is
+ * handed to you (`loadedObjects`), with its body's size when known (`loadedBytes`: the server's
+ * Content-Length, a member's tar header); no totals (the manifest is read as it goes).
+ */
 export interface IterObjectsOptions
   extends ReadOptions,
+    ProgressOptions,
     LimitOptions,
     PartitionOption,
     ShuffleOption,
@@ -205,11 +212,21 @@ export interface ShardIterOptions extends ReadOptions, LimitOptions {}
 /** Options for {@link S3ExchangeStore.iterObjectsFromKeys}. */
 export interface IterObjectsFromKeysOptions
   extends ReadOptions,
+    ProgressOptions,
     LimitOptions,
     Pick<FetchKeysOptions, 'concurrency' | 'onMissing' | 'verify'> {}
 
-/** Options for the downloads of many objects. */
-export interface DownloadOptions extends ReadOptions, Pick<FetchBodiesOptions, 'concurrency'> {}
+/**
+ * Options for the downloads of many objects. `onProgress`: each file once written in place, with
+ * its bytes, out of the files planned (`totalObjects`: the keys given, or the files the manifest lists).
+ */
+export interface DownloadOptions extends ReadOptions, ProgressOptions, Pick<FetchBodiesOptions, 'concurrency'> {}
+
+/**
+ * Options for {@link S3ExchangeStore.downloadObject}. `onProgress`: bytes as they are written to the
+ * file (out of the object's size when known), then the object.
+ */
+export interface DownloadObjectCallOptions extends ReadOptions, ProgressOptions {}
 
 /**
  * The write options of one call (see `WriteOptions`): over the store's `writeOptions`, field by
@@ -218,8 +235,11 @@ export interface DownloadOptions extends ReadOptions, Pick<FetchBodiesOptions, '
  */
 export interface WriteCallOptions extends CallOptions, WriteOptions {}
 
-/** Options for {@link S3ExchangeStore.putObject}. */
-export interface PutObjectCallOptions extends WriteCallOptions, EntryFields {}
+/**
+ * Options for {@link S3ExchangeStore.putObject}. `onProgress`: after each part of a multipart
+ * upload and once the object is written, out of the data's size when known (bytes, a file).
+ */
+export interface PutObjectCallOptions extends WriteCallOptions, EntryFields, ProgressOptions {}
 
 /** Options for {@link S3ExchangeStore.writeManifest}: the write options apply to the manifest, its parts and its root. */
 export interface WriteManifestOptions
@@ -237,7 +257,9 @@ export interface WriteManifestOptions
 export type WriteManifestResult = WrittenManifest | CommitResult
 
 /** Options for {@link S3ExchangeStore.putShardArchive}. */
-export interface PutShardArchiveOptions extends WriteCallOptions, Pick<ShardWriterOptions, 'compression' | 'internalManifestPath'> {
+export interface PutShardArchiveOptions
+  extends WriteCallOptions,
+    Pick<ShardWriterOptions, 'compression' | 'internalManifestPath' | 'onProgress'> {
   /** Only `tar`. */
   format?: 'tar'
 }
@@ -258,10 +280,13 @@ export type ShardSizePolicy = RolloverLimits
 
 /**
  * Options for {@link ManifestWriter}, as Python's `open_manifest_writer`; the write options apply
- * to everything it writes: loose objects, shards, parts and the root.
+ * to everything it writes: loose objects, shards, parts and the root. `onProgress`: each object
+ * `putObject` uploaded (with its bytes) and each shard member added (`loadedObjects`), and the
+ * shards' bytes as their parts are uploaded; no totals.
  */
 export interface ManifestWriterOptions
   extends WriteCallOptions,
+    ProgressOptions,
     Pick<ManifestPartsOptions, 'partMaxEntries' | 'partMaxBytes'>,
     Pick<ShardWriterOptions, 'internalManifestPath'> {
   /** `append_parts` (default): parts + refs appended to the root. `overwrite`: the root is replaced. */

@@ -45,11 +45,13 @@ import {
   normalizeSseCustomerKey,
   type ObjectBody,
   type ObjectWithCursor,
+  type OnEvent,
   objectExists,
   objectKeyOf,
   openObject,
   putObject,
   type ReadLimits,
+  reportProgress,
   resolveTemplate,
   type S3Context,
   type ShardEntry,
@@ -84,6 +86,7 @@ import {
 import { Manifest, type ManifestRef } from './manifest.js'
 import { ManifestWriter } from './manifest-writer.js'
 import type {
+  DownloadObjectCallOptions,
   DownloadOptions,
   FollowOptions,
   FromEnvOptions,
@@ -121,6 +124,8 @@ export class S3ExchangeStore implements StoreContext {
   readonly ranges: Readonly<RangedReads>
   /** The write options of every write of this store (see `S3ExchangeStoreOptions.writeOptions`). */
   readonly writeOptions: Readonly<ContextWriteOptions>
+  /** The event hook of every call of this store (see `S3ExchangeStoreOptions.onEvent`), if any. */
+  readonly onEvent: OnEvent | undefined
   /** The SSE-C key (held so that it never prints), if the store has one. */
   readonly #sseCustomerKey: SseCustomerKey | undefined
 
@@ -141,6 +146,7 @@ export class S3ExchangeStore implements StoreContext {
     this.ranges = Object.freeze(rangedReadsOf(options))
     checkWriteOptions({ ...options.writeOptions, sseCustomerKey: options.sseCustomerKey })
     this.writeOptions = Object.freeze({ ...options.writeOptions })
+    this.onEvent = options.onEvent
     this.#sseCustomerKey = options.sseCustomerKey === undefined ? undefined : normalizeSseCustomerKey(options.sseCustomerKey)
   }
 
@@ -178,6 +184,7 @@ export class S3ExchangeStore implements StoreContext {
       writeOptions: this.writeOptions,
       sseCustomerKey: key === undefined ? undefined : normalizeSseCustomerKey(key),
       ranges,
+      onEvent: this.onEvent,
     }
   }
 
@@ -406,7 +413,9 @@ export class S3ExchangeStore implements StoreContext {
   ): AsyncGenerator<EntryWithBody<FileEntry>, void, undefined> {
     checkOptions('iterObjectsFromKeys', options)
     const fetch = fetchKeys(this.context(options), { ...options, indexCache: this.archiveIndexes, inferId: this.inferId })
-    return pipe(keys, fetch, take<EntryWithBody<FileEntry>>(options.limit))
+    const fetched = pipe(keys, fetch, take<EntryWithBody<FileEntry>>(options.limit))
+    const report = reportProgress(options)
+    return report ? report(fetched) : fetched
   }
 
   // ---------------------------------------------------------------- lifecycle
@@ -446,11 +455,11 @@ export class S3ExchangeStore implements StoreContext {
   }
 
   /** Downloads one object (or archive member) to `localPath`, atomically. Resolves to the absolute path. */
-  async downloadObject(key: string, localPath: string, options: ReadOptions = {}): Promise<string> {
+  async downloadObject(key: string, localPath: string, options: DownloadObjectCallOptions = {}): Promise<string> {
     checkOptions('downloadObject', options)
     checkKey('downloadObject', 'key', key)
     checkKey('downloadObject', 'localPath', localPath)
-    return downloadObject(this.context(options), key, localPath, { indexCache: this.archiveIndexes })
+    return downloadObject(this.context(options), key, localPath, { indexCache: this.archiveIndexes, onProgress: options.onProgress })
   }
 
   /**
@@ -472,7 +481,8 @@ export class S3ExchangeStore implements StoreContext {
       const virtual = splitVirtualKey(key)
       plan.add(key, virtual ? virtual.memberPath : localPathOf({ kind: 'file', key }))
     }
-    return downloadInto(dir, { plan })(this.iterObjectsFromKeys(list, options))
+    const { onProgress, ...reading } = options
+    return downloadInto(dir, { plan, onProgress })(this.iterObjectsFromKeys(list, reading))
   }
 
   /**
@@ -488,6 +498,7 @@ export class S3ExchangeStore implements StoreContext {
     const source = given.replayable ? given : await Array.fromAsync(given.iterEntries({ resolveRefs: false, signal: options.signal }))
     const plan = new DownloadPlan(dir)
     for await (const entry of this.listManifestFiles(source, { signal: options.signal })) plan.add(objectKeyOf(entry), localPathOf(entry))
-    return downloadInto(dir, { plan })(this.iterObjects(source, options))
+    const { onProgress, ...reading } = options
+    return downloadInto(dir, { plan, onProgress })(this.iterObjects(source, reading))
   }
 }

@@ -51,21 +51,13 @@ Examples:
       flags.concurrency === undefined ? undefined : parsePositiveInteger(String(flags.concurrency), '--concurrency', 'get', 'concurrency')
     const store = getStore()
     const asManifest = flags.manifest === true || store.isManifest(key)
-    const progress = output.progress('get', { unit: asManifest ? 'entries' : 'objects' })
+    // The library's progress: files written with their bytes, out of the files planned.
+    const progress = output.progress('get', { unit: 'files' })
     let written: Map<string, string>
     try {
-      if (asManifest) {
-        // The entries are handed over one by one, so the line can count them as they are taken.
-        const entries = (async function* () {
-          for await (const entry of store.iterManifestEntries(key)) {
-            progress.tick(1, typeof entry.size_bytes === 'number' ? entry.size_bytes : 0)
-            yield entry
-          }
-        })()
-        written = await store.downloadManifest(entries, dir, { concurrency })
-      } else {
-        written = await store.downloadObjects([key], dir, { concurrency })
-      }
+      written = asManifest
+        ? await store.downloadManifest(key, dir, { concurrency, onProgress: progress.report })
+        : await store.downloadObjects([key], dir, { concurrency, onProgress: progress.report })
     } finally {
       progress.done()
     }

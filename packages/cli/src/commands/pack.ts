@@ -105,15 +105,17 @@ Example:
     const ctx = store.context()
 
     const progress = output.progress('pack', { total: files.length, unit: 'files' })
-    async function* items(): AsyncGenerator<ShardItem> {
-      for (const file of files) {
-        yield { source: file.path, member_path: file.relativePath, id: inferId(file.relativePath), size_bytes: file.size }
-        progress.tick(1, file.size)
-      }
-    }
+    const items: ShardItem[] = files.map((file) => ({
+      source: file.path,
+      member_path: file.relativePath,
+      id: inferId(file.relativePath),
+      size_bytes: file.size,
+    }))
     const shards: ShardEntry[] = []
+    // The library's progress: files packed, and the archives' bytes as their parts go up.
+    const pack = shardInto(ctx, { prefix, maxEntries, maxBytes, compression, ...writeOptions, onProgress: progress.report })
     try {
-      for await (const shard of shardInto(ctx, { prefix, maxEntries, maxBytes, compression, ...writeOptions })(items())) {
+      for await (const shard of pack(items)) {
         shards.push(shard)
         progress.detail(`${shards.length} shard(s)`)
         if (!flags.json) await output.line(`${shard.archive_key}\t${shard.count ?? '-'}\t${shard.size_bytes ?? '-'}`)

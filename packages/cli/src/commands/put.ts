@@ -69,11 +69,13 @@ Examples:
     const store = getStore()
     const items = files.map((file) => ({ key: joinKey(prefix, file.relativePath), data: file.path }))
     const entries: FileEntry[] = []
-    const progress = output.progress('put', { total: files.length, unit: 'files' })
+    const totalBytes = files.reduce((sum, file) => sum + file.size, 0)
+    const progress = output.progress('put', { total: files.length, totalBytes, unit: 'files' })
+    // The library's progress: the bytes of every part as it goes up, each file once written.
+    const upload = putObjects(store.context(), { concurrency, inferId: store.inferId, ...writeOptions, onProgress: progress.report })
     try {
-      for await (const entry of putObjects(store.context(), { concurrency, inferId: store.inferId, ...writeOptions })(items)) {
+      for await (const entry of upload(items)) {
         entries.push(entry)
-        progress.tick(1, entry.size_bytes ?? 0)
         await output.line(flags.json ? serializeEntry(entry) : entry.key)
       }
     } finally {

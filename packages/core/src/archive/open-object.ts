@@ -14,6 +14,7 @@
 
 import type { ManifestEntry } from '../format/entries.js'
 import { ObjectChangedError, ObjectNotFoundError, S3RequestError, ShardReadError } from '../format/errors.js'
+import { emitEvent } from '../format/events.js'
 import { splitVirtualKey } from '../format/keys.js'
 import type { ObjectBody } from '../s3/body.js'
 import type { S3Context } from '../s3/context.js'
@@ -34,11 +35,13 @@ export async function openObject(ctx: S3Context, key: string, options: OpenMembe
       member = await openArchiveMember(ctx, virtual.archiveKey, virtual.memberPath, options)
     } catch (error) {
       if (!(error instanceof ObjectNotFoundError || isUnreadableArchive(error))) throw error
+      emitEvent(ctx, { type: 'fallback', key, fallback: 'ordinary-key', reason: `no archive member: ${(error as Error).message}` })
       return getObjectBody(ctx, key).catch((ordinary: unknown) => {
         throw ordinary instanceof ObjectNotFoundError ? error : ordinary
       })
     }
     if (member) return member
+    emitEvent(ctx, { type: 'fallback', key, fallback: 'ordinary-key', reason: `no archive ${virtual.archiveKey}` })
   }
   return getObjectBody(ctx, key)
 }

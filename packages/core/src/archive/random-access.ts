@@ -15,6 +15,7 @@
 import { Readable } from 'node:stream'
 import { DEFAULT_INTERNAL_MANIFEST_PATH, type FileEntry } from '../format/entries.js'
 import { ObjectChangedError, ObjectNotFoundError, ShardReadError, UnsupportedCompressionError } from '../format/errors.js'
+import { emitEvent } from '../format/events.js'
 import { virtualKey } from '../format/keys.js'
 import { checkOptions } from '../format/options.js'
 import { ObjectBody } from '../s3/body.js'
@@ -169,6 +170,12 @@ export async function openArchiveMember(
     }
     // The index did not hold: forget it and read the archive itself.
     cache?.delete(archiveKey)
+    emitEvent(ctx, {
+      type: 'fallback',
+      key: virtualKey(archiveKey, memberPath),
+      fallback: 'streamed-member',
+      reason: 'the bytes at the offset the archive index gives are not the member: streaming the archive instead',
+    })
   }
   return scanForMember(ctx, archiveKey, memberPath, whole, options)
 }

@@ -30,6 +30,7 @@ import { DEFAULT_INTERNAL_MANIFEST_PATH, type FileEntry, type ShardEntry, serial
 import { ShardWriteError } from '../format/errors.js'
 import { type ArchiveCompression, archiveCompressionFor, virtualKey } from '../format/keys.js'
 import { checkOptions } from '../format/options.js'
+import { type ProgressCounter, type ProgressOptions, progressCounter } from '../format/progress.js'
 import type { Writer } from '../format/writer.js'
 import type { S3Context } from '../s3/context.js'
 import { hashing } from '../s3/data-source.js'
@@ -57,6 +58,7 @@ import { paddingFrame, SKIPPABLE_HEADER_BYTES } from './zstd-frames.js'
 /** Options for {@link ShardWriter}. */
 export interface ShardWriterOptions
   extends Pick<UploadOptions, 'partSize' | 'queueSize'>,
+    ProgressOptions,
     Pick<ArchiveIndexOptions, 'internalManifestPath'>,
     WriteOptions {
   /**
@@ -120,12 +122,15 @@ export class ShardWriter implements Writer<ShardItem | PreparedShardItem, ShardE
   /** Small members waiting to be deflated together as one segment. */
   #group: { parts: Uint8Array[]; bytes: number; members: number[] } = { parts: [], bytes: 0, members: [] }
   #state: 'open' | 'finished' | 'failed' = 'open'
+  readonly #progress: ProgressCounter | undefined
 
   /**
    * Throws before anything is written: `ConfigurationError` for a compression the key contradicts
-   * or bad write options, `ShardWriteError` for zstd on a Node without it.
+   * or bad write options, `ShardWriteError` for zstd on a Node without it. Progress
+   * (`options.onProgress`, or the `progress` of a larger call that writes many shards): a member
+   * added is an object done, and the archive's bytes count as its parts are uploaded.
    */
-  constructor(ctx: S3Context, archiveKey: string, options: ShardWriterOptions = {}) {
+  constructor(ctx: S3Context, archiveKey: string, options: ShardWriterOptions = {}, progress?: ProgressCounter) {
     checkOptions('ShardWriter', options)
     checkArchiveKey(archiveKey)
     this.archiveKey = archiveKey
@@ -134,7 +139,8 @@ export class ShardWriter implements Writer<ShardItem | PreparedShardItem, ShardE
     this.internalManifestPath = options.internalManifestPath ?? DEFAULT_INTERNAL_MANIFEST_PATH
     // Before anything is uploaded: a Node without zstd refuses here.
     this.#zstd = this.compression === 'zstd' ? zstdFor('write', archiveKey) : undefined
-    this.#output = new HeadLastWriter(ctx, archiveKey, options) // the write options: see PartWriter
+    this.#progress = progress ?? progressCounter(options)
+    this.#output = new HeadLastWriter(ctx, archiveKey, options, this.#progress, false) // the write options: see PartWriter
     const write = (chunk: Buffer) => this.#output.add(chunk)
     const seekable = options.seekable ?? true
     const zstdLevel = options.zstdLevel ?? DEFAULT_ZSTD_LEVEL
@@ -220,6 +226,8 @@ export class ShardWriter implements Writer<ShardItem | PreparedShardItem, ShardE
         sha256: hash.digest('hex'),
       }
       this.#entries.push(entry)
+      // A callback that throws fails the shard (aborted) with the callback's error.
+      this.#progress?.addObjects(1, 0, entry.key)
       return entry
     } catch (error) {
       await this.abort()

@@ -124,6 +124,8 @@ export const OPTION_RULES: Readonly<Record<string, OptionRule>> = {
   contentType: { type: 'string', nullable: true },
   id: { type: 'string', nullable: true },
   inferId: { type: 'function' },
+  onProgress: { type: 'function' },
+  onEvent: { type: 'function' },
   archiveName: { type: 'function' },
   signal: { type: 'signal' },
   regex: { type: 'pattern' },

@@ -29,7 +29,8 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { type ManifestEntry, serializeEntry } from '../format/entries.js'
 import { parseManifest } from '../format/entry-stream.js'
-import { ManifestConflictError, ObjectChangedError, ObjectNotFoundError, S3RequestError } from '../format/errors.js'
+import { httpStatusOf, ManifestConflictError, ObjectChangedError, ObjectNotFoundError, S3RequestError } from '../format/errors.js'
+import { emitEvent } from '../format/events.js'
 import { isBlankLine } from '../format/jsonl.js'
 import { checkOptions } from '../format/options.js'
 import type { S3Context } from '../s3/context.js'
@@ -117,6 +118,8 @@ export async function appendToManifest(
         conflicts++
         lastConflict = error
       }
+      const status = error instanceof S3RequestError ? error.statusCode : httpStatusOf(error)
+      emitEvent(ctx, { type: 'write-retried', key: root, attempt, reason: lostRace ? 'lost-race' : 'slow-down', status })
       const ceiling = Math.min(options.maxDelayMs ?? 2000, (options.baseDelayMs ?? 25) * 2 ** (attempt - 1))
       await sleep(Math.random() * ceiling, undefined, { signal: ctx.signal })
     }

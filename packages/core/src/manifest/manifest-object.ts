@@ -16,6 +16,7 @@
  */
 import { type ManifestEntry, serializeEntry, validateEntry } from '../format/entries.js'
 import { checkOptions } from '../format/options.js'
+import type { ProgressCounter } from '../format/progress.js'
 import type { Writer } from '../format/writer.js'
 import type { S3Context } from '../s3/context.js'
 import type { UploadOptions, WrittenObject } from '../s3/multipart-upload.js'
@@ -40,9 +41,10 @@ export class ManifestObjectWriter implements Writer<ManifestEntry, WrittenManife
   #entries = 0
   #bytes = 0
 
-  constructor(ctx: S3Context, key: string, options: WriteManifestObjectOptions = {}) {
+  /** `progress`: the call's, when the manifest is part of a larger call (its bytes count as its parts go up). */
+  constructor(ctx: S3Context, key: string, options: WriteManifestObjectOptions = {}, progress?: ProgressCounter) {
     checkOptions('ManifestObjectWriter', options)
-    this.#writer = new ObjectWriter(ctx, key, { ...options, contentType: MANIFEST_CONTENT_TYPE })
+    this.#writer = new ObjectWriter(ctx, key, { ...options, contentType: MANIFEST_CONTENT_TYPE }, progress, false)
   }
 
   get key(): string {

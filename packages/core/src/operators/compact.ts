@@ -18,12 +18,14 @@
 import { listedMemberEntry } from '../archive/internal-manifest.js'
 import { readInternalManifest } from '../archive/scan-archive.js'
 import type { ManifestEntry } from '../format/entries.js'
-import type { S3Context } from '../s3/context.js'
+import { type ProgressOptions, progressCounter } from '../format/progress.js'
+import { writeAll } from '../format/writer.js'
+import { ManifestObjectWriter } from '../manifest/manifest-object.js'
+import { checkContext, type S3Context } from '../s3/context.js'
 import { type WriteOptions, withWriteOptions } from '../s3/write-options.js'
-import { writeManifestObject } from './write-manifest-object.js'
 
 /** Options for {@link compactInto}; the write options apply to the compacted manifest. */
-export interface CompactIntoOptions extends WriteOptions {
+export interface CompactIntoOptions extends WriteOptions, ProgressOptions {
   /** Replace each shard entry by its internal manifest's entries (with `archive_key`). Default false. */
   expandShards?: boolean
 }
@@ -41,6 +43,8 @@ export function compactInto(ctx: S3Context, dst: string, options: CompactIntoOpt
   const output = withWriteOptions(ctx, options)
   return async function compactIntoSink(entries: AsyncIterable<ManifestEntry> | Iterable<ManifestEntry>): Promise<CompactReport> {
     const report: CompactReport = { totalEntries: 0, removedEntries: 0, resolvedRefs: 0, expandedShards: 0 }
+    // Progress: entries written to the compacted manifest (objects), as they are; bytes are the manifest's as its parts go up.
+    const progress = progressCounter(options)
     async function* compacted(): AsyncGenerator<ManifestEntry> {
       for await (const entry of entries) {
         report.totalEntries++
@@ -52,13 +56,16 @@ export function compactInto(ctx: S3Context, dst: string, options: CompactIntoOpt
           for (const member of await readInternalManifest(ctx, entry)) {
             report.expandedShards++
             yield listedMemberEntry(member, entry.archive_key)
+            progress?.addObjects(1, 0, dst)
           }
           continue
         }
         yield entry
+        progress?.addObjects(1, 0, dst)
       }
     }
-    await writeManifestObject(output, dst, compacted())
+    checkContext('compactInto', ctx)
+    await writeAll(new ManifestObjectWriter(output, dst, {}, progress), compacted())
     return report
   }
 }

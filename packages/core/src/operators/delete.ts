@@ -20,6 +20,7 @@ import type { ManifestEntry } from '../format/entries.js'
 import { DeleteRefusedError, PartialDeleteError } from '../format/errors.js'
 import { isWithinFence } from '../format/keys.js'
 import { checkOptions } from '../format/options.js'
+import { progressCounter } from '../format/progress.js'
 import { checkContext, type S3Context } from '../s3/context.js'
 import { type DeleteKeysOptions, deleteKeys } from '../s3/delete-keys.js'
 
@@ -55,7 +56,7 @@ export function matchingKeys(pattern: string | RegExp | undefined) {
 }
 
 /** Options for {@link deleteAll}. */
-export interface DeleteAllOptions extends Pick<DeleteKeysOptions, 'concurrency'> {
+export interface DeleteAllOptions extends Pick<DeleteKeysOptions, 'concurrency' | 'onProgress'> {
   /** Delete nothing: report (or count) what would be deleted. */
   dryRun?: boolean
 }
@@ -75,7 +76,7 @@ export function deleteAll(ctx: S3Context, options: DeleteAllOptions = {}) {
       for await (const _ of keys) count++
       return count
     }
-    const { deleted, errors } = await deleteKeys(ctx, keys, { concurrency: options.concurrency })
+    const { deleted, errors } = await deleteKeys(ctx, keys, { concurrency: options.concurrency, onProgress: options.onProgress })
     if (Object.keys(errors).length > 0) throw new PartialDeleteError(deleted.length, errors)
     return deleted.length
   }
@@ -172,7 +173,9 @@ export async function deletePlanned(ctx: S3Context, plan: DeletePlan, options: D
     report.keys = { objects: plan.objects, archives: plan.archives, manifests: plan.manifests }
   } else {
     const deleteOptions = { concurrency: options.concurrency }
-    const data = await deleteKeys(ctx, [...plan.objects, ...plan.archives], deleteOptions)
+    // Progress: objects, archives and manifests deleted, out of the plan's.
+    const progress = progressCounter(options, { totalObjects: plan.objects.length + plan.archives.length + plan.manifests.length })
+    const data = await deleteKeys(ctx, [...plan.objects, ...plan.archives], deleteOptions, progress)
     Object.assign(report.errors, data.errors)
     const gone = new Set(data.deleted)
     report.keys.objects = plan.objects.filter((key) => gone.has(key))
@@ -181,7 +184,7 @@ export async function deletePlanned(ctx: S3Context, plan: DeletePlan, options: D
     if (failed > 0) {
       for (const key of plan.manifests) report.errors[key] = `kept: ${failed} of the objects it references could not be deleted`
     } else {
-      const meta = await deleteKeys(ctx, plan.manifests, deleteOptions)
+      const meta = await deleteKeys(ctx, plan.manifests, deleteOptions, progress)
       Object.assign(report.errors, meta.errors)
       report.keys.manifests = meta.deleted
     }

@@ -32,6 +32,7 @@ import { openObject } from '../archive/open-object.js'
 import type { OpenMemberOptions } from '../archive/random-access.js'
 import { type ManifestEntry, objectKeyOf } from '../format/entries.js'
 import { UnsafePathError } from '../format/errors.js'
+import { type ProgressCounter, type ProgressOptions, progressCounter } from '../format/progress.js'
 import type { EntryWithBody } from '../s3/body.js'
 import type { S3Context } from '../s3/context.js'
 
@@ -78,6 +79,11 @@ export class DownloadPlan {
 
   constructor(root: string) {
     this.root = resolve(root)
+  }
+
+  /** Files planned so far. */
+  get size(): number {
+    return this.#files.size
   }
 
   add(key: string, relativePath: string): string {
@@ -128,13 +134,14 @@ export interface WriteFileOptions {
 
 /**
  * Streams `data` into `target` through a temporary file in the same folder, renamed when
- * complete; on failure the temporary file is removed and `target` is left as it was.
+ * complete; on failure the temporary file is removed and `target` is left as it was. Resolves to
+ * the bytes written.
  */
 export async function writeFileAtomically(
   data: AsyncIterable<Uint8Array> | NodeJS.ReadableStream,
   target: string,
   options: WriteFileOptions,
-): Promise<void> {
+): Promise<number> {
   let realFolder: string
   try {
     realFolder = await makeFolderInside(options.root, dirname(target), () => {
@@ -150,6 +157,7 @@ export async function writeFileAtomically(
   try {
     await pipeline(data as AsyncIterable<Uint8Array>, file)
     await rename(temporary, join(realFolder, basename(target)))
+    return file.bytesWritten
   } catch (error) {
     // A source that fails at once fails while the file is still being opened: wait until the
     // stream has closed it, or the file would appear after it was removed.
@@ -190,10 +198,11 @@ export function localPathOf(entry: ManifestEntry): string {
 }
 
 /** Options for {@link downloadInto}. */
-export interface DownloadIntoOptions {
+export interface DownloadIntoOptions extends ProgressOptions {
   /**
    * The plan the paths are checked against (one made for `dir` and filled up front, so that clashes
-   * are found before anything is written). Default: a new one, filled as objects come.
+   * are found before anything is written). Default: a new one, filled as objects come. A plan given
+   * is taken as complete: its files are the `totalObjects` of the progress reports.
    */
   plan?: DownloadPlan
 }
@@ -204,12 +213,15 @@ export function downloadInto(dir: string, options: DownloadIntoOptions = {}) {
     const root = resolve(dir)
     const plan = options.plan ?? new DownloadPlan(root)
     const written = new Map<string, string>()
+    // Progress: each file once written (renamed into place), with its bytes.
+    const progress = progressCounter(options, { totalObjects: options.plan?.size })
     for await (const { entry, body } of items) {
       const key = objectKeyOf(entry)
       try {
         const target = plan.add(key, localPathOf(entry))
-        await writeFileAtomically(body, target, { root, key })
+        const bytes = await writeFileAtomically(body, target, { root, key })
         written.set(key, target)
+        progress?.addObjects(1, bytes, key)
       } finally {
         body.destroy()
       }
@@ -218,14 +230,31 @@ export function downloadInto(dir: string, options: DownloadIntoOptions = {}) {
   }
 }
 
-/** Writes one object (or archive member, by virtual key) to `localPath`, atomically. Resolves to the absolute path. */
-export async function downloadObject(ctx: S3Context, key: string, localPath: string, options: OpenMemberOptions = {}): Promise<string> {
+/** Options for {@link downloadObject}: how an archive member is opened, and progress. */
+export interface DownloadObjectOptions extends OpenMemberOptions, ProgressOptions {}
+
+/**
+ * Writes one object (or archive member, by virtual key) to `localPath`, atomically. Resolves to
+ * the absolute path. Progress: bytes as each chunk is written to the file (out of the object's
+ * size when the server said it), then the object once the file is in place.
+ */
+export async function downloadObject(ctx: S3Context, key: string, localPath: string, options: DownloadObjectOptions = {}): Promise<string> {
   const target = resolve(localPath)
   const body = await openObject(ctx, key, options)
+  const progress = progressCounter(options, { totalObjects: 1, totalBytes: body.size })
   try {
-    await writeFileAtomically(body, target, { root: dirname(target), key })
+    await writeFileAtomically(progress ? counted(body, progress, key) : body, target, { root: dirname(target), key })
   } finally {
     body.destroy()
   }
+  progress?.addObjects(1, 0, key)
   return target
+}
+
+/** The chunks of `body`, each reported as written once the next is asked for (that is, once the file took it). */
+async function* counted(body: AsyncIterable<Uint8Array>, progress: ProgressCounter, key: string): AsyncGenerator<Uint8Array> {
+  for await (const chunk of body) {
+    yield chunk
+    progress.addBytes(chunk.byteLength, key)
+  }
 }

@@ -26,6 +26,7 @@ import { checkJsonValue, type FileEntry, type Meta } from '../format/entries.js'
 import { iteratorOf } from '../format/iterables.js'
 import { inferId as defaultInferId } from '../format/keys.js'
 import { checkOptions } from '../format/options.js'
+import { type OnProgress, type ProgressCounter, type ProgressOptions, progressCounter } from '../format/progress.js'
 import { writeAll } from '../format/writer.js'
 import { isConditional } from '../s3/conditional-write.js'
 import { checkContext, type S3Context } from '../s3/context.js'
@@ -35,7 +36,9 @@ import { ObjectWriter, putBytes } from '../s3/object-writer.js'
 import { pickWriteOptions, type WriteOptions, withWriteOptions } from '../s3/write-options.js'
 
 /** Options for {@link putObject}: the entry's fields, how it is uploaded, and the write options (`WriteOptions`). */
-export interface PutObjectOptions extends Pick<UploadOptions, 'partSize' | 'queueSize' | 'ifMatch' | 'ifNoneMatch'>, WriteOptions {
+export interface PutObjectOptions
+  extends Pick<UploadOptions, 'partSize' | 'queueSize' | 'ifMatch' | 'ifNoneMatch' | 'onProgress'>,
+    WriteOptions {
   /** The entry's id. Default: inferred from the key (`inferId`). */
   id?: string | null
   /** The entry's metadata. */
@@ -66,7 +69,10 @@ export async function putObject(ctx: S3Context, key: string, data: DataSource, o
     hash.update(source.bytes)
     written = await putBytes(ctx, key, source.bytes, upload)
   } else {
-    written = await writeAll(new ObjectWriter(ctx, key, upload), hashing(hash, source.bytes ? [source.bytes] : source.open()))
+    // Progress: the object's parts as they are uploaded, out of its size when known (bytes, a file).
+    const progress = progressCounter(options, { totalObjects: 1, totalBytes: source.size })
+    const writer = new ObjectWriter(ctx, key, upload, progress, true)
+    written = await writeAll(writer, hashing(hash, source.bytes ? [source.bytes] : source.open()))
   }
   return {
     kind: 'file',
@@ -86,8 +92,12 @@ export interface PutObjectItem extends Pick<PutObjectOptions, 'id' | 'meta' | 'c
   data: DataSource
 }
 
-/** Options for {@link putObjects}: the write options apply to every object (an item's own override them). */
-export interface PutObjectsOptions extends Pick<PutObjectOptions, 'partSize' | 'queueSize' | 'inferId'>, WriteOptions {
+/**
+ * Options for {@link putObjects}: the write options apply to every object (an item's own override
+ * them). `onProgress`: the bytes of every object's parts as they are uploaded, and each object once
+ * written (in the order they finish); no totals (the items come as they come).
+ */
+export interface PutObjectsOptions extends Pick<PutObjectOptions, 'partSize' | 'queueSize' | 'inferId'>, WriteOptions, ProgressOptions {
   /** Uploads at once. Default 16. */
   concurrency?: number
 }
@@ -99,6 +109,7 @@ export function putObjects(ctx: S3Context, options: PutObjectsOptions = {}) {
   const concurrency = options.concurrency ?? 16
   const stageCtx = withWriteOptions(ctx, options)
   const upload = { partSize: options.partSize, queueSize: options.queueSize, inferId: options.inferId }
+  const progress = progressCounter(options)
   return async function* putObjectsStage(
     items: AsyncIterable<PutObjectItem> | Iterable<PutObjectItem>,
   ): AsyncGenerator<FileEntry, void, undefined> {
@@ -120,6 +131,7 @@ export function putObjects(ctx: S3Context, options: PutObjectsOptions = {}) {
             id: item.id,
             meta: item.meta,
             contentType: item.contentType,
+            onProgress: progress && forwardTo(progress),
           })
           uploading.catch(() => {})
           window.push(uploading)
@@ -133,5 +145,16 @@ export function putObjects(ctx: S3Context, options: PutObjectsOptions = {}) {
       await Promise.allSettled(window)
       await iterator.return?.()
     }
+  }
+}
+
+/** One object's progress added to the stage's: its parts' bytes as they go up, the object once written. */
+function forwardTo(progress: ProgressCounter): OnProgress {
+  let reported = 0
+  return ({ loadedBytes, loadedObjects, key }) => {
+    const bytes = loadedBytes - reported
+    reported = loadedBytes
+    if (loadedObjects > 0) progress.addObjects(loadedObjects, bytes, key)
+    else progress.addBytes(bytes, key)
   }
 }

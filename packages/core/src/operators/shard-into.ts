@@ -28,6 +28,7 @@ import type { ShardEntry } from '../format/entries.js'
 import { ConfigurationError } from '../format/errors.js'
 import { DEFAULT_SHARD_COMPRESSION, runId, shardArchiveName } from '../format/keys.js'
 import { checkOptions } from '../format/options.js'
+import { progressCounter } from '../format/progress.js'
 import { closesBefore, type RolloverLimits } from '../format/rollover.js'
 import { checkContext, type S3Context } from '../s3/context.js'
 import { withWriteOptions } from '../s3/write-options.js'
@@ -70,6 +71,8 @@ export function shardInto(ctx: S3Context, options: ShardIntoOptions) {
     const archiveKey = (index: number) => (prefix ? `${prefix}/${archiveName(index)}` : archiveName(index))
     let index = 0
     let writer: ShardWriter | undefined
+    // Progress of the whole run: members packed, archive bytes uploaded (see `ShardWriter`).
+    const progress = progressCounter(options)
     try {
       for await (const item of items) {
         const prepared = await prepareShardItem(item, writer?.archiveKey ?? archiveKey(index), options)
@@ -78,7 +81,7 @@ export function shardInto(ctx: S3Context, options: ShardIntoOptions) {
           writer = undefined
           yield await done.finish()
         }
-        writer ??= new ShardWriter(ctx, archiveKey(index++), options)
+        writer ??= new ShardWriter(ctx, archiveKey(index++), options, progress)
         await writer.add(prepared)
       }
       if (writer && writer.count > 0) {

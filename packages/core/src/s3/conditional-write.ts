@@ -31,6 +31,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises'
 import { ConditionalWriteUnsupportedError, httpStatusOf, ObjectNotFoundError } from '../format/errors.js'
+import { emitEvent } from '../format/events.js'
 import type { S3Context } from './context.js'
 import { headObject, unquoteEtag } from './requests.js'
 import { type IfMatchForm, learnIfMatchForm, serverKnowledge } from './server-knowledge.js'
@@ -66,16 +67,16 @@ export async function sendConditional<T>(
   send: (headers: ConditionHeaders) => Promise<T>,
 ): Promise<T> {
   const etag = conditions.ifMatch === undefined ? undefined : unquoteEtag(conditions.ifMatch)
-  if (etag === undefined) return sendThroughConflicts(ctx, operation, () => send({ IfNoneMatch: conditions.ifNoneMatch }))
+  if (etag === undefined) return sendThroughConflicts(ctx, key, operation, () => send({ IfNoneMatch: conditions.ifNoneMatch }))
   const knowledge = serverKnowledge(ctx.client)
   let form = knowledge.ifMatchForm
   let confirmed = knowledge.ifMatchConfirmed
   for (let forms = 1; ; forms++) {
     try {
-      const response = await sendThroughConflicts(ctx, operation, () =>
+      const response = await sendThroughConflicts(ctx, key, operation, () =>
         send({ IfMatch: ifMatchHeader(etag, form), IfNoneMatch: conditions.ifNoneMatch }),
       )
-      learnIfMatchForm(ctx.client, form)
+      if (learnIfMatchForm(ctx.client, form)) emitEvent(ctx, { type: 'capability-learned', capability: 'ifMatchForm', value: form, key })
       return response
     } catch (error) {
       if (httpStatusOf(error) !== 412 || confirmed || ctx.signal?.aborted) throw error
@@ -89,6 +90,12 @@ export async function sendConditional<T>(
         )
       }
       form = otherForm(form)
+      emitEvent(ctx, {
+        type: 'fallback',
+        key,
+        fallback: 'if-match-form',
+        reason: `the server answered 412 to If-Match in the ${otherForm(form)} form although the object's ETag is the one sent: trying the ${form} form`,
+      })
       // A form already confirmed by another write meanwhile is not tried again.
       confirmed = serverKnowledge(ctx.client).ifMatchConfirmed && serverKnowledge(ctx.client).ifMatchForm === form
     }
@@ -121,12 +128,13 @@ export function refuseUnguardedCompletion(ctx: S3Context, key: string, condition
 }
 
 /** Sends, and sends a PutObject again after 409 `ConditionalRequestConflict`; see the module comment. */
-async function sendThroughConflicts<T>(ctx: S3Context, operation: string, send: () => Promise<T>): Promise<T> {
+async function sendThroughConflicts<T>(ctx: S3Context, key: string, operation: string, send: () => Promise<T>): Promise<T> {
   for (let retry = 0; ; retry++) {
     try {
       return await send()
     } catch (error) {
       if (operation !== 'PutObject' || httpStatusOf(error) !== 409 || retry >= CONFLICT_RETRIES) throw error
+      emitEvent(ctx, { type: 'write-retried', key, attempt: retry + 1, reason: 'conflict', status: 409 })
       await sleep(Math.random() * 50 * 2 ** retry, undefined, { signal: ctx.signal })
     }
   }

@@ -1,6 +1,6 @@
 /**
  * `S3Context`: what every operator takes, `{ client, bucket, signal?, limits?, writeOptions?,
- * sseCustomerKey? }`. Core keeps no state between calls: a pipeline passes one context to each of
+ * sseCustomerKey?, ranges?, onEvent? }`. Core keeps no state between calls: a pipeline passes one context to each of
  * its stages (or a context of their own: `withWriteOptions(ctx, { storageClass: 'GLACIER_IR' })` for
  * the shards of a pipeline, say).
  *
@@ -15,6 +15,7 @@
  */
 import type { S3Client } from '@aws-sdk/client-s3'
 import { ConfigurationError } from '../format/errors.js'
+import type { EventOptions } from '../format/events.js'
 import type { ReadLimits } from '../format/limits.js'
 import { checkOptions } from '../format/options.js'
 import type { RangedReadOptions } from './range-plan.js'
@@ -22,9 +23,10 @@ import type { WriteContext } from './write-options.js'
 
 /**
  * What every operator needs: a client, a bucket, and optionally a signal to cancel with, read
- * limits, write options and an SSE-C key (see `WriteContext`).
+ * limits, write options and an SSE-C key (see `WriteContext`), and an event hook (`onEvent`, see
+ * `format/events.ts`: resumed reads, retried writes, fallbacks, server capabilities learned).
  */
-export interface S3Context extends WriteContext {
+export interface S3Context extends WriteContext, EventOptions {
   /** The caller's S3 client; the library never configures it. */
   client: S3Client
   /** The bucket every key is in. */
@@ -50,5 +52,5 @@ export function checkContext(call: string, ctx: S3Context): void {
   if (ctx === null || typeof ctx !== 'object' || !ctx.client || typeof ctx.bucket !== 'string' || ctx.bucket === '') {
     throw new ConfigurationError(`${call}: the context needs a client and a bucket`, { call })
   }
-  checkOptions(call, { limits: ctx.limits, signal: ctx.signal })
+  checkOptions(call, { limits: ctx.limits, signal: ctx.signal, onEvent: ctx.onEvent })
 }

@@ -13,11 +13,12 @@
 import { DeleteObjectsCommand } from '@aws-sdk/client-s3'
 import pLimit from 'p-limit'
 import { checkOptions } from '../format/options.js'
+import { type ProgressCounter, type ProgressOptions, progressCounter } from '../format/progress.js'
 import type { S3Context } from './context.js'
 import { mapS3Error } from './requests.js'
 
 /** Options for {@link deleteKeys}. */
-export interface DeleteKeysOptions {
+export interface DeleteKeysOptions extends ProgressOptions {
   /** Keys per DeleteObjects request (at most 1,000). Default 1,000. */
   batchSize?: number
   /** DeleteObjects requests in flight at once. Default 4. */
@@ -37,6 +38,7 @@ export async function deleteKeys(
   ctx: S3Context,
   keys: Iterable<string> | AsyncIterable<string>,
   options: DeleteKeysOptions = {},
+  progress: ProgressCounter | undefined = progressCounter(options),
 ): Promise<DeleteKeysResult> {
   checkOptions('deleteKeys', options)
   const batchSize = options.batchSize ?? 1000
@@ -48,7 +50,11 @@ export async function deleteKeys(
   let failure: { error: unknown } | undefined
   let batch: string[] = []
   const send = (keys: string[]) => {
-    const task: Promise<void> = limit(() => deleteBatch(ctx, keys, result)).then(
+    // Progress: the keys of each batch once the server answered (a throw stops the batches not yet sent).
+    const task: Promise<void> = limit(async () => {
+      const deleted = await deleteBatch(ctx, keys, result)
+      progress?.addObjects(deleted, 0, keys[keys.length - 1])
+    }).then(
       () => void pending.delete(task),
       (error: unknown) => {
         pending.delete(task)
@@ -75,7 +81,8 @@ export async function deleteKeys(
   return result
 }
 
-async function deleteBatch(ctx: S3Context, keys: string[], result: DeleteKeysResult): Promise<void> {
+/** Sends one batch; resolves to the number of its keys deleted. */
+async function deleteBatch(ctx: S3Context, keys: string[], result: DeleteKeysResult): Promise<number> {
   try {
     const response = await ctx.client.send(
       new DeleteObjectsCommand({ Bucket: ctx.bucket, Delete: { Objects: keys.map((Key) => ({ Key })), Quiet: false } }),
@@ -89,11 +96,14 @@ async function deleteBatch(ctx: S3Context, keys: string[], result: DeleteKeysRes
     }
     const reported = response.Deleted?.map((d) => d.Key).filter((k): k is string => k !== undefined)
     // Some servers list nothing in quiet-less answers: then every key not in error was deleted.
+    const before = result.deleted.length
     for (const key of reported && reported.length > 0 ? reported : keys) if (!failed.has(key)) result.deleted.push(key)
+    return result.deleted.length - before
   } catch (error) {
     const typed = mapS3Error('DeleteObjects', keys[0] ?? '', error, ctx.signal)
     if (ctx.signal?.aborted) throw typed
     const message = typed instanceof Error ? typed.message : String(typed)
     for (const key of keys) result.errors[key] = message
+    return 0
   }
 }

@@ -34,6 +34,8 @@ import {
   PutObjectCommand,
   UploadPartCommand,
 } from '@aws-sdk/client-s3'
+import { emitEvent } from '../format/events.js'
+import type { ProgressOptions } from '../format/progress.js'
 import { type ConditionHeaders, isConditional, refuseUnguardedCompletion, sendConditional } from './conditional-write.js'
 import type { S3Context } from './context.js'
 import { answeredEtag, headObject, mapWriteError, timesSent, unquoteEtag } from './requests.js'
@@ -49,7 +51,7 @@ export const MIN_PART_SIZE = 5 * 1024 * 1024
 const MAX_PARTS = 10_000
 
 /** How an object is written: its parts, its Content-Type, conditions, and the write options (see `WriteOptions`). */
-export interface UploadOptions extends WriteOptions {
+export interface UploadOptions extends WriteOptions, ProgressOptions {
   /** Bytes per multipart part (at least 5 MiB). Default 8 MiB. */
   partSize?: number
   /** Parts uploading at once. Default 4. */
@@ -121,15 +123,21 @@ export class MultipartUpload {
   readonly #queueSize: number
   readonly #parts: { PartNumber: number; ETag: string | undefined }[] = []
   readonly #inFlight = new Set<Promise<void>>()
+  readonly #onPartUploaded: ((bytes: number) => void) | undefined
   #creating: Promise<string> | undefined
   #state: 'open' | 'completed' | 'aborted' = 'open'
   #failure: unknown
 
-  constructor(ctx: S3Context, key: string, options: UploadOptions = {}) {
+  /**
+   * `onPartUploaded` is called with each part's size once the part is uploaded (progress); what it
+   * throws fails the upload as a failed part would (the writer aborts it).
+   */
+  constructor(ctx: S3Context, key: string, options: UploadOptions = {}, onPartUploaded?: (bytes: number) => void) {
     this.#ctx = withWriteOptions(ctx, options)
     this.key = key
     this.#options = options
     this.#queueSize = Math.max(1, options.queueSize ?? DEFAULT_QUEUE_SIZE)
+    this.#onPartUploaded = onPartUploaded
   }
 
   /** True once the upload was created (and so must be completed or aborted). */
@@ -163,6 +171,12 @@ export class MultipartUpload {
         this.#parts.push({ PartNumber: partNumber, ETag: response.ETag })
       } catch (error) {
         this.#failure ??= mapWriteError('UploadPart', this.key, error, this.#ctx.signal)
+        return
+      }
+      try {
+        this.#onPartUploaded?.(body.byteLength)
+      } catch (error) {
+        this.#failure ??= error
       }
     })()
     this.#inFlight.add(task)
@@ -277,6 +291,7 @@ export async function putSingle(ctx: S3Context, key: string, body: Uint8Array, o
 
 /** The object's ETag from a HEAD, for a write whose answer had none; undefined when the HEAD has none either. */
 async function etagByHead(ctx: S3Context, key: string): Promise<string | undefined> {
+  emitEvent(ctx, { type: 'fallback', key, fallback: 'etag-by-head', reason: 'the answer to the write carried no ETag' })
   return answeredEtag((await headObject(ctx, key)).ETag)
 }
 

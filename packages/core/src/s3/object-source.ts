@@ -28,6 +28,7 @@ import type { Readable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { GetObjectCommandOutput } from '@aws-sdk/client-s3'
 import { ObjectChangedError, S3ExchangeError, S3RequestError } from '../format/errors.js'
+import { emitEvent } from '../format/events.js'
 import { checkOptions } from '../format/options.js'
 import { ObjectBody, type ObjectInfo } from './body.js'
 import type { S3Context } from './context.js'
@@ -334,6 +335,7 @@ export class ResumableSource extends EventEmitter implements RangeSource {
     try {
       await sleep(Math.min(1000, 50 * 2 ** this.#attempts++), undefined, { signal: this.#ctx.signal })
       const from = this.#start + this.#received
+      emitEvent(this.#ctx, { type: 'read-resumed', key: this.#key, offset: from, attempt: this.#attempts, reason: cause.message })
       const response = await requestObject(this.#ctx, this.#key, { start: from, end: this.#end, ifMatch: this.#etag })
       // Never splice: the answer must be the same version, from the byte asked for.
       if (answeredEtag(response.ETag) !== this.#etag) throw new ObjectChangedError(this.#key)

@@ -24,7 +24,9 @@
  * ```
  */
 import { ConfigurationError, S3RequestError } from '../format/errors.js'
+import { emitEvent } from '../format/events.js'
 import { checkOptions } from '../format/options.js'
+import { type ProgressCounter, progressCounter } from '../format/progress.js'
 import type { Writer } from '../format/writer.js'
 import { isConditional } from './conditional-write.js'
 import type { S3Context } from './context.js'
@@ -44,11 +46,21 @@ export abstract class PartWriter {
   protected readonly partSize: number
   protected readonly buffer = new PartBuffer()
   protected readonly upload: MultipartUpload
+  /** The call's progress (see `format/progress.ts`), when it has a callback. */
+  protected readonly progress: ProgressCounter | undefined
+  /** Whether this writer's object is the call's one object (it counts it), or one of a call's many (the caller does). */
+  readonly #countsObject: boolean
   #written = 0
+  #uploaded = 0
   #state: 'open' | 'finished' | 'aborted' = 'open'
 
-  /** Throws `ConfigurationError` for bad write options (`options` over the context's), before anything is sent. */
-  constructor(ctx: S3Context, key: string, options: UploadOptions = {}) {
+  /**
+   * Throws `ConfigurationError` for bad write options (`options` over the context's), before
+   * anything is sent. Progress: `options.onProgress` is told of each part uploaded and of the
+   * object once written; a writer that is part of a larger call is given that call's `progress`
+   * instead, and adds its bytes to it (and counts its object if `countsObject`, else the caller does).
+   */
+  constructor(ctx: S3Context, key: string, options: UploadOptions = {}, progress?: ProgressCounter, countsObject = progress === undefined) {
     checkOptions(new.target.name, options)
     if (typeof key !== 'string' || key === '')
       throw new ConfigurationError(`${new.target.name}: the key is empty`, { call: new.target.name })
@@ -57,7 +69,19 @@ export abstract class PartWriter {
     this.key = key
     this.options = options
     this.partSize = partSizeOf(options)
-    this.upload = new MultipartUpload(ctx, key, options)
+    this.#countsObject = countsObject
+    this.progress = progress ?? progressCounter(options, { totalObjects: 1 })
+    const counter = this.progress
+    this.upload = new MultipartUpload(
+      ctx,
+      key,
+      options,
+      counter &&
+        ((bytes) => {
+          this.#uploaded += bytes
+          counter.addBytes(bytes, key)
+        }),
+    )
   }
 
   /** Bytes written so far. */
@@ -107,12 +131,18 @@ export abstract class PartWriter {
   protected async finishWith(publish: (written: number) => Promise<WrittenObject>): Promise<WrittenObject> {
     this.#check()
     this.#state = 'finished'
+    let written: WrittenObject
     try {
-      return await publish(this.#written)
+      written = await publish(this.#written)
     } catch (error) {
       await this.#abortUpload()
       throw error
     }
+    // The bytes no part reported (a single PUT), and the object: published, so a throw now is the call's error only.
+    const rest = written.size - this.#uploaded
+    if (this.#countsObject) this.progress?.addObjects(1, rest, this.key)
+    else if (rest > 0) this.progress?.addBytes(rest, this.key)
+    return written
   }
 
   async #abortUpload(): Promise<void> {
@@ -149,15 +179,26 @@ export class ObjectWriter extends PartWriter implements Writer<Uint8Array, Writt
  */
 export async function putBytes(ctx: S3Context, key: string, body: Uint8Array, options: UploadOptions = {}): Promise<WrittenObject> {
   const size = body.byteLength
+  const progress = progressCounter(options, { totalObjects: 1, totalBytes: size })
   if (isConditional(options) && size > partSizeOf(options) && singlePutFits(ctx.client, size)) {
     try {
-      return { key, etag: await putSingle(ctx, key, body, options), size }
+      const written = { key, etag: await putSingle(ctx, key, body, options), size }
+      progress?.addObjects(1, size, key)
+      return written
     } catch (error) {
       if (!isTooLarge(error)) throw error
-      learnSinglePutRefused(ctx.client, size)
+      if (learnSinglePutRefused(ctx.client, size)) {
+        emitEvent(ctx, { type: 'capability-learned', capability: 'maxSinglePutRefused', value: size, key })
+      }
+      emitEvent(ctx, {
+        type: 'fallback',
+        key,
+        fallback: 'multipart-upload',
+        reason: `the server refused a single PUT of ${size} bytes as too large`,
+      })
     }
   }
-  const writer = new ObjectWriter(ctx, key, options)
+  const writer = new ObjectWriter(ctx, key, options, progress, true)
   await writer.add(body)
   return writer.finish()
 }

@@ -118,17 +118,24 @@ function recordCapabilities(client: S3Client, capabilities: WriteCapabilities, m
   if (typeof capabilities.maxSinglePutRefused === 'number') learnSinglePutRefused(client, capabilities.maxSinglePutRefused)
 }
 
-/** The server accepted a conditional write with `form`: send that form from now on. */
-export function learnIfMatchForm(client: S3Client, form: IfMatchForm): void {
+/**
+ * The server accepted a conditional write with `form`: send that form from now on. True when this
+ * is news (the form was not already the confirmed one).
+ */
+export function learnIfMatchForm(client: S3Client, form: IfMatchForm): boolean {
   const knowledge = knowledgeOf(client)
+  const news = !knowledge.ifMatchConfirmed || knowledge.ifMatchForm !== form
   knowledge.ifMatchForm = form
   knowledge.ifMatchConfirmed = true
+  return news
 }
 
-/** The server refused a single PUT of `size` bytes as too large. */
-export function learnSinglePutRefused(client: S3Client, size: number): void {
+/** The server refused a single PUT of `size` bytes as too large. True when this lowers what was known. */
+export function learnSinglePutRefused(client: S3Client, size: number): boolean {
   const knowledge = knowledgeOf(client)
+  const news = knowledge.singlePutRefused === undefined || size < knowledge.singlePutRefused
   knowledge.singlePutRefused = Math.min(knowledge.singlePutRefused ?? Number.POSITIVE_INFINITY, size)
+  return news
 }
 
 /** Whether a single PUT of `size` bytes is worth trying on this client's server. */

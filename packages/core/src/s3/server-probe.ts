@@ -29,6 +29,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import type { S3Client } from '@aws-sdk/client-s3'
+import { emitEvent } from '../format/events.js'
 import type { S3Context } from './context.js'
 import { MiB } from './probe-answers.js'
 import { Probe } from './probe-checks.js'
@@ -81,6 +82,17 @@ export async function probeServer(ctx: S3Context, options: ProbeServerOptions = 
   await probe.cleanUp()
   // What writes through this client pick their strategy from (the If-Match form, conditional multipart).
   recordProbedCapabilities(ctx.client, capabilities)
+  emitEvent(ctx, { type: 'capability-learned', capability: 'conditionalComplete', value: capabilities.conditionalComplete })
+  if (capabilities.conditionalPut === 'bare' || capabilities.conditionalPut === 'quoted' || capabilities.conditionalPut === 'both') {
+    emitEvent(ctx, {
+      type: 'capability-learned',
+      capability: 'ifMatchForm',
+      value: capabilities.conditionalPut === 'bare' ? 'bare' : 'quoted',
+    })
+  }
+  if (typeof capabilities.maxSinglePutRefused === 'number') {
+    emitEvent(ctx, { type: 'capability-learned', capability: 'maxSinglePutRefused', value: capabilities.maxSinglePutRefused })
+  }
   return { bucket: ctx.bucket, scratchPrefix, capabilities, checks: probe.checks, behaviour: libraryBehaviour(capabilities) }
 }
 
