@@ -52,7 +52,11 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
 function journalKeys(journal: string): string[] {
   if (!existsSync(journal)) return []
-  return readFileSync(journal, 'utf8')
+  const text = readFileSync(journal, 'utf8')
+  // Only complete lines: the consumer may be writing the last one while this reads (or was killed
+  // halfway through it, and drops it when it starts again).
+  return text
+    .slice(0, text.lastIndexOf('\n') + 1)
     .split('\n')
     .filter(Boolean)
     .map((line) => (JSON.parse(line) as [string])[0])
