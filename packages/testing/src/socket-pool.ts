@@ -37,7 +37,7 @@ export interface PooledClientOptions {
 export interface PooledClient {
   client: S3Client
   agent: HttpAgent
-  /** Sockets assigned to a request (its body may still be streaming). */
+  /** Sockets assigned to a request (its body may still be streaming), not counting those being closed. */
   inUse(): number
   /** Sockets idle in the pool, kept alive for the next request. */
   idle(): number
@@ -63,7 +63,9 @@ export function pooledClient(s3: Pick<LocalS3, 'createClient' | 'endpoint'>, opt
     requestHandler: https ? { httpsAgent: agent } : { httpAgent: agent },
   })
   const count = (table: NodeJS.ReadOnlyDict<unknown[]>) => Object.values(table).reduce((sum, list) => sum + (list?.length ?? 0), 0)
-  const inUse = () => count(agent.sockets)
+  // A socket destroyed (a body let go of before its end) stays in the agent's table until its
+  // 'close' event, a tick or two later: it carries nothing any more, so it is not counted as in use.
+  const inUse = () => (Object.values(agent.sockets).flat() as Socket[]).filter((socket) => !socket.destroyed).length
   let max = 0
   client.middlewareStack.add(
     (next) => async (args) => {
