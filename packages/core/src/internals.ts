@@ -79,10 +79,13 @@ export {
   type CursorPosition,
   checkCursorFits,
   decodeCursor,
+  type EpochIdentity,
   encodeCursor,
+  isShuffledPosition,
   type OrderOptions,
   orderFingerprint,
   type PartitionSnapshot,
+  type ShuffledCursorPosition,
 } from './format/cursor.js'
 export { ENTRY_KINDS } from './format/entries.js'
 export { EntryStream, type ParsedLines, parseLines } from './format/entry-stream.js'
@@ -130,6 +133,7 @@ export {
 export { DEFAULT_MAX_BUFFERED_BYTES } from './operators/fetch-bodies.js'
 export { groupKeys, planRangedReads } from './operators/fetch-keys.js'
 export { PartitionAssigner } from './operators/partition.js'
+export { IN_MEMORY_ROOT } from './operators/cursors.js'
 export { cursorOf, type ItemPosition, positionOf, setPosition } from './operators/positions.js'
 export { type PrefetchShardsOptions, prefetchShards, type ReadMembers } from './operators/prefetch-shards.js'
 export { MANIFEST_KEY } from './operators/read-manifest.js'

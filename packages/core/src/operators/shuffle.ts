@@ -85,7 +85,7 @@ export function mixEntries(
 }
 
 /** The entry itself; an item with a body is refused (its body released): a buffer of bodies would hold connections. */
-function entryOnly<E extends ManifestEntry>(item: E, stage: string): E {
+export function entryOnly<E extends ManifestEntry>(item: E, stage: string): E {
   const candidate = item as PipelineItem
   if (hasBody(candidate)) {
     candidate.body.destroy()
