@@ -120,6 +120,7 @@ export { isConflict, isSlowDown, MANIFEST_CONTENT_TYPE } from './manifest/commit
 export { ManifestObjectWriter } from './manifest/manifest-object.js'
 export { type TailOptions, type TailState, tailManifest } from './manifest/manifest-tail.js'
 export { ManifestPartsWriter } from './manifest/parts-writer.js'
+export { IN_MEMORY_ROOT } from './operators/cursors.js'
 // operators/
 export {
   type DownloadIntoOptions,
@@ -133,7 +134,6 @@ export {
 export { DEFAULT_MAX_BUFFERED_BYTES } from './operators/fetch-bodies.js'
 export { groupKeys, planRangedReads } from './operators/fetch-keys.js'
 export { PartitionAssigner } from './operators/partition.js'
-export { IN_MEMORY_ROOT } from './operators/cursors.js'
 export { cursorOf, type ItemPosition, positionOf, setPosition } from './operators/positions.js'
 export { type PrefetchShardsOptions, prefetchShards, type ReadMembers } from './operators/prefetch-shards.js'
 export { MANIFEST_KEY } from './operators/read-manifest.js'

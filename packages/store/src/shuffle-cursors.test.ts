@@ -12,7 +12,7 @@ import { decodeCursor, type ShuffledCursorPosition } from '@s3exchange/core/inte
 import { buildTar, internalManifestFor } from '@s3exchange/testing'
 import { useS3Proxy, useTestS3 } from '@s3exchange/testing/vitest'
 import { beforeAll, describe, expect, it } from 'vitest'
-import { CursorMismatchError, type EntryWithBody, type ManifestEntry, type ObjectWithCursor, type ShardEntry } from './index.js'
+import { CursorMismatchError, type ManifestEntry, type ObjectWithCursor, type ShardEntry } from './index.js'
 import { S3ExchangeStore } from './store.js'
 
 const s3 = useTestS3()
@@ -126,7 +126,9 @@ describe('iterObjects with shuffle and after', () => {
 
   it('resumed inside a shard mixed whole: its members after that one, the archive read once', async () => {
     const shuffle = { seed: 4, epoch: 1, bufferSize: 2 }
-    const whole = await collect(store.iterObjects([foreignShard, { kind: 'file', key: s3.key('shuffle-cursors/loose/0.bin') }], { shuffle }))
+    const whole = await collect(
+      store.iterObjects([foreignShard, { kind: 'file', key: s3.key('shuffle-cursors/loose/0.bin') }], { shuffle }),
+    )
     const k = whole.findIndex((g) => g.key.endsWith('#f/1.txt'))
     const counted = new S3ExchangeStore({ client: via.client, bucket: s3.bucket })
     const mark = via.proxy.requests.length
@@ -186,6 +188,3 @@ describe('iterManifestEntries with shuffle and cursors', () => {
     }
   })
 })
-
-// Items of iterObjects are EntryWithBody with a cursor; the type is used above through ObjectWithCursor.
-export type { EntryWithBody }

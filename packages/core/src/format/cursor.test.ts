@@ -76,7 +76,9 @@ describe('cursor strings', () => {
     expect(other).toMatchObject({ key: 'other.jsonl', reason: 'manifest' })
     expect(() => checkCursorFits(position, 'ds/manifest.jsonl', '')).toThrow(/made with partition=1\/3, resumed with none/)
     expect(orderFingerprint({ partition: { index: 0, count: 1 }, resolveRefs: true })).toBe('')
-    expect(orderFingerprint({ resolveRefs: false, shuffle: { seed: 7, epoch: 2 } })).toBe('resolveRefs=false,shuffle=["7",2,10000,"entries"]')
+    expect(orderFingerprint({ resolveRefs: false, shuffle: { seed: 7, epoch: 2 } })).toBe(
+      'resolveRefs=false,shuffle=["7",2,10000,"entries"]',
+    )
   })
 
   it('the shuffle in the options is normalised as checkShuffle reads it; what differs is named', () => {
@@ -85,7 +87,9 @@ describe('cursor strings', () => {
     expect(orderFingerprint({ shuffle: { seed: 1, epoch: 0 }, mixes: 'entries' })).not.toBe(a)
     const b = orderFingerprint({ partition: { index: 0, count: 2 }, shuffle: { seed: 1, epoch: 1 }, mixes: 'members' })
     expect(() => checkCursorFits({ ...shuffled, options: a }, shuffled.root, b)).toThrow(/\(partition, shuffle differ\)/)
-    expect(() => checkCursorFits({ ...shuffled, options: a }, shuffled.root, '')).toThrow(/made with shuffle=\["1",0,10000,"members"\], resumed with none \(shuffle differs\)/)
+    expect(() => checkCursorFits({ ...shuffled, options: a }, shuffled.root, '')).toThrow(
+      /made with shuffle=\["1",0,10000,"members"\], resumed with none \(shuffle differs\)/,
+    )
     expect(() => checkCursorFits(position, position.root, a)).toThrow(/resumed with shuffle=.* \(partition, shuffle differ\)/)
   })
 })

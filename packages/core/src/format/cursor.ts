@@ -120,7 +120,9 @@ export function orderFingerprint(options: OrderOptions): string {
   if (options.resolveRefs === false) parts.push('resolveRefs=false')
   if (options.shuffle) {
     const { seed, epoch, bufferSize } = options.shuffle
-    parts.push(`shuffle=${JSON.stringify([String(seed), epoch ?? 0, bufferSize ?? DEFAULT_SHUFFLE_BUFFER_SIZE, options.mixes ?? 'entries'])}`)
+    parts.push(
+      `shuffle=${JSON.stringify([String(seed), epoch ?? 0, bufferSize ?? DEFAULT_SHUFFLE_BUFFER_SIZE, options.mixes ?? 'entries'])}`,
+    )
   }
   return parts.join(',')
 }

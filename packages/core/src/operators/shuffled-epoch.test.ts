@@ -65,7 +65,13 @@ async function reference(units: Unit[], shuffle: ShuffleOptions, index: number, 
   return (await Array.fromAsync(mixEntries(shuffle)(expanded()))).map(keyOf)
 }
 
-function epoch(units: ManifestEntry[], shuffle: ShuffleOptions, part: { index: number; count: number }, after?: string, seen?: ManifestEntry[]) {
+function epoch(
+  units: ManifestEntry[],
+  shuffle: ShuffleOptions,
+  part: { index: number; count: number },
+  after?: string,
+  seen?: ManifestEntry[],
+) {
   return shuffledEpoch({
     shuffle,
     partition: part,
@@ -199,10 +205,14 @@ describe('shuffled cursors that do not fit', () => {
     const byDefault = cursorOf(
       (await Array.fromAsync(shuffledEpoch({ shuffle: { seed: 9, epoch: 2 }, root: 'ds/manifest.jsonl' })(units)))[3] as ManifestEntry,
     ) as string
-    expect(() => shuffledEpoch({ shuffle: { seed: '9', epoch: 2, bufferSize: 10_000 }, root: 'ds/manifest.jsonl', after: byDefault })).not.toThrow()
+    expect(() =>
+      shuffledEpoch({ shuffle: { seed: '9', epoch: 2, bufferSize: 10_000 }, root: 'ds/manifest.jsonl', after: byDefault }),
+    ).not.toThrow()
     // Members mixed (iterObjects) or entries mixed (iterManifestEntries): not the same order.
     expect(() => shuffledEpoch({ shuffle, root: 'ds/manifest.jsonl', after: cursor })).toThrow(/\(shuffle differs\)/)
-    expect(() => shuffledEpoch({ shuffle, root: 'other.jsonl', after: cursor, expandUnit })).toThrow(/made for the manifest ds\/manifest\.jsonl/)
+    expect(() => shuffledEpoch({ shuffle, root: 'other.jsonl', after: cursor, expandUnit })).toThrow(
+      /made for the manifest ds\/manifest\.jsonl/,
+    )
   })
 
   it('a traversal cursor with shuffle, a shuffled cursor without: CursorMismatchError', async () => {

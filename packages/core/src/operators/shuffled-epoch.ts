@@ -216,7 +216,11 @@ export function shuffledEpoch(
       advance()
     }
     if (ordinal < (resumed?.low.unit ?? 0)) {
-      throw new CursorMismatchError(root, 'rewritten', `this worker has ${ordinal} units, fewer than the ${resumed?.low.unit} the cursor passed`)
+      throw new CursorMismatchError(
+        root,
+        'rewritten',
+        `this worker has ${ordinal} units, fewer than the ${resumed?.low.unit} the cursor passed`,
+      )
     }
     for (const slot of buffer.drain()) {
       const yielded = out(slot)
