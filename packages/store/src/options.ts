@@ -130,7 +130,10 @@ export interface ShuffleOption {
    * tool, Python s3exchange's included) is mixed whole and streamed once, its members together in
    * archive order. `iterManifestEntries` mixes the manifest's entries (a shard as one entry).
    * The manifest's entries (not the members) are held in memory: all are read before the first
-   * item comes. A bad field throws `ConfigurationError` naming it.
+   * item comes. A bad field throws `ConfigurationError` naming it. Items have cursors: `after`
+   * with the same `shuffle` and `partition` resumes the epoch after one (see `shuffledEpoch`); a
+   * cursor of another epoch, of a read without shuffle, or of a manifest appended to or rewritten
+   * since is a `CursorMismatchError`.
    */
   shuffle?: ShuffleOptions
 }

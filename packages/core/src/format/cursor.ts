@@ -9,6 +9,8 @@
  * rather than appended to is recognised), the shard member (index and path) when the item is one,
  * the partition's assignment state, the manifests met below the root's own refs (so a resumed
  * traversal reads each manifest once, as the original), and the options that decide the order.
+ * A shuffled epoch's cursor (`ShuffledCursorPosition`) holds instead the epoch's identity and
+ * counts in its mixed order (see `operators/shuffled-epoch.ts`).
  * Treat it as opaque: its content may change with its version.
  *
  * @example

@@ -44,9 +44,11 @@ import { type TraverseOptions, traverseManifest } from './traverse.js'
 export interface PositionedEntriesOptions extends Pick<TraverseOptions, 'maxLineBytes' | 'maxRefDepth' | 'maxManifests' | 'follow'> {
   /**
    * Start right after the item this cursor was taken from (an item's `cursor`). It must come from
-   * a traversal of the same manifest with the same `partition` and `resolveRefs`, without `shuffle`, else
-   * `CursorMismatchError`; a string that is not a cursor is `InvalidCursorError`. The manifest may
-   * have been appended to since (`append_parts`); one rewritten since is `CursorMismatchError`.
+   * a read of the same manifest with the same options (`partition`, `resolveRefs`, `shuffle`), else
+   * `CursorMismatchError` naming what differs; a string that is not a cursor is `InvalidCursorError`.
+   * Without `shuffle`, the manifest may have been appended to since (`append_parts`); one rewritten
+   * since is `CursorMismatchError`. With `shuffle` (see `shuffledEpoch`), the epoch is defined over
+   * the manifest as it was: one appended to since is a `CursorMismatchError` too (`reason: 'appended'`).
    */
   after?: string | undefined
   /** Inline refs (default true); when false, a ref is an item like the others. */
