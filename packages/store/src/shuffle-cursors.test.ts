@@ -9,10 +9,11 @@
  */
 import { PutObjectCommand } from '@aws-sdk/client-s3'
 import { decodeCursor, type ShuffledCursorPosition } from '@s3exchange/core/internals'
-import { buildTar, internalManifestFor } from '@s3exchange/testing'
+import { foreignShardArchive } from '@s3exchange/testing'
 import { useS3Proxy, useTestS3 } from '@s3exchange/testing/vitest'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { CursorMismatchError, type ManifestEntry, type ObjectWithCursor, type ShardEntry } from './index.js'
+import { Manifest } from './manifest.js'
 import { S3ExchangeStore } from './store.js'
 
 const s3 = useTestS3()
@@ -43,21 +44,17 @@ const path = (url: string) => decodeURIComponent(url.split('?')[0] as string)
 
 beforeAll(async () => {
   store = new S3ExchangeStore({ client: s3.client, bucket: s3.bucket })
-  // Loose objects, gzip shards this library writes (members located), and a shard without offsets.
+  // A plain tar shard without offsets (another tool's), loose objects, gzip shards this library writes (members located).
   root = s3.key('shuffle-cursors/manifest.jsonl')
+  const foreign = await foreignShardArchive(s3.key('shuffle-cursors/foreign/shard.tar'), 5)
+  await s3.client.send(new PutObjectCommand({ Bucket: s3.bucket, Key: foreign.entry.archive_key, Body: foreign.archive }))
+  foreignShard = foreign.entry
   const writer = store.openManifestWriter(root, { mode: 'overwrite', shardSize: { maxEntries: 5 }, shardCompression: 'gzip' })
+  await writer.addEntry(foreignShard)
   for (let i = 0; i < 20; i++) {
     await writer.addToShard(`m/${i}.txt`, Buffer.from(`member ${i} `.repeat(10 + i)))
     if (i % 3 === 0) await writer.putObject(s3.key(`shuffle-cursors/loose/${i}.bin`), Buffer.alloc(40 + i, i))
   }
-  const archiveKey = s3.key('shuffle-cursors/foreign/shard.tar.gz')
-  const members = Array.from({ length: 5 }, (_, m) => ({ name: `f/${m}.txt`, data: `foreign ${m} `.repeat(30) }))
-  const archive = await buildTar([{ name: '__manifest__.jsonl', data: internalManifestFor(archiveKey, members) }, ...members], {
-    gzip: true,
-  })
-  await s3.client.send(new PutObjectCommand({ Bucket: s3.bucket, Key: archiveKey, Body: archive }))
-  foreignShard = { kind: 'shard', archive_key: archiveKey, format: 'tar', compression: 'gzip', count: members.length }
-  await writer.addEntry(foreignShard)
   await writer.close()
 
   // Plain tar shards larger than an archive's head read, for counting what a late resume reads.
@@ -140,7 +137,7 @@ describe('iterObjects with shuffle and after', () => {
     )
     expect(keysOf(rest)).toStrictEqual(keysOf(whole.slice(k + 1)))
     expect(rest[0]?.key).toBe(`${foreignShard.archive_key}#f/2.txt`)
-    const foreignGets = via.proxy.requests.slice(mark).filter((r) => r.method === 'GET' && path(r.url).endsWith('shard.tar.gz'))
+    const foreignGets = via.proxy.requests.slice(mark).filter((r) => r.method === 'GET' && path(r.url).endsWith('foreign/shard.tar'))
     expect(foreignGets.length).toBeLessThanOrEqual(2) // its head (the whole small archive), at most one pass more
   })
 
@@ -173,6 +170,21 @@ describe('iterObjects with shuffle and after', () => {
       name: 'CursorMismatchError',
       reason: 'rewritten',
     })
+  })
+})
+
+describe('a manifest backed by one shard, shuffled', () => {
+  it('its members shared out and mixed, resumed after each: the rest of the same order', async () => {
+    const manifest = Manifest.fromShard(store, lateShards[0] as ShardEntry)
+    for (let index = 0; index < 2; index++) {
+      const options = { shuffle: { seed: 'one', epoch: 0, bufferSize: 2 }, partition: { index, count: 2 } }
+      const whole = await collect(manifest.iterObjects(options))
+      expect(whole).toHaveLength(2)
+      for (let k = 0; k < whole.length; k++) {
+        const rest = await collect(manifest.iterObjects({ ...options, after: (whole[k] as Got).cursor }))
+        expect(keysOf(rest)).toStrictEqual(keysOf(whole.slice(k + 1)))
+      }
+    }
   })
 })
 
