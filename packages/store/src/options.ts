@@ -160,7 +160,9 @@ export interface IterEntriesOptions extends ReadOptions, ResolveRefsOptions, Lim
    * Yield `{ entry, cursor }` instead of entries: `cursor` resumes right after the entry (pass it
    * as `after`). Cursors of entries and of `iterObjects`' items are the same kind: an entry's
    * cursor given to `iterObjects` resumes after that whole shard or file (and a cursor of a shard
-   * member given here yields that shard again: it was not done). Default false.
+   * member given here yields that shard again: it was not done). Not under `shuffle`: there
+   * `iterObjects` mixes shards' members and this mixes whole entries, two orders, so a cursor of
+   * one does not fit the other (`CursorMismatchError`). Default false.
    */
   cursors?: boolean
 }
