@@ -212,11 +212,18 @@ export class Manifest implements EntrySource {
       )
       return options.cursors ? pipe(entries, entriesWithCursor()) : entries
     }
-    const entries = pipe(
-      this.#positioned(ctx, { after: options.after, resolveRefs: options.resolveRefs, partition: options.partition }),
+    if (options.cursors || options.after !== undefined) {
+      const entries = pipe(
+        this.#positioned(ctx, { after: options.after, resolveRefs: options.resolveRefs, partition: options.partition }),
+        take<ManifestEntry>(options.limit),
+      )
+      return options.cursors ? pipe(entries, entriesWithCursor()) : entries
+    }
+    return pipe(
+      this.#entries(ctx, options.resolveRefs ?? true),
+      optional<ManifestEntry>(options.partition && partition(options.partition)),
       take<ManifestEntry>(options.limit),
     )
-    return options.cursors ? pipe(entries, entriesWithCursor()) : entries
   }
 
   /**
