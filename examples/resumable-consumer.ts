@@ -19,7 +19,10 @@
  * S3_ENDPOINT_URL (with S3_AWS_ACCESS_KEY_ID, S3_AWS_SECRET_ACCESS_KEY, S3_REGION, S3_BUCKET).
  *
  *   node examples/resumable-consumer.ts                                  (after npx pnpm@10 build)
- *   node examples/resumable-consumer.ts --consume <manifest> <journal> [delayMs]   (one consumer, configured from S3_* variables)
+ *   node examples/resumable-consumer.ts --consume <manifest> <journal> [delayMs] [options]   (one consumer, configured from S3_* variables)
+ *
+ * `options`, JSON: `shuffle` and `partition` for the read. A shuffled epoch resumes from its cursor
+ * the same way (pass the same options each run): the rest of the same order, nothing twice.
  */
 import { spawn } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
@@ -28,21 +31,31 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { startLocalS3 } from '@s3exchange/testing'
-import { type FileEntry, type PutShardArchiveOptions, S3ExchangeStore } from 's3exchange'
+import { type FileEntry, type IterObjectsOptions, type PutShardArchiveOptions, S3ExchangeStore } from 's3exchange'
+
+/** What a consumer may be given besides its cursor. */
+type ConsumerOptions = Pick<IterObjectsOptions, 'shuffle' | 'partition'>
 
 if (process.argv[2] === '--consume') {
-  const [manifest, journal, delayMs] = process.argv.slice(3) as [string, string, string | undefined]
-  await consume(S3ExchangeStore.fromEnv({ envFile: false }), manifest, journal, Number(delayMs ?? 0))
+  const [manifest, journal, delayMs, options] = process.argv.slice(3) as [string, string, string | undefined, string | undefined]
+  const read = (options === undefined ? {} : JSON.parse(options)) as ConsumerOptions
+  await consume(S3ExchangeStore.fromEnv({ envFile: false }), manifest, journal, Number(delayMs ?? 0), read)
 } else await parent()
 
 // ---------------------------------------------------------------------------------- the consumer
 
 /** Processes every object of `manifest` not yet in the journal, recording each as it is done. */
-async function consume(store: S3ExchangeStore, manifest: string, journal: string, delayMs = 0): Promise<void> {
+async function consume(
+  store: S3ExchangeStore,
+  manifest: string,
+  journal: string,
+  delayMs = 0,
+  options: ConsumerOptions = {},
+): Promise<void> {
   const after = lastCursor(journal)
   const fd = openSync(journal, 'a')
   try {
-    for await (const { entry, body, cursor } of store.iterObjects(manifest, { after })) {
+    for await (const { entry, body, cursor } of store.iterObjects(manifest, { ...options, after })) {
       const bytes = await body.bytes()
       const sha256 = createHash('sha256').update(bytes).digest('hex') // the real work would go here
       if (delayMs > 0) await sleep(delayMs)

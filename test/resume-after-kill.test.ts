@@ -12,6 +12,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { decodeCursor, type ShuffledCursorPosition } from '@s3exchange/core/internals'
 import { mulberry32 } from '@s3exchange/testing'
 import { useS3Proxy, useTestS3 } from '@s3exchange/testing/vitest'
 import { type FileEntry, type PutShardArchiveOptions, S3ExchangeStore } from 's3exchange'
@@ -62,9 +63,9 @@ function journalKeys(journal: string): string[] {
     .map((line) => (JSON.parse(line) as [string])[0])
 }
 
-/** Runs the consumer until it exits, or kills it once the journal has `killAt` lines. */
-async function run(journal: string, killAt: number): Promise<number | null> {
-  const child = spawn(process.execPath, [example, '--consume', manifest, journal, '10'], {
+/** Runs the consumer (with `options`, JSON, for its read) until it exits, or kills it once the journal has `killAt` lines. */
+async function run(journal: string, killAt: number, options?: string): Promise<number | null> {
+  const child = spawn(process.execPath, [example, '--consume', manifest, journal, '10', ...(options === undefined ? [] : [options])], {
     env: {
       ...process.env,
       S3_ENDPOINT_URL: via.proxy.endpoint,
@@ -134,4 +135,48 @@ it('a consumer killed at random points many times processes every object exactly
     }
   }
   expect(startedInsideShard).toBeGreaterThan(0)
+})
+
+it('a shuffled, partitioned epoch killed at random points: the same order as an uninterrupted run, each object once, no archive read whole, the wholly handed over not opened', async () => {
+  const store = new S3ExchangeStore({ client: s3.client, bucket: s3.bucket })
+  const options = { shuffle: { seed: 'kill', epoch: 3, bufferSize: 4 }, partition: { index: 1, count: 2 } }
+  const expected: string[] = []
+  for await (const { entry } of store.iterObjects(manifest, options)) expected.push((entry as FileEntry).key)
+  expect(expected.length).toBeGreaterThan(10)
+  // The worker's units in order (loose files and shards), to tell which a resumed run may open.
+  const units = (
+    await Array.fromAsync(store.iterManifestEntries(manifest, { ...options, shuffle: { ...options.shuffle, bufferSize: 1 } }))
+  ).map((entry) => (entry.kind === 'shard' ? entry.archive_key : (entry as FileEntry).key))
+  const journal = join(dir, 'shuffled-journal.jsonl')
+  const random = mulberry32(20261205)
+  const path = (url: string) => decodeURIComponent(url.split('?')[0] as string)
+  let kills = 0
+  let resumedLate = 0
+  for (;;) {
+    const lines = existsSync(journal) ? readFileSync(journal, 'utf8').split('\n').filter(Boolean) : []
+    const startedWith = lines.length
+    const cursor = lines.length === 0 ? undefined : (JSON.parse(lines.at(-1) as string) as [string, string, string])[2]
+    const killAt = kills < 8 ? startedWith + 1 + Math.floor(random() * 4) : Number.POSITIVE_INFINITY
+    const mark = via.proxy.requests.length
+    const code = await run(journal, killAt, JSON.stringify(options))
+    const gets = via.proxy.requests.slice(mark).filter((r) => r.method === 'GET')
+    // No archive is streamed whole: its head, then one ranged GET per member.
+    for (const archive of archives) {
+      const whole = gets.filter((r) => path(r.url).endsWith(`/${archive}`) && r.headers.range === undefined)
+      expect(whole, `${archive} read whole`).toHaveLength(0)
+    }
+    if (cursor !== undefined) {
+      // Units before the cursor's first pending one are not opened.
+      const low = (decodeCursor(cursor) as ShuffledCursorPosition).low.unit
+      const opened = new Set(gets.map((r) => path(r.url)))
+      expect(opened.has(`/${s3.bucket}/${manifest}`)).toBe(true) // the form of the paths checked below
+      for (const unit of units.slice(0, low)) expect(opened.has(`/${s3.bucket}/${unit}`), `${unit} opened again`).toBe(false)
+      if (low > 0) resumedLate++
+    }
+    if (code === 0) break
+    kills++
+  }
+  expect(kills).toBe(8)
+  expect(journalKeys(journal)).toStrictEqual(expected)
+  expect(resumedLate).toBeGreaterThan(0)
 })

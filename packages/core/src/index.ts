@@ -163,6 +163,7 @@ export { type ManifestSource, type ReadManifestOptions, readManifest } from './o
 export { type ProgressItem, reportProgress } from './operators/report-progress.js'
 export { type ShardIntoOptions, shardInto } from './operators/shard-into.js'
 export { type MixEntriesOptions, mixEntries, shuffleUnits } from './operators/shuffle.js'
+export { type ShuffledEpochOptions, shuffledEpoch } from './operators/shuffled-epoch.js'
 export { take } from './operators/take.js'
 export { writeManifestObject } from './operators/write-manifest-object.js'
 export { type WriteManifestPartsOptions, writeManifestParts } from './operators/write-manifest-parts.js'

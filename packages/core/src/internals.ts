@@ -79,10 +79,13 @@ export {
   type CursorPosition,
   checkCursorFits,
   decodeCursor,
+  type EpochIdentity,
   encodeCursor,
+  isShuffledPosition,
   type OrderOptions,
   orderFingerprint,
   type PartitionSnapshot,
+  type ShuffledCursorPosition,
 } from './format/cursor.js'
 export { ENTRY_KINDS } from './format/entries.js'
 export { EntryStream, type ParsedLines, parseLines } from './format/entry-stream.js'
@@ -117,6 +120,7 @@ export { isConflict, isSlowDown, MANIFEST_CONTENT_TYPE } from './manifest/commit
 export { ManifestObjectWriter } from './manifest/manifest-object.js'
 export { type TailOptions, type TailState, tailManifest } from './manifest/manifest-tail.js'
 export { ManifestPartsWriter } from './manifest/parts-writer.js'
+export { IN_MEMORY_ROOT } from './operators/cursors.js'
 // operators/
 export {
   type DownloadIntoOptions,

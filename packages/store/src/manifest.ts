@@ -32,7 +32,6 @@ import {
   fetchBodies,
   LruCache,
   type ManifestEntry,
-  mixEntries,
   type ObjectWithCursor,
   objectKeys,
   type PipelineItem,
@@ -50,13 +49,13 @@ import {
   type ShardEntry,
   type ShuffleOptions,
   serializeEntry,
-  shuffleUnits,
+  shuffledEpoch,
   take,
   withCursor,
   withKeyPrefix,
   writeManifestObject,
 } from '@s3exchange/core'
-import { type ArchiveIndex, asyncIterableOf, checkOptions } from '@s3exchange/core/internals'
+import { type ArchiveIndex, asyncIterableOf, checkOptions, IN_MEMORY_ROOT } from '@s3exchange/core/internals'
 import { pipe } from 'it-pipe'
 import { type CompactOptions, compactManifest } from './compact.js'
 import { type EntrySource, type ReadOptions, type StoreContext, writeContext } from './context.js'
@@ -180,6 +179,11 @@ export class Manifest implements EntrySource {
     return pipe(asyncIterableOf(this.#raw(ctx)), optional<ManifestEntry>(resolveRefs && expandRefs(ctx)))
   }
 
+  /** How cursors name this manifest: its key, or `(entries in memory)` (the entries then tell). */
+  get #cursorRoot(): string {
+    return this.#backing.kind === 'key' ? this.#backing.key : IN_MEMORY_ROOT
+  }
+
   /** The entries, positioned (each can give its cursor), after `after` when given. */
   #positioned(ctx: S3Context, options: PositionedEntriesOptions): AsyncGenerator<ManifestEntry, void, undefined> {
     const backing = this.#backing
@@ -198,8 +202,15 @@ export class Manifest implements EntrySource {
   iterEntries(options: IterEntriesOptions = {}): AsyncIterable<ManifestEntry> | AsyncIterable<EntryWithCursor> {
     checkOptions('Manifest.iterEntries', options)
     const ctx = this.store.context(options)
-    if (options.shuffle && (options.cursors || options.after !== undefined)) {
-      throw new ConfigurationError('Manifest.iterEntries: cursors under shuffle are not supported yet: iterate without after/cursors')
+    const { shuffle } = options
+    if (shuffle) {
+      const resolveRefs = options.resolveRefs ?? true
+      const entries = pipe(
+        this.#entries(ctx, resolveRefs),
+        shuffledEpoch({ shuffle, partition: options.partition, after: options.after, root: this.#cursorRoot, resolveRefs }),
+        take<ManifestEntry>(options.limit),
+      )
+      return options.cursors ? pipe(entries, entriesWithCursor()) : entries
     }
     if (options.cursors || options.after !== undefined) {
       const entries = pipe(
@@ -208,12 +219,9 @@ export class Manifest implements EntrySource {
       )
       return options.cursors ? pipe(entries, entriesWithCursor()) : entries
     }
-    const { shuffle } = options
     return pipe(
       this.#entries(ctx, options.resolveRefs ?? true),
-      optional<ManifestEntry>(shuffle && shuffleUnits(shuffle)),
       optional<ManifestEntry>(options.partition && partition(options.partition)),
-      optional<ManifestEntry>(shuffle && mixEntries(shuffle)),
       take<ManifestEntry>(options.limit),
     )
   }
@@ -233,8 +241,6 @@ export class Manifest implements EntrySource {
     const ctx = this.store.context(options)
     const backing = this.#backing
     if (options.shuffle) {
-      if (options.after !== undefined)
-        throw new ConfigurationError('Manifest.iterObjects: resuming a shuffled epoch after a cursor is not supported yet')
       return pipe(this.#iterShuffled(ctx, options.shuffle, options), optional<EntryWithBody>(reportProgress(options)), withCursor())
     }
     const shards = expandShards(ctx, {
@@ -306,6 +312,8 @@ export class Manifest implements EntrySource {
    * buffer holds entries and no connection, and each member is read by itself with one ranged
    * GET. A shard whose members cannot be located (no offsets: written by another tool) is mixed
    * whole and streamed once, its members in archive order, rather than read again per member.
+   * Every item has a cursor; with `after`, the epoch resumes after it (see `shuffledEpoch`): the
+   * units wholly handed over are not expanded, no body handed over is fetched again.
    */
   #iterShuffled(ctx: S3Context, shuffle: ShuffleOptions, options: IterObjectsOptions): AsyncIterable<EntryWithBody> {
     const backing = this.#backing
@@ -313,13 +321,17 @@ export class Manifest implements EntrySource {
     const units: AsyncIterable<ManifestEntry> =
       backing.kind === 'shard' ? readShardEntries(ctx, backing.shard, { verify: options.verify }) : this.#entries(ctx, true)
     const expand = backing.kind !== 'shard' && (options.expandShards ?? true)
+    const members = expandShards(ctx, { verify: options.verify, indexCache, keepUnlocated: true })
     return pipe(
       units,
-      shuffleUnits(shuffle),
-      optional<ManifestEntry>(options.partition && partition(options.partition)),
-      optional<ManifestEntry>(expand && expandShards(ctx, { verify: options.verify, indexCache, keepUnlocated: true })),
-      mixEntries(shuffle),
-      optional<PipelineItem>(expand && expandShards(ctx, { bodies: true, verify: options.verify })),
+      shuffledEpoch({
+        shuffle,
+        partition: options.partition,
+        after: options.after,
+        root: this.#cursorRoot,
+        expandUnit: expand ? (unit) => (unit.kind === 'shard' ? members([unit]) : [unit]) : undefined,
+      }),
+      optional<PipelineItem>(expand && expandShards(ctx, { bodies: true, verify: options.verify, readMembers: readPositionedMembers })),
       take<PipelineItem>(options.limit),
       fetchBodies(ctx, {
         concurrency: options.concurrency,

@@ -130,7 +130,10 @@ export interface ShuffleOption {
    * tool, Python s3exchange's included) is mixed whole and streamed once, its members together in
    * archive order. `iterManifestEntries` mixes the manifest's entries (a shard as one entry).
    * The manifest's entries (not the members) are held in memory: all are read before the first
-   * item comes. A bad field throws `ConfigurationError` naming it.
+   * item comes. A bad field throws `ConfigurationError` naming it. Items have cursors: `after`
+   * with the same `shuffle` and `partition` resumes the epoch after one (see `shuffledEpoch`); a
+   * cursor of another epoch, of a read without shuffle, or of a manifest appended to or rewritten
+   * since is a `CursorMismatchError`.
    */
   shuffle?: ShuffleOptions
 }
@@ -157,7 +160,9 @@ export interface IterEntriesOptions extends ReadOptions, ResolveRefsOptions, Lim
    * Yield `{ entry, cursor }` instead of entries: `cursor` resumes right after the entry (pass it
    * as `after`). Cursors of entries and of `iterObjects`' items are the same kind: an entry's
    * cursor given to `iterObjects` resumes after that whole shard or file (and a cursor of a shard
-   * member given here yields that shard again: it was not done). Default false.
+   * member given here yields that shard again: it was not done). Not under `shuffle`: there
+   * `iterObjects` mixes shards' members and this mixes whole entries, two orders, so a cursor of
+   * one does not fit the other (`CursorMismatchError`). Default false.
    */
   cursors?: boolean
 }

@@ -8,7 +8,7 @@
  * too; bad options are ConfigurationErrors naming the field, thrown at the call.
  */
 import { PutObjectCommand } from '@aws-sdk/client-s3'
-import { buildTar, countRequests, internalManifestFor } from '@s3exchange/testing'
+import { countRequests, foreignShardArchive } from '@s3exchange/testing'
 import { useTestS3 } from '@s3exchange/testing/vitest'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { ConfigurationError, type EntryWithBody, type ManifestEntry, type ShardEntry, type ShuffleOptions } from './index.js'
@@ -52,13 +52,9 @@ beforeAll(async () => {
   }
   for (let i = 8; i < LOOSE; i++) await writer.putObject(s3.key(`shuffle/loose/${i}.bin`), Buffer.alloc(50 + i, i))
   // A shard written by another tool: an internal manifest without offsets.
-  const archiveKey = s3.key('shuffle/foreign/shard.tar.gz')
-  const members = Array.from({ length: 5 }, (_, m) => ({ name: `f/${m}.txt`, data: `foreign ${m} `.repeat(30) }))
-  const archive = await buildTar([{ name: '__manifest__.jsonl', data: internalManifestFor(archiveKey, members) }, ...members], {
-    gzip: true,
-  })
-  await s3.client.send(new PutObjectCommand({ Bucket: s3.bucket, Key: archiveKey, Body: archive }))
-  foreignShard = { kind: 'shard', archive_key: archiveKey, format: 'tar', compression: 'gzip', count: members.length }
+  const foreign = await foreignShardArchive(s3.key('shuffle/foreign/shard.tar.gz'), 5, { gzip: true })
+  await s3.client.send(new PutObjectCommand({ Bucket: s3.bucket, Key: foreign.entry.archive_key, Body: foreign.archive }))
+  foreignShard = foreign.entry
   await writer.addEntry(foreignShard)
   await writer.close()
 

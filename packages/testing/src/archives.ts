@@ -17,6 +17,7 @@
  * ```
  */
 import { gzipSync } from 'node:zlib'
+import type { ShardEntry } from '@s3exchange/core'
 import { type Header, pack } from 'tar-stream'
 
 /** One member to put in an archive. */
@@ -88,4 +89,20 @@ export function internalManifestFor(archiveKey: string, members: { name: string;
       })}\n`
     })
     .join('')
+}
+
+/**
+ * A shard as another tool writes it (Python s3exchange does): the internal manifest first, without
+ * member offsets, then `count` members `f/<m>.txt` holding `foreign <m> ` 30 times. Gives the
+ * archive's bytes, to put at `archiveKey`, and its shard entry.
+ */
+export async function foreignShardArchive(
+  archiveKey: string,
+  count: number,
+  options: BuildTarOptions = {},
+): Promise<{ archive: Buffer; entry: ShardEntry }> {
+  const members = Array.from({ length: count }, (_, m) => ({ name: `f/${m}.txt`, data: `foreign ${m} `.repeat(30) }))
+  const archive = await buildTar([{ name: '__manifest__.jsonl', data: internalManifestFor(archiveKey, members) }, ...members], options)
+  const entry: ShardEntry = { kind: 'shard', archive_key: archiveKey, format: 'tar', compression: options.gzip ? 'gzip' : null, count }
+  return { archive, entry }
 }

@@ -1,4 +1,4 @@
-export { type BuildTarOptions, buildTar, internalManifestFor, type TarMemberSpec } from './archives.js'
+export { type BuildTarOptions, buildTar, foreignShardArchive, internalManifestFor, type TarMemberSpec } from './archives.js'
 export { rejection } from './assertions.js'
 export { largestBurst, type PacedSlice } from './bandwidth.js'
 export {

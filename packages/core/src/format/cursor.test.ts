@@ -6,7 +6,15 @@
  */
 import { crc32 } from 'node:zlib'
 import { describe, expect, it } from 'vitest'
-import { type CursorPosition, checkCursorFits, decodeCursor, encodeCursor, orderFingerprint } from './cursor.js'
+import {
+  type CursorPosition,
+  checkCursorFits,
+  decodeCursor,
+  encodeCursor,
+  isShuffledPosition,
+  orderFingerprint,
+  type ShuffledCursorPosition,
+} from './cursor.js'
 import { CursorMismatchError, InvalidCursorError, InvalidManifestError } from './errors.js'
 import { positionedLines } from './manifest-lines.js'
 
@@ -68,7 +76,59 @@ describe('cursor strings', () => {
     expect(other).toMatchObject({ key: 'other.jsonl', reason: 'manifest' })
     expect(() => checkCursorFits(position, 'ds/manifest.jsonl', '')).toThrow(/made with partition=1\/3, resumed with none/)
     expect(orderFingerprint({ partition: { index: 0, count: 1 }, resolveRefs: true })).toBe('')
-    expect(orderFingerprint({ resolveRefs: false, shuffle: { seed: 7, epoch: 2 } })).toBe('resolveRefs=false,shuffle=[7,2,null]')
+    expect(orderFingerprint({ resolveRefs: false, shuffle: { seed: 7, epoch: 2 } })).toBe(
+      'resolveRefs=false,shuffle=["7",2,10000,"entries"]',
+    )
+  })
+
+  it('the shuffle in the options is normalised as checkShuffle reads it; what differs is named', () => {
+    const a = orderFingerprint({ shuffle: { seed: 1, epoch: 0 }, mixes: 'members' })
+    expect(orderFingerprint({ shuffle: { seed: '1', epoch: 0, bufferSize: 10_000 }, mixes: 'members' })).toBe(a)
+    expect(orderFingerprint({ shuffle: { seed: 1, epoch: 0 }, mixes: 'entries' })).not.toBe(a)
+    const b = orderFingerprint({ partition: { index: 0, count: 2 }, shuffle: { seed: 1, epoch: 1 }, mixes: 'members' })
+    expect(() => checkCursorFits({ ...shuffled, options: a }, shuffled.root, b)).toThrow(/\(partition, shuffle differ\)/)
+    expect(() => checkCursorFits({ ...shuffled, options: a }, shuffled.root, '')).toThrow(
+      /made with shuffle=\["1",0,10000,"members"\], resumed with none \(shuffle differs\)/,
+    )
+    expect(() => checkCursorFits(position, position.root, a)).toThrow(/resumed with shuffle=.* \(partition, shuffle differ\)/)
+  })
+})
+
+const shuffled: ShuffledCursorPosition = {
+  kind: 'shuffled',
+  root: 'ds/manifest.jsonl',
+  options: orderFingerprint({ shuffle: { seed: 'run', epoch: 3, bufferSize: 8 }, mixes: 'members' }),
+  epoch: { units: 12, digest: '0123456789abcdef0123456789abcdef' },
+  emitted: 40,
+  low: { unit: 5, input: 31 },
+  member: { index: 2, path: 'f/2.txt' },
+}
+
+describe('cursor strings of a shuffled epoch', () => {
+  it('a position survives its string; a traversal cursor and a shuffled one are told apart', () => {
+    const cursor = encodeCursor(shuffled)
+    expect(cursor).toMatch(/^[A-Za-z0-9_-]+$/)
+    const decoded = decodeCursor(cursor)
+    expect(isShuffledPosition(decoded)).toBe(true)
+    expect(decoded).toStrictEqual(shuffled)
+    const { member: _member, ...bare } = shuffled
+    expect(decodeCursor(encodeCursor(bare))).toStrictEqual(bare)
+    expect(isShuffledPosition(decodeCursor(encodeCursor(position)))).toBe(false)
+  })
+
+  it('malformed ones are InvalidCursorErrors', () => {
+    const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url')
+    const record = JSON.parse(Buffer.from(encodeCursor(shuffled), 'base64url').toString()) as Record<string, unknown>
+    const cases: [unknown, RegExp][] = [
+      [b64({ ...record, s: [12, 'abc', 40, 5] }), /field 's'/],
+      [b64({ ...record, s: [12, 'xyz', 40, 5, 31] }), /field 's'/],
+      [b64({ ...record, s: [12, 'abc', -1, 5, 31] }), /field 's'/],
+      [b64({ ...record, s: [4, 'abc', 40, 5, 31] }), /field 's'/],
+      [b64({ ...record, m: [0] }), /field 'm'/],
+      [b64({ ...record, r: 7 }), /field 'r'/],
+    ]
+    for (const [input, reason] of cases) expect(() => decodeCursor(input as string), String(input)).toThrow(reason)
+    for (const [input] of cases) expect(() => decodeCursor(input as string)).toThrow(InvalidCursorError)
   })
 })
 

@@ -9,6 +9,8 @@
  * rather than appended to is recognised), the shard member (index and path) when the item is one,
  * the partition's assignment state, the manifests met below the root's own refs (so a resumed
  * traversal reads each manifest once, as the original), and the options that decide the order.
+ * A shuffled epoch's cursor (`ShuffledCursorPosition`) holds instead the epoch's identity and
+ * counts in its mixed order (see `operators/shuffled-epoch.ts`).
  * Treat it as opaque: its content may change with its version.
  *
  * @example
@@ -20,6 +22,7 @@
  * ```
  */
 import { CursorMismatchError, InvalidCursorError } from './errors.js'
+import { DEFAULT_SHUFFLE_BUFFER_SIZE } from './shuffle-order.js'
 
 /** One manifest on the way to an item: the line of it that leads there (a ref) or is the item. */
 export interface CursorFrame {
@@ -65,29 +68,75 @@ export interface CursorPosition {
   partition?: PartitionSnapshot | undefined
 }
 
+/**
+ * What a cursor of a shuffled epoch holds (see `operators/shuffled-epoch.ts` for its meaning): the
+ * epoch's entries, and how far the mixing buffer's output was handed over.
+ */
+export interface ShuffledCursorPosition {
+  kind: 'shuffled'
+  /** The root manifest's key (or how a manifest not stored in S3 is named). */
+  root: string
+  /** The options that decide the order, as {@link orderFingerprint} writes them (the shuffle included). */
+  options: string
+  /** The epoch's entries (refs resolved, before the permutation): how many, and a digest of them. */
+  epoch: EpochIdentity
+  /** Outputs of the mixing buffer handed over whole before the position. */
+  emitted: number
+  /**
+   * The first of the worker's units (shards, loose files, after the permutation and the partition)
+   * with an entry not among those `emitted` outputs, and how many buffer inputs the units before it
+   * made: those units are wholly handed over, and a resumed epoch does not read them.
+   */
+  low: { unit: number; input: number }
+  /** When the item is a member of the next output, a shard mixed whole: its index among the archive's regular members and its path. */
+  member?: { index: number; path: string } | undefined
+}
+
+/** The identity of a shuffled epoch's entries. */
+export interface EpochIdentity {
+  /** How many entries (units) the epoch permutes. */
+  readonly units: number
+  /** A hex digest of them, in order (computed when first asked for). */
+  readonly digest: string
+}
+
 /** The options that change the order or the share of a traversal. */
 export interface OrderOptions {
   partition?: { index: number; count: number } | undefined
   resolveRefs?: boolean | undefined
-  shuffle?: { seed: unknown; epoch?: unknown; bufferSize?: unknown } | undefined
+  shuffle?: { seed: number | string; epoch?: number | undefined; bufferSize?: number | undefined } | undefined
+  /** Under shuffle: what the buffer mixes, shards' members (`iterObjects`) or whole entries (`iterManifestEntries`). */
+  mixes?: 'members' | 'entries' | undefined
 }
 
 const VERSION = 1
 
-/** A short, readable string of the options that change the order (compared, never parsed). */
+/**
+ * A short, readable string of the options that change the order (compared, never parsed). The
+ * shuffle's values are normalised as `checkShuffle` reads them: the seed as a string (7 and '7' are
+ * one seed), the default `bufferSize` filled in.
+ */
 export function orderFingerprint(options: OrderOptions): string {
   const parts: string[] = []
   if (options.partition && options.partition.count !== 1) parts.push(`partition=${options.partition.index}/${options.partition.count}`)
   if (options.resolveRefs === false) parts.push('resolveRefs=false')
   if (options.shuffle) {
     const { seed, epoch, bufferSize } = options.shuffle
-    parts.push(`shuffle=${JSON.stringify([seed, epoch ?? 0, bufferSize ?? null])}`)
+    parts.push(
+      `shuffle=${JSON.stringify([String(seed), epoch ?? 0, bufferSize ?? DEFAULT_SHUFFLE_BUFFER_SIZE, options.mixes ?? 'entries'])}`,
+    )
   }
   return parts.join(',')
 }
 
+/** Whether a decoded cursor is one of a shuffled epoch. */
+export function isShuffledPosition(position: CursorPosition | ShuffledCursorPosition): position is ShuffledCursorPosition {
+  return 'kind' in position && position.kind === 'shuffled'
+}
+
 /** The cursor string of a position. */
-export function encodeCursor(position: CursorPosition): string {
+export function encodeCursor(position: CursorPosition | ShuffledCursorPosition): string {
+  if (isShuffledPosition(position)) return encodeShuffled(position)
   const record: Record<string, unknown> = {
     v: VERSION,
     r: position.root,
@@ -104,8 +153,23 @@ export function encodeCursor(position: CursorPosition): string {
   return Buffer.from(JSON.stringify(record)).toString('base64url')
 }
 
-/** The position a cursor string holds; `InvalidCursorError` when it is not a cursor. */
-export function decodeCursor(cursor: string): CursorPosition {
+function encodeShuffled(position: ShuffledCursorPosition): string {
+  const { epoch, low } = position
+  const record: Record<string, unknown> = {
+    v: VERSION,
+    r: position.root,
+    o: position.options,
+    s: [epoch.units, epoch.digest, position.emitted, low.unit, low.input],
+  }
+  if (position.member) record.m = [position.member.index, position.member.path]
+  return Buffer.from(JSON.stringify(record)).toString('base64url')
+}
+
+/**
+ * The position a cursor string holds (a traversal's, or a shuffled epoch's: `isShuffledPosition`);
+ * `InvalidCursorError` when it is not a cursor.
+ */
+export function decodeCursor(cursor: string): CursorPosition | ShuffledCursorPosition {
   if (typeof cursor !== 'string' || cursor === '') throw new InvalidCursorError(`expected a non-empty string, got ${describe(cursor)}`)
   if (!/^[A-Za-z0-9_-]+$/.test(cursor)) throw new InvalidCursorError('not base64url')
   let record: Record<string, unknown>
@@ -116,6 +180,44 @@ export function decodeCursor(cursor: string): CursorPosition {
   }
   if (record === null || typeof record !== 'object' || Array.isArray(record)) throw new InvalidCursorError('not a cursor record')
   if (record.v !== VERSION) throw new InvalidCursorError(`unknown version ${describe(record.v)} (this library reads version ${VERSION})`)
+  return record.s === undefined ? decodeTraversal(record) : decodeShuffled(record)
+}
+
+function decodeShuffled(record: Record<string, unknown>): ShuffledCursorPosition {
+  const root = field(record, 'r', isString) as string
+  const options = field(record, 'o', (v) => typeof v === 'string') as string
+  const [units, digest, emitted, lowUnit, lowInput] = field(
+    record,
+    's',
+    (v) =>
+      Array.isArray(v) &&
+      v.length === 5 &&
+      isCount(v[0]) &&
+      typeof v[1] === 'string' &&
+      /^[0-9a-f]+$/.test(v[1]) &&
+      isCount(v[2]) &&
+      isCount(v[3]) &&
+      isCount(v[4]) &&
+      (v[3] as number) <= (v[0] as number),
+  ) as [number, string, number, number, number]
+  const position: ShuffledCursorPosition = {
+    kind: 'shuffled',
+    root,
+    options,
+    epoch: { units, digest },
+    emitted,
+    low: { unit: lowUnit, input: lowInput },
+  }
+  if (record.m !== undefined) position.member = decodeMember(record)
+  return position
+}
+
+function decodeMember(record: Record<string, unknown>): { index: number; path: string } {
+  const [index, path] = field(record, 'm', (v) => Array.isArray(v) && v.length === 2 && isCount(v[0]) && isString(v[1])) as [number, string]
+  return { index, path }
+}
+
+function decodeTraversal(record: Record<string, unknown>): CursorPosition {
   const root = field(record, 'r', isString)
   const options = field(record, 'o', (v) => typeof v === 'string')
   const rootRefs = field(record, 'n', isCount)
@@ -136,13 +238,7 @@ export function decodeCursor(cursor: string): CursorPosition {
     visited: (record.d === undefined ? [] : field(record, 'd', (v) => Array.isArray(v) && v.every(isString))) as string[],
   }
   if (position.frames[0]?.key !== position.root) throw new InvalidCursorError('its first frame is not its root')
-  if (record.m !== undefined) {
-    const [index, path] = field(record, 'm', (v) => Array.isArray(v) && v.length === 2 && isCount(v[0]) && isString(v[1])) as [
-      number,
-      string,
-    ]
-    position.member = { index, path }
-  }
+  if (record.m !== undefined) position.member = decodeMember(record)
   if (record.p !== undefined) {
     const isNumbers = (v: unknown) => Array.isArray(v) && v.every((n) => typeof n === 'number' && Number.isFinite(n) && n >= 0)
     const [loads, items, knownSum, knownCount] = field(
@@ -160,15 +256,33 @@ export function decodeCursor(cursor: string): CursorPosition {
  * Checks that a decoded cursor was made for this root and these options; `CursorMismatchError`
  * (`reason` `manifest` or `options`) when not.
  */
-export function checkCursorFits(position: CursorPosition, root: string, options: string): void {
+export function checkCursorFits(position: CursorPosition | ShuffledCursorPosition, root: string, options: string): void {
   if (position.root !== root) {
     throw new CursorMismatchError(root, 'manifest', `the cursor was made for the manifest ${position.root}`)
   }
   if (position.options !== options) {
     const made = position.options === '' ? 'no partition or shuffle' : position.options
     const given = options === '' ? 'none' : options
-    throw new CursorMismatchError(root, 'options', `the cursor was made with ${made}, resumed with ${given}: resume with the same options`)
+    throw new CursorMismatchError(
+      root,
+      'options',
+      `the cursor was made with ${made}, resumed with ${given} (${differing(position.options, options)}): resume with the same options`,
+    )
   }
+}
+
+/** The names of the options two fingerprints disagree on, for a message: `shuffle differs`, `partition, shuffle differ`. */
+function differing(made: string, given: string): string {
+  const parse = (fingerprint: string) =>
+    new Map(
+      fingerprint
+        .split(/,(?=(?:partition|resolveRefs|shuffle)=)/)
+        .filter((part) => part !== '')
+        .map((part) => [part.slice(0, part.indexOf('=')), part.slice(part.indexOf('=') + 1)]),
+    )
+  const [a, b] = [parse(made), parse(given)]
+  const names = ['partition', 'resolveRefs', 'shuffle'].filter((name) => a.get(name) !== b.get(name))
+  return `${names.join(', ')} ${names.length === 1 ? 'differs' : 'differ'}`
 }
 
 function field(record: Record<string, unknown>, name: string, ok: (value: unknown) => boolean): unknown {

@@ -386,8 +386,12 @@ export class CursorMismatchError extends S3ExchangeError {
   override name = 'CursorMismatchError'
   /** The manifest (or archive) where the mismatch was found. */
   readonly key: string
-  /** Why: `manifest` (another root), `options`, `rewritten`, `missing` (a part or archive is gone), `shard` (an archive changed). */
-  readonly reason: 'manifest' | 'options' | 'rewritten' | 'missing' | 'shard'
+  /**
+   * Why: `manifest` (another root), `options`, `rewritten`, `missing` (a part or archive is gone),
+   * `shard` (an archive changed), `appended` (a shuffled epoch's manifest was appended to since: its
+   * order depends on every entry).
+   */
+  readonly reason: 'manifest' | 'options' | 'rewritten' | 'missing' | 'shard' | 'appended'
 
   constructor(key: string, reason: CursorMismatchError['reason'], detail: string, options?: { cause?: unknown }) {
     super(`Cursor does not fit ${key}: ${detail}`, options)

@@ -31,7 +31,7 @@
  */
 import { readShardMembersAfter } from '../archive/resume-members.js'
 import { type ScanArchiveOptions, shardMembers } from '../archive/scan-archive.js'
-import { type CursorPosition, checkCursorFits, decodeCursor, type OrderOptions, orderFingerprint } from '../format/cursor.js'
+import { type CursorPosition, checkCursorFits, decodeCursor, orderFingerprint } from '../format/cursor.js'
 import { type FileEntry, type ManifestEntry, type ShardEntry, serializeEntry } from '../format/entries.js'
 import { ConfigurationError, InvalidCursorError, S3ExchangeError } from '../format/errors.js'
 import type { EntryWithBody } from '../s3/body.js'
@@ -44,17 +44,17 @@ import { type TraverseOptions, traverseManifest } from './traverse.js'
 export interface PositionedEntriesOptions extends Pick<TraverseOptions, 'maxLineBytes' | 'maxRefDepth' | 'maxManifests' | 'follow'> {
   /**
    * Start right after the item this cursor was taken from (an item's `cursor`). It must come from
-   * a traversal of the same manifest with the same `partition`, `resolveRefs` and `shuffle`, else
-   * `CursorMismatchError`; a string that is not a cursor is `InvalidCursorError`. The manifest may
-   * have been appended to since (`append_parts`); one rewritten since is `CursorMismatchError`.
+   * a read of the same manifest with the same options (`partition`, `resolveRefs`, `shuffle`), else
+   * `CursorMismatchError` naming what differs; a string that is not a cursor is `InvalidCursorError`.
+   * Without `shuffle`, the manifest may have been appended to since (`append_parts`); one rewritten
+   * since is `CursorMismatchError`. With `shuffle` (see `shuffledEpoch`), the epoch is defined over
+   * the manifest as it was: one appended to since is a `CursorMismatchError` too (`reason: 'appended'`).
    */
   after?: string | undefined
   /** Inline refs (default true); when false, a ref is an item like the others. */
   resolveRefs?: boolean | undefined
   /** This worker's share (see `partition`). */
   partition?: PartitionOptions | undefined
-  /** Recorded in the cursor's options, so that a cursor from another shuffle does not fit. */
-  shuffle?: OrderOptions['shuffle']
 }
 
 /** A manifest entry with the cursor to resume after it. */
@@ -84,9 +84,11 @@ export function positionedEntries(
   const root = typeof manifest === 'string' ? manifest : IN_MEMORY_ROOT
   if (typeof manifest !== 'string' && options.follow) throw new ConfigurationError('only a manifest stored in S3 can be followed')
   const partition = options.partition ? checkPartition(options.partition) : undefined
-  const fingerprint = orderFingerprint({ partition, resolveRefs: options.resolveRefs, shuffle: options.shuffle })
-  const after = options.after === undefined ? undefined : decodeCursor(options.after)
-  if (after) checkCursorFits(after, root, fingerprint)
+  const fingerprint = orderFingerprint({ partition, resolveRefs: options.resolveRefs })
+  const decoded = options.after === undefined ? undefined : decodeCursor(options.after)
+  if (decoded) checkCursorFits(decoded, root, fingerprint)
+  // A shuffled epoch's cursor records its shuffle in its options: it never fits here.
+  const after = decoded as CursorPosition | undefined
   if (after?.partition && partition && after.partition.loads.length !== partition.count) {
     throw new InvalidCursorError(`its partition state is for ${after.partition.loads.length} workers, not ${partition.count}`)
   }
@@ -119,14 +121,16 @@ async function* positioned(
   const assigner = new PartitionAssigner(partition.count, after?.partition)
   for await (const entry of entries) {
     const at = positionOf(entry)
-    if (at?.resumeAfter) {
+    // A traversal's positions (this generator's own).
+    const position = at?.position as CursorPosition | undefined
+    if (position && at?.resumeAfter) {
       // The shard the cursor points into: already this worker's, assigned before the cursor was taken.
-      at.position.partition = after?.partition
+      position.partition = after?.partition
       yield entry
       continue
     }
     if (assigner.assign(entry) !== partition.index) continue
-    if (at) at.position.partition = assigner.snapshot()
+    if (position) position.partition = assigner.snapshot()
     yield entry
   }
 }
@@ -151,9 +155,10 @@ export async function* readPositionedMembers(
   let index = (after ? after.index + 1 : 0) + skip
   const members =
     after && skip === 0 ? readShardMembersAfter(ctx, shard, after, options) : shardMembers(ctx, shard, { ...options, skip: index })
+  const base = at.membersAt ?? at.position
   for await (const item of members) {
     const path = item.body.memberPath ?? item.entry.member_path ?? item.entry.key
-    setPosition(item.entry, { position: { ...at.position, member: { index: index++, path } } })
+    setPosition(item.entry, { position: { ...base, member: { index: index++, path } } })
     yield item
   }
 }

@@ -16,11 +16,17 @@
  * for await (const entry of traverseManifest(ctx, 'ds/manifest.jsonl')) console.log(entry.kind, cursorOf(entry))
  * ```
  */
-import { type CursorPosition, encodeCursor } from '../format/cursor.js'
+import { type CursorPosition, encodeCursor, type ShuffledCursorPosition } from '../format/cursor.js'
 
 /** An item's position, and what a resumed traversal still owes of it. */
 export interface ItemPosition {
-  position: CursorPosition
+  position: CursorPosition | ShuffledCursorPosition
+  /**
+   * For a shard whose members are items: the position its members' positions are made from (with
+   * their `member`), when it is not `position` (a shuffled epoch's shard mixed whole: `position`
+   * is after the shard, its members are within it).
+   */
+  membersAt?: CursorPosition | ShuffledCursorPosition | undefined
   /**
    * For the shard a cursor pointed into: resume its members after this one (the shard entry is
    * yielded again, and only its members after it are read).

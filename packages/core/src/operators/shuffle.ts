@@ -18,7 +18,9 @@
  * Resuming: the mixed order is a pure function of those inputs, so the n-th item of the mix is
  * the same in every run. `mixEntries({ ..., skip: n })` recomputes the first n (entries only: the
  * internal manifests of the shards they come from are read, no body is fetched) and yields from
- * the (n+1)-th on.
+ * the (n+1)-th on. `shuffledEpoch` (`shuffled-epoch.ts`) does the work of these stages and
+ * `partition` in one, gives every item a cursor, and resumes after one without expanding the units
+ * wholly handed over.
  *
  * @example
  * ```ts
@@ -85,7 +87,7 @@ export function mixEntries(
 }
 
 /** The entry itself; an item with a body is refused (its body released): a buffer of bodies would hold connections. */
-function entryOnly<E extends ManifestEntry>(item: E, stage: string): E {
+export function entryOnly<E extends ManifestEntry>(item: E, stage: string): E {
   const candidate = item as PipelineItem
   if (hasBody(candidate)) {
     candidate.body.destroy()
