@@ -272,7 +272,7 @@ describe('the budget: with a pool larger than it, the sockets in use never excee
   })
 
   it('readConnections adds the terms of the options', () => {
-    expect(readConnections()).toEqual({ manifests: 1, objects: 32, archives: 8, ranges: 4, total: 45 })
+    expect(readConnections()).toEqual({ manifests: 1, objects: 32, archives: 2, ranges: 4, total: 39 })
     expect(readConnections({ concurrency: 32, shardConcurrency: 4 }).total).toBe(41)
     expect(readConnections({ concurrency: 32, shardConcurrency: 4, rangeConcurrency: 0 }).total).toBe(37)
     expect(readConnections({ concurrency: 8, expandShards: false, rangeConcurrency: 2 }).total).toBe(11)

@@ -55,7 +55,7 @@ export interface ConnectionBudget {
 export interface ReadConnectionOptions {
   /** Objects fetched at once. Default `DEFAULT_FETCH_CONCURRENCY` (32), as `iterObjects`. */
   concurrency?: number
-  /** Archives read at once. Default `DEFAULT_SHARD_CONCURRENCY` (8), as `iterObjects` (the bare `expandShards` operator reads 1). */
+  /** Archives read at once. Default `DEFAULT_SHARD_CONCURRENCY` (2), as `iterObjects` (the bare `expandShards` operator reads 1). */
   shardConcurrency?: number
   /** Whether shards are streamed with their bodies. Default true. */
   expandShards?: boolean

@@ -41,10 +41,11 @@ import { prefetchShards, type ReadMembers } from './prefetch-shards.js'
 
 /**
  * Archives `iterObjects` reads at once (its `shardConcurrency`), the one consumed and those read
- * ahead within `maxBufferedBytes`. 8: at 20–50 ms to first byte, 8 archives at once read small-member
- * shards 1.3–2× faster than 2 (bench/RESULTS.md, latency table; docs/DESIGN-NOTES.md).
+ * ahead within `maxBufferedBytes`. 2: more reads many small shards faster through a distant S3
+ * (8: 1.3–2× at 20–50 ms), but big gzip shards slower and in more memory where inflating is the
+ * bound (8: 45% slower, 375 MB peak instead of 216); docs/DESIGN-NOTES.md has the figures.
  */
-export const DEFAULT_SHARD_CONCURRENCY = 8
+export const DEFAULT_SHARD_CONCURRENCY = 2
 
 /** Options for {@link expandShards}. */
 export interface ExpandShardsOptions extends ShardReadOptions, Pick<OpenMemberOptions, 'indexCache'> {
@@ -54,7 +55,7 @@ export interface ExpandShardsOptions extends ShardReadOptions, Pick<OpenMemberOp
    * With `bodies`: archives read at once, the one being consumed and the ones after it, whose
    * members are held in memory within `maxBufferedBytes` (see `prefetch-shards.ts`); output stays
    * in manifest order. Default 1: one at a time (the store's `iterObjects` passes
-   * `DEFAULT_SHARD_CONCURRENCY`, 8).
+   * `DEFAULT_SHARD_CONCURRENCY`, 2).
    */
   shardConcurrency?: number
   /** With `shardConcurrency` > 1: bytes of prefetched members held at once. Default 64 MiB. */
