@@ -4,6 +4,7 @@
  * server's capabilities. It keeps the checks' records and the multipart uploads it started, and
  * empties the scratch prefix again (`cleanUp`). The checks themselves are in `probe-checks.ts`.
  */
+import { setTimeout as sleep } from 'node:timers/promises'
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
@@ -32,6 +33,10 @@ export interface ProbeCheck {
   result: string
 }
 
+/** Sweeps of the scratch prefix after a cancelled probe, and the pause before each after the first. */
+const CANCELLED_SWEEPS = 5
+const CANCELLED_SWEEP_PAUSE_MS = 250
+
 /** The scratch prefix, the requests sent under it and the checks' records; see the module comment. */
 export class ProbeSession {
   readonly checks: ProbeCheck[] = []
@@ -45,7 +50,12 @@ export class ProbeSession {
     this.#prefix = prefix
   }
 
-  /** Aborts the uploads it started and deletes every object under the scratch prefix. */
+  /**
+   * Aborts the uploads it started and deletes every object under the scratch prefix. After a
+   * cancelled probe a request may still be on its way to the server (the SDK gives up on it, the
+   * server may carry it out a moment later): the prefix is then swept again, a pause apart, until
+   * a sweep finds nothing (at most `CANCELLED_SWEEPS` times).
+   */
   async cleanUp(): Promise<void> {
     const { client, bucket } = this.ctx
     const failures: unknown[] = []
@@ -59,22 +69,36 @@ export class ProbeSession {
     for (const [uploadId, key] of this.#uploads) {
       await attempt(() => client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId })))
     }
-    await attempt(async () => {
-      const open = await client.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: this.#prefix }))
-      for (const upload of open.Uploads ?? []) {
-        await attempt(() => client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: upload.Key, UploadId: upload.UploadId })))
-      }
-    })
-    await attempt(async () => {
-      let token: string | undefined
-      do {
-        const page = await client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: this.#prefix, ContinuationToken: token }))
-        for (const object of page.Contents ?? []) {
-          if (object.Key) await attempt(() => client.send(new DeleteObjectCommand({ Bucket: bucket, Key: object.Key })))
+    /** Aborts the open uploads and deletes the objects under the prefix; resolves to how many it found. */
+    const sweep = async (): Promise<number> => {
+      let found = 0
+      await attempt(async () => {
+        const open = await client.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: this.#prefix }))
+        for (const upload of open.Uploads ?? []) {
+          found++
+          await attempt(() => client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: upload.Key, UploadId: upload.UploadId })))
         }
-        token = page.NextContinuationToken
-      } while (token)
-    })
+      })
+      await attempt(async () => {
+        let token: string | undefined
+        do {
+          const page = await client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: this.#prefix, ContinuationToken: token }))
+          for (const object of page.Contents ?? []) {
+            found++
+            if (object.Key) await attempt(() => client.send(new DeleteObjectCommand({ Bucket: bucket, Key: object.Key })))
+          }
+          token = page.NextContinuationToken
+        } while (token)
+      })
+      return found
+    }
+    await sweep()
+    if (this.ctx.signal?.aborted) {
+      for (let round = 1; round < CANCELLED_SWEEPS; round++) {
+        await sleep(CANCELLED_SWEEP_PAUSE_MS)
+        if ((await sweep()) === 0) break
+      }
+    }
     if (failures.length > 0 && !this.ctx.signal?.aborted) {
       throw new S3RequestError('probe clean-up', this.#prefix, failures[0])
     }
